@@ -1,0 +1,179 @@
+# gort: a plain Makefile. Sources are found by wildcard; every object gets a
+# -MMD dependency file, so a header change rebuilds what includes it.
+#
+#   make                 build/libgort.a, build/libgort.so, build/gortprof
+#   make test            build and run the CUnit suites
+#   make bench           build/gort-bench (the Go peer's workloads)
+#   make install         headers, both libraries, gort.pc, gortprof (PREFIX, DESTDIR)
+#   make SANITIZER=address|thread|undefined test   (or make asan / tsan / ubsan)
+#   make DEBUG=1         assertions, lock-rank witness, randomized scheduling
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+BINDIR  ?= $(PREFIX)/bin
+CC      ?= cc
+ARCH    := $(shell uname -m | sed -e 's/x86_64/amd64/' -e 's/aarch64/arm64/')
+
+SANITIZER ?=
+DEBUG     ?= 0
+ifeq ($(SANITIZER),)
+  BUILD ?= build
+else
+  BUILD ?= build-$(SANITIZER)
+endif
+
+VERSION := 0.1.0
+
+WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
+OPT     ?= -O2
+CFLAGS_ALL := -std=gnu11 $(OPT) -g -fPIC -fvisibility=hidden -fno-omit-frame-pointer \
+              -pthread $(WARN) -Iinclude -Iruntime -Isysmon -Iprof -Itests -MMD -MP \
+              -D_GNU_SOURCE -DGORT_BUILDING $(CFLAGS)
+ASFLAGS_ALL := -g -fPIC -Iruntime -Isysmon -MMD -MP $(ASFLAGS)
+
+ifeq ($(DEBUG),1)
+  CFLAGS_ALL += -DGORT_DEBUG_BUILD=1
+endif
+ifneq ($(SANITIZER),)
+  CFLAGS_ALL += -fsanitize=$(SANITIZER) -fno-sanitize-recover=all
+  LDSAN := -fsanitize=$(SANITIZER)
+  ifeq ($(SANITIZER),address)
+    CFLAGS_ALL += -DGORT_ASAN=1
+  endif
+  ifeq ($(SANITIZER),thread)
+    CFLAGS_ALL += -DGORT_TSAN=1
+  endif
+endif
+
+DEPLIBS := -lunwind -ldw -lelf -lz -pthread -lm
+LDFLAGS_ALL := $(LDSAN) $(LDFLAGS)
+
+# Library sources: generic C, plus the files named for this architecture.
+LIB_C   := $(wildcard runtime/*.c sysmon/*.c prof/*.c)
+LIB_S   := $(wildcard runtime/*_$(ARCH).S sysmon/*_$(ARCH).S)
+LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_C)) $(patsubst %.S,$(BUILD)/obj/%.o,$(LIB_S))
+
+TOOL_C   := $(wildcard prof/tool/*.c)
+TOOL_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TOOL_C))
+
+TEST_C   := $(wildcard tests/*.c tests/stress/*.c)
+TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_C))
+
+STRESS_C   := $(wildcard tests/soak/*.c)
+STRESS_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(STRESS_C))
+
+BENCH_C   := $(wildcard tests/bench/*.c)
+BENCH_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(BENCH_C))
+
+EXAMPLE_C   := $(wildcard examples/*.c)
+EXAMPLE_BIN := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_C))
+
+LIBA  := $(BUILD)/libgort.a
+LIBSO := $(BUILD)/libgort.so
+TOOL  := $(BUILD)/gortprof
+TESTB := $(BUILD)/gort-test
+STRESSB := $(BUILD)/gort-stress
+BENCHB := $(BUILD)/gort-bench
+
+.PHONY: all lib tool test bench examples install uninstall clean asan tsan ubsan \
+        valgrind soak stress demo fuzz
+
+all: lib tool
+
+lib: $(LIBA) $(LIBSO)
+tool: $(TOOL)
+
+V ?= 0
+ifeq ($(V),0)
+  Q := @
+  SAY = @printf '  %-6s %s\n' $(1) $(2);
+else
+  Q :=
+  SAY =
+endif
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(call SAY,CC,$<)$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.S
+	@mkdir -p $(dir $@)
+	$(call SAY,AS,$<)$(CC) $(ASFLAGS_ALL) -c $< -o $@
+
+# Tests and benchmarks are built with the same flags as the library, except
+# that they may define their own flags per file (see tests/bench).
+$(BUILD)/obj/tests/bench/%.o: CFLAGS_ALL += -O3
+
+$(LIBA): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(LIBSO): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libgort.so.0 $(LDFLAGS_ALL) -o $@ $^ $(DEPLIBS)
+
+$(TOOL): $(TOOL_OBJ) $(LIBA)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(TOOL_OBJ) $(LIBA) $(DEPLIBS)
+
+$(TESTB): $(TEST_OBJ) $(LIBA)
+	$(CC) $(LDFLAGS_ALL) -rdynamic -o $@ $(TEST_OBJ) $(LIBA) -lcunit $(DEPLIBS)
+
+$(STRESSB): $(STRESS_OBJ) $(LIBA)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(STRESS_OBJ) $(LIBA) $(DEPLIBS)
+
+$(BENCHB): $(BENCH_OBJ) $(LIBA)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(BENCH_OBJ) $(LIBA) $(DEPLIBS)
+
+$(BUILD)/examples/%: examples/%.c $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBA) $(DEPLIBS)
+
+examples: $(EXAMPLE_BIN)
+
+# GORT_TEST_SCALE scales the stress suites (1 = CI size).
+test: $(TESTB) $(TOOL)
+	GORT_TEST_BIN=$(abspath $(TESTB)) GORTPROF=$(abspath $(TOOL)) $(TESTB)
+
+bench: $(BENCHB)
+
+stress: $(STRESSB)
+
+asan:
+	$(MAKE) SANITIZER=address test
+tsan:
+	$(MAKE) SANITIZER=thread test
+ubsan:
+	$(MAKE) SANITIZER=undefined test
+
+gort.pc: Makefile
+	@printf '%s\n' \
+	  'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCDIR)' '' \
+	  'Name: gort' 'Description: Go-style M:N runtime for C' 'Version: $(VERSION)' \
+	  'Requires.private: libunwind libdw zlib' \
+	  'Cflags: -I$${includedir} -pthread' \
+	  'Libs: -L$${libdir} -lgort -pthread' \
+	  'Libs.private: -lelf -lm' > $(BUILD)/gort.pc
+
+install: all
+	@mkdir -p $(BUILD)
+	$(MAKE) --no-print-directory gort.pc
+	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)
+	install -m 644 include/gort.h include/gort_prof.h $(DESTDIR)$(INCDIR)/
+	install -m 644 $(LIBA) $(DESTDIR)$(LIBDIR)/libgort.a
+	install -m 755 $(LIBSO) $(DESTDIR)$(LIBDIR)/libgort.so.$(VERSION)
+	ln -sf libgort.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libgort.so.0
+	ln -sf libgort.so.0 $(DESTDIR)$(LIBDIR)/libgort.so
+	install -m 644 $(BUILD)/gort.pc $(DESTDIR)$(LIBDIR)/pkgconfig/gort.pc
+	install -m 755 $(TOOL) $(DESTDIR)$(BINDIR)/gortprof
+
+uninstall:
+	rm -f $(DESTDIR)$(INCDIR)/gort.h $(DESTDIR)$(INCDIR)/gort_prof.h
+	rm -f $(DESTDIR)$(LIBDIR)/libgort.a $(DESTDIR)$(LIBDIR)/libgort.so*
+	rm -f $(DESTDIR)$(LIBDIR)/pkgconfig/gort.pc $(DESTDIR)$(BINDIR)/gortprof
+
+clean:
+	rm -rf build build-address build-thread build-undefined
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,261 @@
+/*
+ * gort.h: the public API of the gort runtime, a Go-style M:N scheduler for C.
+ *
+ * Goroutines are multiplexed onto OS threads (M) through processors (P).
+ * Everything a goroutine may block on (channels, select, sleep, sync
+ * primitives, wrapped system calls) parks the goroutine and lets its thread
+ * run others.  Misuse (sending on a closed channel, unlocking an unlocked
+ * mutex, ...) ends the program with Go's words and a goroutine dump.
+ *
+ * Types the user allocates (gort_waitgroup, gort_mutex, ...) are defined
+ * here so they can live in structs or on the stack; their fields are
+ * private.  Zero-initialised means ready, as in Go.
+ *
+ * Thread-local state: a goroutine may resume on another OS thread after any
+ * call that can block and, because of asynchronous preemption, between any
+ * two instructions of user code.  errno and __thread variables belong to the
+ * thread, not the goroutine.  Read errno immediately after the call that set
+ * it, or pin the goroutine with gort_lock_thread().  See docs/runtime.md.
+ */
+#ifndef GORT_H
+#define GORT_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define GORT_VERSION_MAJOR 0
+#define GORT_VERSION_MINOR 1
+#define GORT_VERSION_PATCH 0
+
+#if defined(GORT_BUILDING)
+#define GORT_API __attribute__((visibility("default")))
+#else
+#define GORT_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Goroutines and the scheduler                                         */
+/* ------------------------------------------------------------------ */
+
+/* Starts the runtime (once), runs fn(arg) as goroutine 1 and returns 0 when
+ * it returns.  Other goroutines are abandoned, as in Go: the world is
+ * stopped and they stay where they are.  May be called again after it
+ * returns; the abandoned goroutines then resume. */
+GORT_API int gort_main(void (*fn)(void *), void *arg);
+
+/* Starts fn(arg) as a new goroutine; returns its id.  Callable from any
+ * goroutine, and from a thread that is not a goroutine once the runtime
+ * has started. */
+GORT_API uint64_t gort_go(void (*fn)(void *), void *arg);
+
+GORT_API void gort_yield(void);              /* runtime.Gosched */
+GORT_API void gort_sleep(int64_t ns);        /* time.Sleep; ns <= 0 returns at once */
+GORT_API int64_t gort_nanotime(void);        /* monotonic clock, ns */
+GORT_API uint64_t gort_self(void);           /* running goroutine's id; 0 outside one */
+GORT_API int gort_maxprocs(int n);           /* n > 0 sets; returns the previous value */
+GORT_API int gort_numgoroutine(void);        /* live goroutines, as runtime.NumGoroutine */
+GORT_API int gort_numcpu(void);              /* CPUs this process may use */
+
+/* Pins the calling goroutine to its OS thread (runtime.LockOSThread):
+ * calls nest; the goroutine runs only on this thread and the thread runs
+ * nothing else until the matching number of unlocks. */
+GORT_API void gort_lock_thread(void);
+GORT_API void gort_unlock_thread(void);
+
+/* sync.WaitGroup.  Zero-initialised is ready. */
+typedef struct gort_waitgroup {
+    uint64_t _state; /* private: counter << 32 | waiters */
+    uint32_t _sema;  /* private */
+} gort_waitgroup;
+GORT_API void gort_wg_add(gort_waitgroup *, int64_t delta);
+GORT_API void gort_wg_done(gort_waitgroup *);
+GORT_API void gort_wg_wait(gort_waitgroup *);
+
+/* ------------------------------------------------------------------ */
+/* Channels and select                                                  */
+/* ------------------------------------------------------------------ */
+
+typedef struct gort_chan gort_chan;
+GORT_API gort_chan *gort_chan_make(size_t elem_size, size_t cap);
+GORT_API void gort_chan_send(gort_chan *, const void *elem);
+/* false once closed and drained; then *elem is zeroed.  elem may be NULL. */
+GORT_API bool gort_chan_recv(gort_chan *, void *elem);
+GORT_API void gort_chan_close(gort_chan *);
+GORT_API void gort_chan_free(gort_chan *);
+GORT_API size_t gort_chan_len(gort_chan *);
+GORT_API size_t gort_chan_cap(gort_chan *);
+/* Non-blocking forms (select with one case and default). */
+GORT_API bool gort_chan_trysend(gort_chan *, const void *elem);
+GORT_API bool gort_chan_tryrecv(gort_chan *, void *elem, bool *ok);
+
+enum { GORT_SEND = 1, GORT_RECV = 2 };
+typedef struct {
+    gort_chan *ch; /* NULL: never ready */
+    int op;        /* GORT_SEND or GORT_RECV */
+    void *elem;    /* value to send, or where to receive (may be NULL) */
+    bool ok;       /* set for the receive case that ran, as v, ok := <-c */
+} gort_case;
+/* Index of the case that ran; -1 when !block and none is ready.  Among
+ * ready cases one is chosen uniformly at random. */
+GORT_API int gort_select(gort_case *cases, int n, bool block);
+
+/* ------------------------------------------------------------------ */
+/* Timers                                                               */
+/* ------------------------------------------------------------------ */
+
+/* time.Timer and time.Ticker: each delivers gort_nanotime() at the moment
+ * it fired (an int64_t) on its channel, which has capacity 1.  A ticker
+ * drops ticks a slow receiver missed. */
+typedef struct gort_timer gort_timer;
+GORT_API gort_timer *gort_timer_new(int64_t ns);
+GORT_API gort_timer *gort_ticker_new(int64_t period_ns);
+GORT_API gort_chan *gort_timer_chan(gort_timer *);
+/* true when the call stopped the timer before it fired. */
+GORT_API bool gort_timer_stop(gort_timer *);
+/* Stops and re-arms for ns from now (period for a ticker). */
+GORT_API bool gort_timer_reset(gort_timer *, int64_t ns);
+/* Stops the timer and frees it with its channel. */
+GORT_API void gort_timer_free(gort_timer *);
+
+/* ------------------------------------------------------------------ */
+/* sync                                                                 */
+/* ------------------------------------------------------------------ */
+
+/* sync.Mutex.  Zero-initialised is unlocked.  Not reentrant; unlocking an
+ * unlocked mutex is fatal.  May be unlocked by another goroutine. */
+typedef struct gort_mutex {
+    int32_t _state; /* private */
+    uint32_t _sema; /* private */
+} gort_mutex;
+GORT_API void gort_mutex_lock(gort_mutex *);
+GORT_API void gort_mutex_unlock(gort_mutex *);
+GORT_API bool gort_mutex_trylock(gort_mutex *);
+
+/* sync.RWMutex.  Zero-initialised is unlocked. */
+typedef struct gort_rwmutex {
+    gort_mutex _w;            /* private */
+    uint32_t _writer_sem;     /* private */
+    uint32_t _reader_sem;     /* private */
+    int32_t _reader_count;    /* private */
+    int32_t _reader_wait;     /* private */
+} gort_rwmutex;
+GORT_API void gort_rwmutex_rlock(gort_rwmutex *);
+GORT_API void gort_rwmutex_runlock(gort_rwmutex *);
+GORT_API void gort_rwmutex_lock(gort_rwmutex *);
+GORT_API void gort_rwmutex_unlock(gort_rwmutex *);
+GORT_API bool gort_rwmutex_tryrlock(gort_rwmutex *);
+GORT_API bool gort_rwmutex_trylock(gort_rwmutex *);
+
+/* sync.Cond, used with a gort_mutex.  Zero-initialised is ready. */
+typedef struct gort_cond {
+    uint32_t _wait;   /* private: ticket of the next waiter */
+    uint32_t _notify; /* private: ticket of the next to notify */
+    void *_head;      /* private */
+    void *_tail;      /* private */
+    uint32_t _lock;   /* private */
+} gort_cond;
+GORT_API void gort_cond_wait(gort_cond *, gort_mutex *);
+GORT_API void gort_cond_signal(gort_cond *);
+GORT_API void gort_cond_broadcast(gort_cond *);
+
+/* sync.Once.  Zero-initialised is ready. */
+typedef struct gort_once {
+    uint32_t _done; /* private */
+    gort_mutex _m;  /* private */
+} gort_once;
+GORT_API void gort_once_do(gort_once *, void (*fn)(void *), void *arg);
+
+/* A counting semaphore.  Zero-initialised holds no permits. */
+typedef struct gort_sema {
+    uint32_t _count; /* private */
+} gort_sema;
+GORT_API void gort_sema_acquire(gort_sema *);
+GORT_API bool gort_sema_tryacquire(gort_sema *);
+GORT_API void gort_sema_release(gort_sema *, uint32_t n);
+
+/* ------------------------------------------------------------------ */
+/* System calls                                                         */
+/* ------------------------------------------------------------------ */
+
+/* Bracket a blocking call the runtime cannot see: the P is free for other
+ * goroutines while the call lasts (sysmon hands it off after one round). */
+GORT_API void gort_syscall_enter(void);
+GORT_API void gort_syscall_exit(void);
+
+struct timespec;
+struct pollfd;
+struct sockaddr;
+GORT_API ssize_t gort_read(int fd, void *buf, size_t n);
+GORT_API ssize_t gort_write(int fd, const void *buf, size_t n);
+GORT_API int gort_nanosleep(const struct timespec *req, struct timespec *rem);
+GORT_API int gort_poll(struct pollfd *fds, unsigned long nfds, int timeout_ms);
+GORT_API int gort_accept(int fd, struct sockaddr *addr, unsigned int *addrlen);
+GORT_API int gort_connect(int fd, const struct sockaddr *addr, unsigned int addrlen);
+GORT_API ssize_t gort_recv(int fd, void *buf, size_t n, int flags);
+GORT_API ssize_t gort_send(int fd, const void *buf, size_t n, int flags);
+GORT_API pid_t gort_waitpid(pid_t pid, int *status, int options);
+
+/* ------------------------------------------------------------------ */
+/* Diagnostics                                                          */
+/* ------------------------------------------------------------------ */
+
+/* runtime.Stack: the calling goroutine's stack, or all goroutines (the
+ * caller first) when all.  Returns the bytes written (truncated to len). */
+GORT_API size_t gort_stack(char *buf, size_t len, bool all);
+/* Writes every goroutine's stack to fd. */
+GORT_API void gort_dump(int fd);
+
+/* Scheduler counters, for GORT_DEBUG=schedtrace and tests. */
+typedef struct gort_stats {
+    uint64_t goroutines_created;
+    uint64_t goroutines_live;
+    uint64_t context_switches;
+    uint64_t steals;               /* successful steals of a run-queue batch */
+    uint64_t stolen_goroutines;    /* goroutines moved by those steals */
+    uint64_t global_runq_gets;
+    uint64_t threads;              /* Ms created */
+    uint64_t threads_idle;
+    uint64_t spinning_threads;
+    uint64_t procs;
+    uint64_t idle_procs;
+    uint64_t preempt_requested;    /* SIGURG preemptions asked for */
+    uint64_t preempt_signals;      /* signals actually sent */
+    uint64_t preempt_done;         /* goroutines switched out by a signal */
+    uint64_t preempt_coop;         /* preemptions served at a runtime call */
+    uint64_t preempt_unsafe_runtime;  /* refused: M in the runtime or holding a lock */
+    uint64_t preempt_unsafe_frame;    /* refused: a frame in libc/ld.so/libunwind/... */
+    uint64_t preempt_unsafe_nopreempt;/* refused: no-preempt section */
+    uint64_t syscalls;             /* gort_syscall_enter calls */
+    uint64_t handoffs;             /* Ps taken from Ms in system calls */
+    uint64_t unwrapped_blocks;     /* Ms found blocked outside the runtime's knowledge */
+    uint64_t timers_fired;
+    uint64_t stacks_allocated;
+    uint64_t stacks_cached;
+} gort_stats;
+GORT_API void gort_stats_get(gort_stats *out);
+
+/* ------------------------------------------------------------------ */
+/* defer / panic / recover                                              */
+/* ------------------------------------------------------------------ */
+
+/* Registers fn(arg) to run, last in first out, when the calling goroutine's
+ * function returns or panics. */
+GORT_API void gort_defer(void (*fn)(void *), void *arg);
+/* Starts a panic with a printf-style message: deferred calls run; if none
+ * recovers, the program prints "panic: MESSAGE", the dump, and exits 2. */
+GORT_API void gort_panic(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+/* Inside a deferred call during a panic: stops it and returns its message
+ * (valid until the goroutine exits); NULL otherwise. */
+GORT_API const char *gort_recover(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* GORT_H */

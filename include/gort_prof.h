@@ -1,0 +1,55 @@
+/*
+ * gort_prof.h: profiling for gort programs.
+ *
+ * CPU profiles come from per-thread CPU-time timers (timer_create on each
+ * M's CLOCK_THREAD_CPUTIME_ID), so every thread is sampled in proportion to
+ * the CPU it uses.  Profiles are written as gzipped profile.proto, which
+ * `go tool pprof` and the bundled `gortprof` read as they are.
+ *
+ * Functions that can fail for outside reasons return 0 or a negative errno
+ * value; they never rely on errno (a goroutine may have changed threads).
+ *
+ * Environment:
+ *   GORT_CPUPROFILE=path[,hz]  profile the whole run; written at exit and on
+ *                              SIGTERM/SIGINT, and before a fatal error exits.
+ */
+#ifndef GORT_PROF_H
+#define GORT_PROF_H
+
+#include "gort.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Starts the CPU profiler at hz samples per second of CPU time (hz <= 0:
+ * 100).  -EBUSY if one is running. */
+GORT_API int gort_cpuprofile_start(const char *path, int hz);
+/* Stops it and writes the profile.  -EINVAL if none is running. */
+GORT_API int gort_cpuprofile_stop(void);
+
+/* Writes the named profile ("goroutine", "block", "mutex") to fd: debug 0
+ * is gzipped profile.proto, 1 and 2 are text as Go's
+ * pprof.Lookup(name).WriteTo.  -ENOENT for an unknown name. */
+GORT_API int gort_profile_write(const char *name, int fd, int debug);
+
+/* runtime.SetBlockProfileRate: sample one blocking event per rate ns spent
+ * blocked (1: every event, 0: off). */
+GORT_API void gort_set_block_profile_rate(int64_t rate);
+/* runtime.SetMutexProfileFraction: report 1/rate of contention events
+ * (0: off); returns the previous rate. */
+GORT_API int gort_set_mutex_profile_fraction(int rate);
+
+/* Profiler labels (pprof.Do / pprof.SetGoroutineLabels).  Labels are
+ * key=value pairs on a goroutine, inherited by goroutines it creates and
+ * carried into CPU samples and goroutine profiles. */
+GORT_API void gort_label_set(const char *key, const char *value);
+GORT_API const char *gort_label_get(const char *key);
+/* Runs fn(arg) with the given pairs added to the calling goroutine's
+ * labels, then restores the previous set.  kv holds n key, value pairs. */
+GORT_API void gort_label_do(const char *const *kv, int n, void (*fn)(void *), void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* GORT_PROF_H */

@@ -1,0 +1,265 @@
+/*
+ * main.c: runtime start-up, settings from the environment, gort_main and
+ * gort_maxprocs.
+ *
+ * gort_main adopts the calling thread as an M.  Its scheduler stack (g0) is
+ * the caller's own stack, a little below gort_main's frame; gort_main's
+ * registers are saved in m->retctx, and the thread jumps back there when
+ * the main goroutine has returned and the world is stopped (stw.c).  If
+ * the main goroutine finishes on another thread, that thread wakes this
+ * one.  The world stays stopped between gort_main calls.
+ *
+ * Environment (read once, at the first runtime call):
+ *   GORT_MAXPROCS    number of Ps (default: CPUs in our affinity mask)
+ *   GORT_STACK_SIZE  goroutine stack size in bytes, k/m suffixes (256k)
+ *   GORT_SLICE_US    preemption time slice (10000, at least 100)
+ *   GORT_TRACEBACK   none|single|all|system|crash (single)
+ *   GORT_DEBUG       comma-separated: schedtrace=MS, scheddetail=1,
+ *                    asyncpreemptoff=1, randomize=1, deadlock=0
+ */
+#include "runtime.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+gort_settings_t gort__settings = {
+    .slice_ns = 10 * 1000 * 1000,
+    .stack_size = 256 * 1024,
+    .traceback = 1,
+};
+_Atomic int32_t gort__ncpu;
+gort_m_t *gort__m0;
+
+gort_p_t *gort__procresize(int32_t nprocs);
+void gort__start_world_locked_m(void);
+void gort__set_newprocs(int32_t n);
+int32_t gort__get_newprocs(void);
+
+static size_t parse_size(const char *s, size_t def)
+{
+    if (!s || !*s)
+        return def;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return def;
+    switch (*end) {
+    case 'k': case 'K': v <<= 10; end++; break;
+    case 'm': case 'M': v <<= 20; end++; break;
+    case 'g': case 'G': v <<= 30; end++; break;
+    default: break;
+    }
+    if (*end == 'b' || *end == 'B')
+        end++;
+    return *end ? def : (size_t)v;
+}
+
+int gort__atoi_env(const char *name, int def)
+{
+    const char *s = getenv(name);
+    if (!s || !*s)
+        return def;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*end || end == s)
+        return def;
+    return (int)v;
+}
+
+static void parse_debug(const char *s)
+{
+    if (!s)
+        return;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (!eq)
+            continue;
+        *eq = 0;
+        int v = atoi(eq + 1);
+        if (!strcmp(tok, "schedtrace"))
+            gort__settings.schedtrace_ms = v;
+        else if (!strcmp(tok, "scheddetail"))
+            gort__settings.scheddetail = v;
+        else if (!strcmp(tok, "asyncpreemptoff"))
+            gort__settings.asyncpreemptoff = v;
+        else if (!strcmp(tok, "randomize"))
+            gort__settings.randomize = v;
+        else if (!strcmp(tok, "deadlock"))
+            gort__settings.nodeadlock = !v;
+    }
+}
+
+static int parse_traceback(const char *s)
+{
+    if (!s || !*s || !strcmp(s, "single"))
+        return 1;
+    if (!strcmp(s, "none") || !strcmp(s, "0"))
+        return 0;
+    if (!strcmp(s, "all") || !strcmp(s, "1"))
+        return 2;
+    if (!strcmp(s, "system") || !strcmp(s, "2"))
+        return 3;
+    if (!strcmp(s, "crash"))
+        return 4;
+    return 1;
+}
+
+static int count_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0)
+            return n;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+int gort_numcpu(void)
+{
+    gort__runtime_init();
+    return atomic_load_explicit(&gort__ncpu, memory_order_relaxed);
+}
+
+static void at_exit(void)
+{
+    if (gort__prof_at_exit)
+        gort__prof_at_exit();
+}
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void runtime_init_once(void)
+{
+    int ncpu = count_cpus();
+    atomic_store(&gort__ncpu, ncpu);
+    int procs = gort__atoi_env("GORT_MAXPROCS", ncpu);
+    if (procs < 1)
+        procs = ncpu;
+    if (procs > GORT_MAX_PROCS)
+        procs = GORT_MAX_PROCS;
+    gort__settings.stack_size = parse_size(getenv("GORT_STACK_SIZE"), 256 * 1024);
+    int slice = gort__atoi_env("GORT_SLICE_US", 10000);
+    if (slice < 100)
+        slice = 100;
+    gort__settings.slice_ns = (int64_t)slice * 1000;
+    gort__settings.traceback = parse_traceback(getenv("GORT_TRACEBACK"));
+    parse_debug(getenv("GORT_DEBUG"));
+#ifdef GORT_DEBUG_BUILD
+    gort__settings.randomize = 1;
+#endif
+
+    gort__stack_init();
+    gort__netpoll_init();
+    gort__signal_init();
+
+    /* Ps are created stopped: the world starts stopped, and gort_main
+     * starts it. */
+    gort__set_newprocs(procs);
+    atomic_store(&gort__sched.gcwaiting, 1);
+    atomic_store(&gort__sched.goidgen, 1);
+    atexit(at_exit);
+    if (gort__sysmon_start)
+        gort__sysmon_start();
+}
+
+void gort__runtime_init(void) { pthread_once(&init_once, runtime_init_once); }
+
+static void main_sched(void *arg)
+{
+    (void)arg;
+    gort__schedule();
+}
+
+int gort_main(void (*fn)(void *), void *arg)
+{
+    gort__runtime_init();
+    if (!fn)
+        gort__fatal("gort_main: nil function");
+    if (gort__getm())
+        gort__fatal("gort_main called from inside the runtime");
+    int32_t zero = 0;
+    if (!atomic_compare_exchange_strong(&gort__sched.main_running, &zero, 1))
+        gort__fatal("gort_main called while another gort_main is running");
+
+    gort_m_t *m = gort__m0;
+    if (!m)
+        m = gort__m0 = gort__allocm();
+    m->is_main_thread = true;
+    m->p = m->nextp = m->oldp = NULL;
+    m->spinning = false;
+    m->lockedg = NULL;
+    m->curg = NULL;
+    atomic_store(&m->locks, 0);
+    atomic_store(&m->pstate, 0);
+    gort__noteclear(&m->park);
+    gort__sched.main_m = m;
+    gort__lock(&gort__sched.lock);
+    gort__sched.mcount++;
+    gort__unlock(&gort__sched.lock);
+
+    /* g0 runs below this frame on the caller's stack. */
+    uintptr_t sp = (gort__getsp() - 8192) & ~(uintptr_t)15;
+    pthread_attr_t attr;
+    void *stackaddr = NULL;
+    size_t stacksize = 0;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        pthread_attr_getstack(&attr, &stackaddr, &stacksize);
+        pthread_attr_destroy(&attr);
+    }
+    m->g0sp = (void *)sp;
+    m->g0hi = sp;
+    m->g0lo = (uintptr_t)stackaddr;
+    gort__minit(m);
+
+    atomic_store(&gort__sched.main_done, 0);
+    gort__start_world_locked_m();
+    gort__newproc(fn, arg, (uintptr_t)__builtin_return_address(0), true);
+    gort__wakep();
+    gort__mcall(&m->retctx, m->g0sp, main_sched, NULL);
+
+    /* The main goroutine has returned; the world is stopped. */
+    m = gort__getm();
+    gort__lock(&gort__sched.lock);
+    gort__sched.mcount--;
+    gort__unlock(&gort__sched.lock);
+    gort__munsetup(m);
+    m->is_main_thread = false;
+    gort__sched.main_m = NULL;
+    atomic_store(&gort__sched.main_running, 0);
+    return 0;
+}
+
+int gort_maxprocs(int n)
+{
+    gort__runtime_init();
+    gort_g_t *gp = gort__getg();
+    if (!gp || !atomic_load(&gort__sched.main_running) || atomic_load(&gort__sched.main_done)) {
+        /* Runtime not running: applies when gort_main next starts it. */
+        gort__lock(&gort__sched.lock);
+        int32_t pending = gort__get_newprocs();
+        int prev = pending ? pending : atomic_load(&gort__gomaxprocs);
+        if (n > 0)
+            gort__set_newprocs(n > GORT_MAX_PROCS ? GORT_MAX_PROCS : n);
+        gort__unlock(&gort__sched.lock);
+        return prev;
+    }
+    int prev = atomic_load(&gort__gomaxprocs);
+    if (n <= 0 || n == prev)
+        return prev;
+    if (n > GORT_MAX_PROCS)
+        n = GORT_MAX_PROCS;
+    gort__stop_the_world("GOMAXPROCS");
+    gort__set_newprocs(n);
+    gort__start_the_world();
+    return prev;
+}

@@ -1,0 +1,109 @@
+/*
+ * netpoll_epoll.c: where an idle M waits for the next timer.
+ *
+ * One M at a time (the one that swapped sched.lastpoll to 0) blocks in
+ * epoll_pwait2 with the earliest timer's delay; an eventfd in the set lets
+ * anyone break the wait when an earlier timer appears or the world changes
+ * (gort__wake_netpoller, gort__netpoll_break).  The other idle Ms sleep on
+ * their notes.  epoll rather than a futex so that file-descriptor readiness
+ * ("IO wait") can join the same wait later without a second mechanism;
+ * today no goroutine registers a descriptor, so netpoll returns no Gs.
+ *
+ * epoll_pwait2 takes a timespec (ns resolution); on kernels without it we
+ * fall back to epoll_wait with the delay rounded up to a millisecond.
+ */
+#include "runtime.h"
+
+#include <errno.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+static int epfd = -1;
+static int breakfd = -1;
+static _Atomic uint32_t breaking; /* a break is pending in the eventfd */
+static bool have_pwait2 = true;
+_Atomic int32_t gort__netpoll_waiters;
+
+void gort__netpoll_init(void)
+{
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0)
+        gort__throw("epoll_create1 failed: %d", errno);
+    breakfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (breakfd < 0)
+        gort__throw("eventfd failed: %d", errno);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, breakfd, &ev) != 0)
+        gort__throw("epoll_ctl failed: %d", errno);
+}
+
+bool gort__netpoll_inited(void) { return epfd >= 0; }
+
+void gort__netpoll_break(void)
+{
+    uint32_t zero = 0;
+    if (!atomic_compare_exchange_strong(&breaking, &zero, 1))
+        return;
+    uint64_t one = 1;
+    ssize_t r;
+    do {
+        r = write(breakfd, &one, sizeof one);
+    } while (r < 0 && errno == EINTR);
+}
+
+gort_g_t *gort__netpoll(int64_t delay)
+{
+    struct epoll_event evs[16];
+    int n;
+    for (;;) {
+        if (have_pwait2) {
+            struct timespec ts, *tsp = NULL;
+            if (delay >= 0) {
+                ts.tv_sec = delay / 1000000000;
+                ts.tv_nsec = delay % 1000000000;
+                tsp = &ts;
+            }
+            n = epoll_pwait2(epfd, evs, 16, tsp, NULL);
+            if (n < 0 && errno == ENOSYS) {
+                have_pwait2 = false;
+                continue;
+            }
+        } else {
+            int ms = delay < 0 ? -1 : (int)((delay + 999999) / 1000000);
+            n = epoll_wait(epfd, evs, 16, ms);
+        }
+        if (n < 0) {
+            if (errno == EINTR && delay != 0)
+                return NULL; /* let the caller recompute the delay */
+            if (errno == EINTR)
+                continue;
+            gort__throw("epoll_wait failed: %d", errno);
+        }
+        break;
+    }
+    for (int i = 0; i < n; i++) {
+        if (evs[i].data.ptr == NULL) {
+            uint64_t v;
+            ssize_t r = read(breakfd, &v, sizeof v);
+            (void)r;
+            atomic_store(&breaking, 0);
+        }
+    }
+    return NULL;
+}
+
+void gort__wake_netpoller(int64_t when)
+{
+    if (atomic_load_explicit(&gort__sched.lastpoll, memory_order_acquire) == 0) {
+        /* An M is in the poller: break it if it would sleep past `when`.
+         * A spurious wakeup is harmless; a missed one is not. */
+        int64_t until = atomic_load_explicit(&gort__sched.pollUntil, memory_order_acquire);
+        if (until == 0 || until > when)
+            gort__netpoll_break();
+    } else {
+        /* Nobody is in the poller: get an M there to handle the timer. */
+        gort__wakep();
+    }
+}

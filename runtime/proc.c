@@ -1,0 +1,302 @@
+/*
+ * proc.c: creating and ending goroutines.
+ *
+ * A new goroutine is a G struct with an entry point and nothing else: its
+ * stack is attached when it first runs (execute in sched.c) and detached
+ * when it exits.  Spawning a million short goroutines therefore costs a
+ * million small structs in the run queues, not a million stacks.
+ *
+ * Dead Gs are kept on per-P free lists (no lock) that spill to and refill
+ * from a global list, and are never freed: dumps and profiles walk allgs
+ * without worrying about a G disappearing under them.
+ *
+ * Goroutine ids come from sched.goidgen in batches of 16 per P, so there is
+ * no shared counter on the spawn path.  Goroutine 1 is the main goroutine
+ * of the current gort_main call.
+ */
+#include "runtime.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define GOID_BATCH 16
+#define GFREE_LOCAL_MAX 64
+
+gort_lock_t gort__allglock = GORT_LOCK_INIT(LR_ALLG);
+gort_g_t **gort__allgs;
+size_t gort__nallgs;
+static size_t allgscap;
+/* Live goroutines created or ended without a P (foreign threads). */
+static _Atomic int64_t ng_global;
+
+static void allgadd(gort_g_t *gp)
+{
+    gort__lock(&gort__allglock);
+    if (gort__nallgs == allgscap) {
+        size_t cap = allgscap ? allgscap * 2 : 1024;
+        gort_g_t **n = realloc(gort__allgs, cap * sizeof(*n));
+        if (!n)
+            gort__throw("out of memory growing allgs");
+        gort__allgs = n;
+        allgscap = cap;
+    }
+    gort__allgs[gort__nallgs++] = gp;
+    gort__unlock(&gort__allglock);
+}
+
+void gort__forallg(void (*fn)(gort_g_t *, void *), void *arg)
+{
+    gort__lock(&gort__allglock);
+    for (size_t i = 0; i < gort__nallgs; i++)
+        fn(gort__allgs[i], arg);
+    gort__unlock(&gort__allglock);
+}
+
+static gort_g_t *malg(void)
+{
+    gort_g_t *gp = calloc(1, sizeof(*gp));
+    if (!gp)
+        gort__throw("out of memory allocating a goroutine");
+    atomic_store_explicit(&gp->status, G_DEAD, memory_order_relaxed);
+    allgadd(gp);
+    return gp;
+}
+
+static gort_g_t *gfget(gort_p_t *pp)
+{
+    if (!pp) {
+        gort__lock(&gort__sched.gflock);
+        gort_g_t *gp = gort__sched.gfree;
+        if (gp) {
+            gort__sched.gfree = gp->schedlink;
+            gort__sched.ngfree--;
+        }
+        gort__unlock(&gort__sched.gflock);
+        return gp;
+    }
+    if (!pp->gfree && gort__sched.gfree) {
+        gort__lock(&gort__sched.gflock);
+        while (pp->gfreecnt < 32 && gort__sched.gfree) {
+            gort_g_t *gp = gort__sched.gfree;
+            gort__sched.gfree = gp->schedlink;
+            gort__sched.ngfree--;
+            gp->schedlink = pp->gfree;
+            pp->gfree = gp;
+            pp->gfreecnt++;
+        }
+        gort__unlock(&gort__sched.gflock);
+    }
+    gort_g_t *gp = pp->gfree;
+    if (gp) {
+        pp->gfree = gp->schedlink;
+        pp->gfreecnt--;
+    }
+    return gp;
+}
+
+void gort__gfput(gort_p_t *pp, gort_g_t *gp)
+{
+    gp->schedlink = pp->gfree;
+    pp->gfree = gp;
+    if (++pp->gfreecnt >= GFREE_LOCAL_MAX) {
+        gort__lock(&gort__sched.gflock);
+        while (pp->gfreecnt > GFREE_LOCAL_MAX / 2) {
+            gort_g_t *g = pp->gfree;
+            pp->gfree = g->schedlink;
+            pp->gfreecnt--;
+            g->schedlink = gort__sched.gfree;
+            gort__sched.gfree = g;
+            gort__sched.ngfree++;
+        }
+        gort__unlock(&gort__sched.gflock);
+    }
+}
+
+void gort__gfpurge(gort_p_t *pp)
+{
+    gort__lock(&gort__sched.gflock);
+    while (pp->gfree) {
+        gort_g_t *g = pp->gfree;
+        pp->gfree = g->schedlink;
+        g->schedlink = gort__sched.gfree;
+        gort__sched.gfree = g;
+        gort__sched.ngfree++;
+    }
+    pp->gfreecnt = 0;
+    gort__unlock(&gort__sched.gflock);
+}
+
+static uint64_t newgoid(gort_p_t *pp)
+{
+    if (!pp)
+        return atomic_fetch_add_explicit(&gort__sched.goidgen, 1, memory_order_relaxed) + 1;
+    if (pp->goidcache == pp->goidcacheend) {
+        uint64_t base = atomic_fetch_add_explicit(&gort__sched.goidgen, GOID_BATCH, memory_order_relaxed);
+        pp->goidcache = base + 1;
+        pp->goidcacheend = base + 1 + GOID_BATCH;
+    }
+    return pp->goidcache++;
+}
+
+gort_g_t *gort__newproc(void (*fn)(void *), void *arg, uintptr_t pc, bool main)
+{
+    if (!fn)
+        gort__panic_str("gort_go of nil func value");
+    gort_m_t *m = gort__getm();
+    gort_p_t *pp = m ? m->p : NULL;
+    gort_g_t *parent = m ? m->curg : NULL;
+    gort_g_t *gp = gfget(pp);
+    if (!gp)
+        gp = malg();
+    if (atomic_load_explicit(&gp->status, memory_order_relaxed) != G_DEAD)
+        gort__throw("newproc: free goroutine is not dead");
+    gp->fn = fn;
+    gp->arg = arg;
+    gp->gopc = pc;
+    gp->parent_goid = parent ? parent->goid : 0;
+    gp->goid = main ? 1 : newgoid(pp);
+    gp->main = main;
+    gp->waitreason = WR_ZERO;
+    gp->waitsince = 0;
+    gp->m = NULL;
+    gp->lockedm = NULL;
+    gp->lockedext = 0;
+    gp->inrt = 0;
+    gp->schedlink = NULL;
+    gp->waiting = NULL;
+    gp->param = NULL;
+    gp->defers = NULL;
+    gp->panicking = NULL;
+    gp->labels = NULL;
+    gp->sysexit_noP = false;
+    atomic_store_explicit(&gp->preempt, false, memory_order_relaxed);
+    if (parent && gort__labels_inherit)
+        gort__labels_inherit(gp, parent);
+    gort__casgstatus(gp, G_DEAD, G_RUNNABLE);
+    if (pp) {
+        atomic_store_explicit(&pp->stats.created, atomic_load_explicit(&pp->stats.created, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        gort__runqput(pp, gp, true);
+    } else {
+        atomic_fetch_add_explicit(&ng_global, 1, memory_order_relaxed);
+        gort__lock(&gort__sched.lock);
+        gort__globrunqput(gp);
+        gort__unlock(&gort__sched.lock);
+    }
+    if (atomic_load_explicit(&gort__sched.main_running, memory_order_relaxed))
+        gort__wakep();
+    return gp;
+}
+
+/* The live count is the sum over Ps (dead ones included: their counters
+ * stay) of created - exited, plus those created and ended without a P.
+ * Each P writes only its own counters, so spawning shares no cache line. */
+int gort_numgoroutine(void)
+{
+    int64_t n = atomic_load_explicit(&ng_global, memory_order_relaxed);
+    for (int i = 0; i < GORT_MAX_PROCS && gort__allp[i]; i++) {
+        n += (int64_t)atomic_load_explicit(&gort__allp[i]->stats.created, memory_order_relaxed);
+        n -= (int64_t)atomic_load_explicit(&gort__allp[i]->stats.exited, memory_order_relaxed);
+    }
+    return n < 0 ? 0 : (int)n;
+}
+
+void gort__main_exit_on_g0(gort_m_t *m);
+
+static void goexit0(void *arg)
+{
+    gort_g_t *gp = arg;
+    gort_m_t *m = gort__getm();
+    gort_p_t *pp = m->p;
+    gort__san_after_g_to_g0(m);
+    gort__casgstatus(gp, G_RUNNING, G_DEAD);
+    m->curg = NULL;
+    gp->m = NULL;
+    if (gp->lockedm) {
+        /* Go would end the thread; we just unlock it. */
+        gp->lockedm = NULL;
+        gp->lockedext = 0;
+        m->lockedg = NULL;
+    }
+    if (gort__labels_release)
+        gort__labels_release(gp);
+    gort__san_g_destroyed(gp);
+    if (gp->stack.lo) {
+        if (gp->stack.guard == GUARD_CANARY && !gort__stack_check(&gp->stack))
+            gort__throw("goroutine %llu stack overflow", (unsigned long long)gp->goid);
+        gort__stack_free(pp, &gp->stack);
+        memset(&gp->stack, 0, sizeof(gp->stack));
+    }
+    bool main = gp->main;
+    gp->main = false;
+    if (pp) {
+        atomic_store_explicit(&pp->stats.exited, atomic_load_explicit(&pp->stats.exited, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        gort__gfput(pp, gp);
+    } else {
+        atomic_fetch_sub_explicit(&ng_global, 1, memory_order_relaxed);
+        gort__lock(&gort__sched.gflock);
+        gp->schedlink = gort__sched.gfree;
+        gort__sched.gfree = gp;
+        gort__sched.ngfree++;
+        gort__unlock(&gort__sched.gflock);
+    }
+    if (main)
+        gort__main_exit_on_g0(m);
+    gort__schedule();
+}
+
+void gort__main_exit_on_g(void);
+
+void gort__goexit(void)
+{
+    gort_m_t *m = gort__getm();
+    gort_g_t *gp = m->curg;
+    if (gort__defer_run_all && gp->defers)
+        gort__defer_run_all(gp);
+    if (gp->main)
+        gort__main_exit_on_g();
+    m = gort__getm();
+    gort__san_g_to_g0(m, gp, true);
+    gort__mcall(&gp->ctx, m->g0sp, goexit0, gp);
+    __builtin_unreachable();
+}
+
+void gort__goentry(gort_g_t *gp)
+{
+    gort__san_after_g0_to_g(gp);
+    gp->fn(gp->arg);
+    gort__goexit();
+}
+
+/* ---- public ---- */
+
+uint64_t gort_go(void (*fn)(void *), void *arg)
+{
+    gort_g_t *cur = gort__rt_enter();
+    if (!cur) {
+        gort__runtime_init();
+        atomic_store_explicit(&gort__sched.foreign_used, 1, memory_order_relaxed);
+    }
+    uintptr_t pc = (uintptr_t)__builtin_return_address(0);
+    gort_g_t *gp = gort__newproc(fn, arg, pc, false);
+    uint64_t id = gp->goid;
+    gort__rt_leave(cur);
+    return id;
+}
+
+uint64_t gort_self(void)
+{
+    gort_g_t *gp = gort__getg();
+    return gp ? gp->goid : 0;
+}
+
+void gort_yield(void)
+{
+    gort_g_t *gp = gort__getg();
+    if (!gp) {
+        gort__osyield();
+        return;
+    }
+    gort__gosched();
+}

@@ -1,0 +1,609 @@
+/*
+ * runtime.h: the runtime's internal types and entry points, shared by
+ * runtime/, sysmon/ and prof/.  Nothing here is public API.
+ *
+ * G is a goroutine, M an OS thread, P a processor: the right to run
+ * goroutines.  An M needs a P to run a G; there are exactly gomaxprocs Ps.  See docs/runtime.md for the states and transitions; the
+ * short version lives beside each enum below.
+ *
+ * Every shared field says what protects it.  "owner P" means only the M
+ * currently holding that P; "atomic" names its memory order where it is not
+ * the default sequentially consistent one.
+ */
+#ifndef GORT_RUNTIME_H
+#define GORT_RUNTIME_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "arch.h"
+#include "gort.h"
+#include "lockrank.h"
+
+#define GORT_HIDDEN __attribute__((visibility("hidden")))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#define GORT_MAX_PROCS 1024
+#define GORT_RUNQ_SIZE 256
+#define GORT_MAX_MS 10000
+
+typedef struct gort_g gort_g_t;
+typedef struct gort_m gort_m_t;
+typedef struct gort_p gort_p_t;
+typedef struct gort_sudog gort_sudog_t;
+typedef struct gort__timer gort__timer_t;
+
+/* ------------------------------------------------------------------ */
+/* Locks (lock.c)                                                       */
+/* ------------------------------------------------------------------ */
+
+/* A runtime lock: spins briefly, then sleeps on a futex.  Held only on an
+ * M, never across a park; while held, m->locks > 0 and the goroutine cannot
+ * be preempted. */
+typedef struct gort_lock {
+    _Atomic uint32_t key; /* 0 unlocked, 1 locked, 2 locked with sleepers */
+    uint16_t rank;        /* enum gort_lockrank */
+} gort_lock_t;
+
+#define GORT_LOCK_INIT(r) {0, (r)}
+void gort__lock_init(gort_lock_t *l, int rank);
+void gort__lock(gort_lock_t *l);
+void gort__unlock(gort_lock_t *l);
+bool gort__trylock(gort_lock_t *l);
+#ifdef GORT_DEBUG_BUILD
+void gort__assert_held(gort_lock_t *l);
+#define ASSERT_HELD(l) gort__assert_held(l)
+#else
+#define ASSERT_HELD(l) ((void)0)
+#endif
+
+/* One-shot wakeup on a futex: sleep until woken; wakeup exactly once
+ * between clears.  Used to park Ms. */
+typedef struct gort_note {
+    _Atomic uint32_t key;
+} gort_note_t;
+void gort__notesleep(gort_note_t *n);
+bool gort__notetsleep(gort_note_t *n, int64_t ns); /* true if woken */
+void gort__notewakeup(gort_note_t *n);
+static inline void gort__noteclear(gort_note_t *n) { atomic_store_explicit(&n->key, 0, memory_order_relaxed); }
+
+void gort__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t ns);
+void gort__futex_wake(_Atomic uint32_t *addr, int n);
+void gort__osyield(void);
+void gort__usleep(int64_t us);
+
+/* ------------------------------------------------------------------ */
+/* Stacks (stack.c)                                                     */
+/* ------------------------------------------------------------------ */
+
+typedef struct gort_stack {
+    uintptr_t lo; /* lowest usable byte; the guard (if any) lies below */
+    uintptr_t hi; /* one past the highest byte */
+    int guard;    /* enum gort_guard_kind */
+} gort_stack_t;
+
+enum gort_guard_kind {
+    GUARD_MADVISE = 1, /* MADV_GUARD_INSTALL: no VMA per guard */
+    GUARD_MPROTECT,    /* a PROT_NONE page: two VMAs per stack */
+    GUARD_CANARY,      /* no guard page: canary word checked at switches */
+};
+
+void gort__stack_init(void);
+bool gort__stack_alloc(gort_p_t *p, gort_stack_t *out);
+void gort__stack_free(gort_p_t *p, gort_stack_t *s);
+void gort__stack_pcache_flush(gort_p_t *p);
+bool gort__stack_check(const gort_stack_t *s); /* canary intact */
+size_t gort__stack_size(void);
+int gort__stack_guard_kind(const gort_stack_t *s);
+uintptr_t gort__stack_guard_lo(const gort_stack_t *s);
+
+/* ------------------------------------------------------------------ */
+/* G                                                                    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * G states.  Who may touch the G's stack in each:
+ *   G_IDLE      just allocated, not yet published.            creator
+ *   G_RUNNABLE  on a run queue (or runnext, or a list).        nobody runs it
+ *   G_RUNNING   executing user code on g->m.                   g->m
+ *   G_SYSCALL   in a system call on g->m, holding no P.        g->m
+ *   G_WAITING   parked; ctx saved; some queue owns a pointer.  nobody
+ *   G_DEAD      exited or free; no stack.                      free list owner
+ *   G_PREEMPTED suspended by the async preemption path.        nobody
+ * Transitions are compare-and-swaps on g->status (see casgstatus).
+ */
+enum gort_gstatus {
+    G_IDLE = 0,
+    G_RUNNABLE,
+    G_RUNNING,
+    G_SYSCALL,
+    G_WAITING,
+    G_DEAD,
+    G_PREEMPTED,
+};
+
+/* Wait reasons, named as Go names them in goroutine dumps. */
+enum gort_waitreason {
+    WR_ZERO = 0,
+    WR_CHAN_RECEIVE,
+    WR_CHAN_SEND,
+    WR_CHAN_RECEIVE_NIL,
+    WR_CHAN_SEND_NIL,
+    WR_SELECT,
+    WR_SELECT_NO_CASES,
+    WR_SLEEP,
+    WR_SYNC_MUTEX_LOCK,
+    WR_SYNC_RWMUTEX_RLOCK,
+    WR_SYNC_RWMUTEX_LOCK,
+    WR_SYNC_WAITGROUP_WAIT,
+    WR_SYNC_COND_WAIT,
+    WR_SEMACQUIRE,
+    WR_IO_WAIT,
+    WR_PREEMPTED,
+    WR_STOP_THE_WORLD,
+    WR_PANICWAIT,
+    WR_ERRGROUP_WAIT,
+    WR_CONTEXT_DONE,
+    WR_NUM
+};
+const char *gort__waitreason_str(int wr);
+const char *gort__gstatus_str(const gort_g_t *gp); /* "running", "chan receive", ... */
+
+typedef struct gort_defer gort_defer_t; /* panic.c */
+typedef struct gort_panic gort_panic_t; /* panic.c */
+typedef struct gort_labels gort_labels_t; /* prof/labels.c */
+
+struct gort_g {
+    gort_ctx_t ctx;         /* saved context; valid while not running */
+    gort_stack_t stack;     /* lo == 0 until first run; owner: the G's runner */
+    _Atomic uint32_t status; /* enum gort_gstatus */
+    uint8_t waitreason;      /* set before parking; read by dumps */
+    _Atomic bool preempt;    /* please yield at the next safe point */
+    bool main;               /* goroutine 1 of a gort_main call */
+    bool sysexit_noP;        /* resumed from a syscall without a P (sysmon took it) */
+    _Atomic bool selectdone; /* select: first waker wins (chan.c) */
+    bool parking_on_chan;    /* chan.c: park in progress */
+    uint8_t lockedext;       /* gort_lock_thread nesting (external) */
+    int32_t inrt;            /* inside a runtime call (gort__rt_enter); owner G */
+    uint64_t goid;           /* unique among live goroutines; main is 1 */
+    uint64_t parent_goid;    /* creator's id (0: not created by a goroutine) */
+    uintptr_t gopc;          /* PC of the gort_go call that created it */
+    void (*fn)(void *);      /* entry */
+    void *arg;
+    int64_t waitsince;       /* coarse ns when it last parked */
+    gort_m_t *m;             /* M running it (RUNNING/SYSCALL), else NULL */
+    gort_m_t *lockedm;       /* M it is locked to (gort_lock_thread) */
+    gort_g_t *schedlink;     /* run queue / free list link; owner: that list */
+    gort_sudog_t *waiting;   /* chan.c: sudogs this G waits with (select) */
+    void *param;             /* passed by the waker (chan.c: the sudog) */
+    gort__timer_t *sleeptimer; /* gort_sleep's timer, allocated on first use */
+    gort_defer_t *defers;    /* panic.c: LIFO */
+    gort_panic_t *panicking; /* panic.c: innermost active panic */
+    gort_labels_t *labels;   /* prof: profiler labels (inherited) */
+    uint64_t prof_cycles;    /* prof: block profile bookkeeping */
+    int64_t syscallwhen;     /* ns when it entered the current syscall */
+    uintptr_t syscallsp, syscallpc; /* where it entered it (for dumps) */
+    void *sigctx;            /* sysmon: preempted register save area */
+    void *asan_fake_stack;   /* sanitizer fiber bookkeeping */
+    void *tsan_fiber;
+    unsigned valgrind_stack_id;
+};
+
+/* ------------------------------------------------------------------ */
+/* M                                                                    */
+/* ------------------------------------------------------------------ */
+
+struct gort_m {
+    uint64_t id;
+    pid_t tid;
+    pthread_t thread;
+    void *g0sp;               /* top of this M's scheduler stack; const */
+    uintptr_t g0lo, g0hi;     /* bounds of the scheduler stack; const */
+    gort_g_t *curg;           /* G running on this M; written by this M */
+    gort_p_t *p;              /* attached P; written by this M */
+    gort_p_t *nextp;          /* P handed over by startm, under note */
+    gort_p_t *oldp;           /* P held before entering a syscall */
+    _Atomic int32_t locks;    /* runtime locks held + no-preempt sections;
+                                 written by this M only (plain load/store),
+                                 read by its signal handler and sysmon */
+    _Atomic uint32_t pstate;  /* sysmon retake of a P from an M blocked
+                                 outside the runtime: 0 owned, 1 revoking,
+                                 2 revoked (sysmon/retake.c) */
+    bool spinning;            /* looking for work; counted in sched.nmspinning */
+    bool blocked;             /* parked on park note */
+    bool incgo_exit;          /* gort_main: return to the caller when woken */
+    bool is_sysmon;
+    bool is_main_thread;      /* thread that called gort_main */
+    uint64_t randseed;        /* gort__fastrand state; this M only */
+    int32_t readybatch;       /* check_timers: 1 + readies so far in a batch */
+    gort_note_t park;         /* sleep here when idle */
+    gort_m_t *schedlink;      /* idle list; under sched.lock */
+    gort_m_t *alllink;        /* all Ms; append-only, under sched.allm_lock */
+    gort_g_t *lockedg;        /* G locked to this M */
+    gort_ctx_t retctx;        /* gort_main's frame on the main thread */
+    /* park arguments passed from gort__park to park_m */
+    bool (*waitunlockf)(gort_g_t *, void *);
+    void *waitlock;
+    /* signals */
+    void *sigstack;           /* sigaltstack base, pre-faulted */
+    size_t sigstack_size;
+    _Atomic uint32_t preempt_pending; /* a SIGURG is in flight (CAS) */
+    _Atomic uint64_t preempt_gen;     /* bumped by each switch; sysmon coalescing */
+    _Atomic int64_t cputime_seen;     /* sysmon: thread CPU clock last round */
+    clockid_t cpuclock;       /* this thread's CPU-time clock */
+    void *prof;               /* prof/: per-M sample buffer and timer */
+    void *g0_fake_stack;      /* sanitizers */
+    void *tsan_g0_fiber;
+    void *fatal_save;         /* fatal.c: crash bookkeeping */
+#ifdef GORT_DEBUG_BUILD
+    uint16_t held_ranks[32];  /* lock-rank witness */
+    int nheld;
+#endif
+};
+
+/* ------------------------------------------------------------------ */
+/* P                                                                    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * P states:
+ *   P_IDLE     on sched.pidle, or handed to an M by startm (nextp).
+ *   P_RUNNING  owned by an M running user code or the scheduler.
+ *   P_SYSCALL  its M is in a system call; sysmon may CAS it to P_IDLE and
+ *              hand it to another M (retake).
+ *   P_STOP     halted for stop-the-world; owned by the STW initiator.
+ *   P_DEAD     beyond gomaxprocs; kept for reuse, owns nothing.
+ */
+enum gort_pstatus { P_IDLE = 0, P_RUNNING, P_SYSCALL, P_STOP, P_DEAD };
+
+typedef struct gort_pstats {
+    _Atomic uint64_t created, exited, switches, steals, stolen, globgets;
+    _Atomic uint64_t timers_fired, preempt_coop;
+} gort_pstats_t;
+
+struct gort_p {
+    int32_t id;
+    _Atomic uint32_t status;     /* enum gort_pstatus */
+    gort_p_t *link;              /* idle list; under sched.lock */
+    gort_m_t *m;                 /* owner M; NULL when idle */
+    _Atomic uint32_t schedtick;  /* incremented by every schedule; sysmon reads */
+    _Atomic uint32_t syscalltick;/* incremented by every syscall; sysmon reads */
+    _Atomic int64_t schedwhen;   /* ns of the last schedtick change (sysmon) */
+    uint64_t goidcache, goidcacheend; /* owner P */
+
+    /* Local run queue: lock-free, single producer (owner), many consumers
+     * (owner and stealers).  head is advanced by CAS with release order by
+     * consumers; tail is stored with release order by the owner only. */
+    _Atomic uint32_t runqhead __attribute__((aligned(GORT_CACHELINE)));
+    _Atomic uint32_t runqtail;
+    _Atomic(gort_g_t *) runnext; /* runs next, inherits the time slice */
+    _Atomic(gort_g_t *) runq[GORT_RUNQ_SIZE];
+
+    gort_g_t *gfree __attribute__((aligned(GORT_CACHELINE))); /* dead Gs; owner P */
+    int32_t gfreecnt;
+    gort_stack_t *stackcache;    /* owner P; GORT_STACK_PCACHE entries */
+    int32_t nstackcache;
+    gort_sudog_t *sudogcache;    /* owner P */
+    int32_t nsudogcache;
+
+    /* Timers: a binary min-heap on when, under timers_lock; timer0when is
+     * the heap's earliest when (0: empty), atomic for lock-free peeking. */
+    gort_lock_t timers_lock;
+    gort__timer_t **timers;
+    int32_t ntimers, timerscap;
+    _Atomic int64_t timer0when;
+
+    gort_pstats_t stats;
+    void *prof;                  /* prof/: per-P profiling state */
+} __attribute__((aligned(GORT_CACHELINE)));
+
+/* ------------------------------------------------------------------ */
+/* The scheduler's global state                                        */
+/* ------------------------------------------------------------------ */
+
+typedef struct gort_sched {
+    gort_lock_t lock;              /* protects the fields below unless marked */
+    gort_m_t *midle;               /* idle Ms */
+    int32_t nmidle;
+    int32_t nmidlelocked;          /* Ms blocked on their locked G */
+    int32_t mcount;                /* Ms created (sysmon not counted) */
+    uint64_t mnext;                /* next M id */
+    gort_p_t *pidle;               /* idle Ps */
+    _Atomic int32_t npidle;        /* atomic: read without the lock by wakep */
+    _Atomic int32_t nmspinning;    /* atomic */
+    gort_g_t *runqhead, *runqtail; /* global run queue */
+    _Atomic int32_t runqsize;      /* atomic reads allowed without lock */
+
+    gort_lock_t gflock;            /* global free Gs */
+    gort_g_t *gfree;
+    int32_t ngfree;
+
+    _Atomic uint32_t gcwaiting;    /* stop-the-world pending; atomic */
+    int32_t stopwait;              /* Ps still to stop */
+    gort_note_t stopnote;
+    gort_lock_t worldlock;         /* serializes STW initiators (LR_WORLD) */
+    _Atomic int32_t stw_depth;     /* world stopped by gort_main exit */
+
+    _Atomic int64_t lastpoll;      /* 0: an M is blocked in netpoll */
+    _Atomic int64_t pollUntil;     /* when that poll will wake */
+
+    _Atomic uint64_t goidgen;
+    _Atomic int32_t ngsys;         /* runtime-internal goroutines (not counted) */
+
+    gort_lock_t allm_lock;
+    gort_m_t *allm;
+
+    _Atomic int32_t main_running;  /* inside gort_main */
+    _Atomic int32_t main_done;     /* main goroutine returned; M0 must return */
+    gort_m_t *main_m;              /* the thread that called gort_main */
+
+    _Atomic uint32_t sysmonwait;   /* sysmon is sleeping on sysmonnote */
+    gort_note_t sysmonnote;
+    _Atomic int32_t nsyscall_ms;   /* Ms in a syscall without P */
+    _Atomic int32_t foreign_used;  /* a non-goroutine thread called in */
+} gort_sched_t;
+
+extern gort_sched_t gort__sched;
+extern gort_p_t *gort__allp[GORT_MAX_PROCS];
+extern _Atomic int32_t gort__gomaxprocs;
+extern _Atomic int32_t gort__ncpu;
+extern gort_m_t *gort__m0;
+
+/* Environment-derived settings (main.c). */
+typedef struct gort_settings {
+    int64_t slice_ns;        /* GORT_SLICE_US */
+    size_t stack_size;       /* GORT_STACK_SIZE */
+    int schedtrace_ms;       /* GORT_DEBUG=schedtrace=MS */
+    int scheddetail;         /* GORT_DEBUG=scheddetail=1 */
+    int asyncpreemptoff;     /* GORT_DEBUG=asyncpreemptoff=1 */
+    int randomize;           /* GORT_DEBUG=randomize=1 (or DEBUG builds) */
+    int traceback;           /* GORT_TRACEBACK: 0 none, 1 single, 2 all, 3 system, 4 crash */
+    int nodeadlock;          /* GORT_DEBUG=deadlock=0 */
+} gort_settings_t;
+extern gort_settings_t gort__settings;
+
+/* ------------------------------------------------------------------ */
+/* Scheduler entry points (sched.c, proc.c)                            */
+/* ------------------------------------------------------------------ */
+
+static inline gort_g_t *gort__getg(void)
+{
+    gort_m_t *m = gort__getm();
+    return m ? m->curg : NULL;
+}
+
+/* Entered at the top of every public call that uses the M's P while a
+ * goroutine runs.  g->inrt tells sysmon the M is inside the runtime (its P
+ * must not be retaken); the signal fence orders the store before the
+ * pstate check as seen from sysmon's membarrier (asymmetric Dekker: the
+ * heavy barrier is on sysmon's side, this side is two plain accesses). */
+void gort__rt_enter_slow(gort_m_t *m);
+static inline gort_g_t *gort__rt_enter(void)
+{
+    gort_m_t *m = gort__getm();
+    gort_g_t *gp = m ? m->curg : NULL;
+    if (gp) {
+        gp->inrt++;
+        atomic_signal_fence(memory_order_seq_cst);
+        if (unlikely(atomic_load_explicit(&m->pstate, memory_order_relaxed) != 0))
+            gort__rt_enter_slow(m);
+    }
+    return gp;
+}
+static inline void gort__rt_leave(gort_g_t *gp)
+{
+    if (gp) {
+        atomic_signal_fence(memory_order_seq_cst);
+        gp->inrt--;
+    }
+}
+static inline void gort__m_locks_add(gort_m_t *m, int32_t d)
+{
+    atomic_store_explicit(&m->locks, atomic_load_explicit(&m->locks, memory_order_relaxed) + d,
+                          memory_order_relaxed);
+}
+
+void gort__runtime_init(void);
+__attribute__((noreturn)) void gort__schedule(void);
+void gort__execute(gort_g_t *gp, bool inherit) __attribute__((noreturn));
+
+/* Parks the running goroutine.  unlockf(g, lock), if given, runs on the M's
+ * own stack after the goroutine's context is saved; if it returns false the
+ * goroutine resumes at once.  From the moment unlockf releases the lock,
+ * another thread may ready the goroutine. */
+void gort__park(bool (*unlockf)(gort_g_t *, void *), void *lock, int reason);
+void gort__park_unlock(gort_lock_t *l, int reason);
+/* Makes a parked goroutine runnable on the current P (runnext if next). */
+void gort__ready(gort_g_t *gp, bool next);
+/* Adds a batch of runnable Gs (linked by schedlink) to run queues. */
+void gort__injectglist(gort_g_t *list);
+/* Yields the processor; the goroutine goes to the tail of the local queue. */
+void gort__gosched(void);
+/* Called by the async preemption path with the G's state already saved. */
+void gort__preempt_park(void);
+/* Checks g->preempt at a runtime call and yields if asked. */
+void gort__preempt_check(void);
+
+bool gort__casgstatus(gort_g_t *gp, uint32_t from, uint32_t to);
+void gort__wakep(void);
+void gort__startm(gort_p_t *pp, bool spinning);
+void gort__handoffp(gort_p_t *pp);
+void gort__acquirep(gort_p_t *pp);
+gort_p_t *gort__releasep(void);
+void gort__pidleput(gort_p_t *pp);
+gort_p_t *gort__pidleget(void);
+void gort__stopm(void);
+void gort__checkdead(void);
+void gort__stoplockedm(void);
+void gort__startlockedm(gort_g_t *gp) __attribute__((noreturn));
+
+/* Run queues (runq.c) */
+void gort__runqput(gort_p_t *pp, gort_g_t *gp, bool next);
+gort_g_t *gort__runqget(gort_p_t *pp, bool *inherit);
+bool gort__runqempty(gort_p_t *pp);
+gort_g_t *gort__runqsteal(gort_p_t *pp, gort_p_t *victim, bool steal_runnext);
+void gort__globrunqput(gort_g_t *gp);          /* sched.lock held */
+void gort__globrunqputhead(gort_g_t *gp);      /* sched.lock held */
+void gort__globrunqputbatch(gort_g_t *head, gort_g_t *tail, int32_t n); /* held */
+gort_g_t *gort__globrunqget(gort_p_t *pp, int32_t max); /* held */
+uint32_t gort__runqlen(gort_p_t *pp);
+int gort__runqdrain(gort_p_t *pp, gort_g_t **out, int max); /* P must be stopped */
+
+/* Stop the world (stw.c).  Callable from a goroutine or from g0 with a P. */
+void gort__stop_the_world(const char *reason);
+void gort__start_the_world(void);
+gort_p_t *gort__procresize(int32_t nprocs); /* world stopped, sched.lock held; returns Ps with work */
+
+/* Goroutines (proc.c) */
+gort_g_t *gort__newproc(void (*fn)(void *), void *arg, uintptr_t pc, bool main);
+void gort__goentry(gort_g_t *gp) __attribute__((noreturn));
+void gort__goexit(void) __attribute__((noreturn));
+void gort__gfput(gort_p_t *pp, gort_g_t *gp);
+void gort__gfpurge(gort_p_t *pp);
+/* All Gs ever created, dead included; under allglock. */
+extern gort_lock_t gort__allglock;
+extern gort_g_t **gort__allgs;
+extern size_t gort__nallgs;
+extern _Atomic int64_t gort__ngoroutines; /* live user goroutines */
+void gort__forallg(void (*fn)(gort_g_t *, void *), void *arg); /* takes allglock */
+
+/* Ms (m.c) */
+gort_m_t *gort__allocm(void);
+void gort__newm(gort_p_t *pp, bool spinning, gort_g_t *lockedg);
+void gort__minit(gort_m_t *m); /* on the new thread: TLS, signal stack, mask */
+void gort__munsetup(gort_m_t *m);
+int64_t gort__thread_cputime(gort_m_t *m);
+
+/* Sudogs: a G waiting on a queue (sema.c, chan.c). */
+struct gort_sudog {
+    gort_g_t *g;
+    gort_sudog_t *next, *prev; /* in a wait queue */
+    void *elem;                /* data element (chan.c) */
+    struct gort_chan *c;       /* chan.c */
+    gort_sudog_t *waitlink;    /* g->waiting list, or a sema address queue */
+    gort_sudog_t *waittail;    /* sema: tail of the address queue */
+    uintptr_t addr;            /* sema: address waited on */
+    int64_t acquiretime, releasetime; /* block/mutex profiles */
+    uint32_t ticket;           /* sema: handoff; chan.c: select case index */
+    bool isselect;
+    bool success;              /* chan.c: woken by a value (not a close) */
+};
+gort_sudog_t *gort__acquire_sudog(void);
+void gort__release_sudog(gort_sudog_t *s);
+
+/* Semaphores (sema.c): park on a uint32 counter, as Go's sync runtime
+ * semaphores.  lifo queues at the head (Mutex waiters that waited before);
+ * handoff gives the count directly to the first waiter and yields. */
+void gort__semacquire(_Atomic uint32_t *addr, bool lifo, int reason, int profile);
+void gort__semrelease(_Atomic uint32_t *addr, bool handoff, int skip);
+bool gort__semcanacquire(_Atomic uint32_t *addr);
+
+/* ------------------------------------------------------------------ */
+/* Timers (timer.c)                                                     */
+/* ------------------------------------------------------------------ */
+
+struct gort__timer {
+    int64_t when;       /* under the heap's lock */
+    int64_t period;     /* > 0: periodic */
+    void (*f)(void *arg, uintptr_t seq, int64_t delta); /* runs on g0 with a P, no lock held */
+    void *arg;
+    uintptr_t seq;
+    _Atomic(gort_p_t *) pp; /* heap it is in; NULL when not pending */
+    int32_t idx;            /* index in that heap */
+    _Atomic int32_t running; /* callbacks in progress */
+};
+void gort__timer_add(gort__timer_t *t);               /* on the current P */
+bool gort__timer_del(gort__timer_t *t);               /* true if it was pending */
+bool gort__timer_mod(gort__timer_t *t, int64_t when, int64_t period);
+void gort__timer_wait_idle(gort__timer_t *t);         /* wait out a running callback */
+int64_t gort__check_timers(gort_p_t *pp, int64_t now, int64_t *next, bool *ran);
+void gort__timers_move(gort_p_t *from, gort_p_t *to); /* procresize */
+int64_t gort__timers_earliest(void);                  /* across all Ps; 0: none */
+
+/* Time */
+int64_t gort__nanotime(void);
+int64_t gort__nanotime_coarse(void);
+
+/* Network poller / idle sleep (netpoll_epoll.c) */
+void gort__netpoll_init(void);
+gort_g_t *gort__netpoll(int64_t delay_ns); /* <0 block, 0 poll, >0 timeout */
+void gort__netpoll_break(void);
+bool gort__netpoll_inited(void);
+extern _Atomic int32_t gort__netpoll_waiters;
+void gort__wake_netpoller(int64_t when);
+
+/* ------------------------------------------------------------------ */
+/* Errors (fatal.c, panic.c)                                           */
+/* ------------------------------------------------------------------ */
+
+/* "fatal error: MSG", the goroutine dump, exit 2.  Not recoverable. */
+__attribute__((noreturn, format(printf, 1, 2))) void gort__throw(const char *fmt, ...);
+/* Like throw but prints "fatal error: " only, without "runtime:" framing:
+ * used for the user-facing fatal errors (deadlock, unlock of unlocked). */
+__attribute__((noreturn, format(printf, 1, 2))) void gort__fatal(const char *fmt, ...);
+/* A runtime panic ("panic: MSG"): recoverable by a deferred gort_recover. */
+__attribute__((noreturn)) void gort__panic_str(const char *msg);
+/* Low-level: writes a string to fd without allocating (async-signal-safe). */
+void gort__write_str(int fd, const char *s);
+extern _Atomic int32_t gort__panicking;
+
+/* The dump (prof/dump.c).  what: 0 the current goroutine, 1 all goroutines.
+ * Safe in a crashing process: bounded allocation from a preallocated arena
+ * and try-locks only. */
+void gort__dump_goroutines(int fd, bool all, bool crashing);
+/* Formats "goroutine N [state, M minutes]:" into buf (shared by dumps and
+ * schedtrace).  Returns bytes written. */
+size_t gort__format_gheader(char *buf, size_t len, gort_g_t *gp, int64_t now);
+
+/* Signals (signal.c) */
+typedef void (*gort_sighandler_t)(int sig, siginfo_t *info, void *uctx);
+void gort__signal_init(void);
+void gort__signal_install(int sig, gort_sighandler_t h, int extra_flags);
+/* Calls the handler that was installed before ours (if any). */
+bool gort__signal_forward(int sig, siginfo_t *info, void *uctx);
+void gort__sigstack_init(gort_m_t *m);
+
+/* Hooks other subsystems provide; each may be absent (weak). */
+void gort__sysmon_start(void) __attribute__((weak));
+void gort__sysmon_wake(void) __attribute__((weak));
+void gort__preempt_m(gort_m_t *m) __attribute__((weak));
+void gort__prof_m_start(gort_m_t *m) __attribute__((weak));
+void gort__prof_m_stop(gort_m_t *m) __attribute__((weak));
+void gort__prof_block(int64_t start_cycles, int64_t end_cycles, int skip) __attribute__((weak));
+void gort__prof_at_exit(void) __attribute__((weak));
+void gort__labels_inherit(gort_g_t *child, gort_g_t *parent) __attribute__((weak));
+void gort__labels_release(gort_g_t *gp) __attribute__((weak));
+void gort__defer_run_all(gort_g_t *gp) __attribute__((weak));
+
+/* Internal utilities */
+uint32_t gort__fastrand(void);
+uint32_t gort__fastrandn(uint32_t n);
+int gort__atoi_env(const char *name, int def);
+void *gort__sysalloc(size_t n); /* mmap'd, zeroed, fatal on failure */
+void gort__sysfree(void *p, size_t n);
+
+/* Sanitizer fiber annotations around switches (fiber_san.c). */
+void gort__san_g0_to_g(gort_m_t *m, gort_g_t *gp);
+void gort__san_after_g0_to_g(gort_g_t *gp);
+void gort__san_g_to_g0(gort_m_t *m, gort_g_t *gp, bool dying);
+void gort__san_after_g_to_g0(gort_m_t *m);
+void gort__san_minit(gort_m_t *m);
+void gort__san_g_created(gort_g_t *gp);
+void gort__san_g_destroyed(gort_g_t *gp);
+
+/* Counters and debug output */
+void gort__schedtrace(int fd, bool detail);
+
+#ifdef GORT_DEBUG_BUILD
+#define GORT_ASSERT(c) do { if (unlikely(!(c))) gort__throw("assertion failed: %s (%s:%d)", #c, __FILE__, __LINE__); } while (0)
+#else
+#define GORT_ASSERT(c) ((void)0)
+#endif
+
+#endif /* GORT_RUNTIME_H */

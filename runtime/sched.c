@@ -1,0 +1,856 @@
+/*
+ * sched.c: the scheduler loop, parking and readying goroutines, and the
+ * life of idle Ms and Ps.
+ *
+ * The design is Go's (runtime/proc.go), because it is proven:
+ *
+ * Worker parking.  We want enough running Ms to use every P, and no more
+ * Ms burning CPU looking for work than are useful.  An M "spins" while it
+ * holds a P and looks for work (local queue, global queue, timers,
+ * stealing).  At most one M is woken per new piece of work: wakep() starts
+ * one only when no M is already spinning (nmspinning 0 -> 1 by CAS), and a
+ * spinning M that finds work calls wakep() again before running it
+ * (resetspinning) so that the search continues while work keeps appearing.
+ * The invariant that prevents lost wakeups: a spinning M that gives up
+ * first releases its P and decrements nmspinning, then re-checks every run
+ * queue; anyone who submits work after that decrement sees nmspinning == 0
+ * and an idle P, and wakes an M.
+ *
+ * Fairness.  runnext lets a goroutine readied by the running one go next
+ * and inherit its time slice (no schedtick), so a channel conversation
+ * stays on one P.  Every 61st schedtick the global queue is checked first,
+ * so goroutines there are not starved by a busy local queue.
+ *
+ * Timers and idleness.  An M that finds nothing blocks in the netpoller
+ * until the earliest timer of any P (only one M at a time: sched.lastpoll
+ * == 0 marks it); the others park on their note.  Adding an earlier timer
+ * breaks that poll (gort__wake_netpoller).
+ */
+#include "runtime.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+gort_sched_t gort__sched = {
+    .lock = GORT_LOCK_INIT(LR_SCHED),
+    .gflock = GORT_LOCK_INIT(LR_GFREE),
+    .worldlock = GORT_LOCK_INIT(LR_WORLD),
+    .allm_lock = GORT_LOCK_INIT(LR_ALLM),
+    .lastpoll = 1,
+};
+gort_p_t *gort__allp[GORT_MAX_PROCS];
+_Atomic int32_t gort__gomaxprocs;
+
+static void runtime_check_main_exit(gort_m_t *m);
+
+bool gort__casgstatus(gort_g_t *gp, uint32_t from, uint32_t to)
+{
+    uint32_t f = from;
+    if (likely(atomic_compare_exchange_strong_explicit(&gp->status, &f, to, memory_order_acq_rel,
+                                                       memory_order_relaxed)))
+        return true;
+    gort__throw("casgstatus: goroutine %llu: bad transition %u -> %u (status %u)",
+                (unsigned long long)gp->goid, from, to, f);
+}
+
+/* ---- Ps ---- */
+
+void gort__acquirep(gort_p_t *pp)
+{
+    gort_m_t *m = gort__getm();
+    if (m->p || pp->m)
+        gort__throw("acquirep: already in use (m->p %p, p->m %p)", (void *)m->p, (void *)pp->m);
+    uint32_t st = atomic_load_explicit(&pp->status, memory_order_relaxed);
+    if (st != P_IDLE)
+        gort__throw("acquirep: P %d has status %u", pp->id, st);
+    m->p = pp;
+    pp->m = m;
+    atomic_store_explicit(&pp->status, P_RUNNING, memory_order_release);
+}
+
+gort_p_t *gort__releasep(void)
+{
+    gort_m_t *m = gort__getm();
+    gort_p_t *pp = m->p;
+    if (!pp || pp->m != m)
+        gort__throw("releasep: invalid P state");
+    m->p = NULL;
+    pp->m = NULL;
+    atomic_store_explicit(&pp->status, P_IDLE, memory_order_release);
+    return pp;
+}
+
+/* sched.lock held. */
+void gort__pidleput(gort_p_t *pp)
+{
+    ASSERT_HELD(&gort__sched.lock);
+    if (!gort__runqempty(pp))
+        gort__throw("pidleput: P %d has a non-empty run queue", pp->id);
+    atomic_store_explicit(&pp->status, P_IDLE, memory_order_release);
+    pp->link = gort__sched.pidle;
+    gort__sched.pidle = pp;
+    atomic_fetch_add_explicit(&gort__sched.npidle, 1, memory_order_acq_rel);
+}
+
+/* sched.lock held. */
+gort_p_t *gort__pidleget(void)
+{
+    ASSERT_HELD(&gort__sched.lock);
+    gort_p_t *pp = gort__sched.pidle;
+    if (pp) {
+        gort__sched.pidle = pp->link;
+        pp->link = NULL;
+        atomic_fetch_sub_explicit(&gort__sched.npidle, 1, memory_order_acq_rel);
+    }
+    return pp;
+}
+
+/* ---- Ms ---- */
+
+/* sched.lock held. */
+static void mput(gort_m_t *m)
+{
+    m->schedlink = gort__sched.midle;
+    gort__sched.midle = m;
+    gort__sched.nmidle++;
+    gort__checkdead();
+}
+
+/* sched.lock held. */
+static gort_m_t *mget(void)
+{
+    gort_m_t *m = gort__sched.midle;
+    if (m) {
+        gort__sched.midle = m->schedlink;
+        gort__sched.nmidle--;
+    }
+    return m;
+}
+
+/* Parks the current M until startm hands it a P. */
+void gort__stopm(void)
+{
+    gort_m_t *m = gort__getm();
+    if (m->p)
+        gort__throw("stopm holding p");
+    if (m->spinning)
+        gort__throw("stopm spinning");
+    gort__lock(&gort__sched.lock);
+    mput(m);
+    gort__unlock(&gort__sched.lock);
+    m->blocked = true;
+    gort__notesleep(&m->park);
+    gort__noteclear(&m->park);
+    m->blocked = false;
+    runtime_check_main_exit(m);
+    gort_p_t *pp = m->nextp;
+    m->nextp = NULL;
+    if (!pp)
+        gort__throw("stopm: woken without a P");
+    gort__acquirep(pp);
+}
+
+/* Schedules some M to run pp (or an idle P if pp is NULL).  If spinning,
+ * the caller has already incremented nmspinning for the new M. */
+void gort__startm(gort_p_t *pp, bool spinning)
+{
+    gort__lock(&gort__sched.lock);
+    if (!pp) {
+        pp = gort__pidleget();
+        if (!pp) {
+            gort__unlock(&gort__sched.lock);
+            if (spinning) {
+                /* The caller counted a spinning M we will not start. */
+                if (atomic_fetch_sub_explicit(&gort__sched.nmspinning, 1, memory_order_acq_rel) <= 0)
+                    gort__throw("startm: negative nmspinning");
+            }
+            return;
+        }
+    }
+    gort_m_t *nm = mget();
+    gort__unlock(&gort__sched.lock);
+    if (!nm) {
+        gort__newm(pp, spinning, NULL);
+        return;
+    }
+    if (nm->spinning)
+        gort__throw("startm: m is spinning");
+    if (nm->nextp)
+        gort__throw("startm: m has p");
+    nm->spinning = spinning;
+    nm->nextp = pp;
+    gort__notewakeup(&nm->park);
+}
+
+/* Tries to add one more spinning M when there are idle Ps. */
+void gort__wakep(void)
+{
+    if (atomic_load_explicit(&gort__sched.npidle, memory_order_acquire) == 0)
+        return;
+    int32_t zero = 0;
+    if (atomic_load_explicit(&gort__sched.nmspinning, memory_order_acquire) != 0 ||
+        !atomic_compare_exchange_strong_explicit(&gort__sched.nmspinning, &zero, 1,
+                                                 memory_order_acq_rel, memory_order_relaxed))
+        return;
+    gort__startm(NULL, true);
+}
+
+/* Hands off a P from an M that is blocking (syscall, locked G) or leaving. */
+void gort__handoffp(gort_p_t *pp)
+{
+    if (!gort__runqempty(pp) || atomic_load_explicit(&gort__sched.runqsize, memory_order_acquire) != 0) {
+        gort__startm(pp, false);
+        return;
+    }
+    /* No local work: start a spinning M only if nobody is spinning or idle
+     * (someone has to look for work). */
+    int32_t zero = 0;
+    if (atomic_load_explicit(&gort__sched.nmspinning, memory_order_acquire) +
+                atomic_load_explicit(&gort__sched.npidle, memory_order_acquire) ==
+            0 &&
+        atomic_compare_exchange_strong_explicit(&gort__sched.nmspinning, &zero, 1,
+                                                memory_order_acq_rel, memory_order_relaxed)) {
+        gort__startm(pp, true);
+        return;
+    }
+    gort__lock(&gort__sched.lock);
+    if (atomic_load_explicit(&gort__sched.gcwaiting, memory_order_acquire)) {
+        atomic_store_explicit(&pp->status, P_STOP, memory_order_release);
+        if (--gort__sched.stopwait == 0)
+            gort__notewakeup(&gort__sched.stopnote);
+        gort__unlock(&gort__sched.lock);
+        return;
+    }
+    if (atomic_load_explicit(&gort__sched.runqsize, memory_order_relaxed) != 0) {
+        gort__unlock(&gort__sched.lock);
+        gort__startm(pp, false);
+        return;
+    }
+    /* The last running P, and nobody waits in the poller for timers: keep
+     * an M around to handle them. */
+    if (atomic_load_explicit(&gort__sched.npidle, memory_order_relaxed) ==
+            atomic_load_explicit(&gort__gomaxprocs, memory_order_relaxed) - 1 &&
+        atomic_load_explicit(&gort__sched.lastpoll, memory_order_relaxed) != 0) {
+        gort__unlock(&gort__sched.lock);
+        gort__startm(pp, false);
+        return;
+    }
+    int64_t when = atomic_load_explicit(&pp->timer0when, memory_order_acquire);
+    gort__pidleput(pp);
+    gort__unlock(&gort__sched.lock);
+    if (when != 0)
+        gort__wake_netpoller(when);
+}
+
+static void resetspinning(void)
+{
+    gort_m_t *m = gort__getm();
+    if (!m->spinning)
+        gort__throw("resetspinning: not a spinning m");
+    m->spinning = false;
+    if (atomic_fetch_sub_explicit(&gort__sched.nmspinning, 1, memory_order_acq_rel) <= 0)
+        gort__throw("resetspinning: negative nmspinning");
+    gort__wakep();
+}
+
+/* Stop-the-world is pending: give up the P and sleep. */
+static void gcstopm(void)
+{
+    gort_m_t *m = gort__getm();
+    if (!atomic_load_explicit(&gort__sched.gcwaiting, memory_order_acquire))
+        gort__throw("gcstopm: not waiting for gc");
+    if (m->spinning) {
+        m->spinning = false;
+        if (atomic_fetch_sub_explicit(&gort__sched.nmspinning, 1, memory_order_acq_rel) <= 0)
+            gort__throw("gcstopm: negative nmspinning");
+    }
+    gort_p_t *pp = gort__releasep();
+    gort__lock(&gort__sched.lock);
+    atomic_store_explicit(&pp->status, P_STOP, memory_order_release);
+    if (--gort__sched.stopwait == 0)
+        gort__notewakeup(&gort__sched.stopnote);
+    gort__unlock(&gort__sched.lock);
+    gort__stopm();
+}
+
+/* ---- locked goroutines ---- */
+
+static void incidlelocked(int v)
+{
+    gort__lock(&gort__sched.lock);
+    gort__sched.nmidlelocked += v;
+    if (v > 0)
+        gort__checkdead();
+    gort__unlock(&gort__sched.lock);
+}
+
+/* The M's locked G blocked: give the P away and wait for the G. */
+void gort__stoplockedm(void)
+{
+    gort_m_t *m = gort__getm();
+    if (!m->lockedg || m->lockedg->lockedm != m)
+        gort__throw("stoplockedm: inconsistent locking");
+    if (m->p) {
+        gort_p_t *pp = gort__releasep();
+        gort__handoffp(pp);
+    }
+    incidlelocked(1);
+    m->blocked = true;
+    gort__notesleep(&m->park);
+    gort__noteclear(&m->park);
+    m->blocked = false;
+    gort_p_t *pp = m->nextp;
+    m->nextp = NULL;
+    if (!pp)
+        gort__throw("stoplockedm: woken without a P");
+    gort__acquirep(pp);
+}
+
+/* Hands our P to the M that gp is locked to, and parks this M. */
+void gort__startlockedm(gort_g_t *gp)
+{
+    gort_m_t *m = gort__getm();
+    gort_m_t *lm = gp->lockedm;
+    if (lm == m)
+        gort__throw("startlockedm: locked to me");
+    if (lm->nextp)
+        gort__throw("startlockedm: m has p");
+    incidlelocked(-1);
+    gort_p_t *pp = gort__releasep();
+    lm->nextp = pp;
+    gort__notewakeup(&lm->park);
+    gort__stopm();
+    gort__schedule();
+}
+
+/* ---- finding work ---- */
+
+static bool p_idle_or_stopped(gort_p_t *pp)
+{
+    uint32_t st = atomic_load_explicit(&pp->status, memory_order_relaxed);
+    return st == P_IDLE || st == P_DEAD;
+}
+
+/* Steals a G (or runs other Ps' timers).  *pollUntil gets the earliest
+ * timer seen; *newwork is set when a timer ran or STW is pending. */
+static gort_g_t *steal_work(gort_p_t *pp, int64_t *now, int64_t *pollUntil, bool *newwork,
+                            bool *inherit)
+{
+    *newwork = false;
+    int32_t n = atomic_load_explicit(&gort__gomaxprocs, memory_order_acquire);
+    bool ran_timer = false;
+    for (int i = 0; i < 4; i++) {
+        bool last = i == 3;
+        uint32_t start = gort__fastrandn((uint32_t)n);
+        for (int32_t k = 0; k < n; k++) {
+            if (atomic_load_explicit(&gort__sched.gcwaiting, memory_order_acquire)) {
+                *newwork = true;
+                return NULL;
+            }
+            gort_p_t *p2 = gort__allp[(start + (uint32_t)k) % (uint32_t)n];
+            if (p2 == pp)
+                continue;
+            if (last && atomic_load_explicit(&p2->timer0when, memory_order_relaxed) != 0) {
+                int64_t w;
+                bool ran;
+                *now = gort__check_timers(p2, *now, &w, &ran);
+                if (w != 0 && (*pollUntil == 0 || w < *pollUntil))
+                    *pollUntil = w;
+                if (ran) {
+                    /* A callback may have readied a G onto our queue. */
+                    gort_g_t *gp = gort__runqget(pp, inherit);
+                    if (gp)
+                        return gp;
+                    ran_timer = true;
+                }
+            }
+            if (!p_idle_or_stopped(p2)) {
+                gort_g_t *gp = gort__runqsteal(pp, p2, last);
+                if (gp) {
+                    *inherit = false;
+                    return gp;
+                }
+            }
+        }
+    }
+    *newwork = ran_timer;
+    return NULL;
+}
+
+/* Finds a runnable goroutine, blocking until there is one.  Returns with a
+ * P held. */
+static gort_g_t *findrunnable(bool *inherit)
+{
+    gort_m_t *m = gort__getm();
+    gort_g_t *gp;
+top:;
+    gort_p_t *pp = m->p;
+    if (atomic_load_explicit(&gort__sched.gcwaiting, memory_order_acquire)) {
+        gcstopm();
+        goto top;
+    }
+    int64_t pollUntil = 0;
+    bool ran;
+    int64_t now = gort__check_timers(pp, 0, &pollUntil, &ran);
+
+    if ((gp = gort__runqget(pp, inherit)) != NULL)
+        return gp;
+
+    if (atomic_load_explicit(&gort__sched.runqsize, memory_order_acquire) != 0) {
+        gort__lock(&gort__sched.lock);
+        gp = gort__globrunqget(pp, 0);
+        gort__unlock(&gort__sched.lock);
+        if (gp) {
+            *inherit = false;
+            return gp;
+        }
+    }
+
+    if (gort__netpoll_inited() && atomic_load_explicit(&gort__netpoll_waiters, memory_order_relaxed) > 0 &&
+        atomic_load_explicit(&gort__sched.lastpoll, memory_order_relaxed) != 0) {
+        gort_g_t *list = gort__netpoll(0);
+        if (list) {
+            gp = list;
+            gort__injectglist(list->schedlink);
+            gp->schedlink = NULL;
+            gort__casgstatus(gp, G_WAITING, G_RUNNABLE);
+            *inherit = false;
+            return gp;
+        }
+    }
+
+    /* Spin and steal, but limit spinning Ms to half the busy Ps: beyond
+     * that, spinning burns CPU for nothing. */
+    int32_t procs = atomic_load_explicit(&gort__gomaxprocs, memory_order_relaxed);
+    if (m->spinning || 2 * atomic_load_explicit(&gort__sched.nmspinning, memory_order_relaxed) <
+                           procs - atomic_load_explicit(&gort__sched.npidle, memory_order_relaxed)) {
+        if (!m->spinning) {
+            m->spinning = true;
+            atomic_fetch_add_explicit(&gort__sched.nmspinning, 1, memory_order_acq_rel);
+        }
+        bool newwork;
+        int64_t w = 0;
+        gp = steal_work(pp, &now, &w, &newwork, inherit);
+        if (gp)
+            return gp;
+        if (newwork)
+            goto top;
+        if (w != 0 && (pollUntil == 0 || w < pollUntil))
+            pollUntil = w;
+    }
+
+    /* Nothing to do: give up the P. */
+    gort__lock(&gort__sched.lock);
+    if (atomic_load_explicit(&gort__sched.gcwaiting, memory_order_acquire)) {
+        gort__unlock(&gort__sched.lock);
+        goto top;
+    }
+    if (atomic_load_explicit(&gort__sched.runqsize, memory_order_relaxed) != 0) {
+        gp = gort__globrunqget(pp, 0);
+        gort__unlock(&gort__sched.lock);
+        *inherit = false;
+        return gp;
+    }
+    if (gort__releasep() != pp)
+        gort__throw("findrunnable: wrong p");
+    gort__pidleput(pp);
+    gort__unlock(&gort__sched.lock);
+
+    /* Delicate dance: after dropping nmspinning, re-check every run queue;
+     * whoever adds work after the decrement will see an idle P and no
+     * spinning M, and wake one.  See the comment at the top. */
+    bool was_spinning = m->spinning;
+    if (m->spinning) {
+        m->spinning = false;
+        if (atomic_fetch_sub_explicit(&gort__sched.nmspinning, 1, memory_order_acq_rel) <= 0)
+            gort__throw("findrunnable: negative nmspinning");
+        for (int32_t i = 0; i < procs; i++) {
+            gort_p_t *p2 = gort__allp[i];
+            if (!p_idle_or_stopped(p2) && !gort__runqempty(p2)) {
+                gort__lock(&gort__sched.lock);
+                gort_p_t *np = gort__pidleget();
+                gort__unlock(&gort__sched.lock);
+                if (np) {
+                    gort__acquirep(np);
+                    m->spinning = true;
+                    atomic_fetch_add_explicit(&gort__sched.nmspinning, 1, memory_order_acq_rel);
+                    goto top;
+                }
+                break;
+            }
+        }
+        /* Re-check timers too: one may have been added to a P whose M then
+         * went idle without anyone waiting for it. */
+        int64_t w = gort__timers_earliest();
+        if (w != 0 && (pollUntil == 0 || w < pollUntil))
+            pollUntil = w;
+    }
+
+    /* Block in the poller until the next timer, if we are the one. */
+    if (gort__netpoll_inited() &&
+        (atomic_load_explicit(&gort__netpoll_waiters, memory_order_relaxed) > 0 || pollUntil != 0) &&
+        atomic_exchange_explicit(&gort__sched.lastpoll, 0, memory_order_acq_rel) != 0) {
+        atomic_store_explicit(&gort__sched.pollUntil, pollUntil, memory_order_release);
+        if (m->p)
+            gort__throw("findrunnable: netpoll with p");
+        if (m->spinning)
+            gort__throw("findrunnable: netpoll with spinning");
+        int64_t delay = -1;
+        if (pollUntil != 0) {
+            if (now == 0)
+                now = gort__nanotime();
+            delay = pollUntil - now;
+            if (delay < 0)
+                delay = 0;
+        }
+        gort_g_t *list = gort__netpoll(delay);
+        now = gort__nanotime();
+        atomic_store_explicit(&gort__sched.pollUntil, 0, memory_order_release);
+        atomic_store_explicit(&gort__sched.lastpoll, now, memory_order_release);
+        runtime_check_main_exit(m);
+        gort__lock(&gort__sched.lock);
+        gort_p_t *np = atomic_load_explicit(&gort__sched.gcwaiting, memory_order_acquire)
+                           ? NULL
+                           : gort__pidleget();
+        gort__unlock(&gort__sched.lock);
+        if (!np) {
+            gort__injectglist(list);
+        } else {
+            gort__acquirep(np);
+            if (list) {
+                gp = list;
+                gort__injectglist(list->schedlink);
+                gp->schedlink = NULL;
+                gort__casgstatus(gp, G_WAITING, G_RUNNABLE);
+                *inherit = false;
+                return gp;
+            }
+            if (was_spinning) {
+                m->spinning = true;
+                atomic_fetch_add_explicit(&gort__sched.nmspinning, 1, memory_order_acq_rel);
+            }
+            goto top;
+        }
+    } else if (pollUntil != 0 && gort__netpoll_inited()) {
+        int64_t ppu = atomic_load_explicit(&gort__sched.pollUntil, memory_order_acquire);
+        if (ppu == 0 || ppu > pollUntil)
+            gort__netpoll_break();
+    }
+    gort__stopm();
+    goto top;
+}
+
+/* One round of scheduling: find a goroutine and run it.  Never returns. */
+void gort__schedule(void)
+{
+    gort_m_t *m = gort__getm();
+    if (atomic_load_explicit(&m->locks, memory_order_relaxed) != 0)
+        gort__throw("schedule: holding locks");
+    if (m->lockedg) {
+        gort__stoplockedm();
+        gort_g_t *lg = m->lockedg;
+        gort__execute(lg, false);
+    }
+top:;
+    gort_p_t *pp = m->p;
+    if (atomic_load_explicit(&gort__sched.gcwaiting, memory_order_acquire)) {
+        gcstopm();
+        goto top;
+    }
+    bool inherit = false;
+    gort_g_t *gp = NULL;
+    int64_t next;
+    bool ran;
+    (void)gort__check_timers(pp, 0, &next, &ran);
+
+    if (atomic_load_explicit(&pp->schedtick, memory_order_relaxed) % 61 == 0 &&
+        atomic_load_explicit(&gort__sched.runqsize, memory_order_relaxed) > 0) {
+        gort__lock(&gort__sched.lock);
+        gp = gort__globrunqget(pp, 1);
+        gort__unlock(&gort__sched.lock);
+    }
+    if (!gp)
+        gp = gort__runqget(pp, &inherit);
+    if (!gp)
+        gp = findrunnable(&inherit);
+
+    /* A spinning M found work: make sure someone keeps looking. */
+    if (m->spinning)
+        resetspinning();
+
+    if (gp->lockedm && gp->lockedm != m) {
+        /* Hand our P to the thread gp is locked to; this M waits. */
+        gort__startlockedm(gp);
+    }
+    gort__execute(gp, inherit);
+}
+
+void gort__execute(gort_g_t *gp, bool inherit)
+{
+    gort_m_t *m = gort__getm();
+    gort_p_t *pp = m->p;
+    m->curg = gp;
+    gp->m = m;
+    uint32_t st = atomic_load_explicit(&gp->status, memory_order_relaxed);
+    if (st == G_RUNNABLE)
+        gort__casgstatus(gp, G_RUNNABLE, G_RUNNING);
+    else if (st != G_RUNNING)
+        gort__throw("execute: goroutine %llu has status %u", (unsigned long long)gp->goid, st);
+    atomic_store_explicit(&gp->preempt, false, memory_order_relaxed);
+    if (!inherit)
+        atomic_fetch_add_explicit(&pp->schedtick, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&pp->stats.switches, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->preempt_gen, 1, memory_order_relaxed);
+    if (unlikely(gp->stack.lo == 0)) {
+        if (!gort__stack_alloc(pp, &gp->stack))
+            gort__throw("out of memory: cannot allocate a goroutine stack");
+        gort__ctx_init(&gp->ctx, gp->stack.hi, gp);
+        gort__san_g_created(gp);
+    }
+    gort__san_g0_to_g(m, gp);
+    gort__gogo(&gp->ctx);
+}
+
+/* ---- parking and readying ---- */
+
+static void park_m(void *arg)
+{
+    gort_g_t *gp = arg;
+    gort_m_t *m = gort__getm();
+    gort__san_after_g_to_g0(m);
+    gort__casgstatus(gp, G_RUNNING, G_WAITING);
+    gp->waitsince = gort__nanotime_coarse();
+    m->curg = NULL;
+    gp->m = NULL;
+    if (gp->stack.guard == GUARD_CANARY && !gort__stack_check(&gp->stack))
+        gort__throw("goroutine %llu stack overflow", (unsigned long long)gp->goid);
+    bool (*f)(gort_g_t *, void *) = m->waitunlockf;
+    if (f) {
+        void *lock = m->waitlock;
+        m->waitunlockf = NULL;
+        m->waitlock = NULL;
+        if (!f(gp, lock)) {
+            gort__casgstatus(gp, G_WAITING, G_RUNNABLE);
+            gort__execute(gp, true);
+        }
+    }
+    gort__schedule();
+}
+
+void gort__park(bool (*unlockf)(gort_g_t *, void *), void *lock, int reason)
+{
+    gort_m_t *m = gort__getm();
+    gort_g_t *gp = m ? m->curg : NULL;
+    if (unlikely(!gp))
+        gort__throw("a blocking gort call was made outside a goroutine");
+    m->waitlock = lock;
+    m->waitunlockf = unlockf;
+    gp->waitreason = (uint8_t)reason;
+    gort__san_g_to_g0(m, gp, false);
+    gort__mcall(&gp->ctx, m->g0sp, park_m, gp);
+    gort__san_after_g0_to_g(gp);
+}
+
+static bool unlock_fn(gort_g_t *gp, void *l)
+{
+    (void)gp;
+    gort__unlock(l);
+    return true;
+}
+
+void gort__park_unlock(gort_lock_t *l, int reason) { gort__park(unlock_fn, l, reason); }
+
+void gort__ready(gort_g_t *gp, bool next)
+{
+    gort__casgstatus(gp, G_WAITING, G_RUNNABLE);
+    gort_m_t *m = gort__getm();
+    if (m && m->readybatch) {
+        /* Timers that expired together: the earliest runs next, the rest
+         * queue behind in deadline order instead of each displacing the
+         * previous one from runnext. */
+        next = next && m->readybatch == 1;
+        m->readybatch++;
+    }
+    if (m && m->p) {
+        gort__runqput(m->p, gp, next);
+    } else {
+        gort__lock(&gort__sched.lock);
+        gort__globrunqput(gp);
+        gort__unlock(&gort__sched.lock);
+    }
+    gort__wakep();
+}
+
+/* Makes a list of parked goroutines runnable: to the local queue when we
+ * have a P (waking Ms for the ones others can steal), else globally. */
+void gort__injectglist(gort_g_t *list)
+{
+    if (!list)
+        return;
+    int n = 0;
+    gort_g_t *tail = NULL;
+    for (gort_g_t *g = list; g; g = g->schedlink) {
+        gort__casgstatus(g, G_WAITING, G_RUNNABLE);
+        tail = g;
+        n++;
+    }
+    gort_m_t *m = gort__getm();
+    if (!m || !m->p) {
+        gort__lock(&gort__sched.lock);
+        gort__globrunqputbatch(list, tail, n);
+        gort__unlock(&gort__sched.lock);
+        for (int i = 0; i < n && atomic_load_explicit(&gort__sched.npidle, memory_order_relaxed) > 0; i++)
+            gort__startm(NULL, false);
+        return;
+    }
+    while (list) {
+        gort_g_t *g = list;
+        list = g->schedlink;
+        gort__runqput(m->p, g, false);
+    }
+    gort__wakep();
+}
+
+static void gosched_m(void *arg)
+{
+    gort_g_t *gp = arg;
+    gort_m_t *m = gort__getm();
+    gort__san_after_g_to_g0(m);
+    gort__casgstatus(gp, G_RUNNING, G_RUNNABLE);
+    m->curg = NULL;
+    gp->m = NULL;
+    if (gp->stack.guard == GUARD_CANARY && !gort__stack_check(&gp->stack))
+        gort__throw("goroutine %llu stack overflow", (unsigned long long)gp->goid);
+    /* To the tail of the local queue: behind everything runnable here, but
+     * still on this P (cheaper than Go's trip to the global queue, and the
+     * goroutine's thread-local caches stay warm). */
+    gort__runqput(m->p, gp, false);
+    gort__schedule();
+}
+
+void gort__gosched(void)
+{
+    gort_m_t *m = gort__getm();
+    gort_g_t *gp = m ? m->curg : NULL;
+    if (!gp)
+        return;
+    gort__san_g_to_g0(m, gp, false);
+    gort__mcall(&gp->ctx, m->g0sp, gosched_m, gp);
+    gort__san_after_g0_to_g(gp);
+}
+
+void gort__preempt_check(void)
+{
+    gort_m_t *m = gort__getm();
+    gort_g_t *gp = m ? m->curg : NULL;
+    if (gp && atomic_load_explicit(&gp->preempt, memory_order_relaxed) &&
+        atomic_load_explicit(&m->locks, memory_order_relaxed) == 0) {
+        atomic_fetch_add_explicit(&m->p->stats.preempt_coop, 1, memory_order_relaxed);
+        gort__gosched();
+    }
+}
+
+/* ---- deadlock detection ---- */
+
+typedef struct { int waiting, running; gort_g_t *bad; } deadscan_t;
+
+static void dead_scan(gort_g_t *gp, void *arg)
+{
+    deadscan_t *d = arg;
+    switch (atomic_load_explicit(&gp->status, memory_order_acquire)) {
+    case G_WAITING:
+    case G_PREEMPTED:
+        d->waiting++;
+        break;
+    case G_RUNNABLE:
+    case G_RUNNING:
+    case G_SYSCALL:
+        d->running++;
+        d->bad = gp;
+        break;
+    default:
+        break;
+    }
+}
+
+/* Called with sched.lock held when an M goes idle.  If no M is running
+ * user code, nothing is runnable and no timer is pending, nothing can ever
+ * wake a goroutine again: report the deadlock as Go does. */
+void gort__checkdead(void)
+{
+    ASSERT_HELD(&gort__sched.lock);
+    if (gort__settings.nodeadlock || !atomic_load_explicit(&gort__sched.main_running, memory_order_acquire))
+        return;
+    if (atomic_load_explicit(&gort__sched.main_done, memory_order_acquire))
+        return;
+    if (atomic_load_explicit(&gort__sched.foreign_used, memory_order_relaxed))
+        return; /* a thread the runtime does not own may still wake someone */
+    if (atomic_load_explicit(&gort__panicking, memory_order_relaxed))
+        return;
+    int32_t run = gort__sched.mcount - gort__sched.nmidle - gort__sched.nmidlelocked;
+    if (run > 0)
+        return;
+    if (run < 0)
+        gort__throw("checkdead: inconsistent counts mcount=%d nmidle=%d nmidlelocked=%d",
+                    gort__sched.mcount, gort__sched.nmidle, gort__sched.nmidlelocked);
+    if (atomic_load_explicit(&gort__sched.runqsize, memory_order_relaxed) != 0)
+        return;
+    deadscan_t d = {0, 0, NULL};
+    gort__forallg(dead_scan, &d);
+    if (d.running > 0) {
+        /* Possible while a G is in transit (readied by a foreign thread);
+         * not a deadlock. */
+        return;
+    }
+    if (d.waiting == 0)
+        return;
+    int32_t n = atomic_load_explicit(&gort__gomaxprocs, memory_order_relaxed);
+    for (int32_t i = 0; i < n; i++)
+        if (atomic_load_explicit(&gort__allp[i]->timer0when, memory_order_relaxed) != 0)
+            return;
+    gort__unlock(&gort__sched.lock);
+    gort__fatal("all goroutines are asleep - deadlock!");
+}
+
+/* ---- gort_main's return path ---- */
+
+/* If the main goroutine has finished and this is the thread that called
+ * gort_main, return to its caller. */
+static void runtime_check_main_exit(gort_m_t *m)
+{
+    if (m->is_main_thread && atomic_load_explicit(&gort__sched.main_done, memory_order_acquire)) {
+        if (m->p)
+            gort__throw("main exit holding a P");
+        gort__gogo(&m->retctx);
+    }
+}
+
+void gort__main_thread_return(void);
+void gort__main_thread_return(void) { runtime_check_main_exit(gort__getm()); }
+
+/* ---- gort_lock_thread ---- */
+
+void gort_lock_thread(void)
+{
+    gort_m_t *m = gort__getm();
+    gort_g_t *gp = m ? m->curg : NULL;
+    if (!gp)
+        return;
+    if (gp->lockedext == UINT8_MAX)
+        gort__fatal("gort_lock_thread nesting overflow");
+    gp->lockedext++;
+    m->lockedg = gp;
+    gp->lockedm = m;
+}
+
+void gort_unlock_thread(void)
+{
+    gort_m_t *m = gort__getm();
+    gort_g_t *gp = m ? m->curg : NULL;
+    if (!gp || gp->lockedext == 0)
+        return;
+    if (--gp->lockedext == 0) {
+        m->lockedg = NULL;
+        gp->lockedm = NULL;
+    }
+}

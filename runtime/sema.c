@@ -1,0 +1,255 @@
+/*
+ * sema.c: runtime semaphores (Go's sync runtime_Semacquire/Semrelease) and
+ * the sudog cache.
+ *
+ * A semaphore is any uint32 counter in user memory.  Acquire decrements it
+ * if positive, else parks the goroutine on a queue keyed by the counter's
+ * address.  Queues live in SEMTAB_SIZE buckets (hashed by address), each
+ * with its own lock, so unrelated semaphores rarely contend.  Within a
+ * bucket, each distinct address has one "head" sudog on the bucket's list;
+ * the head carries that address's FIFO of waiters (waitlink/waittail).
+ *
+ * nwait counts waiters per bucket so that release can skip the lock when
+ * nobody waits (the common case: an uncontended WaitGroup or Mutex).  The
+ * order that makes this safe: acquire increments nwait before re-checking
+ * the counter under the lock; release increments the counter before
+ * reading nwait.  One of them sees the other.
+ *
+ * handoff (Mutex starvation mode): release passes the count directly to the
+ * first waiter (ticket = 1) and yields, so a stream of newcomers cannot
+ * keep taking the count first.
+ */
+#include "runtime.h"
+
+#include <stdlib.h>
+
+#define SEMTAB_SIZE 251
+#define SUDOG_PCACHE 128
+
+typedef struct semroot {
+    gort_lock_t lock;
+    gort_sudog_t *head; /* one head sudog per address; linked by next */
+    _Atomic uint32_t nwait;
+} __attribute__((aligned(GORT_CACHELINE))) semroot_t;
+
+static semroot_t semtab[SEMTAB_SIZE];
+static pthread_once_t semtab_once = PTHREAD_ONCE_INIT;
+
+static void semtab_init(void)
+{
+    for (int i = 0; i < SEMTAB_SIZE; i++)
+        gort__lock_init(&semtab[i].lock, LR_SEMAROOT);
+}
+
+static semroot_t *semroot(_Atomic uint32_t *addr)
+{
+    return &semtab[((uintptr_t)addr >> 3) % SEMTAB_SIZE];
+}
+
+/* ---- sudog cache ---- */
+
+static gort_lock_t sudog_lock = GORT_LOCK_INIT(LR_SUDOG);
+static gort_sudog_t *sudog_free;
+
+gort_sudog_t *gort__acquire_sudog(void)
+{
+    gort_m_t *m = gort__getm();
+    gort_p_t *pp = m ? m->p : NULL;
+    gort_sudog_t *s = NULL;
+    if (pp && pp->sudogcache) {
+        s = pp->sudogcache;
+        pp->sudogcache = s->next;
+        pp->nsudogcache--;
+    } else if (sudog_free) {
+        gort__lock(&sudog_lock);
+        s = sudog_free;
+        if (s)
+            sudog_free = s->next;
+        gort__unlock(&sudog_lock);
+    }
+    if (!s) {
+        s = malloc(sizeof(*s));
+        if (!s)
+            gort__throw("out of memory allocating a sudog");
+    }
+    *s = (gort_sudog_t){0};
+    return s;
+}
+
+void gort__release_sudog(gort_sudog_t *s)
+{
+    gort_m_t *m = gort__getm();
+    gort_p_t *pp = m ? m->p : NULL;
+    if (pp && pp->nsudogcache < SUDOG_PCACHE) {
+        s->next = pp->sudogcache;
+        pp->sudogcache = s;
+        pp->nsudogcache++;
+        return;
+    }
+    gort__lock(&sudog_lock);
+    s->next = sudog_free;
+    sudog_free = s;
+    gort__unlock(&sudog_lock);
+}
+
+void gort__sudog_pcache_flush(gort_p_t *pp);
+void gort__sudog_pcache_flush(gort_p_t *pp)
+{
+    gort__lock(&sudog_lock);
+    while (pp->sudogcache) {
+        gort_sudog_t *s = pp->sudogcache;
+        pp->sudogcache = s->next;
+        s->next = sudog_free;
+        sudog_free = s;
+    }
+    pp->nsudogcache = 0;
+    gort__unlock(&sudog_lock);
+}
+
+/* ---- semaphores ---- */
+
+bool gort__semcanacquire(_Atomic uint32_t *addr)
+{
+    uint32_t v = atomic_load_explicit(addr, memory_order_relaxed);
+    while (v != 0) {
+        if (atomic_compare_exchange_weak_explicit(addr, &v, v - 1, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return true;
+    }
+    return false;
+}
+
+/* root->lock held. */
+static void queue(semroot_t *root, _Atomic uint32_t *addr, gort_sudog_t *s, bool lifo)
+{
+    s->addr = (uintptr_t)addr;
+    s->next = s->prev = NULL;
+    s->waitlink = NULL;
+    s->waittail = NULL;
+    for (gort_sudog_t *h = root->head; h; h = h->next) {
+        if (h->addr != (uintptr_t)addr)
+            continue;
+        if (lifo) {
+            /* s becomes the head: it takes h's place in the bucket list. */
+            s->next = h->next;
+            s->prev = h->prev;
+            if (s->next)
+                s->next->prev = s;
+            if (s->prev)
+                s->prev->next = s;
+            else
+                root->head = s;
+            s->waitlink = h;
+            s->waittail = h->waittail ? h->waittail : h;
+            h->next = h->prev = NULL;
+            h->waittail = NULL;
+        } else {
+            if (h->waittail)
+                h->waittail->waitlink = s;
+            else
+                h->waitlink = s;
+            h->waittail = s;
+        }
+        return;
+    }
+    s->next = root->head;
+    if (root->head)
+        root->head->prev = s;
+    root->head = s;
+}
+
+/* root->lock held.  Removes and returns the first waiter for addr. */
+static gort_sudog_t *dequeue(semroot_t *root, _Atomic uint32_t *addr)
+{
+    for (gort_sudog_t *h = root->head; h; h = h->next) {
+        if (h->addr != (uintptr_t)addr)
+            continue;
+        gort_sudog_t *succ = h->waitlink;
+        if (succ) {
+            succ->next = h->next;
+            succ->prev = h->prev;
+            if (succ->next)
+                succ->next->prev = succ;
+            if (succ->prev)
+                succ->prev->next = succ;
+            else
+                root->head = succ;
+            succ->waittail = h->waittail == succ ? NULL : h->waittail;
+        } else {
+            if (h->next)
+                h->next->prev = h->prev;
+            if (h->prev)
+                h->prev->next = h->next;
+            else
+                root->head = h->next;
+        }
+        h->next = h->prev = h->waitlink = h->waittail = NULL;
+        return h;
+    }
+    return NULL;
+}
+
+void gort__semacquire(_Atomic uint32_t *addr, bool lifo, int reason, int profile)
+{
+    if (gort__semcanacquire(addr))
+        return;
+    if (unlikely(!gort__getg()))
+        gort__throw("semacquire outside a goroutine");
+    pthread_once(&semtab_once, semtab_init);
+    gort_sudog_t *s = gort__acquire_sudog();
+    semroot_t *root = semroot(addr);
+    int64_t t0 = 0;
+    if (profile && gort__prof_block)
+        t0 = (int64_t)gort__cputicks();
+    s->acquiretime = t0;
+    for (;;) {
+        gort__lock(&root->lock);
+        atomic_fetch_add_explicit(&root->nwait, 1, memory_order_seq_cst);
+        if (gort__semcanacquire(addr)) {
+            atomic_fetch_sub_explicit(&root->nwait, 1, memory_order_relaxed);
+            gort__unlock(&root->lock);
+            break;
+        }
+        s->g = gort__getg();
+        s->ticket = 0;
+        queue(root, addr, s, lifo);
+        gort__park_unlock(&root->lock, reason);
+        if (s->ticket != 0 || gort__semcanacquire(addr))
+            break;
+    }
+    if (t0 && s->releasetime > 0 && gort__prof_block)
+        gort__prof_block(t0, s->releasetime, 3);
+    gort__release_sudog(s);
+}
+
+void gort__semrelease(_Atomic uint32_t *addr, bool handoff, int skip)
+{
+    (void)skip;
+    pthread_once(&semtab_once, semtab_init);
+    semroot_t *root = semroot(addr);
+    atomic_fetch_add_explicit(addr, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&root->nwait, memory_order_seq_cst) == 0)
+        return;
+    gort__lock(&root->lock);
+    if (atomic_load_explicit(&root->nwait, memory_order_relaxed) == 0) {
+        gort__unlock(&root->lock);
+        return;
+    }
+    gort_sudog_t *s = dequeue(root, addr);
+    if (s)
+        atomic_fetch_sub_explicit(&root->nwait, 1, memory_order_relaxed);
+    gort__unlock(&root->lock);
+    if (!s)
+        return;
+    if (s->acquiretime)
+        s->releasetime = (int64_t)gort__cputicks();
+    bool handed = handoff && gort__semcanacquire(addr);
+    if (handed)
+        s->ticket = 1;
+    /* s belongs to the waiter from here on: it may run and free it. */
+    gort__ready(s->g, true);
+    if (handed && gort__getg()) {
+        /* Direct handoff: let the waiter run now, on our time slice. */
+        gort__gosched();
+    }
+}

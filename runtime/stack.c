@@ -1,0 +1,249 @@
+/*
+ * stack.c: goroutine stacks.
+ *
+ * Stacks are carved from slabs: one anonymous mmap holds SLAB_SLOTS slots,
+ * each a guard page followed by the usable stack.  Memory is committed
+ * lazily by the kernel, so a parked goroutine costs the pages it touched
+ * (usually one).  Slabs are marked MADV_NOHUGEPAGE: a transparent huge page
+ * would turn one touched page into 2 MiB.
+ *
+ * C stacks cannot grow or move, so each stack is large in address space
+ * (GORT_STACK_SIZE, default 256 KiB) and small in memory.  A goroutine gets
+ * its stack when it first runs, not when it is created, and gives it back
+ * when it exits: a million goroutines spawned and finished need only as
+ * many stacks as run at once.
+ *
+ * Overflow detection at a million stacks.  vm.max_map_count (65530 by
+ * default) allows about 32k PROT_NONE guard pages, since each splits a
+ * mapping in two.  In order of preference:
+ *   1. GUARD_MADVISE: MADV_GUARD_INSTALL (Linux 6.13+) puts guard markers in
+ *      the page tables without creating VMAs; adjacent slabs still merge
+ *      into one mapping.  Every stack is guarded, whatever the count.
+ *   2. GUARD_MPROTECT: older kernels get PROT_NONE guards for the first
+ *      GUARD_VMA_BUDGET stacks;
+ *   3. GUARD_CANARY: beyond that a canary word at the bottom of the stack,
+ *      checked whenever the goroutine switches out (gort__stack_check).
+ *      That detects an overflow late (the neighbour may be damaged) but it
+ *      does detect it.
+ * A fault in a guard page is reported as "goroutine N stack overflow" by the
+ * SIGSEGV handler (prof/crash.c), which runs on the M's signal stack.
+ *
+ * Caching: each P keeps up to PCACHE stacks (no lock); overflow spills half
+ * to a global pool under a lock.  Stacks beyond POOL_WARM in the pool have
+ * their pages returned to the kernel (MADV_DONTNEED; guard markers survive
+ * it) so a burst of goroutines does not pin its peak memory forever.
+ */
+#include "runtime.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+#define SLAB_SLOTS 64
+#define PCACHE 32
+#define POOL_WARM 256
+#define GUARD_VMA_BUDGET 16384
+#define CANARY 0x676f72747374616bULL /* "gortstak" */
+
+static size_t stack_size;  /* usable bytes, a multiple of the page size */
+static size_t slot_size;   /* guard + usable */
+static int guard_kind;     /* enum gort_guard_kind for new slabs */
+
+static gort_lock_t pool_lock = GORT_LOCK_INIT(LR_STACKPOOL);
+static gort_stack_t *pool;          /* under pool_lock */
+static size_t npool, poolcap, nwarm;
+static uintptr_t slab_cur, slab_end; /* bump allocation in the newest slab */
+static size_t guarded_mprotect;      /* stacks given a PROT_NONE guard */
+static _Atomic uint64_t nallocated;
+
+/* Slab ranges and the weakest guard kind in each. */
+typedef struct slab { uintptr_t lo, hi; int kind; } slab_t;
+static slab_t *slabs;
+static size_t nslabs, slabscap;
+
+size_t gort__stack_size(void) { return stack_size; }
+
+static bool probe_madvise_guard(void)
+{
+    size_t pg = GORT_PAGE_SIZE;
+    void *p = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return false;
+    bool ok = madvise(p, pg, MADV_GUARD_INSTALL) == 0;
+    munmap(p, 2 * pg);
+    return ok;
+}
+
+void gort__stack_init(void)
+{
+    size_t sz = gort__settings.stack_size;
+    if (sz < 16 * 1024)
+        sz = 16 * 1024;
+    sz = (sz + GORT_PAGE_SIZE - 1) & ~(size_t)(GORT_PAGE_SIZE - 1);
+    stack_size = sz;
+    slot_size = sz + GORT_PAGE_SIZE;
+    guard_kind = probe_madvise_guard() ? GUARD_MADVISE : GUARD_MPROTECT;
+}
+
+/* pool_lock held. */
+static bool new_slab(void)
+{
+    size_t slots = SLAB_SLOTS;
+    if (slot_size * slots > (64u << 20))
+        slots = ((64u << 20) / slot_size) ? (64u << 20) / slot_size : 1;
+    size_t len = slot_size * slots;
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return false;
+    (void)madvise(p, len, MADV_NOHUGEPAGE);
+    int kind = guard_kind;
+    uintptr_t base = (uintptr_t)p;
+    for (size_t i = 0; i < slots; i++) {
+        uintptr_t g = base + i * slot_size;
+        if (kind == GUARD_MADVISE) {
+            if (madvise((void *)g, GORT_PAGE_SIZE, MADV_GUARD_INSTALL) != 0)
+                kind = guard_kind = GUARD_MPROTECT;
+        }
+        if (kind == GUARD_MPROTECT) {
+            if (guarded_mprotect >= GUARD_VMA_BUDGET ||
+                mprotect((void *)g, GORT_PAGE_SIZE, PROT_NONE) != 0) {
+                kind = GUARD_CANARY;
+            } else {
+                guarded_mprotect++;
+            }
+        }
+    }
+    if (nslabs == slabscap) {
+        size_t cap = slabscap ? slabscap * 2 : 64;
+        slab_t *ns = realloc(slabs, cap * sizeof(*ns));
+        if (!ns) {
+            munmap(p, len);
+            return false;
+        }
+        slabs = ns;
+        slabscap = cap;
+    }
+    /* A slab whose guards were installed with mixed methods records the
+     * weakest; the stack's own check (canary) covers every kind. */
+    slabs[nslabs++] = (slab_t){base, base + len, kind};
+    slab_cur = base;
+    slab_end = base + len;
+    return true;
+}
+
+/* Only canary stacks carry a canary: writing one would commit the bottom
+ * page of every stack, doubling the memory of a parked goroutine. */
+static void stack_prepare(gort_stack_t *s)
+{
+    if (s->guard == GUARD_CANARY)
+        *(volatile uint64_t *)s->lo = CANARY;
+}
+
+static bool pool_pop(gort_stack_t *out)
+{
+    gort__lock(&pool_lock);
+    if (npool > 0) {
+        *out = pool[--npool];
+        if (nwarm > npool)
+            nwarm = npool;
+        gort__unlock(&pool_lock);
+        return true;
+    }
+    if (slab_cur == slab_end && !new_slab()) {
+        gort__unlock(&pool_lock);
+        return false;
+    }
+    uintptr_t slot = slab_cur;
+    slab_cur += slot_size;
+    gort__unlock(&pool_lock);
+    out->lo = slot + GORT_PAGE_SIZE;
+    out->hi = slot + slot_size;
+    out->guard = slabs[nslabs - 1].kind;
+    atomic_fetch_add_explicit(&nallocated, 1, memory_order_relaxed);
+    return true;
+}
+
+static void pool_push(gort_stack_t *s, int n)
+{
+    gort__lock(&pool_lock);
+    if (npool + (size_t)n > poolcap) {
+        size_t cap = poolcap ? poolcap * 2 : 256;
+        while (cap < npool + (size_t)n)
+            cap *= 2;
+        gort_stack_t *np = realloc(pool, cap * sizeof(*np));
+        if (!np)
+            gort__throw("out of memory growing the stack pool");
+        pool = np;
+        poolcap = cap;
+    }
+    for (int i = 0; i < n; i++) {
+        if (npool >= POOL_WARM) {
+            /* Give the memory back; keep the address range and guard. */
+            (void)madvise((void *)s[i].lo, s[i].hi - s[i].lo, MADV_DONTNEED);
+        }
+        pool[npool++] = s[i];
+    }
+    gort__unlock(&pool_lock);
+}
+
+bool gort__stack_alloc(gort_p_t *p, gort_stack_t *out)
+{
+    if (p && p->nstackcache > 0) {
+        *out = p->stackcache[--p->nstackcache];
+        return true;
+    }
+    if (!pool_pop(out))
+        return false;
+    stack_prepare(out);
+    return true;
+}
+
+void gort__stack_free(gort_p_t *p, gort_stack_t *s)
+{
+    if (!gort__stack_check(s))
+        gort__throw("stack canary overwritten: a goroutine overflowed its stack");
+    if (p) {
+        if (!p->stackcache) {
+            p->stackcache = calloc(PCACHE, sizeof(gort_stack_t));
+            if (!p->stackcache)
+                gort__throw("out of memory");
+        }
+        if (p->nstackcache == PCACHE) {
+            pool_push(p->stackcache + PCACHE / 2, PCACHE / 2);
+            p->nstackcache = PCACHE / 2;
+        }
+        p->stackcache[p->nstackcache++] = *s;
+        return;
+    }
+    pool_push(s, 1);
+}
+
+void gort__stack_pcache_flush(gort_p_t *p)
+{
+    if (p->nstackcache > 0)
+        pool_push(p->stackcache, p->nstackcache);
+    p->nstackcache = 0;
+}
+
+bool gort__stack_check(const gort_stack_t *s)
+{
+    return s->guard != GUARD_CANARY || *(volatile uint64_t *)s->lo == CANARY;
+}
+
+int gort__stack_guard_kind(const gort_stack_t *s) { return s->guard; }
+
+uintptr_t gort__stack_guard_lo(const gort_stack_t *s) { return s->lo - GORT_PAGE_SIZE; }
+
+uint64_t gort__stacks_allocated(void);
+uint64_t gort__stacks_allocated(void) { return atomic_load_explicit(&nallocated, memory_order_relaxed); }
+
+uint64_t gort__stacks_pooled(void);
+uint64_t gort__stacks_pooled(void) { return npool; }

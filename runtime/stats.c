@@ -1,0 +1,105 @@
+/*
+ * stats.c: scheduler counters (gort_stats_get) and the GORT_DEBUG=schedtrace
+ * line.  Counters live per P (written by the owner only, so nothing is
+ * shared on hot paths) or per subsystem, and are summed on read; a read
+ * races with the writers and is exact only when the world is quiet.
+ */
+#include "runtime.h"
+
+#include <stdio.h>
+#include <string.h>
+
+uint64_t gort__stacks_allocated(void);
+uint64_t gort__stacks_pooled(void);
+
+/* Subsystems outside runtime/ add their counters through this hook. */
+void gort__stats_fill_sysmon(gort_stats *out) __attribute__((weak));
+
+void gort_stats_get(gort_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < GORT_MAX_PROCS && gort__allp[i]; i++) {
+        gort_pstats_t *s = &gort__allp[i]->stats;
+        out->goroutines_created += atomic_load_explicit(&s->created, memory_order_relaxed);
+        out->context_switches += atomic_load_explicit(&s->switches, memory_order_relaxed);
+        out->steals += atomic_load_explicit(&s->steals, memory_order_relaxed);
+        out->stolen_goroutines += atomic_load_explicit(&s->stolen, memory_order_relaxed);
+        out->global_runq_gets += atomic_load_explicit(&s->globgets, memory_order_relaxed);
+        out->timers_fired += atomic_load_explicit(&s->timers_fired, memory_order_relaxed);
+        out->preempt_coop += atomic_load_explicit(&s->preempt_coop, memory_order_relaxed);
+    }
+    out->goroutines_live = (uint64_t)gort_numgoroutine();
+    out->threads = (uint64_t)gort__sched.mcount;
+    out->threads_idle = (uint64_t)gort__sched.nmidle;
+    out->spinning_threads = (uint64_t)atomic_load(&gort__sched.nmspinning);
+    out->procs = (uint64_t)atomic_load(&gort__gomaxprocs);
+    out->idle_procs = (uint64_t)atomic_load(&gort__sched.npidle);
+    out->stacks_allocated = gort__stacks_allocated();
+    out->stacks_cached = gort__stacks_pooled();
+    if (gort__stats_fill_sysmon)
+        gort__stats_fill_sysmon(out);
+}
+
+/* One line in the spirit of Go's schedtrace:
+ * SCHED 12ms: gomaxprocs=2 idleprocs=0 threads=4 spinningthreads=0
+ *   idlethreads=1 runqueue=0 [3 0] ...
+ * With detail, one line per P, M and goroutine (headers formatted by
+ * gort__format_gheader, as in dumps). */
+void gort__schedtrace(int fd, bool detail)
+{
+    static int64_t start;
+    int64_t now = gort__nanotime();
+    if (!start)
+        start = now;
+    gort_stats st;
+    gort_stats_get(&st);
+    char buf[1024];
+    int32_t n = atomic_load(&gort__gomaxprocs);
+    int off = snprintf(buf, sizeof buf,
+                       "SCHED %lldms: gomaxprocs=%d idleprocs=%d threads=%d spinningthreads=%d "
+                       "idlethreads=%d runqueue=%d goroutines=%llu steals=%llu preempt=%llu/%llu "
+                       "handoffs=%llu unwrapped=%llu [",
+                       (long long)((now - start) / 1000000), n, atomic_load(&gort__sched.npidle),
+                       gort__sched.mcount, atomic_load(&gort__sched.nmspinning), gort__sched.nmidle,
+                       atomic_load(&gort__sched.runqsize), (unsigned long long)st.goroutines_live,
+                       (unsigned long long)st.steals, (unsigned long long)st.preempt_done,
+                       (unsigned long long)st.preempt_requested, (unsigned long long)st.handoffs,
+                       (unsigned long long)st.unwrapped_blocks);
+    for (int32_t i = 0; i < n && off < (int)sizeof buf - 16; i++)
+        off += snprintf(buf + off, sizeof buf - (size_t)off, "%s%u", i ? " " : "",
+                        gort__runqlen(gort__allp[i]));
+    if (off < (int)sizeof buf - 2)
+        off += snprintf(buf + off, sizeof buf - (size_t)off, "]\n");
+    gort__write_str(fd, buf);
+    if (!detail)
+        return;
+    for (int32_t i = 0; i < n; i++) {
+        gort_p_t *pp = gort__allp[i];
+        gort_m_t *mp = pp->m;
+        snprintf(buf, sizeof buf, "  P%d: status=%u schedtick=%u syscalltick=%u m=%lld runqsize=%u timers=%d\n",
+                 i, atomic_load(&pp->status), atomic_load(&pp->schedtick), atomic_load(&pp->syscalltick),
+                 mp ? (long long)mp->id : -1LL, gort__runqlen(pp), pp->ntimers);
+        gort__write_str(fd, buf);
+    }
+    gort__lock(&gort__sched.allm_lock);
+    for (gort_m_t *mp = gort__sched.allm; mp; mp = mp->alllink) {
+        gort_g_t *cg = mp->curg;
+        snprintf(buf, sizeof buf, "  M%llu: p=%d curg=%llu spinning=%d blocked=%d locks=%d lockedg=%llu\n",
+                 (unsigned long long)mp->id, mp->p ? mp->p->id : -1,
+                 cg ? (unsigned long long)cg->goid : 0ULL, mp->spinning, mp->blocked,
+                 atomic_load(&mp->locks), mp->lockedg ? (unsigned long long)mp->lockedg->goid : 0ULL);
+        gort__write_str(fd, buf);
+    }
+    gort__unlock(&gort__sched.allm_lock);
+    gort__lock(&gort__allglock);
+    for (size_t i = 0; i < gort__nallgs; i++) {
+        gort_g_t *gp = gort__allgs[i];
+        if (atomic_load(&gp->status) == G_DEAD)
+            continue;
+        char h[160];
+        gort__format_gheader(h, sizeof h, gp, gort__nanotime_coarse());
+        snprintf(buf, sizeof buf, "  G%llu: %s", (unsigned long long)gp->goid, h + 10 /* skip "goroutine " */);
+        gort__write_str(fd, buf);
+    }
+    gort__unlock(&gort__allglock);
+}

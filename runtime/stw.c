@@ -1,0 +1,259 @@
+/*
+ * stw.c: stopping and starting the world, and resizing the set of Ps.
+ *
+ * Stopping the world takes every P out of circulation: idle Ps directly,
+ * Ps in system calls by CAS (their Ms find no P when they come back), and
+ * running Ps by asking their goroutines to yield (g->preempt, plus a
+ * SIGURG when sysmon's preemption is linked in).  The initiator waits on
+ * stopnote until sched.stopwait reaches zero, re-asking every 100us.
+ *
+ * Only a goroutine may stop the world, and it first takes worldsema, a
+ * runtime semaphore: a second initiator parks (releasing its P) instead of
+ * spinning with its P held, which would deadlock the first.  While the
+ * world is stopped the initiator holds m->locks, so it is neither preempted
+ * nor moved, and must not park.
+ *
+ * Between gort_main calls the world stays stopped: all Ps are P_STOP and
+ * abandoned goroutines stay on their queues until the next gort_main
+ * starts the world again.
+ */
+#include "runtime.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static _Atomic uint32_t worldsema = 1;
+
+static gort_p_t *palloc(int32_t id)
+{
+    gort_p_t *pp = aligned_alloc(GORT_CACHELINE, (sizeof(gort_p_t) + GORT_CACHELINE - 1) & ~(size_t)(GORT_CACHELINE - 1));
+    if (!pp)
+        gort__throw("out of memory allocating a P");
+    memset(pp, 0, sizeof(*pp));
+    pp->id = id;
+    gort__lock_init(&pp->timers_lock, LR_TIMERS);
+    atomic_store_explicit(&pp->status, P_STOP, memory_order_relaxed);
+    return pp;
+}
+
+void gort__sudog_pcache_flush(gort_p_t *pp);
+
+static void pdestroy(gort_p_t *pp, gort_p_t *heir)
+{
+    gort_g_t *gs[GORT_RUNQ_SIZE + 1];
+    int n = gort__runqdrain(pp, gs, GORT_RUNQ_SIZE + 1);
+    /* To the head of the global queue, keeping their order. */
+    for (int i = n - 1; i >= 0; i--)
+        gort__globrunqputhead(gs[i]);
+    gort__timers_move(pp, heir);
+    gort__gfpurge(pp);
+    gort__stack_pcache_flush(pp);
+    gort__sudog_pcache_flush(pp);
+    atomic_store_explicit(&pp->status, P_DEAD, memory_order_release);
+}
+
+gort_p_t *gort__procresize(int32_t nprocs)
+{
+    ASSERT_HELD(&gort__sched.lock);
+    int32_t old = atomic_load_explicit(&gort__gomaxprocs, memory_order_relaxed);
+    if (nprocs < 1 || nprocs > GORT_MAX_PROCS)
+        gort__throw("procresize: invalid arg %d", nprocs);
+    for (int32_t i = 0; i < nprocs; i++) {
+        if (!gort__allp[i])
+            gort__allp[i] = palloc(i);
+        else if (atomic_load_explicit(&gort__allp[i]->status, memory_order_relaxed) == P_DEAD)
+            atomic_store_explicit(&gort__allp[i]->status, P_STOP, memory_order_relaxed);
+    }
+    for (int32_t i = nprocs; i < old; i++)
+        pdestroy(gort__allp[i], gort__allp[0]);
+    atomic_store_explicit(&gort__gomaxprocs, nprocs, memory_order_release);
+
+    /* Every P is stopped: rebuild the idle list from scratch. */
+    gort__sched.pidle = NULL;
+    atomic_store_explicit(&gort__sched.npidle, 0, memory_order_relaxed);
+
+    gort_m_t *m = gort__getm();
+    if (m->p && m->p->id < nprocs) {
+        atomic_store_explicit(&m->p->status, P_RUNNING, memory_order_release);
+    } else {
+        if (m->p) {
+            m->p->m = NULL;
+            m->p = NULL;
+        }
+        gort_p_t *pp = gort__allp[0];
+        pp->m = NULL;
+        atomic_store_explicit(&pp->status, P_IDLE, memory_order_relaxed);
+        gort__acquirep(pp);
+    }
+    gort_p_t *runnable = NULL;
+    for (int32_t i = nprocs - 1; i >= 0; i--) {
+        gort_p_t *pp = gort__allp[i];
+        if (pp == m->p)
+            continue;
+        pp->m = NULL;
+        if (gort__runqempty(pp)) {
+            gort__pidleput(pp);
+        } else {
+            atomic_store_explicit(&pp->status, P_IDLE, memory_order_relaxed);
+            pp->link = runnable;
+            runnable = pp;
+        }
+    }
+    return runnable;
+}
+
+static void preemptall(void)
+{
+    int32_t n = atomic_load_explicit(&gort__gomaxprocs, memory_order_relaxed);
+    gort_m_t *self = gort__getm();
+    for (int32_t i = 0; i < n; i++) {
+        gort_p_t *pp = gort__allp[i];
+        if (atomic_load_explicit(&pp->status, memory_order_acquire) != P_RUNNING)
+            continue;
+        gort_m_t *mp = pp->m;
+        if (!mp || mp == self)
+            continue;
+        gort_g_t *gp = mp->curg;
+        if (gp)
+            atomic_store_explicit(&gp->preempt, true, memory_order_release);
+        if (gort__preempt_m)
+            gort__preempt_m(mp);
+    }
+}
+
+/* With worldsema held and m->locks raised. */
+static void stop_with_sema(void)
+{
+    gort_m_t *m = gort__getm();
+    gort__lock(&gort__sched.lock);
+    int32_t n = atomic_load_explicit(&gort__gomaxprocs, memory_order_relaxed);
+    gort__sched.stopwait = n;
+    atomic_store_explicit(&gort__sched.gcwaiting, 1, memory_order_seq_cst);
+    preemptall();
+    atomic_store_explicit(&m->p->status, P_STOP, memory_order_release);
+    gort__sched.stopwait--;
+    for (int32_t i = 0; i < n; i++) {
+        gort_p_t *pp = gort__allp[i];
+        uint32_t st = P_SYSCALL;
+        if (atomic_compare_exchange_strong(&pp->status, &st, P_STOP)) {
+            atomic_fetch_add_explicit(&pp->syscalltick, 1, memory_order_relaxed);
+            gort__sched.stopwait--;
+        }
+    }
+    gort_p_t *pp;
+    while ((pp = gort__pidleget()) != NULL) {
+        atomic_store_explicit(&pp->status, P_STOP, memory_order_release);
+        gort__sched.stopwait--;
+    }
+    bool wait = gort__sched.stopwait > 0;
+    gort__unlock(&gort__sched.lock);
+    if (wait) {
+        for (;;) {
+            if (gort__notetsleep(&gort__sched.stopnote, 100 * 1000))
+                break;
+            preemptall();
+        }
+        gort__noteclear(&gort__sched.stopnote);
+    }
+    for (int32_t i = 0; i < n; i++) {
+        uint32_t st = atomic_load_explicit(&gort__allp[i]->status, memory_order_acquire);
+        if (st != P_STOP)
+            gort__throw("stopTheWorld: P %d not stopped (status %u)", i, st);
+    }
+}
+
+void gort__stop_the_world(const char *reason)
+{
+    (void)reason;
+    if (!gort__getg())
+        gort__throw("stop the world outside a goroutine");
+    gort__semacquire(&worldsema, false, WR_STOP_THE_WORLD, 0);
+    gort_m_t *m = gort__getm();
+    gort__m_locks_add(m, 1);
+    stop_with_sema();
+}
+
+static int32_t newprocs;
+
+void gort__set_newprocs(int32_t n);
+void gort__set_newprocs(int32_t n) { newprocs = n; }
+int32_t gort__get_newprocs(void);
+int32_t gort__get_newprocs(void) { return newprocs; }
+
+/* Restarts the world with the current M holding a P (sched.lock held on
+ * entry? no: takes it).  Used by start_the_world and gort_main. */
+void gort__start_world_locked_m(void);
+void gort__start_world_locked_m(void)
+{
+    gort__lock(&gort__sched.lock);
+    int32_t n = newprocs ? newprocs : atomic_load_explicit(&gort__gomaxprocs, memory_order_relaxed);
+    newprocs = 0;
+    gort_p_t *runnable = gort__procresize(n);
+    atomic_store_explicit(&gort__sched.gcwaiting, 0, memory_order_seq_cst);
+    gort__unlock(&gort__sched.lock);
+    if (gort__sysmon_wake)
+        gort__sysmon_wake();
+    while (runnable) {
+        gort_p_t *pp = runnable;
+        runnable = pp->link;
+        pp->link = NULL;
+        gort__startm(pp, false);
+    }
+    gort__wakep();
+}
+
+void gort__start_the_world(void)
+{
+    gort__start_world_locked_m();
+    gort_m_t *m = gort__getm();
+    gort__m_locks_add(m, -1);
+    gort__semrelease(&worldsema, false, 0);
+}
+
+/* The main goroutine returned: stop the world and leave it stopped. */
+void gort__main_exit_on_g(void);
+void gort__main_exit_on_g(void)
+{
+    gort__stop_the_world("main goroutine exited");
+    atomic_store_explicit(&gort__sched.main_done, 1, memory_order_release);
+}
+
+static void wake_main_thread(void)
+{
+    gort_m_t *mm = gort__sched.main_m;
+    bool found = false;
+    gort__lock(&gort__sched.lock);
+    for (gort_m_t **pm = &gort__sched.midle; *pm; pm = &(*pm)->schedlink) {
+        if (*pm == mm) {
+            *pm = mm->schedlink;
+            gort__sched.nmidle--;
+            found = true;
+            break;
+        }
+    }
+    if (!found && mm->lockedg && mm->blocked) {
+        gort__sched.nmidlelocked--;
+        found = true;
+    }
+    gort__unlock(&gort__sched.lock);
+    if (found)
+        gort__notewakeup(&mm->park);
+    else
+        gort__netpoll_break(); /* it may be the thread sleeping in the poller */
+    /* Otherwise it is in a system call: it returns when it comes back. */
+}
+
+/* On g0 after the main goroutine died (world stopped by us). */
+void gort__main_exit_on_g0(gort_m_t *m);
+void gort__main_exit_on_g0(gort_m_t *m)
+{
+    gort_p_t *pp = m->p;
+    m->p = NULL;
+    pp->m = NULL; /* stays P_STOP until the next gort_main */
+    gort__m_locks_add(m, -1);
+    gort__semrelease(&worldsema, false, 0);
+    if (m->is_main_thread)
+        gort__gogo(&m->retctx);
+    wake_main_thread();
+    gort__stopm();
+}

@@ -1,0 +1,123 @@
+/*
+ * switch_amd64.S: goroutine context switch for x86-64 (System V ABI).
+ *
+ * A switch saves only what the ABI makes callee-saved: rbx, rbp, r12-r15,
+ * the MXCSR control bits and the x87 control word, pushed on the stack being
+ * left; the stack pointer is stored last.  The stack pointer itself moves
+ * from one valid stack to another in a single instruction, so a signal that
+ * arrives anywhere in here runs on a real stack (other libraries have parked
+ * RSP on heap memory for a few instructions; not us).
+ *
+ * Scheduling never runs on a goroutine's stack: gort__mcall saves the
+ * goroutine and calls the scheduler on the M's own stack (g0), as Go's mcall
+ * does.  Once the goroutine's context is saved it may be resumed on another
+ * thread at once, so nothing here touches the goroutine's stack after the
+ * switch.  Rejected: ucontext (swapcontext makes a sigprocmask system call
+ * per switch) and a direct G-to-G switch (the goroutine being left could be
+ * readied and resumed elsewhere while we still stand on its stack).
+ */
+
+    .text
+
+/* void gort__mcall(gort_ctx_t *save, void *g0sp, void (*fn)(void *), void *arg) */
+    .globl gort__mcall
+    .hidden gort__mcall
+    .type gort__mcall, @function
+    .p2align 4
+gort__mcall:
+    .cfi_startproc
+    pushq %rbp
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %rbp, 0
+    pushq %rbx
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %rbx, 0
+    pushq %r12
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %r12, 0
+    pushq %r13
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %r13, 0
+    pushq %r14
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %r14, 0
+    pushq %r15
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %r15, 0
+    subq $8, %rsp
+    .cfi_adjust_cfa_offset 8
+    fnstcw (%rsp)
+    stmxcsr 4(%rsp)
+    movq %rsp, (%rdi)
+    /* From here the goroutine may be resumed elsewhere: leave its stack. */
+    movq %rsi, %rsp
+    .cfi_undefined %rip
+    movq %rcx, %rdi
+    xorl %ebp, %ebp
+    callq *%rdx
+    ud2
+    .cfi_endproc
+    .size gort__mcall, .-gort__mcall
+
+/* void gort__gogo(const gort_ctx_t *ctx) */
+    .globl gort__gogo
+    .hidden gort__gogo
+    .type gort__gogo, @function
+    .p2align 4
+gort__gogo:
+    .cfi_startproc
+    movq (%rdi), %rsp
+    fldcw (%rsp)
+    ldmxcsr 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .cfi_endproc
+    .size gort__gogo, .-gort__gogo
+
+/* void gort__call_on_stack(void *sp, void (*fn)(void *), void *arg)
+ * Runs fn(arg) with RSP = sp (16-byte aligned) and returns on the original
+ * stack.  rbp chains the frames so unwinders can walk back across. */
+    .globl gort__call_on_stack
+    .hidden gort__call_on_stack
+    .type gort__call_on_stack, @function
+    .p2align 4
+gort__call_on_stack:
+    .cfi_startproc
+    pushq %rbp
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %rbp, 0
+    movq %rsp, %rbp
+    .cfi_def_cfa_register %rbp
+    movq %rdi, %rsp
+    movq %rdx, %rdi
+    callq *%rsi
+    movq %rbp, %rsp
+    popq %rbp
+    .cfi_def_cfa %rsp, 8
+    ret
+    .cfi_endproc
+    .size gort__call_on_stack, .-gort__call_on_stack
+
+/* First code of every goroutine; entered by `ret` from gort__gogo with
+ * r12 = the G.  The undefined return address ends every unwind here. */
+    .globl gort__gstart
+    .hidden gort__gstart
+    .type gort__gstart, @function
+    .p2align 4
+gort__gstart:
+    .cfi_startproc
+    .cfi_undefined %rip
+    xorl %ebp, %ebp
+    movq %r12, %rdi
+    callq gort__goentry
+    ud2
+    .cfi_endproc
+    .size gort__gstart, .-gort__gstart
+
+    .section .note.GNU-stack,"",@progbits

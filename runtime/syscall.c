@@ -1,0 +1,189 @@
+/*
+ * syscall.c: goroutines in blocking system calls.
+ *
+ * gort_syscall_enter detaches the P from the M without giving it away: the
+ * P goes to P_SYSCALL and remembers nothing; the M remembers it in oldp.
+ * A short call comes back, CASes the P from P_SYSCALL to P_IDLE and takes
+ * it again: two atomics, no wakeups.  A long call loses it: sysmon CASes
+ * P_SYSCALL to P_IDLE and hands it to another M (sysmon/retake.c).  The M
+ * that comes back without its P takes an idle one if there is any, else
+ * queues its goroutine globally and parks (exitsyscall0).
+ *
+ * The same "come back without a P" path serves Ms whose P sysmon took while
+ * they were blocked in a call the runtime never heard of (m->pstate == 2):
+ * the next runtime call (gort__rt_enter) or preemption lands here.
+ *
+ * errno: the wrappers read errno right after the call, before
+ * gort_syscall_exit can move the goroutine to another thread, and set it
+ * again afterwards through a function the compiler cannot see into, so the
+ * errno of the thread the goroutine ends up on is the one that is set.
+ */
+#include "runtime.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+__attribute__((noinline)) static void set_errno(int e)
+{
+    __asm__ volatile("" ::: "memory");
+    errno = e;
+}
+
+void gort_syscall_enter(void)
+{
+    gort_m_t *m = gort__getm();
+    gort_g_t *gp = m ? m->curg : NULL;
+    if (!gp || !m->p)
+        return;
+    gort__m_locks_add(m, 1);
+    gp->syscallpc = (uintptr_t)__builtin_return_address(0);
+    gp->syscallsp = gort__getsp();
+    gp->syscallwhen = gort__nanotime_coarse();
+    gort__casgstatus(gp, G_RUNNING, G_SYSCALL);
+    gort_p_t *pp = m->p;
+    atomic_fetch_add_explicit(&pp->syscalltick, 1, memory_order_relaxed);
+    pp->m = NULL;
+    m->oldp = pp;
+    m->p = NULL;
+    atomic_store_explicit(&pp->status, P_SYSCALL, memory_order_release);
+    if (atomic_load_explicit(&gort__sched.gcwaiting, memory_order_acquire)) {
+        /* Stop-the-world is waiting for this P: give it up now. */
+        uint32_t st = P_SYSCALL;
+        gort__lock(&gort__sched.lock);
+        if (gort__sched.stopwait > 0 && atomic_compare_exchange_strong(&pp->status, &st, P_STOP)) {
+            if (--gort__sched.stopwait == 0)
+                gort__notewakeup(&gort__sched.stopnote);
+        }
+        gort__unlock(&gort__sched.lock);
+    }
+    atomic_fetch_add_explicit(&gort__sched.nsyscall_ms, 1, memory_order_relaxed);
+    gort__m_locks_add(m, -1);
+}
+
+static bool exitsyscallfast(gort_m_t *m, gort_p_t *oldp)
+{
+    if (oldp) {
+        uint32_t st = P_SYSCALL;
+        if (atomic_load_explicit(&oldp->status, memory_order_relaxed) == P_SYSCALL &&
+            atomic_compare_exchange_strong(&oldp->status, &st, P_IDLE)) {
+            gort__acquirep(oldp);
+            return true;
+        }
+    }
+    if (atomic_load_explicit(&gort__sched.npidle, memory_order_acquire) > 0 &&
+        !atomic_load_explicit(&gort__sched.gcwaiting, memory_order_acquire)) {
+        gort__lock(&gort__sched.lock);
+        gort_p_t *pp = atomic_load(&gort__sched.gcwaiting) ? NULL : gort__pidleget();
+        gort__unlock(&gort__sched.lock);
+        if (pp) {
+            gort__acquirep(pp);
+            return true;
+        }
+    }
+    (void)m;
+    return false;
+}
+
+void gort__main_thread_return(void);
+
+/* On g0: no P to be had.  Queue the goroutine and park this M. */
+static void exitsyscall0(void *arg)
+{
+    gort_g_t *gp = arg;
+    gort_m_t *m = gort__getm();
+    gort__san_after_g_to_g0(m);
+    gort__casgstatus(gp, G_SYSCALL, G_RUNNABLE);
+    m->curg = NULL;
+    gp->m = NULL;
+    gort__lock(&gort__sched.lock);
+    gort_p_t *pp = atomic_load(&gort__sched.gcwaiting) ? NULL : gort__pidleget();
+    bool locked = false;
+    if (!pp) {
+        gort__globrunqput(gp);
+        /* gp is the queue's now: check the lock before letting go. */
+        locked = gp->lockedm != NULL;
+    }
+    gort__unlock(&gort__sched.lock);
+    if (pp) {
+        gort__acquirep(pp);
+        gort__execute(gp, false);
+    }
+    gort__main_thread_return();
+    if (locked) {
+        gort__stoplockedm();
+        gort__execute(gp, false);
+    }
+    gort__stopm();
+    gort__schedule();
+}
+
+void gort_syscall_exit(void)
+{
+    gort_m_t *m = gort__getm();
+    gort_g_t *gp = m ? m->curg : NULL;
+    if (!gp || atomic_load_explicit(&gp->status, memory_order_relaxed) != G_SYSCALL)
+        return;
+    atomic_fetch_sub_explicit(&gort__sched.nsyscall_ms, 1, memory_order_relaxed);
+    gort__m_locks_add(m, 1);
+    gort_p_t *oldp = m->oldp;
+    m->oldp = NULL;
+    if (exitsyscallfast(m, oldp)) {
+        gort__casgstatus(gp, G_SYSCALL, G_RUNNING);
+        gp->syscallwhen = 0;
+        gort__m_locks_add(m, -1);
+        if (atomic_load_explicit(&gp->preempt, memory_order_relaxed))
+            gort__gosched();
+        return;
+    }
+    gort__m_locks_add(m, -1);
+    gort__san_g_to_g0(m, gp, false);
+    gort__mcall(&gp->ctx, m->g0sp, exitsyscall0, gp);
+    gort__san_after_g0_to_g(gp);
+    gp->syscallwhen = 0;
+}
+
+/* sysmon took this M's P while the goroutine was blocked outside the
+ * runtime (m->pstate: 1 while it decides, 2 once taken).  Treat the time
+ * since as a system call and come back through the usual path. */
+void gort__rt_enter_slow(gort_m_t *m)
+{
+    uint32_t st;
+    while ((st = atomic_load_explicit(&m->pstate, memory_order_acquire)) == 1)
+        gort__cpu_relax();
+    if (st != 2)
+        return;
+    gort_g_t *gp = m->curg;
+    /* sysmon cleared m->p and handed the P off; we own nothing. */
+    gp->syscallwhen = gort__nanotime_coarse();
+    gort__casgstatus(gp, G_RUNNING, G_SYSCALL);
+    atomic_fetch_add_explicit(&gort__sched.nsyscall_ms, 1, memory_order_relaxed);
+    m->oldp = NULL;
+    atomic_store_explicit(&m->pstate, 0, memory_order_release);
+    gort_syscall_exit();
+}
+
+/* ---- wrappers ---- */
+
+#define WRAP(ret_t, call)                  \
+    do {                                   \
+        gort_syscall_enter();              \
+        ret_t r_ = (call);                 \
+        int e_ = errno;                    \
+        gort_syscall_exit();               \
+        set_errno(e_);                     \
+        return r_;                         \
+    } while (0)
+
+ssize_t gort_read(int fd, void *buf, size_t n) { WRAP(ssize_t, read(fd, buf, n)); }
+ssize_t gort_write(int fd, const void *buf, size_t n) { WRAP(ssize_t, write(fd, buf, n)); }
+int gort_nanosleep(const struct timespec *req, struct timespec *rem) { WRAP(int, nanosleep(req, rem)); }
+int gort_poll(struct pollfd *fds, unsigned long nfds, int timeout_ms) { WRAP(int, poll(fds, nfds, timeout_ms)); }
+int gort_accept(int fd, struct sockaddr *addr, unsigned int *addrlen) { WRAP(int, accept(fd, addr, addrlen)); }
+int gort_connect(int fd, const struct sockaddr *addr, unsigned int addrlen) { WRAP(int, connect(fd, addr, addrlen)); }
+ssize_t gort_recv(int fd, void *buf, size_t n, int flags) { WRAP(ssize_t, recv(fd, buf, n, flags)); }
+ssize_t gort_send(int fd, const void *buf, size_t n, int flags) { WRAP(ssize_t, send(fd, buf, n, flags)); }
+pid_t gort_waitpid(pid_t pid, int *status, int options) { WRAP(pid_t, waitpid(pid, status, options)); }

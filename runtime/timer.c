@@ -1,0 +1,297 @@
+/*
+ * timer.c: per-P timer heaps.
+ *
+ * A pending timer lives in exactly one P's heap (t->pp), a binary min-heap
+ * on `when` guarded by that P's timers_lock.  There is no global timer lock:
+ * adding goes to the current P, deleting locks the P the timer is in (and
+ * retries if procresize moved it meanwhile).  p->timer0when mirrors the
+ * heap's minimum so that schedulers and idle Ms can peek without locking.
+ *
+ * Expired timers run from the scheduler (schedule/findrunnable, on g0 with a
+ * P) and from stealing Ms, never in a signal handler.  Callbacks run with no
+ * lock held and must not block: they ready goroutines or do a non-blocking
+ * channel send.  t->running counts callbacks in progress so that freeing a
+ * timer can wait one out (gort__timer_wait_idle).
+ *
+ * An idle M sleeps in the netpoller until the earliest timer of any P
+ * (findrunnable); adding a timer earlier than that sleep wakes it
+ * (gort__wake_netpoller).
+ *
+ * Rejected: Go's lock-free timer status machine (timerModifying, ...).  It
+ * exists to let a timer be modified without locking its P; a per-P lock
+ * held for a heap operation is cheaper to get right and has not shown up in
+ * any profile.
+ */
+#include "runtime.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+static void heap_swap(gort_p_t *pp, int32_t i, int32_t j)
+{
+    gort__timer_t *a = pp->timers[i], *b = pp->timers[j];
+    pp->timers[i] = b;
+    b->idx = i;
+    pp->timers[j] = a;
+    a->idx = j;
+}
+
+static void sift_up(gort_p_t *pp, int32_t i)
+{
+    while (i > 0) {
+        int32_t parent = (i - 1) / 2;
+        if (pp->timers[parent]->when <= pp->timers[i]->when)
+            break;
+        heap_swap(pp, i, parent);
+        i = parent;
+    }
+}
+
+static void sift_down(gort_p_t *pp, int32_t i)
+{
+    for (;;) {
+        int32_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < pp->ntimers && pp->timers[l]->when < pp->timers[m]->when)
+            m = l;
+        if (r < pp->ntimers && pp->timers[r]->when < pp->timers[m]->when)
+            m = r;
+        if (m == i)
+            return;
+        heap_swap(pp, i, m);
+        i = m;
+    }
+}
+
+static void update_timer0(gort_p_t *pp)
+{
+    atomic_store_explicit(&pp->timer0when, pp->ntimers ? pp->timers[0]->when : 0,
+                          memory_order_release);
+}
+
+/* timers_lock held. */
+static void heap_add(gort_p_t *pp, gort__timer_t *t)
+{
+    if (pp->ntimers == pp->timerscap) {
+        int32_t cap = pp->timerscap ? pp->timerscap * 2 : 16;
+        gort__timer_t **nt = realloc(pp->timers, (size_t)cap * sizeof(*nt));
+        if (!nt)
+            gort__throw("out of memory growing a timer heap");
+        pp->timers = nt;
+        pp->timerscap = cap;
+    }
+    t->idx = pp->ntimers;
+    pp->timers[pp->ntimers++] = t;
+    atomic_store_explicit(&t->pp, pp, memory_order_release);
+    sift_up(pp, t->idx);
+    update_timer0(pp);
+}
+
+/* timers_lock held. */
+static void heap_remove(gort_p_t *pp, gort__timer_t *t)
+{
+    int32_t i = t->idx;
+    int32_t last = --pp->ntimers;
+    if (i != last) {
+        heap_swap(pp, i, last);
+        sift_down(pp, i);
+        sift_up(pp, i);
+    }
+    pp->timers[last] = NULL;
+    atomic_store_explicit(&t->pp, NULL, memory_order_release);
+    t->idx = -1;
+    update_timer0(pp);
+}
+
+static gort_p_t *current_p(void)
+{
+    gort_m_t *m = gort__getm();
+    if (m && m->p)
+        return m->p;
+    /* Not on an M with a P (a foreign thread, sysmon): use P 0. */
+    return gort__allp[0];
+}
+
+void gort__timer_add(gort__timer_t *t)
+{
+    if (t->when <= 0)
+        t->when = 1;
+    gort_p_t *pp = current_p();
+    gort__lock(&pp->timers_lock);
+    if (atomic_load_explicit(&t->pp, memory_order_relaxed) != NULL)
+        gort__throw("timer added twice");
+    heap_add(pp, t);
+    bool first = pp->timers[0] == t;
+    gort__unlock(&pp->timers_lock);
+    if (first)
+        gort__wake_netpoller(t->when);
+}
+
+bool gort__timer_del(gort__timer_t *t)
+{
+    for (;;) {
+        gort_p_t *pp = atomic_load_explicit(&t->pp, memory_order_acquire);
+        if (!pp)
+            return false;
+        gort__lock(&pp->timers_lock);
+        if (atomic_load_explicit(&t->pp, memory_order_relaxed) == pp) {
+            heap_remove(pp, t);
+            gort__unlock(&pp->timers_lock);
+            return true;
+        }
+        gort__unlock(&pp->timers_lock);
+    }
+}
+
+bool gort__timer_mod(gort__timer_t *t, int64_t when, int64_t period)
+{
+    bool pending = gort__timer_del(t);
+    t->when = when;
+    t->period = period;
+    gort__timer_add(t);
+    return pending;
+}
+
+void gort__timer_wait_idle(gort__timer_t *t)
+{
+    while (atomic_load_explicit(&t->running, memory_order_acquire) != 0)
+        gort__osyield();
+}
+
+/* Runs pp's expired timers.  Returns now (0 if it did not need to read the
+ * clock); *next is pp's earliest remaining when (0: none); *ran says
+ * whether any callback ran. */
+int64_t gort__check_timers(gort_p_t *pp, int64_t now, int64_t *next, bool *ran)
+{
+    *ran = false;
+    int64_t first = atomic_load_explicit(&pp->timer0when, memory_order_acquire);
+    if (first == 0) {
+        *next = 0;
+        return now;
+    }
+    if (now == 0)
+        now = gort__nanotime();
+    if (now < first) {
+        *next = first;
+        return now;
+    }
+    if (!gort__trylock(&pp->timers_lock)) {
+        /* Its owner or another stealer is at it; report it as pending. */
+        *next = first;
+        return now;
+    }
+    int fired = 0;
+    gort_m_t *m = gort__getm();
+    if (m)
+        m->readybatch = 1;
+    while (pp->ntimers > 0) {
+        gort__timer_t *t = pp->timers[0];
+        if (t->when > now)
+            break;
+        int64_t delta = now - t->when;
+        heap_remove(pp, t);
+        if (t->period > 0) {
+            /* Periodic: the next tick is the first multiple of period after
+             * now, so a slow receiver drops ticks rather than queueing them. */
+            t->when += t->period * (1 + (now - t->when) / t->period);
+            heap_add(pp, t);
+        }
+        atomic_fetch_add_explicit(&t->running, 1, memory_order_acquire);
+        void (*f)(void *, uintptr_t, int64_t) = t->f;
+        void *arg = t->arg;
+        uintptr_t seq = t->seq;
+        gort__unlock(&pp->timers_lock);
+        f(arg, seq, delta);
+        atomic_fetch_sub_explicit(&t->running, 1, memory_order_release);
+        fired++;
+        gort__lock(&pp->timers_lock);
+    }
+    *next = pp->ntimers ? pp->timers[0]->when : 0;
+    gort__unlock(&pp->timers_lock);
+    if (m)
+        m->readybatch = 0;
+    if (fired) {
+        *ran = true;
+        atomic_fetch_add_explicit(&pp->stats.timers_fired, (uint64_t)fired, memory_order_relaxed);
+    }
+    return now;
+}
+
+/* procresize: moves every timer of a dying P to `to`.  World stopped.  The
+ * two heaps are never locked together (both locks have the same rank). */
+void gort__timers_move(gort_p_t *from, gort_p_t *to)
+{
+    for (;;) {
+        gort__timer_t *batch[64];
+        int n = 0;
+        gort__lock(&from->timers_lock);
+        while (from->ntimers > 0 && n < 64) {
+            gort__timer_t *t = from->timers[from->ntimers - 1];
+            heap_remove(from, t);
+            batch[n++] = t;
+        }
+        gort__unlock(&from->timers_lock);
+        if (n == 0)
+            return;
+        gort__lock(&to->timers_lock);
+        for (int i = 0; i < n; i++)
+            heap_add(to, batch[i]);
+        gort__unlock(&to->timers_lock);
+    }
+}
+
+int64_t gort__timers_earliest(void)
+{
+    int64_t min = 0;
+    int32_t n = atomic_load_explicit(&gort__gomaxprocs, memory_order_acquire);
+    for (int32_t i = 0; i < n; i++) {
+        int64_t w = atomic_load_explicit(&gort__allp[i]->timer0when, memory_order_acquire);
+        if (w != 0 && (min == 0 || w < min))
+            min = w;
+    }
+    return min;
+}
+
+/* ---- gort_sleep ---- */
+
+static void sleep_ready(void *arg, uintptr_t seq, int64_t delta)
+{
+    (void)seq;
+    (void)delta;
+    gort__ready(arg, true);
+}
+
+/* Runs on g0 once the sleeper's context is saved: only now may the timer
+ * fire and ready it. */
+static bool sleep_commit(gort_g_t *gp, void *arg)
+{
+    (void)gp;
+    gort__timer_add(arg);
+    return true;
+}
+
+void gort_sleep(int64_t ns)
+{
+    if (ns <= 0)
+        return;
+    gort_g_t *gp = gort__rt_enter();
+    if (!gp) {
+        struct timespec ts = {ns / 1000000000, ns % 1000000000};
+        while (nanosleep(&ts, &ts) != 0) {
+        }
+        return;
+    }
+    gort__timer_t *t = gp->sleeptimer;
+    if (!t) {
+        t = calloc(1, sizeof(*t));
+        if (!t)
+            gort__throw("out of memory allocating a timer");
+        t->f = sleep_ready;
+        t->arg = gp;
+        t->idx = -1;
+        gp->sleeptimer = t;
+    }
+    t->when = gort__nanotime() + ns;
+    t->period = 0;
+    gort__park(sleep_commit, t, WR_SLEEP);
+    gort__rt_leave(gort__getg());
+}

@@ -1,0 +1,207 @@
+/*
+ * main.c: the test runner.
+ *   gort-test                 every suite
+ *   gort-test SUITE [TEST]    one suite, or one test of it
+ *   gort-test --list          names
+ *   gort-test --child NAME    (internal) run a GT_CHILD body
+ */
+#include <CUnit/Basic.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "test.h"
+
+#define SUITE(n) const gt_test *gt_suite_##n(void);
+#include "test_list.h"
+#undef SUITE
+
+static const struct {
+    const char *name;
+    const gt_test *(*get)(void);
+} suites[] = {
+#define SUITE(n) {#n, gt_suite_##n},
+#include "test_list.h"
+#undef SUITE
+};
+
+static gt_child *children;
+static char self_path[4096];
+
+void gt_child_register(gt_child *c)
+{
+    c->next = children;
+    children = c;
+}
+
+const char *gt_self_path(void) { return self_path; }
+
+const char *gt_gortprof_path(void)
+{
+    const char *p = getenv("GORTPROF");
+    return p && *p ? p : "build/gortprof";
+}
+
+int gt_scale(void)
+{
+    const char *s = getenv("GORT_TEST_SCALE");
+    int v = s ? atoi(s) : 1;
+    return v > 0 ? v : 1;
+}
+
+int gt_settle_goroutines(int target, int timeout_ms)
+{
+    int64_t deadline = gort_nanotime() + (int64_t)timeout_ms * 1000000;
+    int n;
+    while ((n = gort_numgoroutine()) > target && gort_nanotime() < deadline)
+        gort_sleep(100000);
+    return n;
+}
+
+bool gt_contains(const char *hay, const char *needle) { return hay && needle && strstr(hay, needle) != NULL; }
+
+bool gt_first_line_is(const char *s, const char *line)
+{
+    if (!s)
+        return false;
+    size_t n = strlen(line);
+    return strncmp(s, line, n) == 0 && (s[n] == '\n' || s[n] == 0);
+}
+
+void gt_child_free(gt_child_result *r)
+{
+    free(r->out);
+    r->out = NULL;
+}
+
+int gt_cmd_run(const char *const *argv, const char *const *env, int timeout_s, gt_child_result *r)
+{
+    memset(r, 0, sizeof *r);
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) != 0)
+        return -errno;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        dup2(pfd[1], 1);
+        dup2(pfd[1], 2);
+        for (const char *const *e = env; e && *e; e++)
+            putenv((char *)*e);
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(pfd[1]);
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left_ms = timeout_s * 1000L - ((now.tv_sec - start.tv_sec) * 1000L + (now.tv_nsec - start.tv_nsec) / 1000000);
+        if (left_ms <= 0) {
+            kill(pid, SIGKILL);
+            r->timed_out = 1;
+            break;
+        }
+        struct pollfd p = {pfd[0], POLLIN, 0};
+        int pr = poll(&p, 1, (int)left_ms);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0)
+            continue;
+        if (len + 4096 > cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+        ssize_t n = read(pfd[0], buf + len, cap - len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    close(pfd[0]);
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    buf[len] = 0;
+    r->out = buf;
+    r->outlen = len;
+    if (WIFEXITED(st)) {
+        r->exited = 1;
+        r->status = WEXITSTATUS(st);
+    } else if (WIFSIGNALED(st)) {
+        r->signo = WTERMSIG(st);
+    }
+    return 0;
+}
+
+int gt_child_run(const char *name, const char *const *env, int timeout_s, gt_child_result *r)
+{
+    const char *argv[] = {self_path, "--child", name, NULL};
+    return gt_cmd_run(argv, env, timeout_s, r);
+}
+
+static int run_child(const char *name)
+{
+    for (gt_child *c = children; c; c = c->next) {
+        if (strcmp(c->name, name) == 0) {
+            c->fn();
+            return 0;
+        }
+    }
+    fprintf(stderr, "gort-test: no child named %s\n", name);
+    return 3;
+}
+
+int main(int argc, char **argv)
+{
+    ssize_t n = readlink("/proc/self/exe", self_path, sizeof self_path - 1);
+    if (n > 0)
+        self_path[n] = 0;
+    if (argc >= 3 && strcmp(argv[1], "--child") == 0)
+        return run_child(argv[2]);
+    size_t nsuites = sizeof suites / sizeof suites[0];
+    if (argc >= 2 && strcmp(argv[1], "--list") == 0) {
+        for (size_t i = 0; i < nsuites; i++)
+            for (const gt_test *t = suites[i].get(); t->name; t++)
+                printf("%s %s\n", suites[i].name, t->name);
+        return 0;
+    }
+    const char *only_suite = argc >= 2 ? argv[1] : NULL;
+    const char *only_test = argc >= 3 ? argv[2] : NULL;
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    size_t added = 0;
+    for (size_t i = 0; i < nsuites; i++) {
+        if (only_suite && strcmp(only_suite, suites[i].name) != 0)
+            continue;
+        CU_pSuite s = CU_add_suite(suites[i].name, NULL, NULL);
+        for (const gt_test *t = suites[i].get(); t->name; t++) {
+            if (only_test && strcmp(only_test, t->name) != 0)
+                continue;
+            CU_add_test(s, t->name, t->fn);
+            added++;
+        }
+    }
+    if (added == 0) {
+        fprintf(stderr, "gort-test: nothing matches\n");
+        CU_cleanup_registry();
+        return 2;
+    }
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failed = CU_get_number_of_tests_failed() + CU_get_number_of_failures();
+    unsigned ran = CU_get_number_of_tests_run();
+    CU_cleanup_registry();
+    return (failed == 0 && ran > 0) ? 0 : 1;
+}

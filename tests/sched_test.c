@@ -1,0 +1,427 @@
+/*
+ * sched_test.c: the scheduler as users see it: spawning and joining,
+ * spreading over every M, stealing, gort_maxprocs, yield, sleep, locked
+ * threads, gort_main's life cycle.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "test.h"
+
+static pid_t gettid_(void) { return (pid_t)syscall(SYS_gettid); }
+
+/* ---- a million goroutines ---- */
+
+static _Atomic int64_t msum;
+static gort_waitgroup mwg;
+
+static void add_one(void *a)
+{
+    atomic_fetch_add_explicit(&msum, (int64_t)(intptr_t)a, memory_order_relaxed);
+    gort_wg_done(&mwg);
+}
+
+static int64_t million_n;
+static void million_body(void *arg)
+{
+    (void)arg;
+    int64_t n = million_n;
+    atomic_store(&msum, 0);
+    gort_wg_add(&mwg, n);
+    for (int64_t i = 1; i <= n; i++)
+        gort_go(add_one, (void *)(intptr_t)i);
+    gort_wg_wait(&mwg);
+}
+
+static void test_million(void)
+{
+    million_n = 1000000;
+    GT_RUN(million_body, NULL);
+    CU_ASSERT_EQUAL(atomic_load(&msum), million_n * (million_n + 1) / 2);
+}
+
+/* ---- binary spawn tree ---- */
+
+typedef struct tree_node {
+    int depth;
+    int64_t result;
+    gort_waitgroup *parent_wg;
+} tree_node;
+
+static void tree(void *arg)
+{
+    tree_node *n = arg;
+    if (n->depth == 0) {
+        n->result = 1;
+    } else {
+        gort_waitgroup wg = {0};
+        tree_node l = {n->depth - 1, 0, &wg}, r = {n->depth - 1, 0, &wg};
+        gort_wg_add(&wg, 2);
+        gort_go(tree, &l);
+        gort_go(tree, &r);
+        gort_wg_wait(&wg);
+        n->result = l.result + r.result + 1;
+    }
+    if (n->parent_wg)
+        gort_wg_done(n->parent_wg);
+}
+
+static void tree_body(void *arg) { tree(arg); }
+
+static void test_spawn_tree(void)
+{
+    tree_node root = {16, 0, NULL};
+    GT_RUN(tree_body, &root);
+    CU_ASSERT_EQUAL(root.result, (1 << 17) - 1);
+}
+
+/* ---- CPU-bound goroutines reach every M; stealing happens ---- */
+
+#define MAXT 64
+typedef struct {
+    _Atomic pid_t tids[MAXT * 8];
+    _Atomic int n;
+    gort_waitgroup wg;
+    _Atomic int running;
+    int want;
+} spread_t;
+
+static void record_tid(spread_t *s)
+{
+    pid_t t = gettid_();
+    int n = atomic_load(&s->n);
+    for (int i = 0; i < n; i++)
+        if (atomic_load(&s->tids[i]) == t)
+            return;
+    int k = atomic_fetch_add(&s->n, 1);
+    if (k < MAXT * 8)
+        atomic_store(&s->tids[k], t);
+}
+
+static volatile uint64_t spread_sink;
+static void burn(void *arg)
+{
+    spread_t *s = arg;
+    /* Wait (without yielding) until as many goroutines run at once as
+     * there are Ps: proves they run in parallel on different Ms. */
+    atomic_fetch_add(&s->running, 1);
+    int64_t deadline = gort_nanotime() + 2000000000LL;
+    while (atomic_load(&s->running) < s->want && gort_nanotime() < deadline) {
+    }
+    uint64_t x = 1;
+    for (int i = 0; i < 2000000; i++)
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    spread_sink = x;
+    record_tid(s);
+    gort_wg_done(&s->wg);
+}
+
+static spread_t *spread_run(int procs, int ngo)
+{
+    spread_t *s = calloc(1, sizeof *s);
+    s->want = procs;
+    gort_wg_add(&s->wg, ngo);
+    for (int i = 0; i < ngo; i++)
+        gort_go(burn, s);
+    gort_wg_wait(&s->wg);
+    return s;
+}
+
+static int spread_procs;
+static int spread_distinct;
+static uint64_t spread_steals;
+static void spread_body(void *arg)
+{
+    (void)arg;
+    gort_stats before, after;
+    gort_stats_get(&before);
+    spread_t *s = spread_run(spread_procs, spread_procs);
+    gort_stats_get(&after);
+    spread_distinct = atomic_load(&s->n);
+    spread_steals = after.steals - before.steals;
+    free(s);
+}
+
+static void test_every_m(void)
+{
+    int old = gort_maxprocs(4);
+    spread_procs = 4;
+    GT_RUN(spread_body, NULL);
+    CU_ASSERT_EQUAL(spread_distinct, 4);
+    /* Spawned on one P, run on four: the other three had to steal. */
+    CU_ASSERT_TRUE(spread_steals >= 3);
+    gort_maxprocs(old);
+}
+
+/* ---- gort_maxprocs at run time ---- */
+
+static int mp_prev1, mp_prev2, mp_d1, mp_d3;
+static void maxprocs_body(void *arg)
+{
+    (void)arg;
+    mp_prev1 = gort_maxprocs(1);
+    spread_t *s = spread_run(1, 6);
+    mp_d1 = atomic_load(&s->n);
+    free(s);
+    mp_prev2 = gort_maxprocs(3);
+    s = spread_run(3, 3);
+    mp_d3 = atomic_load(&s->n);
+    free(s);
+}
+
+static void test_maxprocs(void)
+{
+    int old = gort_maxprocs(2);
+    GT_RUN(maxprocs_body, NULL);
+    CU_ASSERT_EQUAL(mp_prev1, 2);
+    CU_ASSERT_EQUAL(mp_prev2, 1);
+    CU_ASSERT_EQUAL(mp_d1, 1);
+    CU_ASSERT_EQUAL(mp_d3, 3);
+    CU_ASSERT_EQUAL(gort_maxprocs(old), 3);
+}
+
+/* ---- yield interleaves goroutines on one P ---- */
+
+static int ylog[64];
+static _Atomic int ylen;
+static void yielder(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    for (int i = 0; i < 4; i++) {
+        ylog[atomic_fetch_add(&ylen, 1)] = id;
+        gort_yield();
+    }
+}
+static void yield_body(void *arg)
+{
+    (void)arg;
+    gort_maxprocs(1);
+    atomic_store(&ylen, 0);
+    gort_waitgroup wg = {0};
+    (void)wg;
+    gort_go(yielder, (void *)1);
+    gort_go(yielder, (void *)2);
+    while (atomic_load(&ylen) < 8)
+        gort_yield();
+}
+static void test_yield(void)
+{
+    int old = gort_maxprocs(1);
+    GT_RUN(yield_body, NULL);
+    gort_maxprocs(old);
+    CU_ASSERT_EQUAL(atomic_load(&ylen), 8);
+    /* Alternation: no goroutine ran twice in a row. */
+    int alternations = 0;
+    for (int i = 1; i < 8; i++)
+        alternations += ylog[i] != ylog[i - 1];
+    CU_ASSERT_TRUE(alternations >= 6);
+}
+
+/* ---- ids, self, creator ---- */
+
+static uint64_t id_main, id_child, id_seen;
+static gort_waitgroup idwg;
+static void id_child_fn(void *a)
+{
+    (void)a;
+    id_seen = gort_self();
+    gort_wg_done(&idwg);
+}
+static void id_body(void *a)
+{
+    (void)a;
+    id_main = gort_self();
+    gort_wg_add(&idwg, 1);
+    id_child = gort_go(id_child_fn, NULL);
+    gort_wg_wait(&idwg);
+}
+static void test_ids(void)
+{
+    CU_ASSERT_EQUAL(gort_self(), 0);
+    GT_RUN(id_body, NULL);
+    CU_ASSERT_EQUAL(id_main, 1);
+    CU_ASSERT_TRUE(id_child > 1);
+    CU_ASSERT_EQUAL(id_seen, id_child);
+}
+
+/* ---- sleep ---- */
+
+static int64_t slept_ns[5];
+static void sleep_body(void *a)
+{
+    (void)a;
+    int64_t want[5] = {1000000, 2000000, 5000000, 10000000, 20000000};
+    for (int i = 0; i < 5; i++) {
+        int64_t t0 = gort_nanotime();
+        gort_sleep(want[i]);
+        slept_ns[i] = gort_nanotime() - t0;
+    }
+}
+static void test_sleep(void)
+{
+    GT_RUN(sleep_body, NULL);
+    int64_t want[5] = {1000000, 2000000, 5000000, 10000000, 20000000};
+    for (int i = 0; i < 5; i++)
+        CU_ASSERT_TRUE(slept_ns[i] >= want[i]);
+}
+
+/* Many sleepers wake in deadline order. */
+#define NSLEEP 200
+static _Atomic int wake_order[NSLEEP];
+static _Atomic int wake_n;
+static gort_waitgroup swg;
+static void sleeper(void *a)
+{
+    int i = (int)(intptr_t)a;
+    gort_sleep((int64_t)(i + 1) * 300000); /* 0.3 ms apart */
+    wake_order[atomic_fetch_add(&wake_n, 1)] = i;
+    gort_wg_done(&swg);
+}
+static void sleepers_body(void *a)
+{
+    (void)a;
+    atomic_store(&wake_n, 0);
+    gort_wg_add(&swg, NSLEEP);
+    for (int i = NSLEEP - 1; i >= 0; i--)
+        gort_go(sleeper, (void *)(intptr_t)i);
+    gort_wg_wait(&swg);
+}
+static void test_sleep_order(void)
+{
+    int old = gort_maxprocs(1);
+    GT_RUN(sleepers_body, NULL);
+    gort_maxprocs(old);
+    CU_ASSERT_EQUAL(atomic_load(&wake_n), NSLEEP);
+    int inversions = 0;
+    for (int i = 1; i < NSLEEP; i++)
+        inversions += wake_order[i] < wake_order[i - 1];
+    CU_ASSERT_EQUAL(inversions, 0);
+}
+
+/* ---- the main goroutine may finish on any thread; gort_main returns on
+ * the caller's, and may be called again ---- */
+
+static pid_t caller_tid;
+static _Atomic int abandoned_ran;
+static void abandoned(void *a)
+{
+    (void)a;
+    atomic_fetch_add(&abandoned_ran, 1);
+    gort_sleep(1000000000000LL); /* parked for good */
+}
+static void migrate_body(void *a)
+{
+    (void)a;
+    gort_go(abandoned, NULL);
+    /* Sleep so the main goroutine likely resumes on another M. */
+    for (int i = 0; i < 20; i++)
+        gort_sleep(100000);
+}
+static void test_main_returns(void)
+{
+    caller_tid = gettid_();
+    for (int i = 0; i < 5; i++) {
+        GT_RUN(migrate_body, NULL);
+        CU_ASSERT_EQUAL(gettid_(), caller_tid);
+    }
+    CU_ASSERT_TRUE(atomic_load(&abandoned_ran) >= 1);
+}
+
+/* ---- goroutines from a thread that is not a goroutine ---- */
+
+static gort_waitgroup fwg;
+static _Atomic int foreign_count;
+static void foreign_child(void *a)
+{
+    (void)a;
+    atomic_fetch_add(&foreign_count, 1);
+    gort_wg_done(&fwg);
+}
+static void *foreign_thread(void *a)
+{
+    (void)a;
+    for (int i = 0; i < 100; i++)
+        gort_go(foreign_child, NULL);
+    return NULL;
+}
+static void foreign_body(void *a)
+{
+    (void)a;
+    gort_wg_add(&fwg, 100);
+    pthread_t th;
+    pthread_create(&th, NULL, foreign_thread, NULL);
+    gort_wg_wait(&fwg);
+    pthread_join(th, NULL);
+}
+static void test_foreign_spawn(void)
+{
+    GT_RUN(foreign_body, NULL);
+    CU_ASSERT_EQUAL(atomic_load(&foreign_count), 100);
+}
+
+/* ---- locked goroutines stay on their thread ---- */
+
+static _Atomic int lock_moved, lock_other_on_it;
+static pid_t locked_tid;
+static _Atomic int lock_done;
+static void locked_fn(void *a)
+{
+    gort_waitgroup *wg = a;
+    gort_lock_thread();
+    locked_tid = gettid_();
+    for (int i = 0; i < 200; i++) {
+        gort_sleep(50000);
+        if (gettid_() != locked_tid)
+            atomic_fetch_add(&lock_moved, 1);
+        gort_yield();
+        if (gettid_() != locked_tid)
+            atomic_fetch_add(&lock_moved, 1);
+    }
+    atomic_store(&lock_done, 1);
+    gort_unlock_thread();
+    gort_wg_done(wg);
+}
+static void other_fn(void *a)
+{
+    gort_waitgroup *wg = a;
+    while (!atomic_load(&lock_done)) {
+        if (locked_tid && gettid_() == locked_tid)
+            atomic_fetch_add(&lock_other_on_it, 1);
+        gort_yield();
+    }
+    gort_wg_done(wg);
+}
+static void locked_body(void *a)
+{
+    (void)a;
+    gort_waitgroup wg = {0};
+    gort_wg_add(&wg, 5);
+    gort_go(locked_fn, &wg);
+    for (int i = 0; i < 4; i++)
+        gort_go(other_fn, &wg);
+    gort_wg_wait(&wg);
+}
+static void test_lock_thread(void)
+{
+    GT_RUN(locked_body, NULL);
+    CU_ASSERT_EQUAL(atomic_load(&lock_moved), 0);
+    CU_ASSERT_EQUAL(atomic_load(&lock_other_on_it), 0);
+}
+
+GT_SUITE(sched,
+         {"ids", test_ids},
+         {"million", test_million},
+         {"spawn_tree", test_spawn_tree},
+         {"every_m", test_every_m},
+         {"maxprocs", test_maxprocs},
+         {"yield", test_yield},
+         {"sleep", test_sleep},
+         {"sleep_order", test_sleep_order},
+         {"main_returns", test_main_returns},
+         {"foreign_spawn", test_foreign_spawn},
+         {"lock_thread", test_lock_thread})

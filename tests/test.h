@@ -1,0 +1,88 @@
+/*
+ * test.h: the CUnit harness shared by every suite.
+ *
+ * A suite is tests/<name>_test.c ending with GT_SUITE(name, {...}, ...) and
+ * a line SUITE(name) in tests/test_list.h.  Tests run in one process, one
+ * after another; a test that needs the runtime runs its body as goroutine 1
+ * with GT_RUN(fn, arg).
+ *
+ * CUnit is not thread-safe: assert (CU_ASSERT...) only from the goroutine
+ * that runs the test body, after joining the others.  Workers record what
+ * they saw in atomics and the body checks those.
+ *
+ * Misuse and crash tests run a child: GT_CHILD(name) { ... } defines a
+ * function the test binary runs when started as `gort-test --child name`;
+ * gt_child_run starts it with extra environment, captures stdout and
+ * stderr together, and reports how it ended.
+ *
+ * GORT_TEST_SCALE (default 1) multiplies the work of stress tests; CI runs
+ * them at 1, a soak at more.
+ */
+#ifndef GORT_TEST_H
+#define GORT_TEST_H
+
+#include <CUnit/CUnit.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gort.h"
+
+typedef struct gt_test {
+    const char *name;
+    void (*fn)(void);
+} gt_test;
+
+#define GT_SUITE(sname, ...)                                                  \
+    static const gt_test gt_tests_##sname[] = {__VA_ARGS__, {NULL, NULL}};     \
+    const gt_test *gt_suite_##sname(void);                                     \
+    const gt_test *gt_suite_##sname(void) { return gt_tests_##sname; }
+
+/* Runs fn(arg) as the main goroutine of a gort_main call. */
+#define GT_RUN(fn, arg) CU_ASSERT_EQUAL_FATAL(gort_main((fn), (arg)), 0)
+
+typedef struct gt_child_result {
+    int exited;     /* 1 if it exited normally */
+    int status;     /* exit status, if exited */
+    int signo;      /* terminating signal, if not */
+    int timed_out;  /* killed after the timeout */
+    char *out;      /* stdout and stderr, NUL-terminated; free() it */
+    size_t outlen;
+} gt_child_result;
+
+typedef struct gt_child {
+    const char *name;
+    void (*fn)(void);
+    struct gt_child *next;
+} gt_child;
+void gt_child_register(gt_child *c);
+
+#define GT_CHILD(cname)                                                        \
+    static void gt_child_fn_##cname(void);                                     \
+    static gt_child gt_child_rec_##cname = {#cname, gt_child_fn_##cname, NULL}; \
+    __attribute__((constructor)) static void gt_child_reg_##cname(void)        \
+    {                                                                          \
+        gt_child_register(&gt_child_rec_##cname);                              \
+    }                                                                          \
+    static void gt_child_fn_##cname(void)
+
+/* env: NULL-terminated "K=V" strings added to the child's environment. */
+int gt_child_run(const char *name, const char *const *env, int timeout_s, gt_child_result *r);
+/* Runs an arbitrary command the same way (argv[0] searched in PATH). */
+int gt_cmd_run(const char *const *argv, const char *const *env, int timeout_s, gt_child_result *r);
+void gt_child_free(gt_child_result *r);
+bool gt_contains(const char *hay, const char *needle);
+/* The first line of s equals line (without its newline). */
+bool gt_first_line_is(const char *s, const char *line);
+
+int gt_scale(void);
+/* In a goroutine: yields until gort_numgoroutine() <= target or timeout_ms
+ * passes; returns the last count.  Goroutines that signalled completion
+ * still have to return, so counts settle a moment after a Wait. */
+int gt_settle_goroutines(int target, int timeout_ms);
+/* Path of the test binary and of gortprof (set by make test). */
+const char *gt_self_path(void);
+const char *gt_gortprof_path(void);
+
+#endif

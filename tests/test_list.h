@@ -1,0 +1,7 @@
+/* The one list of suites, in the order they run.  One line per suite:
+ * SUITE(name) for tests/<name>_test.c, which ends with GT_SUITE(name, ...). */
+SUITE(runq)
+SUITE(sched)
+SUITE(stack)
+SUITE(timer)
+SUITE(sched_stress)

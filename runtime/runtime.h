@@ -188,7 +188,8 @@ struct gort_g {
     gort_labels_t *labels;   /* prof: profiler labels (inherited) */
     uint64_t prof_cycles;    /* prof: block profile bookkeeping */
     int64_t syscallwhen;     /* ns when it entered the current syscall */
-    uintptr_t syscallsp, syscallpc; /* where it entered it (for dumps) */
+    uintptr_t syscallsp, syscallpc, syscallfp; /* caller of gort_syscall_enter:
+                                 its SP, PC and frame pointer, for dumps */
     void *sigctx;            /* sysmon: preempted register save area */
     void *asan_fake_stack;   /* sanitizer fiber bookkeeping */
     void *tsan_fiber;
@@ -241,6 +242,11 @@ struct gort_m {
     void *g0_fake_stack;      /* sanitizers */
     void *tsan_g0_fiber;
     void *fatal_save;         /* fatal.c: crash bookkeeping */
+    /* prof/dump.c asks a running M for its goroutine's stack: it sets
+     * capture_req and sends SIGURG; the handler (sysmon/preempt.c) calls
+     * gort__sigurg_capture before anything else. */
+    _Atomic uint32_t capture_req;
+    void *capture_buf;
 #ifdef GORT_DEBUG_BUILD
     uint16_t held_ranks[32];  /* lock-rank witness */
     int nheld;
@@ -580,6 +586,8 @@ void gort__prof_at_exit(void) __attribute__((weak));
 void gort__labels_inherit(gort_g_t *child, gort_g_t *parent) __attribute__((weak));
 void gort__labels_release(gort_g_t *gp) __attribute__((weak));
 void gort__defer_run_all(gort_g_t *gp) __attribute__((weak));
+/* Async-signal-safe: called by the SIGURG handler when m->capture_req. */
+void gort__sigurg_capture(gort_m_t *m, void *uctx) __attribute__((weak));
 
 /* Internal utilities */
 uint32_t gort__fastrand(void);

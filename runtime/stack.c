@@ -29,9 +29,13 @@
  * SIGSEGV handler (prof/crash.c), which runs on the M's signal stack.
  *
  * Caching: each P keeps up to PCACHE stacks (no lock); overflow spills half
- * to a global pool under a lock.  Stacks beyond POOL_WARM in the pool have
- * their pages returned to the kernel (MADV_DONTNEED; guard markers survive
- * it) so a burst of goroutines does not pin its peak memory forever.
+ * to a global pool under a lock.  The pool is a LIFO, so the stacks at its
+ * bottom are the ones nobody used lately.  gort__stack_scavenge (called by
+ * sysmon every few hundred ms) returns the pages of the stacks that stayed
+ * in the pool for a whole period, beyond POOL_WARM, to the kernel
+ * (MADV_DONTNEED; guard markers survive it): a burst of goroutines does not
+ * pin its peak memory forever, and no exit path pays for a madvise and its
+ * TLB shootdown.
  */
 #include "runtime.h"
 
@@ -58,7 +62,9 @@ static int guard_kind;     /* enum gort_guard_kind for new slabs */
 
 static gort_lock_t pool_lock = GORT_LOCK_INIT(LR_STACKPOOL);
 static gort_stack_t *pool;          /* under pool_lock */
-static size_t npool, poolcap, nwarm;
+static size_t npool, poolcap;
+static size_t pool_low;             /* lowest npool since the last scavenge */
+static size_t ncold;                /* pool[0..ncold) have no pages */
 static uintptr_t slab_cur, slab_end; /* bump allocation in the newest slab */
 static size_t guarded_mprotect;      /* stacks given a PROT_NONE guard */
 static _Atomic uint64_t nallocated;
@@ -152,8 +158,10 @@ static bool pool_pop(gort_stack_t *out)
     gort__lock(&pool_lock);
     if (npool > 0) {
         *out = pool[--npool];
-        if (nwarm > npool)
-            nwarm = npool;
+        if (pool_low > npool)
+            pool_low = npool;
+        if (ncold > npool)
+            ncold = npool;
         gort__unlock(&pool_lock);
         return true;
     }
@@ -171,27 +179,70 @@ static bool pool_pop(gort_stack_t *out)
     return true;
 }
 
+/* pool_lock held. */
+static void pool_reserve(size_t n)
+{
+    if (npool + n <= poolcap)
+        return;
+    size_t cap = poolcap ? poolcap * 2 : 256;
+    while (cap < npool + n)
+        cap *= 2;
+    gort_stack_t *np = realloc(pool, cap * sizeof(*np));
+    if (!np)
+        gort__throw("out of memory growing the stack pool");
+    pool = np;
+    poolcap = cap;
+}
+
 static void pool_push(gort_stack_t *s, int n)
 {
     gort__lock(&pool_lock);
-    if (npool + (size_t)n > poolcap) {
-        size_t cap = poolcap ? poolcap * 2 : 256;
-        while (cap < npool + (size_t)n)
-            cap *= 2;
-        gort_stack_t *np = realloc(pool, cap * sizeof(*np));
-        if (!np)
-            gort__throw("out of memory growing the stack pool");
-        pool = np;
-        poolcap = cap;
-    }
-    for (int i = 0; i < n; i++) {
-        if (npool >= POOL_WARM) {
-            /* Give the memory back; keep the address range and guard. */
-            (void)madvise((void *)s[i].lo, s[i].hi - s[i].lo, MADV_DONTNEED);
-        }
+    pool_reserve((size_t)n);
+    for (int i = 0; i < n; i++)
         pool[npool++] = s[i];
-    }
     gort__unlock(&pool_lock);
+}
+
+/* Releases the pages of pooled stacks nobody touched since the last call,
+ * keeping POOL_WARM warm.  Returns how many it released.  Stacks are taken
+ * out of the pool while their pages go, so no goroutine can get one
+ * half-released; they go back at the bottom, marked cold. */
+size_t gort__stack_scavenge(void);
+size_t gort__stack_scavenge(void)
+{
+    gort_stack_t batch[64];
+    size_t released = 0;
+    gort__lock(&pool_lock);
+    size_t idle = pool_low > POOL_WARM ? pool_low - POOL_WARM : 0;
+    size_t todo = idle > ncold ? idle - ncold : 0;
+    pool_low = npool;
+    gort__unlock(&pool_lock);
+    while (todo > 0) {
+        gort__lock(&pool_lock);
+        size_t k = todo < 64 ? todo : 64;
+        if (ncold + k > npool)
+            k = npool > ncold ? npool - ncold : 0;
+        memcpy(batch, pool + ncold, k * sizeof *batch);
+        memmove(pool + ncold, pool + ncold + k, (npool - ncold - k) * sizeof *pool);
+        npool -= k;
+        gort__unlock(&pool_lock);
+        if (k == 0)
+            break;
+        for (size_t i = 0; i < k; i++)
+            (void)madvise((void *)batch[i].lo, batch[i].hi - batch[i].lo, MADV_DONTNEED);
+        gort__lock(&pool_lock);
+        if (ncold > npool)
+            ncold = npool;
+        pool_reserve(k);
+        memmove(pool + ncold + k, pool + ncold, (npool - ncold) * sizeof *pool);
+        memcpy(pool + ncold, batch, k * sizeof *batch);
+        npool += k;
+        ncold += k;
+        gort__unlock(&pool_lock);
+        released += k;
+        todo -= k;
+    }
+    return released;
 }
 
 bool gort__stack_alloc(gort_p_t *p, gort_stack_t *out)

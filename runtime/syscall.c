@@ -40,8 +40,12 @@ void gort_syscall_enter(void)
     if (!gp || !m->p)
         return;
     gort__m_locks_add(m, 1);
-    gp->syscallpc = (uintptr_t)__builtin_return_address(0);
-    gp->syscallsp = gort__getsp();
+    /* The caller's frame, as it will look while we are away: enough for
+     * an unwinder to start there (libgort keeps frame pointers). */
+    uintptr_t *fp = __builtin_frame_address(0);
+    gp->syscallpc = fp[1];
+    gp->syscallsp = (uintptr_t)(fp + 2);
+    gp->syscallfp = fp[0];
     gp->syscallwhen = gort__nanotime_coarse();
     gort__casgstatus(gp, G_RUNNING, G_SYSCALL);
     gort_p_t *pp = m->p;

@@ -1,0 +1,24 @@
+/*
+ * bench.h: gort-bench, the Go peer's workloads (../shared/peers/go) for
+ * gort.  Same arguments, same output lines: WORKLOAD METRIC VALUE UNIT.
+ * Each workload lives in its own file and is listed in bench_list.h.
+ * Benchmarks report numbers; they do not judge them (scripts/bench puts
+ * them beside Go's and computes the ratios).
+ */
+#ifndef GORT_BENCH_H
+#define GORT_BENCH_H
+
+#include <stdint.h>
+
+#include "gort.h"
+
+void bench_report(const char *workload, const char *metric, double value, const char *unit);
+long bench_arg(int argc, char **argv, int i, long def);
+double bench_rss_kib(void);
+/* Runs fn(arg) as gort_main's main goroutine. */
+void bench_run_main(void (*fn)(void *), void *arg);
+__attribute__((noreturn, format(printf, 1, 2))) void bench_fail(const char *fmt, ...);
+
+#define BENCH_DECL(name) void bench_##name(int argc, char **argv);
+
+#endif

@@ -1,0 +1,3 @@
+/* Workloads of gort-bench, as named by the Go peer.  One line each. */
+BENCH(spawn)
+BENCH(fib)

@@ -1,0 +1,86 @@
+/* gort-bench WORKLOAD [N] [...]: see bench.h. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+
+#define BENCH(n) BENCH_DECL(n)
+#include "bench_list.h"
+#undef BENCH
+
+static const struct {
+    const char *name;
+    void (*fn)(int, char **);
+} workloads[] = {
+#define BENCH(n) {#n, bench_##n},
+#include "bench_list.h"
+#undef BENCH
+};
+
+void bench_report(const char *w, const char *metric, double v, const char *unit)
+{
+    printf("%s %s %.3f %s\n", w, metric, v, unit);
+    fflush(stdout);
+}
+
+long bench_arg(int argc, char **argv, int i, long def)
+{
+    if (argc > i) {
+        char *end;
+        long v = strtol(argv[i], &end, 10);
+        if (*end == 0 && end != argv[i])
+            return v;
+    }
+    return def;
+}
+
+double bench_rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return 0;
+    char line[256];
+    double v = 0;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            v = strtod(line + 6, NULL);
+    fclose(f);
+    return v;
+}
+
+void bench_run_main(void (*fn)(void *), void *arg)
+{
+    if (gort_main(fn, arg) != 0)
+        bench_fail("gort_main failed");
+}
+
+void bench_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+int main(int argc, char **argv)
+{
+    size_t n = sizeof workloads / sizeof workloads[0];
+    if (argc >= 2) {
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(argv[1], workloads[i].name) == 0) {
+                workloads[i].fn(argc, argv);
+                return 0;
+            }
+        fprintf(stderr, "unknown workload %s\n", argv[1]);
+        return 2;
+    }
+    fprintf(stderr, "usage: gort-bench");
+    for (size_t i = 0; i < n; i++)
+        fprintf(stderr, "%s%s", i ? "|" : " ", workloads[i].name);
+    fprintf(stderr, " [N]\n");
+    return 2;
+}

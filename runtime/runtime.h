@@ -497,6 +497,7 @@ struct gort_sudog {
     uintptr_t addr;            /* sema: address waited on */
     int64_t acquiretime, releasetime; /* block/mutex profiles */
     uint32_t ticket;           /* sema: handoff; chan.c: select case index */
+    uint8_t prof;              /* SEMA_PROF_* requested by the waiter */
     bool isselect;
     bool success;              /* chan.c: woken by a value (not a close) */
 };
@@ -581,7 +582,17 @@ void gort__sysmon_wake(void) __attribute__((weak));
 void gort__preempt_m(gort_m_t *m) __attribute__((weak));
 void gort__prof_m_start(gort_m_t *m) __attribute__((weak));
 void gort__prof_m_stop(gort_m_t *m) __attribute__((weak));
-void gort__prof_block(int64_t start_cycles, int64_t end_cycles, int skip) __attribute__((weak));
+/* Block and mutex profile events (prof/).  Times are gort__nanotime()
+ * values.  Callers take timestamps only when the rate/fraction below is
+ * non-zero, so a program that does not profile pays one load. */
+void gort__prof_block(int64_t t0, int64_t t1, int skip) __attribute__((weak));
+void gort__prof_mutex(int64_t wait_ns, int skip) __attribute__((weak));
+extern _Atomic int64_t gort__block_rate;     /* 0: block profile off */
+extern _Atomic int32_t gort__mutex_fraction; /* 0: mutex profile off */
+enum { SEMA_PROF_BLOCK = 1, SEMA_PROF_MUTEX = 2 };
+/* Called once from runtime init, if linked in. */
+void gort__crash_init(void) __attribute__((weak));  /* prof/crash.c */
+void gort__prof_init(void) __attribute__((weak));   /* prof/cpuprof.c */
 void gort__prof_at_exit(void) __attribute__((weak));
 void gort__labels_inherit(gort_g_t *child, gort_g_t *parent) __attribute__((weak));
 void gort__labels_release(gort_g_t *gp) __attribute__((weak));

@@ -199,8 +199,12 @@ void gort__semacquire(_Atomic uint32_t *addr, bool lifo, int reason, int profile
     gort_sudog_t *s = gort__acquire_sudog();
     semroot_t *root = semroot(addr);
     int64_t t0 = 0;
-    if (profile && gort__prof_block)
-        t0 = (int64_t)gort__cputicks();
+    if ((profile & SEMA_PROF_BLOCK) && atomic_load_explicit(&gort__block_rate, memory_order_relaxed) > 0)
+        s->prof |= SEMA_PROF_BLOCK;
+    if ((profile & SEMA_PROF_MUTEX) && atomic_load_explicit(&gort__mutex_fraction, memory_order_relaxed) > 0)
+        s->prof |= SEMA_PROF_MUTEX;
+    if (s->prof)
+        t0 = gort__nanotime();
     s->acquiretime = t0;
     for (;;) {
         gort__lock(&root->lock);
@@ -217,7 +221,7 @@ void gort__semacquire(_Atomic uint32_t *addr, bool lifo, int reason, int profile
         if (s->ticket != 0 || gort__semcanacquire(addr))
             break;
     }
-    if (t0 && s->releasetime > 0 && gort__prof_block)
+    if ((s->prof & SEMA_PROF_BLOCK) && s->releasetime > 0 && gort__prof_block)
         gort__prof_block(t0, s->releasetime, 3);
     gort__release_sudog(s);
 }
@@ -241,8 +245,13 @@ void gort__semrelease(_Atomic uint32_t *addr, bool handoff, int skip)
     gort__unlock(&root->lock);
     if (!s)
         return;
-    if (s->acquiretime)
-        s->releasetime = (int64_t)gort__cputicks();
+    if (s->acquiretime) {
+        int64_t now = gort__nanotime();
+        s->releasetime = now;
+        /* Contention is charged to the unlocker's stack, as Go does. */
+        if ((s->prof & SEMA_PROF_MUTEX) && gort__prof_mutex)
+            gort__prof_mutex(now - s->acquiretime, skip + 1);
+    }
     bool handed = handoff && gort__semcanacquire(addr);
     if (handed)
         s->ticket = 1;

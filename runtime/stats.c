@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <string.h>
 
+_Atomic int64_t gort__block_rate;
+_Atomic int32_t gort__mutex_fraction;
+
 uint64_t gort__stacks_allocated(void);
 uint64_t gort__stacks_pooled(void);
 

@@ -172,8 +172,7 @@ static void runtime_init_once(void)
         gort__crash_init();
     if (gort__prof_init)
         gort__prof_init();
-    if (gort__sysmon_start)
-        gort__sysmon_start();
+    gort__sysmon_start();
 }
 
 void gort__runtime_init(void) { pthread_once(&init_once, runtime_init_once); }

@@ -49,6 +49,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -191,8 +192,64 @@ typedef struct dump {
     int64_t capture_timeout;
     sigjmp_buf jb;
     sigset_t mask;   /* to restore after a recovered fault */
+    struct rcache *rc; /* rendered frames; NULL in crash dumps */
     uintptr_t pcs[MAXPCS];
 } dump_t;
+
+/* Rendered text per PC, for one dump.  A dump of 10,000 goroutines has
+ * a few dozen distinct PCs: each is symbolized and formatted once, then
+ * copied.  Keys are the PC with flag bits on top (user-space addresses
+ * leave them free); text lives in one growing buffer.  Not used by crash
+ * dumps, which must not allocate. */
+#define RC_SIZE 4096
+#define RK_EXACT (1ULL << 63)
+#define RK_SYSTEM (1ULL << 62)
+#define RK_CREATOR (1ULL << 61)
+typedef struct rcent {
+    uint64_t key;    /* 0: empty */
+    uint32_t off, len;
+    int32_t nvis;    /* frames the text holds; creator: length of its first part */
+} rcent_t;
+typedef struct rcache {
+    rcent_t ent[RC_SIZE];
+    size_t used;
+    char *text;
+    size_t len, cap;
+} rcache_t;
+
+static rcent_t *rc_find(rcache_t *rc, uint64_t key, bool *found)
+{
+    if (!rc)
+        return NULL;
+    for (size_t i = (size_t)((key * 0x9E3779B97F4A7C15ULL) >> 40) & (RC_SIZE - 1);; i = (i + 1) & (RC_SIZE - 1)) {
+        if (rc->ent[i].key == key) {
+            *found = true;
+            return &rc->ent[i];
+        }
+        if (rc->ent[i].key == 0) {
+            *found = false;
+            return rc->used * 2 < RC_SIZE ? &rc->ent[i] : NULL;
+        }
+    }
+}
+
+static void rc_put(rcache_t *rc, rcent_t *e, uint64_t key, const char *text, size_t len, int32_t nvis)
+{
+    if (rc->len + len > rc->cap) {
+        size_t cap = rc->cap ? rc->cap * 2 : 65536;
+        while (cap < rc->len + len)
+            cap *= 2;
+        char *t = realloc(rc->text, cap);
+        if (!t)
+            return;
+        rc->text = t;
+        rc->cap = cap;
+    }
+    memcpy(rc->text + rc->len, text, len);
+    *e = (rcent_t){key, (uint32_t)rc->len, (uint32_t)len, nvis};
+    rc->len += len;
+    rc->used++;
+}
 
 /* One frame: "func(...)\n\tfile:line +0xoff\n". */
 static void print_frame(out_t *o, const gort_frame_t *f, uintptr_t pc, bool inlined)
@@ -217,23 +274,57 @@ static void print_frame(out_t *o, const gort_frame_t *f, uintptr_t pc, bool inli
     o_put(o, "\n", 1);
 }
 
+/* The frames of one PC (its inline chain) into o; returns how many were
+ * visible, or stops at *budget. */
+static int render_pc(dump_t *d, out_t *o, uintptr_t pc, bool exact, bool system, int budget, bool *elided)
+{
+    gort_frame_t fr[16];
+    int k = gort__symbolize(exact ? pc : pc - 1, fr, 16, d->symflags);
+    int vis = 0;
+    for (int j = 0; j < k; j++) {
+        if (fr[j].runtime && !system)
+            continue;
+        if (vis == budget) {
+            *elided = true;
+            break;
+        }
+        print_frame(o, &fr[j], pc, j < k - 1);
+        vis++;
+    }
+    return vis;
+}
+
 static void print_frames(dump_t *d, const uintptr_t *pcs, int n, bool exact0, bool system)
 {
     int printed = 0;
     for (int i = 0; i < n; i++) {
         uintptr_t pc = pcs[i];
         bool exact = exact0 && i == 0;
-        gort_frame_t fr[16];
-        int k = gort__symbolize(exact ? pc : pc - 1, fr, 16, d->symflags);
-        for (int j = 0; j < k; j++) {
-            if (fr[j].runtime && !system)
+        bool elided = false;
+        uint64_t key = pc | (exact ? RK_EXACT : 0) | (system ? RK_SYSTEM : 0);
+        bool found = false;
+        rcent_t *e = rc_find(d->rc, key, &found);
+        if (found && printed + e->nvis <= GORT_DUMP_MAX_FRAMES) {
+            o_put(d->o, d->rc->text + e->off, e->len);
+            printed += e->nvis;
+            continue;
+        }
+        if (e && !found) {
+            char tmp[2048];
+            out_t t = {.fd = -1, .buf = tmp, .cap = sizeof tmp};
+            int vis = render_pc(d, &t, pc, exact, system, 16, &elided);
+            if (t.len < sizeof tmp && !elided)
+                rc_put(d->rc, e, key, tmp, t.len, vis);
+            if (printed + vis <= GORT_DUMP_MAX_FRAMES) {
+                o_put(d->o, tmp, t.len);
+                printed += vis;
                 continue;
-            if (printed == GORT_DUMP_MAX_FRAMES) {
-                o_str(d->o, "...additional frames elided...\n");
-                return;
             }
-            print_frame(d->o, &fr[j], pc, j < k - 1);
-            printed++;
+        }
+        printed += render_pc(d, d->o, pc, exact, system, GORT_DUMP_MAX_FRAMES - printed, &elided);
+        if (elided) {
+            o_str(d->o, "...additional frames elided...\n");
+            return;
         }
     }
     if (n == MAXPCS)
@@ -249,37 +340,61 @@ static void print_header(dump_t *d, gort_g_t *gp)
     o_put(d->o, h, n);
 }
 
-/* "created by f in goroutine N" and where. */
+/* "created by f in goroutine N" and where: the parts around N are
+ * rendered once per creating PC. */
+static void render_creator(dump_t *d, out_t *o, uintptr_t pc, size_t *split)
+{
+    gort_frame_t fr[16];
+    int k = gort__symbolize(pc - 1, fr, 16, d->symflags);
+    o_str(o, "created by ");
+    o_str(o, fr[0].func);
+    *split = o->len;
+    o_str(o, "\n\t");
+    if (fr[0].file) {
+        o_str(o, fr[0].file);
+        o_put(o, ":", 1);
+        o_dec(o, (uint64_t)(fr[0].line > 0 ? fr[0].line : 0));
+        if (fr[k - 1].entry && pc > fr[k - 1].entry) {
+            o_put(o, " +", 2);
+            o_hex(o, pc - fr[k - 1].entry);
+        }
+    } else if (fr[0].module) {
+        o_str(o, fr[0].module->path);
+        o_put(o, "+", 1);
+        o_hex(o, pc - fr[0].module->bias);
+    } else {
+        o_hex(o, pc);
+    }
+    o_put(o, "\n", 1);
+}
+
 static void print_creator(dump_t *d, gort_g_t *gp)
 {
     uintptr_t pc = gp->gopc;
     if (gp->main || pc == 0)
         return;
-    gort_frame_t fr[16];
-    int k = gort__symbolize(pc - 1, fr, 16, d->symflags);
-    o_str(d->o, "created by ");
-    o_str(d->o, fr[0].func);
+    char tmp[2048];
+    const char *text = tmp;
+    size_t len, split;
+    bool found = false;
+    rcent_t *e = rc_find(d->rc, pc | RK_CREATOR, &found);
+    if (found) {
+        text = d->rc->text + e->off;
+        len = e->len;
+        split = (size_t)e->nvis;
+    } else {
+        out_t t = {.fd = -1, .buf = tmp, .cap = sizeof tmp};
+        render_creator(d, &t, pc, &split);
+        len = t.len;
+        if (e && len < sizeof tmp)
+            rc_put(d->rc, e, pc | RK_CREATOR, tmp, len, (int32_t)split);
+    }
+    o_put(d->o, text, split);
     if (gp->parent_goid) {
         o_str(d->o, " in goroutine ");
         o_dec(d->o, gp->parent_goid);
     }
-    o_str(d->o, "\n\t");
-    if (fr[0].file) {
-        o_str(d->o, fr[0].file);
-        o_put(d->o, ":", 1);
-        o_dec(d->o, (uint64_t)(fr[0].line > 0 ? fr[0].line : 0));
-        if (fr[k - 1].entry && pc > fr[k - 1].entry) {
-            o_put(d->o, " +", 2);
-            o_hex(d->o, pc - fr[k - 1].entry);
-        }
-    } else if (fr[0].module) {
-        o_str(d->o, fr[0].module->path);
-        o_put(d->o, "+", 1);
-        o_hex(d->o, pc - fr[0].module->bias);
-    } else {
-        o_hex(d->o, pc);
-    }
-    o_put(d->o, "\n", 1);
+    o_put(d->o, text + split, len - split);
 }
 
 /* A goroutine that never ran: its entry function, as Go shows it. */
@@ -385,9 +500,30 @@ static void dump_others(dump_t *d)
             gort__unlock(&gort__allglock);
         if (k == 0)
             return;
-        for (size_t j = 0; j < k; j++)
+        for (size_t j = 0; j < k; j++) {
+            /* The first touch of each goroutine's stack costs a TLB miss
+             * (and a cache miss for its G): start those a few goroutines
+             * ahead so that they overlap. */
+            if (j + 8 < k)
+                __builtin_prefetch(batch[j + 8]);
+            if (j + 4 < k) {
+                void *sp = __atomic_load_n(&batch[j + 4]->ctx.sp, __ATOMIC_RELAXED);
+                if (sp)
+                    __builtin_prefetch(sp);
+            }
+            if (j + 2 < k) {
+                /* The frames a walk reads next: the lines above the saved
+                 * context, up to the top of the stack. */
+                gort_g_t *g = batch[j + 2];
+                uintptr_t sp = (uintptr_t)__atomic_load_n(&g->ctx.sp, __ATOMIC_RELAXED);
+                uintptr_t hi = __atomic_load_n(&g->stack.hi, __ATOMIC_RELAXED);
+                if (sp && hi > sp && hi - sp <= 2048)
+                    for (uintptr_t a = (sp & ~(uintptr_t)63) + 64; a < hi; a += 64)
+                        __builtin_prefetch((const void *)a);
+            }
             if (batch[j] != d->self)
                 guarded_dump_g(d, batch[j]);
+        }
     }
 }
 
@@ -422,6 +558,8 @@ static void run_job(void *arg)
     d.self = j->self;
     d.capture_timeout = j->crashing ? CRASH_CAPTURE_TIMEOUT_NS : CAPTURE_TIMEOUT_NS;
     pthread_sigmask(SIG_SETMASK, NULL, &d.mask);
+    if (!j->crashing)
+        d.rc = calloc(1, sizeof *d.rc);
     int slot = slot_get(&d.jb);
     if (j->self) {
         print_header(&d, j->self);
@@ -436,6 +574,10 @@ static void run_job(void *arg)
         dump_others(&d);
     slot_put(slot);
     o_flush(d.o);
+    if (d.rc) {
+        free(d.rc->text);
+        free(d.rc);
+    }
     if (j->o->buf == stage) {
         j->o->buf = NULL;
         j->o->cap = 0;

@@ -56,6 +56,7 @@
 #include <unistd.h>
 
 #include "runtime.h"
+#include "symtab_int.h"
 
 #define MAX_MODULES 1024
 
@@ -1025,6 +1026,32 @@ int gort__symbolize(uintptr_t pc, gort_frame_t *out, int max, int flags)
         out[n - 1].inlined = 0;
     return n;
 }
+
+/* ---- for prof/cfi.c ---- */
+
+bool gort__symlock_acquire(bool trylock)
+{
+    if (!lock_for(trylock ? GORT_SYM_TRYLOCK : 0))
+        return false;
+    atomic_store_explicit(&symlock_owner, my_tid(), memory_order_relaxed);
+    return true;
+}
+
+void gort__symlock_release(void)
+{
+    atomic_store_explicit(&symlock_owner, 0, memory_order_relaxed);
+    gort__unlock(&symlock);
+}
+
+Dwfl_Module *gort__symtab_dwfl_module(uintptr_t pc)
+{
+    const range_t *r = range_find(atomic_load_explicit(&mod_index, memory_order_acquire), pc);
+    return r ? modpriv[r->mod].dm : NULL;
+}
+
+void *gort__symtab_alloc(size_t n) { return arena_alloc(n); }
+
+bool gort__symtab_ready(void) { return atomic_load_explicit(&inited, memory_order_acquire); }
 
 bool gort__symtab_fault_recover(void)
 {

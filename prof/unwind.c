@@ -42,6 +42,8 @@
 #define UNW_LOCAL_ONLY
 #include "unwind.h"
 
+#include "cfi.h"
+
 #include <errno.h>
 #include <libunwind.h>
 #include <signal.h>
@@ -65,8 +67,12 @@ static inline bool at_goroutine_start(uintptr_t ip)
     return ip >= s && ip < s + 16;
 }
 
+/* ---------------------------------------------------------------- */
+/* libunwind: the general path                                       */
+/* ---------------------------------------------------------------- */
+
 /* Async-signal-safe. */
-static int walk(unw_cursor_t *cur, uintptr_t *pcs, int max, int skip)
+static int lu_walk(unw_cursor_t *cur, uintptr_t *pcs, int max, int skip)
 {
     int n = 0;
     for (int guard = 0; n < max && guard < max + skip + 64; guard++) {
@@ -85,26 +91,224 @@ static int walk(unw_cursor_t *cur, uintptr_t *pcs, int max, int skip)
     return n;
 }
 
+/* Registers as a walk knows them; bit i of known is CR_i. */
+typedef struct uregs {
+    uintptr_t r[CR_NREGS];
+    unsigned known;
+} uregs_t;
+
+/* From a register set whose rip is a return address. */
+static int lu_walk_regs(const uregs_t *rs, uintptr_t *pcs, int max, int skip)
+{
+    unw_context_t uc;
+    unw_cursor_t cur;
+    if (unw_getcontext(&uc) < 0)
+        return 0;
+    greg_t *g = ((ucontext_t *)&uc)->uc_mcontext.gregs;
+    static const int map[CR_NREGS] = {REG_RIP, REG_RSP, REG_RBP, REG_RBX, REG_R12, REG_R13, REG_R14, REG_R15};
+    for (int i = 0; i < CR_NREGS; i++)
+        g[map[i]] = (rs->known & (1u << i)) ? (greg_t)rs->r[i] : 0;
+    if (unw_init_local(&cur, &uc) < 0)
+        return 0;
+    return lu_walk(&cur, pcs, max, skip);
+}
+
+/* ---------------------------------------------------------------- */
+/* Recipes: the fast path                                            */
+/* ---------------------------------------------------------------- */
+
+/* Async-signal-safe: every load is checked against [lo, hi). */
+static bool eval(const gort_cfi_expr_t *e, const uregs_t *rs, uintptr_t cfa, uintptr_t lo, uintptr_t hi,
+                 uintptr_t *out)
+{
+    uintptr_t v;
+    if (e->base == CFI_BASE_CONST)
+        v = 0;
+    else if (e->base == CFI_BASE_CFA)
+        v = cfa;
+    else if (rs->known & (1u << e->base))
+        v = rs->r[(int)e->base];
+    else
+        return false;
+    v += (uintptr_t)(intptr_t)e->off;
+    if (e->deref) {
+        if (v < lo || v > hi - 8 || (v & 7))
+            return false;
+        v = *(const uintptr_t *)v + (uintptr_t)(intptr_t)e->off2;
+    }
+    *out = v;
+    return true;
+}
+
+static bool apply(const gort_cfi_t *c, const uregs_t *cur, uregs_t *nx, uintptr_t lo, uintptr_t hi)
+{
+    uintptr_t cfa;
+    if (!eval(&c->cfa, cur, 0, lo, hi, &cfa))
+        return false;
+    nx->known = 0;
+    for (int i = 0; i < CR_NREGS; i++) {
+        uintptr_t v;
+        switch (c->rule[i]) {
+        case CFI_SAME:
+            if (cur->known & (1u << i)) {
+                nx->r[i] = cur->r[i];
+                nx->known |= 1u << i;
+            }
+            continue;
+        case CFI_UNDEF:
+            continue;
+        case CFI_VAL:
+            if (!eval(&c->e[i], cur, cfa, lo, hi, &v))
+                continue;
+            break;
+        default: /* CFI_AT */
+            if (!eval(&c->e[i], cur, cfa, lo, hi, &v) || v < lo || v > hi - 8 || (v & 7))
+                continue;
+            v = *(const uintptr_t *)v;
+            break;
+        }
+        nx->r[i] = v;
+        nx->known |= 1u << i;
+    }
+    const unsigned need = (1u << CR_RIP) | (1u << CR_RSP);
+    return (nx->known & need) == need;
+}
+
+/* Walks with recipes while they last, every load inside [lo, hi).
+ * Returns the frames written; *fallback says libunwind must continue from
+ * *rs (whose rip is exact only if *exact).  Async-signal-safe unless
+ * compute. */
+static int fast_walk(uregs_t *rs, bool *exact, uintptr_t lo, uintptr_t hi, uintptr_t *pcs, int max, int *skip,
+                     bool compute, bool *fallback)
+{
+    int n = 0;
+    *fallback = false;
+    for (int guard = 0; n < max && guard < max + *skip + 64; guard++) {
+        uintptr_t pc = rs->r[CR_RIP];
+        if (!(rs->known & (1u << CR_RIP)) || pc == 0 || at_goroutine_start(pc))
+            return n;
+        const gort_cfi_t *c = gort__cfi_find(*exact ? pc : pc - 1, compute);
+        if (!c || c->kind == GORT_CFI_NONE) {
+            *fallback = true;
+            return n;
+        }
+        uregs_t nx;
+        if (c->kind == GORT_CFI_OK && c->fast && (rs->known & (1u << c->fast_base))) {
+            uintptr_t cfa = rs->r[c->fast_base] + (uintptr_t)(intptr_t)c->cfa_off;
+            uintptr_t ra = cfa + (uintptr_t)(intptr_t)c->ra_off, bp = cfa + (uintptr_t)(intptr_t)c->bp_off;
+            if (ra < lo || ra > hi - 8 || (ra & 7) || (c->bp_saved && (bp < lo || bp > hi - 8 || (bp & 7)))) {
+                *fallback = true;
+                return n;
+            }
+            nx.r[CR_RIP] = *(const uintptr_t *)ra;
+            nx.r[CR_RSP] = cfa;
+            nx.known = (1u << CR_RIP) | (1u << CR_RSP);
+            if (c->bp_saved) {
+                nx.r[CR_RBP] = *(const uintptr_t *)bp;
+                nx.known |= 1u << CR_RBP;
+            } else if (rs->known & (1u << CR_RBP)) {
+                nx.r[CR_RBP] = rs->r[CR_RBP];
+                nx.known |= 1u << CR_RBP;
+            }
+        } else if (c->kind == GORT_CFI_OK && !apply(c, rs, &nx, lo, hi)) {
+            *fallback = true;
+            return n;
+        }
+        if (*skip > 0)
+            (*skip)--;
+        else
+            pcs[n++] = pc;
+        if (c->kind == GORT_CFI_END || nx.r[CR_RSP] <= rs->r[CR_RSP])
+            return n; /* outermost, or no progress: a corrupt stack */
+        *rs = nx;
+        *exact = false;
+    }
+    return n;
+}
+
+/* Recipes, then libunwind from wherever they stopped.  uctx: the signal
+ * context rs came from, used if the fallback is at the first frame. */
+static int walk_regs(uregs_t *rs, bool exact, uintptr_t lo, uintptr_t hi, void *uctx, uintptr_t *pcs, int max,
+                     int skip, bool compute)
+{
+    bool fallback = false;
+    bool at_start = true;
+    int n = 0;
+    if (lo < hi) {
+        uregs_t start = *rs;
+        n = fast_walk(rs, &exact, lo, hi, pcs, max, &skip, compute, &fallback);
+        at_start = !memcmp(&start, rs, sizeof start);
+        if (!fallback)
+            return n;
+    }
+    if (n >= max)
+        return n;
+    if (at_start && uctx) {
+        unw_cursor_t cur;
+        if (unw_init_local2(&cur, (unw_context_t *)uctx, UNW_INIT_SIGNAL_FRAME) < 0)
+            return n;
+        return n + lu_walk(&cur, pcs + n, max - n, skip);
+    }
+    return n + lu_walk_regs(rs, pcs + n, max - n, skip);
+}
+
+/* Bounds of the stack sp is on, if it is one the runtime knows: the
+ * current goroutine's or the M's scheduler stack. */
+static bool known_stack(uintptr_t sp, uintptr_t *lo, uintptr_t *hi)
+{
+    gort_m_t *m = gort__getm();
+    if (!m)
+        return false;
+    gort_g_t *gp = m->curg;
+    if (gp && gp->stack.lo && sp >= gp->stack.lo && sp < gp->stack.hi) {
+        *lo = gp->stack.lo;
+        *hi = gp->stack.hi;
+        return true;
+    }
+    if (m->g0lo && sp >= m->g0lo && sp < m->g0hi) {
+        *lo = m->g0lo;
+        *hi = m->g0hi;
+        return true;
+    }
+    return false;
+}
+
+static bool may_compute(void) { return atomic_load_explicit(&gort__panicking, memory_order_relaxed) == 0; }
+
 int gort__unwind_sigctx(void *uctx, uintptr_t *pcs, int max)
 {
     if (!uctx || max <= 0)
         return 0;
-    unw_cursor_t cur;
-    if (unw_init_local2(&cur, (unw_context_t *)uctx, UNW_INIT_SIGNAL_FRAME) < 0)
-        return 0;
-    return walk(&cur, pcs, max, 0);
+    const greg_t *g = ((ucontext_t *)uctx)->uc_mcontext.gregs;
+    uregs_t rs = {{(uintptr_t)g[REG_RIP], (uintptr_t)g[REG_RSP], (uintptr_t)g[REG_RBP], (uintptr_t)g[REG_RBX],
+                   (uintptr_t)g[REG_R12], (uintptr_t)g[REG_R13], (uintptr_t)g[REG_R14], (uintptr_t)g[REG_R15]},
+                  (1u << CR_NREGS) - 1};
+    uintptr_t lo = 0, hi = 0;
+    (void)known_stack(rs.r[CR_RSP], &lo, &hi);
+    return walk_regs(&rs, true, lo, hi, uctx, pcs, max, 0, false);
 }
 
 __attribute__((noinline)) int gort__unwind_self(uintptr_t *pcs, int max, int skip)
 {
     if (max <= 0)
         return 0;
-    unw_context_t uc;
-    unw_cursor_t cur;
-    if (unw_getcontext(&uc) < 0 || unw_init_local(&cur, &uc) < 0)
-        return 0;
-    /* The first IP is inside this function. */
-    int n = walk(&cur, pcs, max, skip + 1);
+    /* libgort keeps frame pointers: our caller's registers are known. */
+    uintptr_t *fp = __builtin_frame_address(0);
+    uregs_t rs = {{0}, (1u << CR_RIP) | (1u << CR_RSP) | (1u << CR_RBP)};
+    rs.r[CR_RIP] = (uintptr_t)__builtin_return_address(0);
+    rs.r[CR_RSP] = (uintptr_t)(fp + 2);
+    rs.r[CR_RBP] = fp[0];
+    uintptr_t lo = 0, hi = 0;
+    int n;
+    if (known_stack(rs.r[CR_RSP], &lo, &hi)) {
+        n = walk_regs(&rs, false, lo, hi, NULL, pcs, max, skip, may_compute());
+    } else {
+        unw_context_t uc;
+        unw_cursor_t cur;
+        if (unw_getcontext(&uc) < 0 || unw_init_local(&cur, &uc) < 0)
+            return 0;
+        n = lu_walk(&cur, pcs, max, skip + 1); /* the first IP is inside this function */
+    }
     __asm__ volatile("" ::: "memory"); /* keep this frame: no tail call */
     return n;
 }
@@ -113,22 +317,10 @@ int gort__unwind_regs(const gort_ctx_regs_t *r, uintptr_t *pcs, int max)
 {
     if (max <= 0 || r->pc == 0)
         return 0;
-    unw_context_t uc;
-    unw_cursor_t cur;
-    if (unw_getcontext(&uc) < 0)
-        return 0;
-    greg_t *g = ((ucontext_t *)&uc)->uc_mcontext.gregs;
-    g[REG_RIP] = (greg_t)r->pc;
-    g[REG_RSP] = (greg_t)r->sp;
-    g[REG_RBP] = (greg_t)r->fp;
-    g[REG_RBX] = (greg_t)r->rbx;
-    g[REG_R12] = (greg_t)r->r12;
-    g[REG_R13] = (greg_t)r->r13;
-    g[REG_R14] = (greg_t)r->r14;
-    g[REG_R15] = (greg_t)r->r15;
-    if (unw_init_local(&cur, &uc) < 0)
-        return 0;
-    return walk(&cur, pcs, max, 0);
+    uregs_t rs = {{r->pc, r->sp, r->fp, r->rbx, r->r12, r->r13, r->r14, r->r15}, (1u << CR_NREGS) - 1};
+    uintptr_t lo = 0, hi = 0;
+    (void)known_stack(r->sp, &lo, &hi);
+    return walk_regs(&rs, false, lo, hi, NULL, pcs, max, 0, may_compute());
 }
 
 /* What must not change while a parked goroutine's stack is read. */
@@ -142,6 +334,7 @@ typedef struct gsnap {
 
 static void gsnap_take(gort_g_t *gp, gsnap_t *s)
 {
+    memset(s, 0, sizeof *s); /* padding too: snapshots are compared whole */
     s->status = atomic_load_explicit(&gp->status, memory_order_acquire);
     s->sp = __atomic_load_n(&gp->ctx.sp, __ATOMIC_RELAXED);
     s->syscallsp = __atomic_load_n(&gp->syscallsp, __ATOMIC_RELAXED);
@@ -184,7 +377,10 @@ int gort__unwind_g(gort_g_t *gp, uintptr_t *pcs, int max)
                 return 0; /* laid out but never entered */
             break;
         }
-        int n = gort__unwind_regs(&r, pcs, max);
+        uregs_t rs = {{r.pc, r.sp, r.fp, r.rbx, r.r12, r.r13, r.r14, r.r15}, (1u << CR_NREGS) - 1};
+        if (a.status == G_SYSCALL)
+            rs.known = (1u << CR_RIP) | (1u << CR_RSP) | (1u << CR_RBP);
+        int n = walk_regs(&rs, false, lo, hi, NULL, pcs, max, 0, may_compute());
         atomic_thread_fence(memory_order_acquire);
         gsnap_take(gp, &b);
         if (!memcmp(&a, &b, sizeof a))

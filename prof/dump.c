@@ -147,7 +147,7 @@ static struct {
 
 static pid_t my_tid(void) { return (pid_t)syscall(SYS_gettid); }
 
-static int slot_get(sigjmp_buf *jb)
+__attribute__((noinline)) static int slot_get(sigjmp_buf *jb)
 {
     pid_t me = my_tid();
     for (int i = 0; i < NSLOTS; i++) {
@@ -560,8 +560,15 @@ static void run_job(void *arg)
     pthread_sigmask(SIG_SETMASK, NULL, &d.mask);
     if (!j->crashing)
         d.rc = calloc(1, sizeof *d.rc);
-    int slot = slot_get(&d.jb);
-    if (j->self) {
+    volatile int slot = slot_get(&d.jb); /* read after a longjmp */
+    int sig = sigsetjmp(d.jb, 0);
+    if (sig != 0) {
+        pthread_sigmask(SIG_SETMASK, &d.mask, NULL);
+        gort__symtab_fault_recover();
+        o_str(d.o, "\t...unreadable: signal ");
+        o_dec(d.o, (uint64_t)sig);
+        o_str(d.o, " while printing this stack\n");
+    } else if (j->self) {
         print_header(&d, j->self);
         print_frames(&d, j->selfpcs, j->nself, j->selfexact, j->system || j->self_runtime);
         print_creator(&d, j->self);

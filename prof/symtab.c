@@ -64,6 +64,7 @@ typedef struct sym {
     uintptr_t addr;
     uintptr_t size;
     const char *name;
+    int rank; /* binding: 0 global, 1 weak, 2 local (aliases sort by it) */
 } sym_t;
 
 typedef struct modpriv {
@@ -233,9 +234,12 @@ static int sym_cmp(const void *a, const void *b)
     const sym_t *x = a, *y = b;
     if (x->addr != y->addr)
         return x->addr < y->addr ? -1 : 1;
-    /* Among aliases prefer the one with a size, then fewer leading '_'. */
+    /* Among aliases prefer the one with a size, then global over weak over
+     * local (glibc's __GI_ names are local), then fewer leading '_'. */
     if ((x->size == 0) != (y->size == 0))
         return x->size == 0 ? 1 : -1;
+    if (x->rank != y->rank)
+        return x->rank - y->rank;
     size_t ux = strspn(x->name, "_"), uy = strspn(y->name, "_");
     if (ux != uy)
         return ux < uy ? -1 : 1;
@@ -265,12 +269,13 @@ static void load_symbols(int i)
         int t = GELF_ST_TYPE(sym.st_info);
         if (t != STT_FUNC && t != STT_GNU_IFUNC)
             continue;
-        s[k++] = (sym_t){(uintptr_t)addr, (uintptr_t)sym.st_size, name};
+        int b = GELF_ST_BIND(sym.st_info);
+        s[k++] = (sym_t){(uintptr_t)addr, (uintptr_t)sym.st_size, name, b == STB_GLOBAL ? 0 : b == STB_WEAK ? 1 : 2};
     }
     qsort(s, (size_t)k, sizeof *s, sym_cmp);
     int w = 0;
-    for (int j = 0; j < k; j++) /* one name per address: the first after sorting */
-        if (w == 0 || s[w - 1].addr != s[j].addr)
+    for (int j = 0; j < k; j++) /* aliases stay, the preferred one first */
+        if (w == 0 || s[w - 1].addr != s[j].addr || strcmp(s[w - 1].name, s[j].name) != 0)
             s[w++] = s[j];
     modpriv[i].nsyms = w;
     /* Pairs with the acquire in sym_find: the array and its length are
@@ -278,8 +283,9 @@ static void load_symbols(int i)
     __atomic_store_n(&modpriv[i].syms, s, __ATOMIC_RELEASE);
 }
 
-/* Async-signal-safe. */
-static const sym_t *sym_find(int mod, uintptr_t pc)
+/* Async-signal-safe.  The preferred symbol holding pc (the first of its
+ * aliases); *nalias gets how many names that address has. */
+static const sym_t *sym_find_aliases(int mod, uintptr_t pc, int *nalias)
 {
     const sym_t *s = __atomic_load_n(&modpriv[mod].syms, __ATOMIC_ACQUIRE);
     int n = modpriv[mod].nsyms;
@@ -295,11 +301,21 @@ static const sym_t *sym_find(int mod, uintptr_t pc)
     }
     if (lo == 0)
         return NULL;
-    const sym_t *c = &s[lo - 1];
-    if (c->size ? pc < c->addr + c->size : (lo < n && pc < s[lo].addr))
-        return c;
-    return NULL;
+    int last = lo - 1, first = last;
+    while (first > 0 && s[first - 1].addr == s[last].addr)
+        first--;
+    const sym_t *c = &s[first];
+    bool inside = false;
+    for (int i = first; i <= last && !inside; i++)
+        inside = s[i].size ? pc < s[i].addr + s[i].size : (lo < n && pc < s[lo].addr);
+    if (!inside)
+        return NULL;
+    if (nalias)
+        *nalias = last - first + 1;
+    return c;
 }
+
+static const sym_t *sym_find(int mod, uintptr_t pc) { return sym_find_aliases(mod, pc, NULL); }
 
 const char *gort__symtab_lookup(uintptr_t pc, uintptr_t *start)
 {
@@ -332,12 +348,16 @@ bool gort__pc_in_malloc(uintptr_t pc)
     const range_t *r = range_find(atomic_load_explicit(&mod_index, memory_order_acquire), pc);
     if (!r || r->cls != GORT_PC_LIBC)
         return false;
-    const sym_t *s = sym_find(r->mod, pc);
-    if (!s)
-        return false;
-    for (size_t i = 0; i < sizeof malloc_names / sizeof malloc_names[0]; i++)
-        if (!strcmp(s->name, malloc_names[i]))
-            return true;
+    int na = 0;
+    const sym_t *s = sym_find_aliases(r->mod, pc, &na);
+    for (int a = 0; s && a < na; a++) {
+        const char *name = s[a].name;
+        if (!strncmp(name, "__GI_", 5))
+            name += 5;
+        for (size_t i = 0; i < sizeof malloc_names / sizeof malloc_names[0]; i++)
+            if (!strcmp(name, malloc_names[i]))
+                return true;
+    }
     return false;
 }
 

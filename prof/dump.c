@@ -746,7 +746,10 @@ void gort__dump_goroutines(int fd, bool all, bool crashing)
         .self = self,
         .selfpcs = pcs,
         .nself = n,
-        .runtime_stack = self == NULL,
+        /* Called on the scheduler's stack (checkdead, say): Go's fatal
+         * errors show only goroutines; the scheduler's frames are for
+         * GORT_TRACEBACK=system. */
+        .runtime_stack = self == NULL && gort__settings.traceback >= 3,
     };
     on_big_stack(run_job, &j);
 }

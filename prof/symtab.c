@@ -608,10 +608,16 @@ static bool scan_modules(void)
     int after = atomic_load_explicit(&nmods, memory_order_relaxed);
     for (int i = before; i < after; i++) {
         if (modpriv[i].dm) {
-            Dwarf_Addr bias;
             gort__lock(&symlock);
-            /* Open the DWARF now, not in a crash. */
-            (void)dwfl_module_getdwarf(modpriv[i].dm, &bias);
+            /* The executable's and libgort's DWARF now, not in a crash.
+             * Other libraries' open on first use: a libc with separate
+             * debug info holds tens of MB of compressed DWARF, and
+             * inflating it made every program start 80 ms later. */
+            if (!modtab[i].path || modtab[i].path == exe_path || !strcmp(modtab[i].path, exe_path) ||
+                modtab[i].cls == GORT_PC_GORT) {
+                Dwarf_Addr bias;
+                (void)dwfl_module_getdwarf(modpriv[i].dm, &bias);
+            }
             load_symbols(i);
             gort__unlock(&symlock);
         }

@@ -147,9 +147,13 @@ class GoroutineUnwinder(gdb.unwinder.Unwinder):
     def __call__(self, pending_frame):
         if self.regs is None or pending_frame.level() != 0:
             return None
-        sp = pending_frame.read_register("rsp")
+        # gdb stops a walk whose frame lies below (is "inner to") the
+        # frame before it; the thread's own frame #0 may be on a stack
+        # mapped anywhere relative to the goroutine's (a signal stack, say),
+        # so the claimed frame gets the lowest possible stack address.
         pc = pending_frame.read_register("rip")
-        info = pending_frame.create_unwind_info(_FrameId(sp, pc))
+        low = gdb.Value(8).cast(pending_frame.read_register("rsp").type)
+        info = pending_frame.create_unwind_info(_FrameId(low, pc))
         for name, val in self.regs.items():
             t = pending_frame.read_register(name).type
             info.add_saved_register(name, gdb.Value(val).cast(t))

@@ -191,6 +191,8 @@ static void test_parked_chain(void)
 {
     GT_RUN(chain_body, NULL);
     const char *d = chain_dump;
+    if (getenv("GORT_TEST_PRINT_DUMP")) /* docs/dumps.md shows this dump */
+        printf("\n%s\n", d);
     char b[16][160];
     /* The caller first, as runtime.Stack(all) prints it. */
     snprintf(b[0], sizeof b[0], "goroutine %llu [running]:\nchain_body(...)\n\t", (unsigned long long)id_main);

@@ -83,7 +83,8 @@ BENCHB := $(BUILD)/gort-bench
 all: lib tool
 
 lib: $(LIBA) $(LIBSO)
-tool: $(TOOL)
+# The tool is built once its sources exist (prof/tool/, another issue).
+tool: $(if $(TOOL_C),$(TOOL))
 
 V ?= 0
 ifeq ($(V),0)
@@ -144,7 +145,7 @@ $(BUILD)/examples/%: examples/%.c $(LIBA)
 examples: $(EXAMPLE_BIN)
 
 # GORT_TEST_SCALE scales the stress suites (1 = CI size).
-test: $(TESTB) $(TOOL)
+test: $(TESTB) $(if $(TOOL_C),$(TOOL))
 	GORT_TEST_BIN=$(abspath $(TESTB)) GORTPROF=$(abspath $(TOOL)) $(TESTB)
 
 bench: $(BENCHB)

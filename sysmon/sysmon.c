@@ -57,6 +57,9 @@ typedef struct pdata {
     int64_t cpu;          /* thread CPU time at the last sample */
     int64_t cpuat;        /* when that sample was taken */
     uint32_t cputick;     /* schedtick at that sample */
+    uint32_t cpugen;      /* m->preempt_gen then: moves on every switch,
+                           * even one that inherits the slice */
+    int busyrun;          /* consecutive busy samples of that one G */
     gort_m_t *cpum;       /* the M those samples belong to */
     bool busy;            /* used at least half of the last interval */
     int64_t lastsignal;
@@ -149,7 +152,11 @@ static void preemptone(gort_p_t *pp, pdata_t *pd, int64_t now)
     /* Only threads burning CPU: a thread blocked in the kernel would see
      * its call fail with EINTR, and a thread that wakes now and then from
      * a blocking loop would be woken again and again by our signals. */
-    if (pd->cpum != m || !pd->busy)
+    /* Two busy samples in a row of this very G (one may cover a thread
+     * that was still starting up, faulting in pages or binding symbols
+     * just before it entered a slow call), and no switch since. */
+    if (pd->cpum != m || !pd->busy || pd->busyrun < 2 ||
+        (uint32_t)atomic_load_explicit(&m->preempt_gen, memory_order_relaxed) != pd->cpugen)
         return;
     atomic_store_explicit(&gp->preempt, true, memory_order_release);
     atomic_fetch_add_explicit(&gort__pstat_requested, 1, memory_order_relaxed);
@@ -224,12 +231,15 @@ static int retake(int64_t now, int64_t *due)
                 uint32_t tick = atomic_load_explicit(&pp->schedtick, memory_order_relaxed);
                 bool sampled = pd->cpum == m;
                 int64_t dt = now - pd->cpuat, dc = cpu - pd->cpu;
-                bool was_same_g = sampled && pd->cputick == tick;
-                pd->busy = sampled && dc * 2 >= dt;
+                uint32_t gen = (uint32_t)atomic_load_explicit(&m->preempt_gen, memory_order_relaxed);
+                bool was_same_g = sampled && pd->cputick == tick && pd->cpugen == gen;
+                pd->busy = was_same_g && dc * 2 >= dt;
+                pd->busyrun = pd->busy ? pd->busyrun + 1 : 0;
                 pd->cpum = m;
                 pd->cpu = cpu;
                 pd->cpuat = now;
                 pd->cputick = tick;
+                pd->cpugen = gen;
                 if (was_same_g && dt >= ROUND_MIN_NS && dc * 8 < dt) {
                     n += revoke_p(pp, pd, now);
                     continue;
@@ -237,8 +247,12 @@ static int retake(int64_t now, int64_t *due)
             }
             int64_t end = pd->schedwhen + gort__settings.slice_ns;
             if (end <= now) {
-                preemptone(pp, pd, now);
-                end = now + RESIGNAL_NS;
+                if (pd->busyrun >= 2) {
+                    preemptone(pp, pd, now);
+                    end = now + RESIGNAL_NS;
+                } else {
+                    end = now + ROUND_MIN_NS; /* sample again first */
+                }
             }
             if (*due == 0 || end < *due)
                 *due = end;

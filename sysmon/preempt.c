@@ -308,7 +308,15 @@ void gort__async_preempt2(void);
 void gort__async_preempt2(void)
 {
     atomic_fetch_add_explicit(&gort__pstat_done, 1, memory_order_relaxed);
+    /* errno travels with the goroutine: the code we interrupted may be
+     * about to read it, and we may resume on another thread.  glibc
+     * declares __errno_location const, so the compiler could reuse the
+     * old thread's address after the switch: call it through a volatile
+     * pointer each time. */
+    int *(*volatile errno_loc)(void) = __errno_location;
+    int saved = *errno_loc();
     gort__preempt_park();
+    *errno_loc() = saved;
 }
 
 /* Asks m to preempt its goroutine.  The caller has set g->preempt and

@@ -369,6 +369,51 @@ static void test_schedtrace(void)
     gt_child_free(&r);
 }
 
+/* ---- errno follows a goroutine across asynchronous preemption ---- */
+
+static _Atomic int errno_bad, errno_checks;
+static void errno_worker(void *a)
+{
+    gort_waitgroup *wg = a;
+    int *(*volatile loc)(void) = __errno_location;
+    int mine = 1000 + (int)gort_self() * 1000;
+    for (int round = 0; round < 200; round++) {
+        *loc() = mine + round;
+        /* Pure computation: the only way to lose errno is a preemption that
+         * moves us to another thread in the middle. */
+        volatile uint64_t x = 0;
+        for (int i = 0; i < 200000; i++)
+            x = x * 6364136223846793005ULL + (uint64_t)i;
+        if (*loc() != mine + round)
+            atomic_fetch_add(&errno_bad, 1);
+        atomic_fetch_add(&errno_checks, 1);
+    }
+    gort_wg_done(wg);
+}
+static void errno_body(void *a)
+{
+    (void)a;
+    gort_waitgroup wg = {0};
+    gort_wg_add(&wg, 6);
+    for (int i = 0; i < 6; i++)
+        gort_go(errno_worker, &wg);
+    gort_wg_wait(&wg);
+    printf("errno_bad=%d checks=%d\n", atomic_load(&errno_bad), atomic_load(&errno_checks));
+    print_stats();
+}
+GT_CHILD(errno_carry) { gort_main(errno_body, NULL); }
+
+static void test_errno_follows_goroutine(void)
+{
+    const char *env[] = {"GORT_MAXPROCS=2", "GORT_SLICE_US=100", NULL};
+    gt_child_result r;
+    CU_ASSERT_EQUAL_FATAL(gt_child_run("errno_carry", env, 60, &r), 0);
+    CU_ASSERT_FALSE(r.timed_out);
+    CU_ASSERT_TRUE(gt_contains(r.out, "errno_bad=0 checks=1200"));
+    CU_ASSERT_TRUE(stat_of(r.out, "preempt_done=") >= 10);
+    gt_child_free(&r);
+}
+
 GT_SUITE(preempt,
          {"spinner_does_not_starve", test_spinner_does_not_starve},
          {"vector_state_bit_identical", test_vector_state_bit_identical},
@@ -377,4 +422,5 @@ GT_SUITE(preempt,
          {"blocked_nanosleep", test_blocked_nanosleep},
          {"no_eintr", test_no_eintr},
          {"sigurg_forwarded", test_sigurg_forwarded},
-         {"schedtrace", test_schedtrace})
+         {"schedtrace", test_schedtrace},
+         {"errno_follows_goroutine", test_errno_follows_goroutine})

@@ -4,6 +4,7 @@
 #   make                 build/libgort.a, build/libgort.so, build/gortprof
 #   make test            build and run the CUnit suites
 #   make bench           build/gort-bench (the Go peer's workloads)
+#   make demo            the parallel demo, its profile and a goroutine dump
 #   make install         headers, both libraries, gort.pc, gortprof (PREFIX, DESTDIR)
 #   make SANITIZER=address|thread|undefined test   (or make asan / tsan / ubsan)
 #   make DEBUG=1         assertions, lock-rank witness, randomized scheduling
@@ -143,6 +144,11 @@ $(BUILD)/examples/%: examples/%.c $(LIBA)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBA) $(DEPLIBS)
 
 examples: $(EXAMPLE_BIN)
+
+# README's first command ends here: the parallel Mandelbrot, its speed-up,
+# its CPU profile through gortprof top, and a goroutine dump.
+demo: $(BUILD)/examples/demo tool
+	$(BUILD)/examples/demo $(abspath $(BUILD))/demo.prof $(abspath $(TOOL))
 
 # GORT_TEST_SCALE scales the stress suites (1 = CI size).
 test: $(TESTB) $(if $(TOOL_C),$(TOOL))

@@ -158,6 +158,23 @@ bench: $(BENCHB)
 
 stress: $(STRESSB)
 
+# make soak DURATION=3600: the soak test (tests/soak/soak.c) for that many
+# seconds, a progress line every REPORT seconds.
+DURATION ?= 60
+REPORT ?= 10
+soak: $(STRESSB)
+	$(STRESSB) $(DURATION) --report-every $(REPORT)
+
+# The suites valgrind runs (it is ~50x slower; children are traced too;
+# the stack suite's million goroutines would need ~20 GiB under it).
+# Goroutine stacks are registered with VALGRIND_STACK_REGISTER
+# (runtime/fiber_san.c); tests/valgrind.supp lists justified suppressions.
+VALGRIND_SUITES ?= runq sched chan sync
+valgrind: $(TESTB)
+	for s in $(VALGRIND_SUITES); do \
+	  GORT_TEST_SCALE=0 valgrind -q --error-exitcode=99 --trace-children=yes \
+	    --suppressions=tests/valgrind.supp --fair-sched=yes $(TESTB) $$s || exit 1; done
+
 asan:
 	$(MAKE) SANITIZER=address test
 tsan:

@@ -19,6 +19,8 @@
  */
 #include "runtime.h"
 
+#include <valgrind/valgrind.h>
+
 #include <errno.h>
 #include <sched.h>
 #include <stdio.h>
@@ -154,6 +156,12 @@ static void runtime_init_once(void)
     gort__settings.slice_ns = (int64_t)slice * 1000;
     gort__settings.traceback = parse_traceback(getenv("GORT_TRACEBACK"));
     parse_debug(getenv("GORT_DEBUG"));
+    /* valgrind emulates signal delivery and checks every access below the
+     * stack pointer: rewriting an interrupted context to enter the XSAVE
+     * trampoline is outside what it models.  Goroutines still yield at
+     * every runtime call. */
+    if (RUNNING_ON_VALGRIND)
+        gort__settings.asyncpreemptoff = 1;
 #ifdef GORT_DEBUG_BUILD
     gort__settings.randomize = 1;
 #endif

@@ -84,8 +84,7 @@ BENCHB := $(BUILD)/gort-bench
 all: lib tool
 
 lib: $(LIBA) $(LIBSO)
-# The tool is built once its sources exist (prof/tool/, another issue).
-tool: $(if $(TOOL_C),$(TOOL))
+tool: $(TOOL)
 
 V ?= 0
 ifeq ($(V),0)
@@ -146,7 +145,7 @@ $(BUILD)/examples/%: examples/%.c $(LIBA)
 examples: $(EXAMPLE_BIN)
 
 # GORT_TEST_SCALE scales the stress suites (1 = CI size).
-test: $(TESTB) $(if $(TOOL_C),$(TOOL))
+test: $(TESTB) $(TOOL)
 	GORT_TEST_BIN=$(abspath $(TESTB)) GORTPROF=$(abspath $(TOOL)) $(TESTB)
 
 bench: $(BENCHB)

@@ -1,2 +1,0 @@
-#include "gortprof.h"
-int gp_cmd_http(const gp_opts_t *o, const char *path) { return 1; }

@@ -8,6 +8,7 @@
 #   make install         headers, both libraries, gort.pc, gortprof (PREFIX, DESTDIR)
 #   make SANITIZER=address|thread|undefined test   (or make asan / tsan / ubsan)
 #   make DEBUG=1         assertions, lock-rank witness, randomized scheduling
+#   make fuzz            libFuzzer on the pprof decoder for FUZZ_SECONDS (clang)
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -84,8 +85,7 @@ BENCHB := $(BUILD)/gort-bench
 all: lib tool
 
 lib: $(LIBA) $(LIBSO)
-# The tool is built once its sources exist (prof/tool/, another issue).
-tool: $(if $(TOOL_C),$(TOOL))
+tool: $(TOOL)
 
 V ?= 0
 ifeq ($(V),0)
@@ -151,7 +151,7 @@ demo: $(BUILD)/examples/demo tool
 	$(BUILD)/examples/demo $(abspath $(BUILD))/demo.prof $(abspath $(TOOL))
 
 # GORT_TEST_SCALE scales the stress suites (1 = CI size).
-test: $(TESTB) $(if $(TOOL_C),$(TOOL))
+test: $(TESTB) $(TOOL)
 	GORT_TEST_BIN=$(abspath $(TESTB)) GORTPROF=$(abspath $(TOOL)) $(TESTB)
 
 bench: $(BENCHB)
@@ -174,6 +174,24 @@ valgrind: $(TESTB)
 	for s in $(VALGRIND_SUITES); do \
 	  GORT_TEST_SCALE=0 valgrind -q --error-exitcode=99 --trace-children=yes \
 	    --suppressions=tests/valgrind.supp --fair-sched=yes $(TESTB) $$s || exit 1; done
+
+# The decoder's fuzz target: clang only, built apart from the library (it
+# needs only prof/pprof_*.c and zlib).  New inputs go to build/fuzz/corpus,
+# crashers to build/fuzz/crash-*; keep fixed crashers in
+# tests/testdata/fuzz-regressions/, which the pprof suite replays.
+FUZZ_SECONDS ?= 20
+FUZZ_CC      ?= clang
+FUZZ_BIN     := $(BUILD)/fuzz/pprof_fuzz
+FUZZ_SRC     := tests/fuzz/pprof_fuzz.c $(wildcard prof/pprof_*.c)
+
+$(FUZZ_BIN): $(FUZZ_SRC) $(wildcard prof/pprof*.h)
+	@mkdir -p $(dir $@) $(BUILD)/fuzz/corpus
+	$(FUZZ_CC) -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	  -D_GNU_SOURCE -Iprof -o $@ $(FUZZ_SRC) -lz
+
+fuzz: $(FUZZ_BIN)
+	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+	  -artifact_prefix=$(BUILD)/fuzz/ $(BUILD)/fuzz/corpus tests/fuzz/corpus tests/testdata/fuzz-regressions
 
 asan:
 	$(MAKE) SANITIZER=address test

@@ -24,7 +24,8 @@
  * Invariants (all state is the goroutine's own; nobody else touches it):
  *   - gp->defers is a LIFO list; records of inner frames are above those of
  *     outer frames, and a frame that returned has none left.  A record is
- *     unlinked before its call runs, so a panic inside it never reruns it.
+ *     unlinked and freed before its call runs, so a panic inside it never
+ *     reruns it and a jump over the runner leaks nothing.
  *   - frames and panic records are locals on the goroutine's stack; the
  *     stack grows down, so "deeper than frame F" is "address below F".
  *     On a recovery to F, every panic record below F belonged to C frames
@@ -148,9 +149,16 @@ static __attribute__((noreturn, noinline)) void die_unrecovered(gort_g_t *gp)
  * frame is on top. */
 static USERTEXT void run_frame_defers(gort_g_t *gp, gort_callframe_t *f);
 
-/* Runs d in its own frame; p is the panic running it (NULL on return). */
+/* Unlinks d (on top of gp->defers), frees it, and runs its call in a
+ * frame of its own; p is the panic running it (NULL on return).  Freed
+ * before the call: a panic recovered outside would jump over any free
+ * after it. */
 static USERTEXT void call_deferred(gort_g_t *gp, gort_defer_t *d, gort_panic_t *p)
 {
+    void (*fn)(void *) = d->fn;
+    void *arg = d->arg;
+    gp->defers = d->link;
+    free(d);
     gort_callframe_t fr;
     fr.link = gp->callframe;
     fr.panic = p;
@@ -159,7 +167,7 @@ static USERTEXT void call_deferred(gort_g_t *gp, gort_defer_t *d, gort_panic_t *
         gp->callframe = &fr;
         if (p)
             p->argp = &fr;
-        d->fn(d->arg);
+        fn(arg);
     }
     /* Returned, or a panic inside d->fn was recovered by something it
      * deferred: either way this frame returns normally. */
@@ -170,11 +178,8 @@ static USERTEXT void call_deferred(gort_g_t *gp, gort_defer_t *d, gort_panic_t *
 static void run_frame_defers(gort_g_t *gp, gort_callframe_t *f)
 {
     gort_defer_t *d;
-    while ((d = gp->defers) != NULL && d->frame == f) {
-        gp->defers = d->link;
+    while ((d = gp->defers) != NULL && d->frame == f)
         call_deferred(gp, d, NULL);
-        free(d);
-    }
 }
 
 /* The panic loop.  Never returns: the program dies, a recovery jumps to
@@ -185,10 +190,8 @@ static USERTEXT __attribute__((noreturn)) void start_panic(gort_g_t *gp, gort_pm
     gp->panicking = &p;
     gort_defer_t *d;
     while ((d = gp->defers) != NULL) {
-        gp->defers = d->link;
         gort_callframe_t *target = d->frame;
         call_deferred(gp, d, &p);
-        free(d);
         if (!p.recovered)
             continue;
         /* Recovered: drop this panic and every one whose C frames the jump
@@ -229,11 +232,8 @@ void gort__panic_hook(const char *msg)
 void gort__defer_run_all(gort_g_t *gp)
 {
     gort_defer_t *d;
-    while ((d = gp->defers) != NULL) {
-        gp->defers = d->link;
+    while ((d = gp->defers) != NULL)
         call_deferred(gp, d, NULL);
-        free(d);
-    }
     gort_pmsg_t *m = gp->recovered;
     gp->recovered = NULL;
     while (m) {

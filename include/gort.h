@@ -259,3 +259,4 @@ GORT_API const char *gort_recover(void);
 }
 #endif
 #endif /* GORT_H */
+#include "gort_idioms.h" /* defer frames, context, errgroup, leak checks */

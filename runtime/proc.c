@@ -167,6 +167,8 @@ gort_g_t *gort__newproc(void (*fn)(void *), void *arg, uintptr_t pc, bool main)
     gp->param = NULL;
     gp->defers = NULL;
     gp->panicking = NULL;
+    gp->callframe = NULL;
+    gp->recovered = NULL;
     gp->labels = NULL;
     gp->sysexit_noP = false;
     atomic_store_explicit(&gp->preempt, false, memory_order_relaxed);
@@ -252,7 +254,11 @@ void gort__goexit(void)
 {
     gort_m_t *m = gort__getm();
     gort_g_t *gp = m->curg;
-    if (gort__defer_run_all && gp->defers)
+    /* panic.c, when linked: runs the entry function's remaining deferred
+     * calls and frees the messages gort_recover handed out, which stay
+     * valid until here.  Called even with no defers pending for the
+     * latter. */
+    if (gort__defer_run_all)
         gort__defer_run_all(gp);
     if (gp->main)
         gort__main_exit_on_g();

@@ -157,6 +157,8 @@ const char *gort__gstatus_str(const gort_g_t *gp); /* "running", "chan receive",
 
 typedef struct gort_defer gort_defer_t; /* panic.c */
 typedef struct gort_panic gort_panic_t; /* panic.c */
+typedef struct gort_callframe gort_callframe_t; /* panic.c */
+typedef struct gort_pmsg gort_pmsg_t;   /* panic.c */
 typedef struct gort_labels gort_labels_t; /* prof/labels.c */
 
 struct gort_g {
@@ -186,6 +188,11 @@ struct gort_g {
     gort__timer_t *sleeptimer; /* gort_sleep's timer, allocated on first use */
     gort_defer_t *defers;    /* panic.c: LIFO */
     gort_panic_t *panicking; /* panic.c: innermost active panic */
+    gort_callframe_t *callframe; /* panic.c: innermost gort_call or deferred-call
+                                frame, on this G's stack; NULL: the entry
+                                function's.  All three: this G only */
+    gort_pmsg_t *recovered;  /* panic.c: messages gort_recover returned, kept
+                                until the goroutine exits */
     gort_labels_t *labels;   /* prof: profiler labels (inherited) */
     uint64_t prof_cycles;    /* prof: block profile bookkeeping */
     int64_t syscallwhen;     /* ns when it entered the current syscall */

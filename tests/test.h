@@ -26,6 +26,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "gort.h"
 
@@ -75,6 +77,20 @@ void gt_child_free(gt_child_result *r);
 bool gt_contains(const char *hay, const char *needle);
 /* The first line of s equals line (without its newline). */
 bool gt_first_line_is(const char *s, const char *line);
+
+/* Fails the test when goroutines created after mark are still alive
+ * after up to timeout_ms; prints the leak report (each goroutine's stack
+ * and creation site).  Frees the mark.  In the test's goroutine. */
+#define GT_ASSERT_NO_LEAKS(mark, timeout_ms)                                   \
+    do {                                                                       \
+        char *gt_rep_ = NULL;                                                  \
+        int gt_n_ = gort_leak_check((mark), (int64_t)(timeout_ms) * 1000000, &gt_rep_); \
+        if (gt_n_)                                                             \
+            fprintf(stderr, "\n%s", gt_rep_ ? gt_rep_ : "(no report)\n");     \
+        CU_ASSERT_EQUAL(gt_n_, 0);                                             \
+        free(gt_rep_);                                                         \
+        gort_leak_mark_free(mark);                                             \
+    } while (0)
 
 int gt_scale(void);
 /* In a goroutine: yields until gort_numgoroutine() <= target or timeout_ms

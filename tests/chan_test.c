@@ -1,0 +1,596 @@
+/*
+ * chan_test.c: channels against Go's semantics: hand-off and buffering,
+ * FIFO order among blocked senders and among blocked receivers (buffered
+ * channels included: a receive from a full channel pulls the first blocked
+ * sender's value into the tail), close and drain, nil channels, zero-size
+ * and large elements, the non-blocking forms, a daisy chain of 10,000
+ * goroutines, the concurrent prime sieve, and many producers and
+ * consumers with every value received exactly once.
+ *
+ * Ordering tests do not sleep: they wait until the runtime shows the
+ * goroutine queued on the channel (waiters(), reading the queue under the
+ * channel lock) before starting the next one.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "chan.h"
+#include "test.h"
+
+/* Goroutines queued on c (sendq or recvq), counted under its lock. */
+static int waiters(gort_chan *c, bool senders)
+{
+    int n = 0;
+    gort__lock(&c->lock);
+    for (gort_sudog_t *s = atomic_load(senders ? &c->sendq.first : &c->recvq.first); s; s = s->next)
+        n++;
+    gort__unlock(&c->lock);
+    return n;
+}
+
+static void wait_waiters(gort_chan *c, bool senders, int n)
+{
+    while (waiters(c, senders) < n)
+        gort_yield();
+}
+
+static void with_procs(int procs, void (*fn)(void *), void *arg)
+{
+    int old = gort_maxprocs(procs);
+    GT_RUN(fn, arg);
+    gort_maxprocs(old);
+}
+
+/* ---- basic hand-off ---- */
+
+static gort_chan *bc;
+static long bsum;
+static void basic_sender(void *a)
+{
+    (void)a;
+    for (long i = 1; i <= 1000; i++)
+        gort_chan_send(bc, &i);
+    gort_chan_close(bc);
+}
+
+static int basic_bad;
+static void basic_body(void *a)
+{
+    size_t cap = (size_t)(intptr_t)a;
+    bc = gort_chan_make(sizeof(long), cap);
+    basic_bad = gort_chan_cap(bc) != cap;
+    bsum = 0;
+    gort_go(basic_sender, NULL);
+    long v, expect = 1;
+    while (gort_chan_recv(bc, &v)) {
+        basic_bad += v != expect++;
+        bsum += v;
+    }
+    basic_bad += v != 0;
+    gort_chan_free(bc);
+}
+
+static void test_basic(void)
+{
+    size_t caps[] = {0, 1, 7, 1024};
+    for (int p = 1; p <= 2; p++)
+        for (size_t i = 0; i < 4; i++) {
+            with_procs(p, basic_body, (void *)(intptr_t)caps[i]);
+            CU_ASSERT_EQUAL(basic_bad, 0);
+            CU_ASSERT_EQUAL(bsum, 1000 * 1001 / 2);
+        }
+}
+
+/* ---- FIFO among blocked senders ---- */
+
+#define NQ 50
+static gort_chan *fc;
+static void fifo_sender(void *a)
+{
+    long v = (long)(intptr_t)a;
+    gort_chan_send(fc, &v);
+}
+
+static int fifo_bad, fifo_len_bad;
+static void fifo_send_body(void *a)
+{
+    size_t cap = (size_t)(intptr_t)a;
+    fc = gort_chan_make(sizeof(long), cap);
+    fifo_bad = fifo_len_bad = 0;
+    for (long i = 0; i < (long)cap; i++)
+        gort_chan_send(fc, &i);
+    for (long i = (long)cap; i < NQ; i++) {
+        gort_go(fifo_sender, (void *)(intptr_t)i);
+        wait_waiters(fc, true, (int)(i - (long)cap + 1));
+    }
+    fifo_len_bad += gort_chan_len(fc) != cap;
+    for (long i = 0; i < NQ; i++) {
+        long v = -1;
+        CU_ASSERT_TRUE(gort_chan_recv(fc, &v));
+        fifo_bad += v != i;
+        /* A waiting sender refills the slot: the buffer stays full. */
+        if (i + (long)cap < NQ)
+            fifo_len_bad += gort_chan_len(fc) != cap;
+    }
+    fifo_len_bad += gort_chan_len(fc) != 0;
+    gort_chan_free(fc);
+}
+
+static void test_fifo_senders(void)
+{
+    for (int p = 1; p <= 2; p++) {
+        with_procs(p, fifo_send_body, (void *)0);
+        CU_ASSERT_EQUAL(fifo_bad, 0);
+        with_procs(p, fifo_send_body, (void *)5);
+        CU_ASSERT_EQUAL(fifo_bad, 0);
+        CU_ASSERT_EQUAL(fifo_len_bad, 0);
+    }
+}
+
+/* ---- FIFO among blocked receivers ---- */
+
+static _Atomic long got[NQ];
+static gort_waitgroup fwg;
+static void fifo_receiver(void *a)
+{
+    long i = (long)(intptr_t)a, v = -1;
+    gort_chan_recv(fc, &v);
+    atomic_store(&got[i], v);
+    gort_wg_done(&fwg);
+}
+
+static void fifo_recv_body(void *a)
+{
+    size_t cap = (size_t)(intptr_t)a;
+    fc = gort_chan_make(sizeof(long), cap);
+    gort_wg_add(&fwg, NQ);
+    for (long i = 0; i < NQ; i++) {
+        atomic_store(&got[i], -1);
+        gort_go(fifo_receiver, (void *)(intptr_t)i);
+        wait_waiters(fc, false, (int)i + 1);
+    }
+    for (long i = 0; i < NQ; i++)
+        gort_chan_send(fc, &i);
+    gort_wg_wait(&fwg);
+    gort_chan_free(fc);
+}
+
+static void test_fifo_receivers(void)
+{
+    for (int p = 1; p <= 2; p++)
+        for (int cap = 0; cap <= 3; cap += 3) {
+            with_procs(p, fifo_recv_body, (void *)(intptr_t)cap);
+            int bad = 0;
+            for (long i = 0; i < NQ; i++)
+                bad += atomic_load(&got[i]) != i;
+            CU_ASSERT_EQUAL(bad, 0);
+        }
+}
+
+/* ---- close and drain ---- */
+
+static int cd_bad;
+static void close_drain_body(void *a)
+{
+    (void)a;
+    cd_bad = 0;
+    gort_chan *c = gort_chan_make(sizeof(long), 5);
+    for (long i = 10; i < 13; i++)
+        gort_chan_send(c, &i);
+    gort_chan_close(c);
+    cd_bad += gort_chan_len(c) != 3 || gort_chan_cap(c) != 5;
+    for (long i = 10; i < 13; i++) {
+        long v = 0;
+        cd_bad += !gort_chan_recv(c, &v) || v != i;
+    }
+    for (int k = 0; k < 3; k++) {
+        long v = 0xdead;
+        cd_bad += gort_chan_recv(c, &v) || v != 0;
+        bool ok = true;
+        v = 0xdead;
+        cd_bad += !gort_chan_tryrecv(c, &v, &ok) || ok || v != 0;
+    }
+    cd_bad += gort_chan_recv(c, NULL);
+    gort_chan_free(c);
+
+    /* Unbuffered: closed before any send. */
+    c = gort_chan_make(sizeof(long), 0);
+    gort_chan_close(c);
+    long v = 7;
+    cd_bad += gort_chan_recv(c, &v) || v != 0;
+    gort_chan_free(c);
+}
+
+static void test_close_drain(void)
+{
+    GT_RUN(close_drain_body, NULL);
+    CU_ASSERT_EQUAL(cd_bad, 0);
+}
+
+/* ---- close wakes every blocked receiver ---- */
+
+static _Atomic int cw_false, cw_nonzero;
+static void close_waiter(void *a)
+{
+    (void)a;
+    long v = 0x55;
+    if (!gort_chan_recv(fc, &v))
+        atomic_fetch_add(&cw_false, 1);
+    if (v != 0)
+        atomic_fetch_add(&cw_nonzero, 1);
+    gort_wg_done(&fwg);
+}
+
+static void close_wakes_body(void *a)
+{
+    (void)a;
+    fc = gort_chan_make(sizeof(long), (size_t)(intptr_t)a);
+    atomic_store(&cw_false, 0);
+    atomic_store(&cw_nonzero, 0);
+    gort_wg_add(&fwg, 100);
+    for (int i = 0; i < 100; i++)
+        gort_go(close_waiter, NULL);
+    wait_waiters(fc, false, 100);
+    gort_chan_close(fc);
+    gort_wg_wait(&fwg);
+    gort_chan_free(fc);
+}
+
+static void test_close_wakes(void)
+{
+    for (int p = 1; p <= 2; p++) {
+        with_procs(p, close_wakes_body, (void *)(intptr_t)(p - 1));
+        CU_ASSERT_EQUAL(atomic_load(&cw_false), 100);
+        CU_ASSERT_EQUAL(atomic_load(&cw_nonzero), 0);
+    }
+}
+
+/* ---- nil channels and the non-blocking forms ---- */
+
+static int nb_bad;
+static void nb_receiver(void *a)
+{
+    long v;
+    gort_chan_recv(a, &v);
+    if (v != 42)
+        nb_bad++;
+}
+
+static void nonblocking_body(void *a)
+{
+    (void)a;
+    nb_bad = 0;
+    long v = 1;
+    bool ok = true;
+    nb_bad += gort_chan_tryrecv(NULL, &v, &ok);
+    nb_bad += gort_chan_trysend(NULL, &v);
+    nb_bad += gort_chan_len(NULL) != 0 || gort_chan_cap(NULL) != 0;
+
+    gort_chan *c = gort_chan_make(sizeof(long), 0);
+    nb_bad += gort_chan_trysend(c, &v);   /* nobody receives */
+    nb_bad += gort_chan_tryrecv(c, &v, &ok); /* nobody sends */
+    gort_go(nb_receiver, c);
+    wait_waiters(c, false, 1);
+    v = 42;
+    nb_bad += !gort_chan_trysend(c, &v); /* a receiver waits */
+    gort_chan_free(c);
+
+    c = gort_chan_make(sizeof(long), 2);
+    nb_bad += !gort_chan_trysend(c, &v) || !gort_chan_trysend(c, &v) || gort_chan_trysend(c, &v);
+    v = 0;
+    nb_bad += !gort_chan_tryrecv(c, &v, &ok) || !ok || v != 42;
+    nb_bad += !gort_chan_tryrecv(c, NULL, &ok) || !ok;
+    nb_bad += gort_chan_tryrecv(c, &v, &ok);
+    gort_chan_free(c);
+}
+
+static void test_nonblocking_and_nil(void)
+{
+    GT_RUN(nonblocking_body, NULL);
+    CU_ASSERT_EQUAL(nb_bad, 0);
+}
+
+/* ---- zero-size and large elements ---- */
+
+static gort_chan *zc;
+static void zero_sender(void *a)
+{
+    for (long i = 0; i < (long)(intptr_t)a; i++)
+        gort_chan_send(zc, NULL);
+    gort_chan_close(zc);
+}
+
+typedef struct big {
+    long seq;
+    char pad[200];
+    long check;
+} big_t;
+
+static gort_chan *lc;
+static void big_sender(void *a)
+{
+    (void)a;
+    for (long i = 0; i < 500; i++) {
+        big_t b;
+        memset(&b, (int)(i & 0x7f), sizeof b);
+        b.seq = i;
+        b.check = ~i;
+        gort_chan_send(lc, &b);
+    }
+    gort_chan_close(lc);
+}
+
+static int zs_count, zs_bad;
+static void elem_sizes_body(void *a)
+{
+    size_t cap = (size_t)(intptr_t)a;
+    zs_bad = 0;
+    zc = gort_chan_make(0, cap);
+    if (cap) {
+        for (size_t i = 0; i < cap; i++)
+            zs_bad += !gort_chan_trysend(zc, NULL);
+        zs_bad += gort_chan_len(zc) != cap || gort_chan_trysend(zc, NULL);
+        for (size_t i = 0; i < cap; i++)
+            zs_bad += !gort_chan_recv(zc, NULL);
+    }
+    gort_go(zero_sender, (void *)1000);
+    zs_count = 0;
+    char dummy;
+    while (gort_chan_recv(zc, &dummy))
+        zs_count++;
+    gort_chan_free(zc);
+
+    lc = gort_chan_make(sizeof(big_t), cap);
+    gort_go(big_sender, NULL);
+    big_t b;
+    long expect = 0;
+    while (gort_chan_recv(lc, &b)) {
+        zs_bad += b.seq != expect || b.check != ~expect || b.pad[0] != (char)(expect & 0x7f) ||
+                  b.pad[199] != (char)(expect & 0x7f);
+        expect++;
+    }
+    zs_bad += expect != 500;
+    gort_chan_free(lc);
+}
+
+static void test_elem_sizes(void)
+{
+    for (int cap = 0; cap <= 4; cap += 4) {
+        GT_RUN(elem_sizes_body, (void *)(intptr_t)cap);
+        CU_ASSERT_EQUAL(zs_count, 1000);
+        CU_ASSERT_EQUAL(zs_bad, 0);
+    }
+}
+
+/* ---- daisy chain: 10,000 goroutines each pass value+1 to the left ---- */
+
+typedef struct link {
+    gort_chan *left, *right;
+} link_t;
+
+static void whisper(void *a)
+{
+    link_t *l = a;
+    long v;
+    gort_chan_recv(l->right, &v);
+    v++;
+    gort_chan_send(l->left, &v);
+}
+
+static void first_whisper(void *a)
+{
+    long one = 1;
+    gort_chan_send(a, &one);
+}
+
+#define CHAIN 10000
+static long chain_result;
+static void chain_body(void *a)
+{
+    (void)a;
+    link_t *links = malloc(CHAIN * sizeof *links);
+    gort_chan **chans = malloc((CHAIN + 1) * sizeof *chans);
+    for (int i = 0; i <= CHAIN; i++)
+        chans[i] = gort_chan_make(sizeof(long), 0);
+    for (int i = 0; i < CHAIN; i++) {
+        links[i].left = chans[i];
+        links[i].right = chans[i + 1];
+        gort_go(whisper, &links[i]);
+    }
+    gort_go(first_whisper, chans[CHAIN]);
+    gort_chan_recv(chans[0], &chain_result);
+    gt_settle_goroutines(1, 5000);
+    for (int i = 0; i <= CHAIN; i++)
+        gort_chan_free(chans[i]);
+    free(chans);
+    free(links);
+}
+
+static void test_daisy_chain(void)
+{
+    for (int p = 1; p <= 2; p++) {
+        chain_result = 0;
+        with_procs(p, chain_body, NULL);
+        CU_ASSERT_EQUAL(chain_result, CHAIN + 1);
+    }
+}
+
+/* ---- the concurrent prime sieve, first 1000 primes ---- */
+
+typedef struct sieve_filter {
+    gort_chan *in, *out;
+    long p;
+} sieve_filter_t;
+
+static gort_chan *sieve_done;
+static void sieve_generate(void *a)
+{
+    gort_chan *out = a;
+    for (long i = 2;; i++) {
+        gort_case cs[2] = {{out, GORT_SEND, &i, false}, {sieve_done, GORT_RECV, NULL, false}};
+        if (gort_select(cs, 2, true) == 1)
+            break;
+    }
+    gort_chan_close(out);
+}
+
+static void sieve_filter(void *a)
+{
+    sieve_filter_t *f = a;
+    long v;
+    while (gort_chan_recv(f->in, &v))
+        if (v % f->p != 0)
+            gort_chan_send(f->out, &v);
+    gort_chan_close(f->out);
+}
+
+#define NPRIMES 1000
+static long sieve_primes[NPRIMES];
+static void sieve_body(void *a)
+{
+    (void)a;
+    sieve_filter_t *fs = malloc(NPRIMES * sizeof *fs);
+    sieve_done = gort_chan_make(0, 0);
+    gort_chan *first = gort_chan_make(sizeof(long), 0), *ch = first;
+    gort_go(sieve_generate, ch);
+    for (int i = 0; i < NPRIMES; i++) {
+        gort_chan_recv(ch, &sieve_primes[i]);
+        fs[i].in = ch;
+        fs[i].out = gort_chan_make(sizeof(long), 0);
+        fs[i].p = sieve_primes[i];
+        gort_go(sieve_filter, &fs[i]);
+        ch = fs[i].out;
+    }
+    /* Shut the chain down: the generator stops and closes, each filter
+     * closes its output when its input closes, we drain the end. */
+    gort_chan_close(sieve_done);
+    while (gort_chan_recv(ch, NULL)) {
+    }
+    gt_settle_goroutines(1, 5000);
+    gort_chan_free(first);
+    for (int i = 0; i < NPRIMES; i++)
+        gort_chan_free(fs[i].out);
+    gort_chan_free(sieve_done);
+    free(fs);
+}
+
+static void test_sieve(void)
+{
+    /* The reference: a plain sieve of Eratosthenes. */
+    static char composite[8000];
+    long want[NPRIMES];
+    int k = 0;
+    for (long i = 2; k < NPRIMES; i++) {
+        if (composite[i])
+            continue;
+        want[k++] = i;
+        for (long j = i * i; j < 8000; j += i)
+            composite[j] = 1;
+    }
+    for (int p = 1; p <= 2; p++) {
+        memset(sieve_primes, 0, sizeof sieve_primes);
+        with_procs(p, sieve_body, NULL);
+        CU_ASSERT_EQUAL(memcmp(sieve_primes, want, sizeof want), 0);
+        CU_ASSERT_EQUAL(sieve_primes[NPRIMES - 1], 7919);
+    }
+}
+
+/* ---- many producers, many consumers: every value exactly once ---- */
+
+#define MP_PROD 8
+#define MP_CONS 8
+#define MP_PER 5000
+static gort_chan *mpc;
+static _Atomic uint8_t mp_seen[MP_PROD * MP_PER];
+static _Atomic long long mp_sum;
+static gort_waitgroup mp_pwg, mp_cwg;
+
+static void mp_producer(void *a)
+{
+    long base = (long)(intptr_t)a * MP_PER;
+    for (long i = 0; i < MP_PER; i++) {
+        long v = base + i;
+        gort_chan_send(mpc, &v);
+    }
+    gort_wg_done(&mp_pwg);
+}
+
+static void mp_consumer(void *a)
+{
+    (void)a;
+    long v;
+    long long s = 0;
+    while (gort_chan_recv(mpc, &v)) {
+        atomic_fetch_add_explicit(&mp_seen[v], 1, memory_order_relaxed);
+        s += v;
+    }
+    atomic_fetch_add(&mp_sum, s);
+    gort_wg_done(&mp_cwg);
+}
+
+static void mp_body(void *a)
+{
+    mpc = gort_chan_make(sizeof(long), (size_t)(intptr_t)a);
+    gort_wg_add(&mp_pwg, MP_PROD);
+    gort_wg_add(&mp_cwg, MP_CONS);
+    for (int i = 0; i < MP_CONS; i++)
+        gort_go(mp_consumer, NULL);
+    for (int i = 0; i < MP_PROD; i++)
+        gort_go(mp_producer, (void *)(intptr_t)i);
+    gort_wg_wait(&mp_pwg);
+    gort_chan_close(mpc);
+    gort_wg_wait(&mp_cwg);
+    gort_chan_free(mpc);
+}
+
+static void test_many_producers(void)
+{
+    const long n = (long)MP_PROD * MP_PER;
+    size_t caps[] = {0, 1, 64};
+    for (int p = 1; p <= 3; p++)
+        for (int ci = 0; ci < 3; ci++) {
+            memset((void *)mp_seen, 0, sizeof mp_seen);
+            atomic_store(&mp_sum, 0);
+            with_procs(p, mp_body, (void *)(intptr_t)caps[ci]);
+            int bad = 0;
+            for (long i = 0; i < n; i++)
+                bad += atomic_load(&mp_seen[i]) != 1;
+            CU_ASSERT_EQUAL(bad, 0);
+            CU_ASSERT_EQUAL(atomic_load(&mp_sum), (long long)n * (n - 1) / 2);
+        }
+}
+
+/* ---- the block profile's bookkeeping runs without a profiler ---- */
+
+static void blockprof_body(void *a)
+{
+    (void)a;
+    atomic_store(&gort__block_rate, 1);
+    gort_go(basic_sender, NULL);
+    long v;
+    bsum = 0;
+    while (gort_chan_recv(bc, &v))
+        bsum += v;
+    atomic_store(&gort__block_rate, 0);
+}
+
+static void test_blockprof_path(void)
+{
+    bc = gort_chan_make(sizeof(long), 0);
+    GT_RUN(blockprof_body, NULL);
+    CU_ASSERT_EQUAL(bsum, 1000 * 1001 / 2);
+    gort_chan_free(bc);
+}
+
+GT_SUITE(chan,
+         {"basic", test_basic},
+         {"fifo_senders", test_fifo_senders},
+         {"fifo_receivers", test_fifo_receivers},
+         {"close_drain", test_close_drain},
+         {"close_wakes", test_close_wakes},
+         {"nonblocking_and_nil", test_nonblocking_and_nil},
+         {"elem_sizes", test_elem_sizes},
+         {"daisy_chain", test_daisy_chain},
+         {"sieve", test_sieve},
+         {"many_producers", test_many_producers},
+         {"blockprof_path", test_blockprof_path})

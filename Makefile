@@ -7,6 +7,7 @@
 #   make install         headers, both libraries, gort.pc, gortprof (PREFIX, DESTDIR)
 #   make SANITIZER=address|thread|undefined test   (or make asan / tsan / ubsan)
 #   make DEBUG=1         assertions, lock-rank witness, randomized scheduling
+#   make fuzz            libFuzzer on the pprof decoder for FUZZ_SECONDS (clang)
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -151,6 +152,24 @@ test: $(TESTB) $(if $(TOOL_C),$(TOOL))
 bench: $(BENCHB)
 
 stress: $(STRESSB)
+
+# The decoder's fuzz target: clang only, built apart from the library (it
+# needs only prof/pprof_*.c and zlib).  New inputs go to build/fuzz/corpus,
+# crashers to build/fuzz/crash-*; keep fixed crashers in
+# tests/testdata/fuzz-regressions/, which the pprof suite replays.
+FUZZ_SECONDS ?= 20
+FUZZ_CC      ?= clang
+FUZZ_BIN     := $(BUILD)/fuzz/pprof_fuzz
+FUZZ_SRC     := tests/fuzz/pprof_fuzz.c $(wildcard prof/pprof_*.c)
+
+$(FUZZ_BIN): $(FUZZ_SRC) $(wildcard prof/pprof*.h)
+	@mkdir -p $(dir $@) $(BUILD)/fuzz/corpus
+	$(FUZZ_CC) -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	  -D_GNU_SOURCE -Iprof -o $@ $(FUZZ_SRC) -lz
+
+fuzz: $(FUZZ_BIN)
+	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+	  -artifact_prefix=$(BUILD)/fuzz/ $(BUILD)/fuzz/corpus tests/fuzz/corpus tests/testdata/fuzz-regressions
 
 asan:
 	$(MAKE) SANITIZER=address test

@@ -602,13 +602,28 @@ static void write_proto(wjob_t *j)
     j->err = err;
 }
 
+/* Index of the first frame outside libgort's internal code (the last
+ * frame at worst): block and mutex stacks are recorded from inside the
+ * runtime, and Go's start at the blocking or unlocking API call. */
+static int first_user(const rec_t *r)
+{
+    for (int i = 0; i + 1 < r->n; i++) {
+        bool exact = r->exact0 && i == 0;
+        gort_frame_t fr[16];
+        int k = gort__symbolize(exact ? r->pcs[i] : r->pcs[i] - 1, fr, 16, 0);
+        if (k <= 0 || !fr[0].runtime)
+            return i;
+    }
+    return r->n > 0 ? r->n - 1 : 0;
+}
+
 /* One "#\t0x...\tfunc+0x..\tfile:line" line per frame, inlined calls
  * included, as runtime/pprof's printStackRecord.  Without all, leading
  * libgort-internal frames are hidden (Go hides runtime.* that way). */
-static void text_frames(tbuf_t *b, const rec_t *r, bool all)
+static void text_frames(tbuf_t *b, const rec_t *r, bool all, int from)
 {
     bool show = all;
-    for (int i = 0; i < r->n; i++) {
+    for (int i = from; i < r->n; i++) {
         bool exact = r->exact0 && i == 0;
         uintptr_t pc = exact ? r->pcs[i] : r->pcs[i] - 1;
         gort_frame_t fr[16];
@@ -629,9 +644,9 @@ static void text_frames(tbuf_t *b, const rec_t *r, bool all)
     tprintf(b, "\n");
 }
 
-static void text_pcs(tbuf_t *b, const rec_t *r)
+static void text_pcs(tbuf_t *b, const rec_t *r, int from)
 {
-    for (int i = 0; i < r->n; i++)
+    for (int i = from; i < r->n; i++)
         tprintf(b, " %#lx", (unsigned long)r->pcs[i]);
     tprintf(b, "\n");
 }
@@ -649,14 +664,14 @@ static void write_text(wjob_t *j)
         for (size_t i = 0; i < j->tab->n; i++) {
             rec_t *r = v[i];
             tprintf(&b, "%lld @", (long long)r->count);
-            text_pcs(&b, r);
+            text_pcs(&b, r, 0);
             if (r->labels) {
                 tprintf(&b, "# labels: {");
                 for (int k = 0; k < r->labels->n; k++)
                     tprintf(&b, "%s\"%s\":\"%s\"", k ? ", " : "", r->labels->kv[k].key, r->labels->kv[k].value);
                 tprintf(&b, "}\n");
             }
-            text_frames(&b, r, false);
+            text_frames(&b, r, false, 0);
         }
     } else {
         tprintf(&b, "--- %s:\n", j->which == PROF_MUTEX ? "mutex" : "contention");
@@ -666,8 +681,9 @@ static void write_text(wjob_t *j)
         for (size_t i = 0; i < j->tab->n; i++) {
             rec_t *r = v[i];
             tprintf(&b, "%lld %lld @", (long long)r->delay, (long long)r->count);
-            text_pcs(&b, r);
-            text_frames(&b, r, true);
+            int from = first_user(r);
+            text_pcs(&b, r, from);
+            text_frames(&b, r, true, from);
         }
     }
     free(v);

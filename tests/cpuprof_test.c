@@ -87,7 +87,7 @@ static void split_main(void *arg)
 GT_CHILD(cpu_split)
 {
     const char *rounds = getenv("GT_ROUNDS");
-    split_rounds = rounds ? atol(rounds) : 200;
+    split_rounds = rounds ? atol(rounds) : 300;
     const char *u = getenv("GT_UNIT");
     if (u)
         unit = atol(u);
@@ -230,9 +230,9 @@ static void go_pprof_shows(const char *path, const char *fn)
 
 /* Returns the heavy share.  The kernel checks CPU timers at its tick
  * (CONFIG_HZ, often 250), so at 1000 Hz a sample stands for about four
- * periods (si_overrun): ~1.2 s of CPU gives ~300 independent samples, a
- * standard error of 2.5 points on the share.  A miss past five points is
- * retried once (2 sigma twice is 1 in 400; a real bias fails both). */
+ * periods (si_overrun): ~1.8 s of CPU gives ~450 independent samples, a
+ * standard error of 2 points on the share.  A miss past five points is
+ * retried once (2.5 sigma twice is 1 in 6000; a real bias fails both). */
 static double run_split(int procs, tally_t *t, bool check_go, bool final)
 {
     char out[128], penv[200], procsenv[64];

@@ -177,8 +177,7 @@ static void runtime_init_once(void)
     atomic_store(&gort__sched.goidgen, 1);
     atexit(at_exit);
     gort__crash_init();
-    if (gort__prof_init)
-        gort__prof_init();
+    gort__prof_init();
     gort__sysmon_start();
 }
 

@@ -609,7 +609,7 @@ extern _Atomic int32_t gort__mutex_fraction; /* 0: mutex profile off */
 enum { SEMA_PROF_BLOCK = 1, SEMA_PROF_MUTEX = 2 };
 /* Called once from runtime init, if linked in. */
 void gort__crash_init(void); /* prof/crash.c: strong, so the link pulls it in */
-void gort__prof_init(void) __attribute__((weak));   /* prof/cpuprof.c */
+void gort__prof_init(void);   /* prof/cpuprof.c: strong, so the link pulls the profiler in */
 void gort__prof_at_exit(void) __attribute__((weak));
 void gort__labels_inherit(gort_g_t *child, gort_g_t *parent) __attribute__((weak));
 void gort__labels_release(gort_g_t *gp) __attribute__((weak));

@@ -1,0 +1,67 @@
+/*
+ * profiles.h: what the profilers share (prof/cpuprof.c, prof/profiles.c,
+ * prof/labels.c).  Not public API; include/gort_prof.h is.
+ *
+ * Label sets are immutable and reference counted.  A goroutine owns one
+ * reference to the set in g->labels; a CPU sample, a goroutine-profile
+ * record or an aggregated profile entry owns one more.  Taking a reference
+ * is a single atomic add and is async-signal-safe, which is what lets the
+ * SIGPROF handler carry labels into a sample: the handler runs on the
+ * thread of the goroutine it samples, so that goroutine cannot drop the set
+ * between the handler's load of g->labels and its increment.  Dropping the
+ * last reference frees the set, which only ever happens outside signal
+ * handlers.
+ */
+#ifndef GORT_PROF_PROFILES_H
+#define GORT_PROF_PROFILES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pprof.h"
+#include "runtime.h"
+
+struct gort_labels {
+    _Atomic int32_t ref;
+    int32_t n;              /* pairs, sorted by key, keys unique */
+    struct {
+        const char *key, *value;
+    } kv[];                 /* strings live in the same allocation */
+};
+
+/* Async-signal-safe. */
+static inline void gort__labels_ref(gort_labels_t *l)
+{
+    if (l)
+        atomic_fetch_add_explicit(&l->ref, 1, memory_order_relaxed);
+}
+/* Frees the set on the last reference.  Not in a signal handler. */
+void gort__labels_unref(gort_labels_t *l);
+/* The calling goroutine's label set, with a reference for the caller
+ * (NULL: none). */
+gort_labels_t *gort__labels_current(void);
+
+/* ---- turning stacks into pprof locations (profiles.c) ---- */
+
+/* Per-profile cache from PC to location index, so that each PC is
+ * symbolized once per profile. */
+typedef struct gort_loccache gort_loccache_t;
+gort_loccache_t *gort__loccache_new(gort__pprof_t *p, int symflags);
+void gort__loccache_free(gort_loccache_t *c);
+/* Appends the locations of pcs[0..n) to out (leaf first) and returns how
+ * many; -ENOMEM.  exact0: pcs[0] is an interrupted PC, the others are
+ * return addresses.  trim: drop the leading frames in libgort's internal
+ * code (its public gort_* functions stay, as Go's profiles show
+ * sync.(*Mutex).Unlock). */
+int gort__stack_locs(gort_loccache_t *c, const uintptr_t *pcs, int n, bool exact0, bool trim, uint32_t *out);
+/* pprof string labels for l (at most max).  Returns the count or -ENOMEM. */
+int gort__labels_pprof(gort__pprof_t *p, const gort_labels_t *l, gort__pprof_label_t *out, int max);
+
+/* Writes all of buf to fd.  0 or a negative errno. */
+int gort__write_all(int fd, const void *buf, size_t len);
+
+/* Runs fn(arg) on the M's scheduler stack when called on a goroutine's
+ * stack (symbolization wants more room than a goroutine may have). */
+void gort__prof_on_big_stack(void (*fn)(void *), void *arg);
+
+#endif

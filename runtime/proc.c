@@ -260,6 +260,11 @@ void gort__goexit(void)
      * latter. */
     if (gort__defer_run_all)
         gort__defer_run_all(gp);
+    /* From here on the exit needs the M's P (stop the world for main, the
+     * P's caches in goexit0).  If sysmon revoked the P while the goroutine
+     * sat in a call the runtime never saw, this takes the syscall-exit path
+     * and comes back with a P.  g->inrt is reset when the G is reused. */
+    (void)gort__rt_enter();
     if (gp->main)
         gort__main_exit_on_g();
     m = gort__getm();

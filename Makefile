@@ -4,6 +4,7 @@
 #   make                 build/libgort.a, build/libgort.so, build/gortprof
 #   make test            build and run the CUnit suites
 #   make bench           build/gort-bench (the Go peer's workloads)
+#   make demo            the parallel demo, its profile and a goroutine dump
 #   make install         headers, both libraries, gort.pc, gortprof (PREFIX, DESTDIR)
 #   make SANITIZER=address|thread|undefined test   (or make asan / tsan / ubsan)
 #   make DEBUG=1         assertions, lock-rank witness, randomized scheduling
@@ -83,7 +84,8 @@ BENCHB := $(BUILD)/gort-bench
 all: lib tool
 
 lib: $(LIBA) $(LIBSO)
-tool: $(TOOL)
+# The tool is built once its sources exist (prof/tool/, another issue).
+tool: $(if $(TOOL_C),$(TOOL))
 
 V ?= 0
 ifeq ($(V),0)
@@ -94,17 +96,28 @@ else
   SAY =
 endif
 
+# The runtime's own code goes into one section, gort_text, so that the
+# preemption safe-point check and the dump can tell runtime frames from user
+# frames by address (__start_gort_text/__stop_gort_text), whether libgort is
+# linked statically or as a shared object.  See sysmon/preempt.c.
+GORT_TEXT := --rename-section .text=gort_text --rename-section .text.unlikely=gort_text \
+             --rename-section .text.startup=gort_text --rename-section .text.hot=gort_text
+LIB_DIRS := runtime/% sysmon/% prof/%
+
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(call SAY,CC,$<)$(CC) $(CFLAGS_ALL) -c $< -o $@
+	$(Q)$(if $(filter $(LIB_DIRS),$<),$(if $(filter prof/tool/%,$<),,objcopy $(GORT_TEXT) $@))
 
 $(BUILD)/obj/%.o: %.S
 	@mkdir -p $(dir $@)
 	$(call SAY,AS,$<)$(CC) $(ASFLAGS_ALL) -c $< -o $@
+	$(Q)objcopy $(GORT_TEXT) $@
 
 # Tests and benchmarks are built with the same flags as the library, except
 # that they may define their own flags per file (see tests/bench).
 $(BUILD)/obj/tests/bench/%.o: CFLAGS_ALL += -O3
+$(BUILD)/obj/tests/preempt_kernels.o: CFLAGS_ALL += -O3 -march=native
 
 $(LIBA): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -132,8 +145,13 @@ $(BUILD)/examples/%: examples/%.c $(LIBA)
 
 examples: $(EXAMPLE_BIN)
 
+# README's first command ends here: the parallel Mandelbrot, its speed-up,
+# its CPU profile through gortprof top, and a goroutine dump.
+demo: $(BUILD)/examples/demo tool
+	$(BUILD)/examples/demo $(abspath $(BUILD))/demo.prof $(abspath $(TOOL))
+
 # GORT_TEST_SCALE scales the stress suites (1 = CI size).
-test: $(TESTB) $(TOOL)
+test: $(TESTB) $(if $(TOOL_C),$(TOOL))
 	GORT_TEST_BIN=$(abspath $(TESTB)) GORTPROF=$(abspath $(TOOL)) $(TESTB)
 
 bench: $(BENCHB)

@@ -168,12 +168,10 @@ static void runtime_init_once(void)
     atomic_store(&gort__sched.gcwaiting, 1);
     atomic_store(&gort__sched.goidgen, 1);
     atexit(at_exit);
-    if (gort__crash_init)
-        gort__crash_init();
+    gort__crash_init();
     if (gort__prof_init)
         gort__prof_init();
-    if (gort__sysmon_start)
-        gort__sysmon_start();
+    gort__sysmon_start();
 }
 
 void gort__runtime_init(void) { pthread_once(&init_once, runtime_init_once); }

@@ -293,10 +293,11 @@ uint64_t gort_self(void)
 
 void gort_yield(void)
 {
-    gort_g_t *gp = gort__getg();
+    gort_g_t *gp = gort__rt_enter();
     if (!gp) {
         gort__osyield();
         return;
     }
     gort__gosched();
+    gort__rt_leave(gort__getg());
 }

@@ -170,7 +170,8 @@ struct gort_g {
     _Atomic bool selectdone; /* select: first waker wins (chan.c) */
     bool parking_on_chan;    /* chan.c: park in progress */
     uint8_t lockedext;       /* gort_lock_thread nesting (external) */
-    int32_t inrt;            /* inside a runtime call (gort__rt_enter); owner G */
+    _Atomic int32_t inrt;    /* inside a runtime call (gort__rt_enter); written
+                                by the goroutine only, read by sysmon */
     uint64_t goid;           /* unique among live goroutines; main is 1 */
     uint64_t parent_goid;    /* creator's id (0: not created by a goroutine) */
     uintptr_t gopc;          /* PC of the gort_go call that created it */
@@ -395,7 +396,8 @@ static inline gort_g_t *gort__rt_enter(void)
     gort_m_t *m = gort__getm();
     gort_g_t *gp = m ? m->curg : NULL;
     if (gp) {
-        gp->inrt++;
+        atomic_store_explicit(&gp->inrt, atomic_load_explicit(&gp->inrt, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
         atomic_signal_fence(memory_order_seq_cst);
         if (unlikely(atomic_load_explicit(&m->pstate, memory_order_relaxed) != 0))
             gort__rt_enter_slow(m);
@@ -406,7 +408,8 @@ static inline void gort__rt_leave(gort_g_t *gp)
 {
     if (gp) {
         atomic_signal_fence(memory_order_seq_cst);
-        gp->inrt--;
+        atomic_store_explicit(&gp->inrt, atomic_load_explicit(&gp->inrt, memory_order_relaxed) - 1,
+                              memory_order_relaxed);
     }
 }
 static inline void gort__m_locks_add(gort_m_t *m, int32_t d)
@@ -576,10 +579,17 @@ void gort__signal_install(int sig, gort_sighandler_t h, int extra_flags);
 bool gort__signal_forward(int sig, siginfo_t *info, void *uctx);
 void gort__sigstack_init(gort_m_t *m);
 
-/* Hooks other subsystems provide; each may be absent (weak). */
-void gort__sysmon_start(void) __attribute__((weak));
-void gort__sysmon_wake(void) __attribute__((weak));
-void gort__preempt_m(gort_m_t *m) __attribute__((weak));
+/* sysmon (always linked: these are strong references, which is what pulls
+ * sysmon's objects out of libgort.a in a static link). */
+void gort__sysmon_start(void);
+void gort__sysmon_wake(void);
+void gort__preempt_m(gort_m_t *m);
+void gort__sysmon_count_handoff(void);
+
+/* Hooks other subsystems provide.  A weak reference does not pull an
+ * object out of a static archive, so a hook may be weak only if the object
+ * defining it is necessarily linked whenever the hook matters (it defines
+ * the public call that turns the feature on). */
 void gort__prof_m_start(gort_m_t *m) __attribute__((weak));
 void gort__prof_m_stop(gort_m_t *m) __attribute__((weak));
 /* Block and mutex profile events (prof/).  Times are gort__nanotime()
@@ -591,7 +601,7 @@ extern _Atomic int64_t gort__block_rate;     /* 0: block profile off */
 extern _Atomic int32_t gort__mutex_fraction; /* 0: mutex profile off */
 enum { SEMA_PROF_BLOCK = 1, SEMA_PROF_MUTEX = 2 };
 /* Called once from runtime init, if linked in. */
-void gort__crash_init(void) __attribute__((weak));  /* prof/crash.c */
+void gort__crash_init(void); /* prof/crash.c: strong, so the link pulls it in */
 void gort__prof_init(void) __attribute__((weak));   /* prof/cpuprof.c */
 void gort__prof_at_exit(void) __attribute__((weak));
 void gort__labels_inherit(gort_g_t *child, gort_g_t *parent) __attribute__((weak));

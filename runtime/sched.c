@@ -42,6 +42,7 @@ gort_p_t *gort__allp[GORT_MAX_PROCS];
 _Atomic int32_t gort__gomaxprocs;
 
 static void runtime_check_main_exit(gort_m_t *m);
+void gort__main_thread_return(void);
 
 bool gort__casgstatus(gort_g_t *gp, uint32_t from, uint32_t to)
 {
@@ -116,6 +117,22 @@ static void mput(gort_m_t *m)
     gort__checkdead();
 }
 
+/* sched.lock held, m just put on midle: if the main goroutine is done and
+ * m is the main thread, take it back off so it can return from gort_main. */
+static bool main_exit_pending_locked(gort_m_t *m)
+{
+    if (!m->is_main_thread || !atomic_load_explicit(&gort__sched.main_done, memory_order_acquire))
+        return false;
+    for (gort_m_t **pm = &gort__sched.midle; *pm; pm = &(*pm)->schedlink) {
+        if (*pm == m) {
+            *pm = m->schedlink;
+            gort__sched.nmidle--;
+            break;
+        }
+    }
+    return true;
+}
+
 /* sched.lock held. */
 static gort_m_t *mget(void)
 {
@@ -137,8 +154,15 @@ void gort__stopm(void)
         gort__throw("stopm spinning");
     gort__lock(&gort__sched.lock);
     mput(m);
-    gort__unlock(&gort__sched.lock);
+    /* wake_main_thread searches midle under sched.lock after setting
+     * main_done: if it ran before our mput it could not find us, so look
+     * at the flag under the same lock (else we would sleep forever). */
+    if (main_exit_pending_locked(m)) {
+        gort__unlock(&gort__sched.lock);
+        runtime_check_main_exit(m);
+    }
     m->blocked = true;
+    gort__unlock(&gort__sched.lock);
     gort__notesleep(&m->park);
     gort__noteclear(&m->park);
     m->blocked = false;
@@ -169,6 +193,7 @@ void gort__startm(gort_p_t *pp, bool spinning)
     }
     gort_m_t *nm = mget();
     gort__unlock(&gort__sched.lock);
+    gort__sysmon_wake();
     if (!nm) {
         gort__newm(pp, spinning, NULL);
         return;
@@ -185,8 +210,12 @@ void gort__startm(gort_p_t *pp, bool spinning)
 /* Tries to add one more spinning M when there are idle Ps. */
 void gort__wakep(void)
 {
-    if (atomic_load_explicit(&gort__sched.npidle, memory_order_acquire) == 0)
+    if (atomic_load_explicit(&gort__sched.npidle, memory_order_acquire) == 0) {
+        /* Work appeared and every P is busy: if sysmon sleeps long, let it
+         * look (a P may be stuck in a call nobody wrapped). */
+        gort__sysmon_wake();
         return;
+    }
     int32_t zero = 0;
     if (atomic_load_explicit(&gort__sched.nmspinning, memory_order_acquire) != 0 ||
         !atomic_compare_exchange_strong_explicit(&gort__sched.nmspinning, &zero, 1,
@@ -294,11 +323,20 @@ void gort__stoplockedm(void)
         gort_p_t *pp = gort__releasep();
         gort__handoffp(pp);
     }
-    incidlelocked(1);
+    gort__lock(&gort__sched.lock);
+    gort__sched.nmidlelocked++;
+    if (m->is_main_thread && atomic_load_explicit(&gort__sched.main_done, memory_order_acquire)) {
+        gort__sched.nmidlelocked--;
+        gort__unlock(&gort__sched.lock);
+        runtime_check_main_exit(m);
+    }
     m->blocked = true;
+    gort__checkdead();
+    gort__unlock(&gort__sched.lock);
     gort__notesleep(&m->park);
     gort__noteclear(&m->park);
     m->blocked = false;
+    runtime_check_main_exit(m);
     gort_p_t *pp = m->nextp;
     m->nextp = NULL;
     if (!pp)
@@ -546,6 +584,14 @@ void gort__schedule(void)
     gort_m_t *m = gort__getm();
     if (atomic_load_explicit(&m->locks, memory_order_relaxed) != 0)
         gort__throw("schedule: holding locks");
+    if (unlikely(!m->p)) {
+        /* sysmon took our P while our goroutine was blocked outside the
+         * runtime, and the goroutine has since parked or ended: this M
+         * is idle now. */
+        atomic_store_explicit(&m->pstate, 0, memory_order_release);
+        gort__main_thread_return();
+        gort__stopm();
+    }
     if (m->lockedg) {
         gort__stoplockedm();
         gort_g_t *lg = m->lockedg;
@@ -711,6 +757,22 @@ void gort__injectglist(gort_g_t *list)
     gort__wakep();
 }
 
+/* A goroutine that yielded or was preempted goes to the tail of the local
+ * queue: behind everything runnable here, but still on this P (cheaper than
+ * Go's trip to the global queue, and its thread's caches stay warm).  An M
+ * whose P sysmon revoked queues it globally. */
+static void requeue(gort_m_t *m, gort_g_t *gp)
+{
+    if (m->p) {
+        gort__runqput(m->p, gp, false);
+        return;
+    }
+    gort__lock(&gort__sched.lock);
+    gort__globrunqput(gp);
+    gort__unlock(&gort__sched.lock);
+    gort__wakep();
+}
+
 static void gosched_m(void *arg)
 {
     gort_g_t *gp = arg;
@@ -721,10 +783,7 @@ static void gosched_m(void *arg)
     gp->m = NULL;
     if (gp->stack.guard == GUARD_CANARY && !gort__stack_check(&gp->stack))
         gort__throw("goroutine %llu stack overflow", (unsigned long long)gp->goid);
-    /* To the tail of the local queue: behind everything runnable here, but
-     * still on this P (cheaper than Go's trip to the global queue, and the
-     * goroutine's thread-local caches stay warm). */
-    gort__runqput(m->p, gp, false);
+    requeue(m, gp);
     gort__schedule();
 }
 
@@ -736,6 +795,31 @@ void gort__gosched(void)
         return;
     gort__san_g_to_g0(m, gp, false);
     gort__mcall(&gp->ctx, m->g0sp, gosched_m, gp);
+    gort__san_after_g0_to_g(gp);
+}
+
+static void preempt_m(void *arg)
+{
+    gort_g_t *gp = arg;
+    gort_m_t *m = gort__getm();
+    gort__san_after_g_to_g0(m);
+    gort__casgstatus(gp, G_RUNNING, G_RUNNABLE);
+    m->curg = NULL;
+    gp->m = NULL;
+    if (gp->stack.guard == GUARD_CANARY && !gort__stack_check(&gp->stack))
+        gort__throw("goroutine %llu stack overflow", (unsigned long long)gp->goid);
+    requeue(m, gp);
+    gort__schedule();
+}
+
+/* Called from the async preemption trampoline with all registers saved on
+ * the goroutine's stack. */
+void gort__preempt_park(void)
+{
+    gort_m_t *m = gort__getm();
+    gort_g_t *gp = m->curg;
+    gort__san_g_to_g0(m, gp, false);
+    gort__mcall(&gp->ctx, m->g0sp, preempt_m, gp);
     gort__san_after_g0_to_g(gp);
 }
 

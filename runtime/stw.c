@@ -116,8 +116,7 @@ static void preemptall(void)
         gort_g_t *gp = mp->curg;
         if (gp)
             atomic_store_explicit(&gp->preempt, true, memory_order_release);
-        if (gort__preempt_m)
-            gort__preempt_m(mp);
+        gort__preempt_m(mp);
     }
 }
 
@@ -191,8 +190,7 @@ void gort__start_world_locked_m(void)
     gort_p_t *runnable = gort__procresize(n);
     atomic_store_explicit(&gort__sched.gcwaiting, 0, memory_order_seq_cst);
     gort__unlock(&gort__sched.lock);
-    if (gort__sysmon_wake)
-        gort__sysmon_wake();
+    gort__sysmon_wake();
     while (runnable) {
         gort_p_t *pp = runnable;
         runnable = pp->link;

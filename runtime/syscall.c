@@ -68,6 +68,30 @@ void gort_syscall_enter(void)
     gort__m_locks_add(m, -1);
 }
 
+/* For calls that are sure to block (nanosleep, poll with a timeout,
+ * waitpid): if other work waits, give the P away now instead of letting
+ * it sit a sysmon round in P_SYSCALL (Go's entersyscallblock). */
+static void syscall_enter_block(void)
+{
+    gort_m_t *m = gort__getm();
+    gort_g_t *gp = m ? m->curg : NULL;
+    if (!gp || !m->p)
+        return;
+    gort_p_t *pp = m->p;
+    bool work = !gort__runqempty(pp) || atomic_load_explicit(&gort__sched.runqsize, memory_order_relaxed) != 0;
+    gort_syscall_enter();
+    if (!work)
+        return;
+    uint32_t st = P_SYSCALL;
+    if (atomic_compare_exchange_strong(&pp->status, &st, P_IDLE)) {
+        atomic_fetch_add_explicit(&pp->syscalltick, 1, memory_order_relaxed);
+        gort__sysmon_count_handoff();
+        gort__m_locks_add(m, 1);
+        gort__handoffp(pp);
+        gort__m_locks_add(m, -1);
+    }
+}
+
 static bool exitsyscallfast(gort_m_t *m, gort_p_t *oldp)
 {
     if (oldp) {
@@ -172,22 +196,34 @@ void gort__rt_enter_slow(gort_m_t *m)
 
 /* ---- wrappers ---- */
 
-#define WRAP(ret_t, call)                  \
+#define WRAP_WITH(enter, ret_t, call)      \
     do {                                   \
-        gort_syscall_enter();              \
+        enter();                           \
         ret_t r_ = (call);                 \
         int e_ = errno;                    \
         gort_syscall_exit();               \
         set_errno(e_);                     \
         return r_;                         \
     } while (0)
+#define WRAP(ret_t, call) WRAP_WITH(gort_syscall_enter, ret_t, call)
+#define WRAP_BLOCK(ret_t, call) WRAP_WITH(syscall_enter_block, ret_t, call)
 
 ssize_t gort_read(int fd, void *buf, size_t n) { WRAP(ssize_t, read(fd, buf, n)); }
 ssize_t gort_write(int fd, const void *buf, size_t n) { WRAP(ssize_t, write(fd, buf, n)); }
-int gort_nanosleep(const struct timespec *req, struct timespec *rem) { WRAP(int, nanosleep(req, rem)); }
-int gort_poll(struct pollfd *fds, unsigned long nfds, int timeout_ms) { WRAP(int, poll(fds, nfds, timeout_ms)); }
+int gort_nanosleep(const struct timespec *req, struct timespec *rem) { WRAP_BLOCK(int, nanosleep(req, rem)); }
+int gort_poll(struct pollfd *fds, unsigned long nfds, int timeout_ms)
+{
+    if (timeout_ms == 0)
+        WRAP(int, poll(fds, nfds, timeout_ms));
+    WRAP_BLOCK(int, poll(fds, nfds, timeout_ms));
+}
 int gort_accept(int fd, struct sockaddr *addr, unsigned int *addrlen) { WRAP(int, accept(fd, addr, addrlen)); }
 int gort_connect(int fd, const struct sockaddr *addr, unsigned int addrlen) { WRAP(int, connect(fd, addr, addrlen)); }
 ssize_t gort_recv(int fd, void *buf, size_t n, int flags) { WRAP(ssize_t, recv(fd, buf, n, flags)); }
 ssize_t gort_send(int fd, const void *buf, size_t n, int flags) { WRAP(ssize_t, send(fd, buf, n, flags)); }
-pid_t gort_waitpid(pid_t pid, int *status, int options) { WRAP(pid_t, waitpid(pid, status, options)); }
+pid_t gort_waitpid(pid_t pid, int *status, int options)
+{
+    if (options & WNOHANG)
+        WRAP(pid_t, waitpid(pid, status, options));
+    WRAP_BLOCK(pid_t, waitpid(pid, status, options));
+}

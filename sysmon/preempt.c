@@ -1,0 +1,362 @@
+/*
+ * preempt.c: asynchronous preemption through SIGURG.
+ *
+ * sysmon asks an M to give up its goroutine by setting g->preempt and
+ * sending SIGURG, at most one signal in flight per M (m->preempt_pending,
+ * compare-and-swap, as Go does since #37741).  Any switch of the goroutine
+ * serves the request; runtime calls also check g->preempt and yield
+ * cooperatively.  sysmon never signals an M that is in a system call or
+ * whose thread is not using CPU: slow calls such as nanosleep, poll and
+ * epoll_wait fail with EINTR even under SA_RESTART, and Go's users met
+ * exactly that (#38033, #36644).
+ *
+ * The handler may switch goroutines only at a safe point:
+ *   - the M runs a goroutine's user code: g is RUNNING, m->locks == 0 (no
+ *     runtime lock, no no-preempt section), g->inrt == 0 (not inside a
+ *     runtime call), and the interrupted stack pointer lies in the
+ *     goroutine's stack with room for the save area;
+ *   - no frame of the interrupted stack, unwound with libunwind, lies in
+ *     code that may hold a lock or is not reentrant: the runtime itself
+ *     (its code is in section gort_text, see the Makefile), libc, the
+ *     dynamic loader, libunwind, libdw/libelf and the compression libraries
+ *     they use, libgcc_s, libstdc++, and any object named in
+ *     GORT_PREEMPT_UNSAFE (comma-separated name fragments).  A goroutine in
+ *     malloc or printf therefore never moves while it holds their locks.
+ * Where it is not safe the handler does nothing and sysmon asks again a
+ * little later; nothing waits, so nothing can deadlock.
+ *
+ * At a safe point the handler does not switch on the signal stack (Go's
+ * runtime/preempt.go explains why not: the handler's own frame and the
+ * kernel's signal frame would be stuck there).  It rewrites the
+ * interrupted context so that, on return from the signal, the goroutine
+ * calls gort__async_preempt (preempt_amd64.S), which saves every register
+ * and the whole XSAVE state on the goroutine's stack below the red zone and
+ * yields like an ordinary call.
+ *
+ * Module ranges are classified once at start-up and again by sysmon when
+ * the handler meets a PC it cannot place (a library dlopen'ed later); the
+ * handler only reads the table (seqlock), so it takes no lock and calls no
+ * function that is not async-signal-safe apart from libunwind's local
+ * unwinding, which is documented as such.  Residual risk, documented in
+ * docs/runtime.md: libunwind looks up unwind tables with dl_iterate_phdr,
+ * which takes the loader's (recursive) lock.
+ *
+ * A fully static executable has libc in the executable itself, where no
+ * module boundary separates it from user code: async preemption is then
+ * off and goroutines yield only at runtime calls.
+ */
+#include "runtime.h"
+#include "sysmon.h"
+
+#include <cpuid.h>
+#include <errno.h>
+#include <link.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ucontext.h>
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+/* Read by preempt_amd64.S. */
+uint64_t gort__xsave_size = 512;
+int32_t gort__have_xsave;
+void gort__async_preempt(void);
+
+extern char __start_gort_text[] __attribute__((weak, visibility("hidden")));
+extern char __stop_gort_text[] __attribute__((weak, visibility("hidden")));
+
+enum { MC_USER = 0, MC_RUNTIME, MC_UNSAFE };
+
+typedef struct modrange {
+    uintptr_t lo, hi;
+    uint8_t cls;
+} modrange_t;
+
+#define MAXRANGES 512
+static modrange_t ranges[MAXRANGES];
+static _Atomic uint32_t ranges_seq;  /* odd while sysmon rewrites */
+static int nranges;
+static _Atomic int refresh_wanted;
+static bool async_enabled = true;
+static char unsafe_extra[256];       /* GORT_PREEMPT_UNSAFE */
+
+_Atomic uint64_t gort__pstat_requested, gort__pstat_signals, gort__pstat_done;
+_Atomic uint64_t gort__pstat_unsafe_runtime, gort__pstat_unsafe_frame, gort__pstat_unsafe_nopreempt;
+
+static bool name_matches(const char *base, const char *frag)
+{
+    return frag[0] && strstr(base, frag) != NULL;
+}
+
+static int classify_name(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    static const char *const unsafe[] = {
+        "libc.so", "libc-", "ld-linux", "ld64.so", "libpthread", "libunwind", "libdw.so", "libdw-",
+        "libelf", "libz.so", "liblzma", "libbz2", "libzstd", "libgcc_s", "libstdc++",
+    };
+    if (strstr(base, "libgort"))
+        return MC_RUNTIME;
+    for (size_t i = 0; i < sizeof unsafe / sizeof unsafe[0]; i++)
+        if (name_matches(base, unsafe[i]))
+            return MC_UNSAFE;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", unsafe_extra);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",:", &save); t; t = strtok_r(NULL, ",:", &save))
+        if (name_matches(base, t))
+            return MC_UNSAFE;
+    return MC_USER;
+}
+
+typedef struct {
+    modrange_t *out;
+    int n;
+    bool libc_seen;
+} collect_t;
+
+static int collect(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    collect_t *c = arg;
+    const char *name = info->dlpi_name;
+    int cls = MC_USER;
+    if (name && name[0]) {
+        cls = classify_name(name);
+        if (strstr(name, "libc.so"))
+            c->libc_seen = true;
+    }
+    for (int i = 0; i < info->dlpi_phnum && c->n < MAXRANGES; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        c->out[c->n++] = (modrange_t){lo, lo + ph->p_memsz, (uint8_t)cls};
+    }
+    return 0;
+}
+
+/* sysmon (or init) only: rebuilds the table under the seqlock. */
+void gort__preempt_refresh_modules(void)
+{
+    static modrange_t tmp[MAXRANGES];
+    collect_t c = {tmp, 0, false};
+    dl_iterate_phdr(collect, &c);
+    if (!c.libc_seen)
+        async_enabled = false; /* static executable: see the file comment */
+    atomic_fetch_add_explicit(&ranges_seq, 1, memory_order_acq_rel);
+    memcpy(ranges, tmp, (size_t)c.n * sizeof *tmp);
+    nranges = c.n;
+    atomic_fetch_add_explicit(&ranges_seq, 1, memory_order_acq_rel);
+    atomic_store_explicit(&refresh_wanted, 0, memory_order_relaxed);
+}
+
+bool gort__preempt_refresh_wanted(void) { return atomic_load_explicit(&refresh_wanted, memory_order_relaxed); }
+
+/* Async-signal-safe.  The runtime's own section comes first: in a static
+ * link it sits inside the executable's user-code range. */
+static int classify_pc(uintptr_t pc)
+{
+    if ((uintptr_t)__start_gort_text <= pc && pc < (uintptr_t)__stop_gort_text)
+        return MC_RUNTIME;
+    for (int tries = 0; tries < 3; tries++) {
+        uint32_t seq = atomic_load_explicit(&ranges_seq, memory_order_acquire);
+        if (seq & 1)
+            continue;
+        int cls = -1;
+        for (int i = 0; i < nranges; i++) {
+            if (ranges[i].lo <= pc && pc < ranges[i].hi) {
+                cls = ranges[i].cls;
+                break;
+            }
+        }
+        if (atomic_load_explicit(&ranges_seq, memory_order_acquire) != seq)
+            continue;
+        if (cls < 0) {
+            atomic_store_explicit(&refresh_wanted, 1, memory_order_relaxed);
+            return MC_UNSAFE; /* unknown code: not ours to judge */
+        }
+        return cls;
+    }
+    return MC_UNSAFE;
+}
+
+bool gort__pc_is_runtime(uintptr_t pc);
+bool gort__pc_is_runtime(uintptr_t pc) { return classify_pc(pc) == MC_RUNTIME; }
+
+enum { SAFE = 0, UNSAFE_RUNTIME, UNSAFE_FRAME, UNSAFE_NOPREEMPT };
+
+#define MAX_UNWIND 512
+
+/* Async-signal-safe: walks the interrupted stack and judges each frame. */
+static int frames_safe(ucontext_t *uc)
+{
+    unw_cursor_t cur;
+    if (unw_init_local2(&cur, (unw_context_t *)uc, UNW_INIT_SIGNAL_FRAME) < 0)
+        return UNSAFE_FRAME;
+    for (int i = 0; i < MAX_UNWIND; i++) {
+        unw_word_t ip;
+        if (unw_get_reg(&cur, UNW_REG_IP, &ip) < 0)
+            return UNSAFE_FRAME;
+        /* Return addresses point after the call; look the call up. */
+        uintptr_t pc = i == 0 ? (uintptr_t)ip : (uintptr_t)ip - 1;
+        int cls = classify_pc(pc);
+        if (cls == MC_RUNTIME) {
+            /* The goroutine's entry frames sit at the bottom of every
+             * stack: reaching them means the whole stack was user code. */
+            unw_proc_info_t pi;
+            if (i > 0 && unw_get_proc_info(&cur, &pi) == 0 &&
+                (pi.start_ip == (uintptr_t)gort__goentry || pi.start_ip == (uintptr_t)gort__gstart))
+                return SAFE;
+            return i == 0 ? UNSAFE_RUNTIME : UNSAFE_FRAME;
+        }
+        if (cls != MC_USER)
+            return UNSAFE_FRAME;
+        int r = unw_step(&cur);
+        if (r == 0)
+            return SAFE;
+        if (r < 0)
+            return UNSAFE_FRAME;
+    }
+    return UNSAFE_FRAME; /* too deep to check: try again later */
+}
+
+static void count_refusal(int why)
+{
+    switch (why) {
+    case UNSAFE_RUNTIME:
+        atomic_fetch_add_explicit(&gort__pstat_unsafe_runtime, 1, memory_order_relaxed);
+        break;
+    case UNSAFE_NOPREEMPT:
+        atomic_fetch_add_explicit(&gort__pstat_unsafe_nopreempt, 1, memory_order_relaxed);
+        break;
+    default:
+        atomic_fetch_add_explicit(&gort__pstat_unsafe_frame, 1, memory_order_relaxed);
+        break;
+    }
+}
+
+/* Async-signal-safe. */
+static void try_preempt(gort_m_t *m, ucontext_t *uc)
+{
+    gort_g_t *gp = m->curg;
+    if (!gp || atomic_load_explicit(&gp->status, memory_order_acquire) != G_RUNNING ||
+        !atomic_load_explicit(&gp->preempt, memory_order_relaxed))
+        return;
+    if (atomic_load_explicit(&m->locks, memory_order_relaxed) != 0) {
+        count_refusal(UNSAFE_NOPREEMPT);
+        return;
+    }
+    /* Without a P only a goroutine whose P sysmon revoked may be moved. */
+    if (gp->inrt != 0 || (!m->p && atomic_load_explicit(&m->pstate, memory_order_acquire) != 2)) {
+        count_refusal(UNSAFE_RUNTIME);
+        return;
+    }
+    uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+    uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    /* Room for the gap, 16 registers and the XSAVE area, plus the frames
+     * the scheduler call needs, above the guard. */
+    uintptr_t need = GORT_REDZONE + 8 + 16 * 8 + gort__xsave_size + 64 + 2048;
+    if (sp > gp->stack.hi || sp < gp->stack.lo + need) {
+        count_refusal(UNSAFE_RUNTIME);
+        return;
+    }
+    int why = classify_pc(pc) == MC_RUNTIME ? UNSAFE_RUNTIME : frames_safe(uc);
+    if (why != SAFE) {
+        count_refusal(why);
+        return;
+    }
+    uintptr_t s = sp - GORT_REDZONE - 8;
+    *(uintptr_t *)s = pc;
+    uc->uc_mcontext.gregs[REG_RSP] = (greg_t)s;
+    uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)gort__async_preempt;
+}
+
+static void sigurg_handler(int sig, siginfo_t *info, void *uctx)
+{
+    int saved_errno = errno;
+    gort_m_t *m = gort__getm();
+    if (!m) {
+        gort__signal_forward(sig, info, uctx);
+        errno = saved_errno;
+        return;
+    }
+    bool captured = false;
+    if (atomic_load_explicit(&m->capture_req, memory_order_acquire) && gort__sigurg_capture) {
+        gort__sigurg_capture(m, uctx);
+        captured = true;
+    }
+    if (!atomic_exchange_explicit(&m->preempt_pending, 0, memory_order_acq_rel)) {
+        /* Not a preemption: a stack capture, or the application's own
+         * SIGURG (out-of-band data, or raised by hand), which goes to the
+         * handler it installed. */
+        if (!captured)
+            gort__signal_forward(sig, info, uctx);
+        errno = saved_errno;
+        return;
+    }
+    try_preempt(m, uctx);
+    errno = saved_errno;
+}
+
+/* Called by the trampoline, on the goroutine's stack, with its state
+ * saved. */
+void gort__async_preempt2(void);
+void gort__async_preempt2(void)
+{
+    atomic_fetch_add_explicit(&gort__pstat_done, 1, memory_order_relaxed);
+    /* errno travels with the goroutine: the code we interrupted may be
+     * about to read it, and we may resume on another thread.  glibc
+     * declares __errno_location const, so the compiler could reuse the
+     * old thread's address after the switch: call it through a volatile
+     * pointer each time. */
+    int *(*volatile errno_loc)(void) = __errno_location;
+    int saved = *errno_loc();
+    gort__preempt_park();
+    *errno_loc() = saved;
+}
+
+/* Asks m to preempt its goroutine.  The caller has set g->preempt and
+ * checked that m is burning CPU in user code (not in a system call). */
+void gort__preempt_m(gort_m_t *m)
+{
+    if (!async_enabled || gort__settings.asyncpreemptoff)
+        return;
+    uint32_t zero = 0;
+    if (!atomic_compare_exchange_strong(&m->preempt_pending, &zero, 1))
+        return; /* one in flight already: coalesce */
+    atomic_fetch_add_explicit(&gort__pstat_signals, 1, memory_order_relaxed);
+    if (pthread_kill(m->thread, SIGURG) != 0)
+        atomic_store(&m->preempt_pending, 0);
+}
+
+static void xsave_init(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return;
+    bool xsave = (c & (1u << 26)) && (c & (1u << 27)); /* XSAVE and OSXSAVE */
+    if (!xsave)
+        return;
+    __cpuid_count(0xd, 0, a, b, c, d);
+    if (b < 576)
+        return;
+    gort__xsave_size = b;
+    gort__have_xsave = 1;
+}
+
+void gort__preempt_init(void)
+{
+    const char *e = getenv("GORT_PREEMPT_UNSAFE");
+    if (e)
+        snprintf(unsafe_extra, sizeof unsafe_extra, "%s", e);
+    xsave_init();
+    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+    gort__preempt_refresh_modules();
+    gort__signal_install(SIGURG, sigurg_handler, 0);
+}
+
+bool gort__async_preempt_enabled(void) { return async_enabled && !gort__settings.asyncpreemptoff; }

@@ -1,0 +1,404 @@
+/*
+ * sysmon.c: the monitor thread.
+ *
+ * sysmon holds no P and runs no goroutine.  It wakes every 20us; after 50
+ * rounds in which it found nothing to do, it doubles the sleep up to 10ms
+ * (Go's rhythm); when every P is idle or the world is stopped it sleeps
+ * until woken (startm and start-the-world wake it) or 100ms pass.  Each
+ * round it looks at every P:
+ *
+ *  - Time slices.  If a P's schedtick has not moved for GORT_SLICE_US, its
+ *    goroutine has run too long: set g->preempt and, if the thread is using
+ *    CPU (its CPU clock moved since we last looked), signal it
+ *    (preempt.c).  A refused preemption is retried no sooner than
+ *    RESIGNAL_NS later.
+ *
+ *  - System calls.  A P in P_SYSCALL whose syscalltick has not moved since
+ *    the previous round is taken (CAS to P_IDLE) and handed to another M,
+ *    unless there is nothing else to run (as Go's retake).
+ *
+ *  - Calls nobody wrapped.  A P in P_RUNNING whose goroutine has not
+ *    switched and whose thread's CPU clock has not moved for a whole round,
+ *    and whose thread the kernel reports sleeping, is blocked in a call the
+ *    runtime never heard of.  If there is other work, sysmon revokes the P:
+ *    m->pstate 0 -> 1 by CAS, membarrier(2) so that the M's plain stores to
+ *    g->inrt and m->locks are visible, re-check that it is still outside
+ *    the runtime, take the P, pstate = 2.  The M, when its call returns,
+ *    runs without a P until its next runtime call (gort__rt_enter) or
+ *    preemption; both send it through the system-call exit path, which
+ *    queues its goroutine and parks it.  Go cannot do this.
+ *
+ *  - Housekeeping: stack scavenging every 250ms, refreshing the module map
+ *    for the preemption check when asked, GORT_DEBUG=schedtrace output.
+ */
+#include "runtime.h"
+#include "sysmon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/membarrier.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define ROUND_MIN_NS (20 * 1000)
+#define RESIGNAL_NS (100 * 1000)
+#define SCAVENGE_NS (250 * 1000 * 1000)
+
+size_t gort__stack_scavenge(void);
+
+typedef struct pdata {
+    uint32_t schedtick;   /* last seen p->schedtick */
+    int64_t schedwhen;    /* when it last moved */
+    uint32_t syscalltick;
+    int64_t syscallwhen;
+    int64_t cpu;          /* thread CPU time at the last sample */
+    int64_t cpuat;        /* when that sample was taken */
+    uint32_t cputick;     /* schedtick at that sample */
+    uint32_t cpugen;      /* m->preempt_gen then: moves on every switch,
+                           * even one that inherits the slice */
+    int busyrun;          /* consecutive busy samples of that one G */
+    gort_m_t *cpum;       /* the M those samples belong to */
+    bool busy;            /* used at least half of the last interval */
+    int64_t lastsignal;
+} pdata_t;
+
+static pdata_t pdata[GORT_MAX_PROCS];
+static gort_m_t *sysmon_m;
+static _Atomic uint32_t wakeword;
+static _Atomic uint32_t sleeping_long;
+static bool have_membarrier;
+
+/* Ms running without a P after a revoke, and their CPU samples. */
+typedef struct revoked {
+    gort_m_t *m;
+    int64_t cpu, at;
+    int64_t busy_since; /* 0: not burning CPU */
+} revoked_t;
+#define MAX_REVOKED 64
+static revoked_t revoked[MAX_REVOKED];
+static int nrevoked;
+
+static _Atomic uint64_t stat_handoffs, stat_unwrapped;
+
+void gort__sysmon_wake(void)
+{
+    if (atomic_load_explicit(&sleeping_long, memory_order_acquire)) {
+        atomic_fetch_add_explicit(&wakeword, 1, memory_order_release);
+        gort__futex_wake(&wakeword, 1);
+    }
+}
+
+/* Sleeps ns; a sleep of a millisecond or more can be cut short by
+ * gort__sysmon_wake.  Returns true if it was. */
+static bool sysmon_sleep(int64_t ns, bool all_idle)
+{
+    uint32_t w = atomic_load_explicit(&wakeword, memory_order_acquire);
+    bool long_sleep = ns >= 1000 * 1000;
+    if (long_sleep) {
+        atomic_store_explicit(&sleeping_long, 1, memory_order_seq_cst);
+        /* Re-check after announcing: whoever made work after our check
+         * and before the store either saw sleeping_long, or made work
+         * that we see here. */
+        int32_t procs = atomic_load(&gort__gomaxprocs);
+        if (all_idle && !atomic_load(&gort__sched.gcwaiting) && atomic_load(&gort__sched.npidle) != procs) {
+            atomic_store(&sleeping_long, 0);
+            return true;
+        }
+    }
+    gort__futex_wait(&wakeword, w, ns);
+    atomic_store_explicit(&sleeping_long, 0, memory_order_relaxed);
+    return atomic_load_explicit(&wakeword, memory_order_acquire) != w;
+}
+
+/* The kernel's view: is this thread asleep (S) or in uninterruptible
+ * wait (D)?  Only asked about candidates, so the /proc read is rare. */
+static bool thread_sleeping(pid_t tid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* the name may contain spaces */
+    if (!p || p[1] != ' ')
+        return false;
+    return p[2] == 'S' || p[2] == 'D';
+}
+
+static bool p_has_other_work(gort_p_t *pp, int64_t now)
+{
+    if (!gort__runqempty(pp) || atomic_load(&gort__sched.runqsize) != 0)
+        return true;
+    int64_t w = atomic_load(&pp->timer0when);
+    return w != 0 && w <= now + 1000000;
+}
+
+static void preemptone(gort_p_t *pp, pdata_t *pd, int64_t now)
+{
+    gort_m_t *m = pp->m;
+    gort_g_t *gp = m ? m->curg : NULL;
+    if (!gp || m == sysmon_m || atomic_load(&gp->status) != G_RUNNING)
+        return;
+    if (now - pd->lastsignal < RESIGNAL_NS)
+        return;
+    /* Only threads burning CPU: a thread blocked in the kernel would see
+     * its call fail with EINTR, and a thread that wakes now and then from
+     * a blocking loop would be woken again and again by our signals. */
+    /* Two busy samples in a row of this very G (one may cover a thread
+     * that was still starting up, faulting in pages or binding symbols
+     * just before it entered a slow call), and no switch since. */
+    if (pd->cpum != m || !pd->busy || pd->busyrun < 2 ||
+        (uint32_t)atomic_load_explicit(&m->preempt_gen, memory_order_relaxed) != pd->cpugen)
+        return;
+    atomic_store_explicit(&gp->preempt, true, memory_order_release);
+    atomic_fetch_add_explicit(&gort__pstat_requested, 1, memory_order_relaxed);
+    pd->lastsignal = now;
+    gort__preempt_m(m);
+}
+
+static void revoked_add(gort_m_t *m, int64_t now)
+{
+    if (nrevoked < MAX_REVOKED)
+        revoked[nrevoked++] = (revoked_t){m, gort__thread_cputime(m), now, 0};
+}
+
+/* The P's thread sits in a call we were never told about. */
+static int revoke_p(gort_p_t *pp, pdata_t *pd, int64_t now)
+{
+    gort_m_t *m = pp->m;
+    gort_g_t *gp = m ? m->curg : NULL;
+    if (!have_membarrier || !gp || m == sysmon_m)
+        return 0;
+    if (atomic_load(&gp->status) != G_RUNNING || gp->inrt || atomic_load(&m->locks))
+        return 0;
+    if (!p_has_other_work(pp, now) || !thread_sleeping(m->tid))
+        return 0;
+    uint32_t zero = 0;
+    if (!atomic_compare_exchange_strong(&m->pstate, &zero, 1))
+        return 0;
+    syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+    if (gp->inrt || atomic_load(&m->locks) || m->curg != gp || pp->m != m ||
+        atomic_load(&pp->status) != P_RUNNING || atomic_load(&pp->schedtick) != pd->schedtick ||
+        atomic_load(&gp->status) != G_RUNNING || gort__thread_cputime(m) - pd->cpu > ROUND_MIN_NS / 8) {
+        atomic_store(&m->pstate, 0);
+        return 0;
+    }
+    m->p = NULL;
+    pp->m = NULL;
+    atomic_store_explicit(&pp->status, P_IDLE, memory_order_release);
+    atomic_store_explicit(&m->pstate, 2, memory_order_release);
+    atomic_fetch_add_explicit(&stat_unwrapped, 1, memory_order_relaxed);
+    revoked_add(m, now);
+    gort__handoffp(pp);
+    return 1;
+}
+
+/* *due: the earliest time a running goroutine's slice ends (0: none). */
+static int retake(int64_t now, int64_t *due)
+{
+    int n = 0;
+    *due = 0;
+    int32_t procs = atomic_load_explicit(&gort__gomaxprocs, memory_order_acquire);
+    for (int32_t i = 0; i < procs; i++) {
+        gort_p_t *pp = gort__allp[i];
+        pdata_t *pd = &pdata[i];
+        uint32_t s = atomic_load_explicit(&pp->status, memory_order_acquire);
+        if (s == P_RUNNING || s == P_SYSCALL) {
+            uint32_t t = atomic_load_explicit(&pp->schedtick, memory_order_relaxed);
+            if (pd->schedtick != t) {
+                pd->schedtick = t;
+                pd->schedwhen = now;
+                pd->cpum = NULL;
+            }
+        }
+        if (s == P_RUNNING) {
+            gort_m_t *m = pp->m;
+            if (m && m != sysmon_m) {
+                /* How much of the interval since the last sample did the
+                 * thread spend on a CPU?  Under an eighth, with no switch,
+                 * means blocked in the kernel (perhaps waking now and
+                 * then): a candidate for revoking.  Half or more means it
+                 * burns CPU and may be signalled. */
+                int64_t cpu = gort__thread_cputime(m);
+                uint32_t tick = atomic_load_explicit(&pp->schedtick, memory_order_relaxed);
+                bool sampled = pd->cpum == m;
+                int64_t dt = now - pd->cpuat, dc = cpu - pd->cpu;
+                uint32_t gen = (uint32_t)atomic_load_explicit(&m->preempt_gen, memory_order_relaxed);
+                bool was_same_g = sampled && pd->cputick == tick && pd->cpugen == gen;
+                pd->busy = was_same_g && dc * 2 >= dt;
+                pd->busyrun = pd->busy ? pd->busyrun + 1 : 0;
+                pd->cpum = m;
+                pd->cpu = cpu;
+                pd->cpuat = now;
+                pd->cputick = tick;
+                pd->cpugen = gen;
+                if (was_same_g && dt >= ROUND_MIN_NS && dc * 8 < dt) {
+                    n += revoke_p(pp, pd, now);
+                    continue;
+                }
+            }
+            int64_t end = pd->schedwhen + gort__settings.slice_ns;
+            if (end <= now) {
+                if (pd->busyrun >= 2) {
+                    preemptone(pp, pd, now);
+                    end = now + RESIGNAL_NS;
+                } else {
+                    end = now + ROUND_MIN_NS; /* sample again first */
+                }
+            }
+            if (*due == 0 || end < *due)
+                *due = end;
+        } else if (s == P_SYSCALL) {
+            uint32_t t = atomic_load_explicit(&pp->syscalltick, memory_order_relaxed);
+            if (pd->syscalltick != t) {
+                pd->syscalltick = t;
+                pd->syscallwhen = now;
+                continue;
+            }
+            /* A whole round in the call.  Hand the P off if there is
+             * work, nobody else to find it, or the call is long. */
+            if (gort__runqempty(pp) &&
+                atomic_load(&gort__sched.nmspinning) + atomic_load(&gort__sched.npidle) > 0 &&
+                pd->syscallwhen + 10 * 1000 * 1000 > now)
+                continue;
+            uint32_t exp = P_SYSCALL;
+            if (atomic_compare_exchange_strong(&pp->status, &exp, P_IDLE)) {
+                atomic_fetch_add_explicit(&pp->syscalltick, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&stat_handoffs, 1, memory_order_relaxed);
+                n++;
+                gort__handoffp(pp);
+            }
+        }
+    }
+    return n;
+}
+
+/* Ms running without a P after a revoke: preempt them once they have
+ * burned CPU for a slice without calling the runtime. */
+static void watch_revoked(int64_t now)
+{
+    for (int i = 0; i < nrevoked;) {
+        revoked_t *r = &revoked[i];
+        if (atomic_load(&r->m->pstate) != 2) {
+            *r = revoked[--nrevoked];
+            continue;
+        }
+        int64_t cpu = gort__thread_cputime(r->m);
+        int64_t dt = now - r->at, dc = cpu - r->cpu;
+        r->cpu = cpu;
+        r->at = now;
+        if (dc * 2 >= dt) {
+            if (!r->busy_since)
+                r->busy_since = now - dt;
+            gort_g_t *gp = r->m->curg;
+            if (gp && now - r->busy_since >= gort__settings.slice_ns) {
+                atomic_store(&gp->preempt, true);
+                atomic_fetch_add_explicit(&gort__pstat_requested, 1, memory_order_relaxed);
+                gort__preempt_m(r->m);
+            }
+        } else {
+            r->busy_since = 0;
+        }
+        i++;
+    }
+}
+
+static void *sysmon_main(void *arg)
+{
+    (void)arg;
+    gort__setm(sysmon_m);
+    sysmon_m->tid = (pid_t)syscall(SYS_gettid);
+    have_membarrier = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+    int64_t delay = 20 * 1000;
+    int idle = 0;
+    int64_t due = 0;
+    int64_t last_scavenge = gort__nanotime(), last_trace = last_scavenge;
+    for (;;) {
+        if (idle == 0)
+            delay = 20 * 1000;
+        else if (idle > 50)
+            delay *= 2;
+        if (delay > 10 * 1000 * 1000)
+            delay = 10 * 1000 * 1000;
+        int64_t sleep = delay;
+        if (due) {
+            /* Wake when the next slice ends, not a round later. */
+            int64_t left = due - gort__nanotime();
+            if (left < sleep)
+                sleep = left < 20 * 1000 ? 20 * 1000 : left;
+        }
+        if (gort__settings.schedtrace_ms > 0 && sleep > (int64_t)gort__settings.schedtrace_ms * 1000000)
+            sleep = (int64_t)gort__settings.schedtrace_ms * 1000000;
+        int32_t procs = atomic_load(&gort__gomaxprocs);
+        bool quiet = atomic_load(&gort__sched.gcwaiting) || atomic_load(&gort__sched.npidle) == procs;
+        if (quiet && gort__settings.schedtrace_ms <= 0) {
+            sysmon_sleep(100 * 1000 * 1000, true);
+            idle = 0;
+        } else if (sysmon_sleep(sleep, false)) {
+            idle = 0; /* woken because work appeared */
+        }
+        int64_t now = gort__nanotime();
+        if (retake(now, &due) != 0)
+            idle = 0;
+        else
+            idle++;
+        if (nrevoked)
+            watch_revoked(now);
+        if (gort__prof_sysmon_tick)
+            gort__prof_sysmon_tick(now);
+        if (gort__preempt_refresh_wanted())
+            gort__preempt_refresh_modules();
+        if (now - last_scavenge >= SCAVENGE_NS) {
+            gort__stack_scavenge();
+            last_scavenge = now;
+        }
+        if (gort__settings.schedtrace_ms > 0 && now - last_trace >= (int64_t)gort__settings.schedtrace_ms * 1000000) {
+            gort__schedtrace(2, gort__settings.scheddetail != 0);
+            last_trace = now;
+        }
+    }
+    return NULL;
+}
+
+void gort__sysmon_start(void)
+{
+    gort__preempt_init();
+    sysmon_m = gort__allocm();
+    sysmon_m->is_sysmon = true;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    /* sysmon takes no signals but the fatal ones. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t th;
+    int err = pthread_create(&th, &attr, sysmon_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (err != 0)
+        gort__throw("cannot start sysmon: %s", strerror(err));
+    sysmon_m->thread = th;
+}
+
+void gort__sysmon_count_handoff(void) { atomic_fetch_add_explicit(&stat_handoffs, 1, memory_order_relaxed); }
+
+void gort__stats_fill_sysmon(gort_stats *out)
+{
+    out->preempt_requested = atomic_load(&gort__pstat_requested);
+    out->preempt_signals = atomic_load(&gort__pstat_signals);
+    out->preempt_done = atomic_load(&gort__pstat_done);
+    out->preempt_unsafe_runtime = atomic_load(&gort__pstat_unsafe_runtime);
+    out->preempt_unsafe_frame = atomic_load(&gort__pstat_unsafe_frame);
+    out->preempt_unsafe_nopreempt = atomic_load(&gort__pstat_unsafe_nopreempt);
+    out->handoffs = atomic_load(&stat_handoffs);
+    out->unwrapped_blocks = atomic_load(&stat_unwrapped);
+}

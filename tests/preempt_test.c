@@ -1,0 +1,426 @@
+/*
+ * preempt_test.c: sysmon and asynchronous preemption.  Each scenario runs
+ * in a child process with a timeout, because the failure mode of a broken
+ * preemption is a hang: a spinning goroutine that never lets go.
+ */
+#include <errno.h>
+#include <fenv.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime.h"
+#include "test.h"
+
+static _Atomic int stop;
+static volatile uint64_t sink;
+
+static void spinner(void *a)
+{
+    (void)a;
+    uint64_t x = 1;
+    while (!atomic_load_explicit(&stop, memory_order_relaxed))
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    sink = x;
+}
+
+static void print_stats(void)
+{
+    gort_stats s;
+    gort_stats_get(&s);
+    printf("preempt_done=%llu unsafe_frame=%llu unwrapped=%llu handoffs=%llu\n",
+           (unsigned long long)s.preempt_done, (unsigned long long)s.preempt_unsafe_frame,
+           (unsigned long long)s.unwrapped_blocks, (unsigned long long)s.handoffs);
+}
+
+static unsigned long long stat_of(const char *out, const char *key)
+{
+    const char *p = strstr(out, key);
+    return p ? strtoull(p + strlen(key), NULL, 10) : 0;
+}
+
+/* ---- a spinner does not starve a sleeper on one P ---- */
+
+static void starve_body(void *a)
+{
+    (void)a;
+    gort_go(spinner, NULL);
+    gort_yield();
+    int done = 0;
+    for (int i = 0; i < 30; i++) {
+        gort_sleep(1000000);
+        done++;
+    }
+    atomic_store(&stop, 1);
+    printf("sleeps=%d\n", done);
+    print_stats();
+}
+GT_CHILD(starve) { gort_main(starve_body, NULL); }
+
+static void test_spinner_does_not_starve(void)
+{
+    const char *env[] = {"GORT_MAXPROCS=1", NULL};
+    gt_child_result r;
+    CU_ASSERT_EQUAL_FATAL(gt_child_run("starve", env, 30, &r), 0);
+    CU_ASSERT_FALSE(r.timed_out);
+    CU_ASSERT_TRUE(r.exited && r.status == 0);
+    CU_ASSERT_TRUE(gt_contains(r.out, "sleeps=30"));
+    CU_ASSERT_TRUE(stat_of(r.out, "preempt_done=") >= 1);
+    gt_child_free(&r);
+}
+
+/* ---- floating-point and vector state survive preemption ---- */
+
+/* Built -O3 -march=native (see the Makefile): the loops below keep their
+ * state in SSE/AVX/AVX-512 registers across preemptions. */
+uint64_t gt_vec_kernel(uint64_t seed, int rounds);
+double gt_fp_kernel(double seed, int rounds);
+int gt_redzone_spin(long iters);
+
+#define NVEC 6
+static uint64_t vec_ref[NVEC], vec_got[NVEC];
+static double fp_ref[NVEC], fp_got[NVEC];
+static int round_mode_ok[NVEC];
+static int redzone_bad;
+
+static gort_waitgroup vec_wg;
+static void vec_worker(void *a)
+{
+    int i = (int)(intptr_t)a;
+    /* A per-goroutine rounding mode must stick through preemptions
+     * (MXCSR is part of the saved state, and of each context). */
+    if (i % 2)
+        fesetround(FE_TOWARDZERO);
+    vec_got[i] = gt_vec_kernel(0x1234567ULL * (uint64_t)(i + 1), 3000);
+    fp_got[i] = gt_fp_kernel(1.0 + i, 4000000);
+    round_mode_ok[i] = fegetround() == ((i % 2) ? FE_TOWARDZERO : FE_TONEAREST);
+    fesetround(FE_TONEAREST);
+    gort_wg_done(&vec_wg);
+}
+
+static void vec_body(void *a)
+{
+    (void)a;
+    for (int i = 0; i < NVEC; i++) {
+        if (i % 2)
+            fesetround(FE_TOWARDZERO);
+        vec_ref[i] = gt_vec_kernel(0x1234567ULL * (uint64_t)(i + 1), 3000);
+        fp_ref[i] = gt_fp_kernel(1.0 + i, 4000000);
+        fesetround(FE_TONEAREST);
+    }
+    gort_wg_add(&vec_wg, NVEC);
+    for (int i = 0; i < NVEC; i++)
+        gort_go(vec_worker, (void *)(intptr_t)i);
+    gort_wg_wait(&vec_wg);
+    int bad = 0;
+    for (int i = 0; i < NVEC; i++) {
+        bad += vec_got[i] != vec_ref[i];
+        bad += memcmp(&fp_got[i], &fp_ref[i], sizeof(double)) != 0;
+        bad += !round_mode_ok[i];
+    }
+    printf("vec_mismatch=%d\n", bad);
+    print_stats();
+}
+GT_CHILD(vector_state) { gort_main(vec_body, NULL); }
+
+static void test_vector_state_bit_identical(void)
+{
+    const char *env[] = {"GORT_MAXPROCS=2", "GORT_SLICE_US=100", NULL};
+    gt_child_result r;
+    CU_ASSERT_EQUAL_FATAL(gt_child_run("vector_state", env, 120, &r), 0);
+    CU_ASSERT_FALSE(r.timed_out);
+    CU_ASSERT_TRUE(gt_contains(r.out, "vec_mismatch=0"));
+    /* Frequent preemption really happened while the kernels ran. */
+    CU_ASSERT_TRUE(stat_of(r.out, "preempt_done=") >= 20);
+    if (!gt_contains(r.out, "vec_mismatch=0"))
+        printf("\n%s\n", r.out);
+    gt_child_free(&r);
+}
+
+/* ---- the red zone below RSP survives ---- */
+
+static void redzone_worker(void *a)
+{
+    gort_waitgroup *wg = a;
+    redzone_bad += gt_redzone_spin(40000000L);
+    gort_wg_done(wg);
+}
+static void redzone_body(void *a)
+{
+    (void)a;
+    gort_waitgroup wg = {0};
+    gort_wg_add(&wg, 3);
+    for (int i = 0; i < 3; i++)
+        gort_go(redzone_worker, &wg);
+    gort_wg_wait(&wg);
+    printf("redzone_bad=%d\n", redzone_bad);
+    print_stats();
+}
+GT_CHILD(redzone) { gort_main(redzone_body, NULL); }
+
+static void test_red_zone(void)
+{
+    const char *env[] = {"GORT_MAXPROCS=1", "GORT_SLICE_US=100", NULL};
+    gt_child_result r;
+    CU_ASSERT_EQUAL_FATAL(gt_child_run("redzone", env, 120, &r), 0);
+    CU_ASSERT_FALSE(r.timed_out);
+    CU_ASSERT_TRUE(gt_contains(r.out, "redzone_bad=0"));
+    CU_ASSERT_TRUE(stat_of(r.out, "preempt_done=") >= 20);
+    gt_child_free(&r);
+}
+
+/* ---- malloc, free and printf under preemption never deadlock ---- */
+
+static void hammer(void *a)
+{
+    gort_waitgroup *wg = a;
+    FILE *f = fopen("/dev/null", "w");
+    char buf[128];
+    for (int i = 0; i < 200000; i++) {
+        void *p = malloc((size_t)(16 + i % 4000));
+        snprintf(buf, sizeof buf, "%d %p %f", i, p, i * 0.5);
+        fprintf(f, "%s\n", buf);
+        free(p);
+    }
+    fclose(f);
+    gort_wg_done(wg);
+}
+static void hammer_body(void *a)
+{
+    (void)a;
+    gort_waitgroup wg = {0};
+    gort_wg_add(&wg, 8);
+    for (int i = 0; i < 8; i++)
+        gort_go(hammer, &wg);
+    gort_wg_wait(&wg);
+    printf("hammer done\n");
+    print_stats();
+}
+GT_CHILD(hammer) { gort_main(hammer_body, NULL); }
+
+static void test_malloc_printf_hammer(void)
+{
+    const char *env[] = {"GORT_MAXPROCS=2", "GORT_SLICE_US=100", NULL};
+    gt_child_result r;
+    CU_ASSERT_EQUAL_FATAL(gt_child_run("hammer", env, 120, &r), 0);
+    CU_ASSERT_FALSE(r.timed_out);
+    CU_ASSERT_TRUE(gt_contains(r.out, "hammer done"));
+    /* Preemptions both happened and were refused inside libc. */
+    CU_ASSERT_TRUE(stat_of(r.out, "preempt_done=") >= 1);
+    CU_ASSERT_TRUE(stat_of(r.out, "unsafe_frame=") >= 1);
+    gt_child_free(&r);
+}
+
+/* ---- a goroutine blocked in nanosleep does not stop another ---- */
+
+static int block_unwrapped;
+static _Atomic int64_t progress;
+static void nanosleeper(void *a)
+{
+    gort_waitgroup *wg = a;
+    struct timespec ts = {0, 5000000};
+    while (!atomic_load(&stop)) {
+        if (block_unwrapped)
+            syscall(SYS_nanosleep, &ts, NULL);
+        else
+            gort_nanosleep(&ts, NULL);
+    }
+    gort_wg_done(wg);
+}
+static void block_body(void *a)
+{
+    (void)a;
+    gort_waitgroup wg = {0};
+    gort_wg_add(&wg, 1);
+    gort_go(nanosleeper, &wg);
+    gort_yield();
+    /* With one P, this loop runs only if the P was taken from the
+     * sleeper's thread. */
+    for (int i = 0; i < 1000; i++) {
+        atomic_fetch_add(&progress, 1);
+        gort_yield();
+    }
+    atomic_store(&stop, 1);
+    gort_wg_wait(&wg);
+    printf("progress=%lld\n", (long long)atomic_load(&progress));
+    print_stats();
+}
+GT_CHILD(block_wrapped) { gort_main(block_body, NULL); }
+GT_CHILD(block_unwrapped)
+{
+    block_unwrapped = 1;
+    gort_main(block_body, NULL);
+}
+
+static void test_blocked_nanosleep(void)
+{
+    const char *env[] = {"GORT_MAXPROCS=1", NULL};
+    gt_child_result r;
+    CU_ASSERT_EQUAL_FATAL(gt_child_run("block_wrapped", env, 30, &r), 0);
+    CU_ASSERT_FALSE(r.timed_out);
+    CU_ASSERT_TRUE(gt_contains(r.out, "progress=1000"));
+    CU_ASSERT_TRUE(stat_of(r.out, "handoffs=") >= 1);
+    gt_child_free(&r);
+    CU_ASSERT_EQUAL_FATAL(gt_child_run("block_unwrapped", env, 30, &r), 0);
+    CU_ASSERT_FALSE(r.timed_out);
+    CU_ASSERT_TRUE(gt_contains(r.out, "progress=1000"));
+    CU_ASSERT_TRUE(stat_of(r.out, "unwrapped=") >= 1);
+    gt_child_free(&r);
+}
+
+/* ---- no EINTR for blocked calls while sysmon preempts others ---- */
+
+static _Atomic int eintr_seen, polls_done;
+static void poller(void *a)
+{
+    gort_waitgroup *wg = a;
+    for (int i = 0; i < 40; i++) {
+        if (poll(NULL, 0, 5) < 0 && errno == EINTR)
+            atomic_fetch_add(&eintr_seen, 1);
+        struct timespec ts = {0, 3000000};
+        if (nanosleep(&ts, NULL) < 0 && errno == EINTR)
+            atomic_fetch_add(&eintr_seen, 1);
+        atomic_fetch_add(&polls_done, 1);
+    }
+    gort_wg_done(wg);
+}
+static void eintr_body(void *a)
+{
+    (void)a;
+    gort_waitgroup wg = {0};
+    gort_wg_add(&wg, 2);
+    gort_go(spinner, NULL);
+    gort_go(spinner, NULL);
+    gort_go(poller, &wg);
+    gort_go(poller, &wg);
+    gort_wg_wait(&wg);
+    atomic_store(&stop, 1);
+    printf("eintr=%d polls=%d\n", atomic_load(&eintr_seen), atomic_load(&polls_done));
+    print_stats();
+}
+GT_CHILD(eintr) { gort_main(eintr_body, NULL); }
+
+static void test_no_eintr(void)
+{
+    const char *env[] = {"GORT_MAXPROCS=2", "GORT_SLICE_US=200", NULL};
+    gt_child_result r;
+    CU_ASSERT_EQUAL_FATAL(gt_child_run("eintr", env, 60, &r), 0);
+    CU_ASSERT_FALSE(r.timed_out);
+    CU_ASSERT_TRUE(gt_contains(r.out, "eintr=0 polls=80"));
+    CU_ASSERT_TRUE(stat_of(r.out, "preempt_done=") >= 10);
+    gt_child_free(&r);
+}
+
+/* ---- the application's own SIGURG handler still gets its signals ---- */
+
+static _Atomic int user_urg;
+static void user_handler(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&user_urg, 1);
+}
+static void urg_body(void *a)
+{
+    (void)a;
+    for (int i = 0; i < 5; i++)
+        raise(SIGURG);
+    printf("user_urg=%d\n", atomic_load(&user_urg));
+}
+GT_CHILD(sigurg_forward)
+{
+    signal(SIGURG, user_handler);
+    gort_main(urg_body, NULL);
+}
+
+static void test_sigurg_forwarded(void)
+{
+    gt_child_result r;
+    CU_ASSERT_EQUAL_FATAL(gt_child_run("sigurg_forward", NULL, 30, &r), 0);
+    CU_ASSERT_TRUE(gt_contains(r.out, "user_urg=5"));
+    gt_child_free(&r);
+}
+
+/* ---- schedtrace ---- */
+
+static void trace_body(void *a)
+{
+    (void)a;
+    gort_go(spinner, NULL);
+    gort_sleep(120000000);
+    atomic_store(&stop, 1);
+}
+GT_CHILD(schedtrace) { gort_main(trace_body, NULL); }
+
+static void test_schedtrace(void)
+{
+    const char *env[] = {"GORT_DEBUG=schedtrace=20", NULL};
+    gt_child_result r;
+    CU_ASSERT_EQUAL_FATAL(gt_child_run("schedtrace", env, 30, &r), 0);
+    int lines = 0;
+    for (const char *p = r.out; (p = strstr(p, "SCHED ")) != NULL; p++)
+        lines++;
+    CU_ASSERT_TRUE(lines >= 3);
+    CU_ASSERT_TRUE(gt_contains(r.out, "gomaxprocs="));
+    gt_child_free(&r);
+}
+
+/* ---- errno follows a goroutine across asynchronous preemption ---- */
+
+static _Atomic int errno_bad, errno_checks;
+static void errno_worker(void *a)
+{
+    gort_waitgroup *wg = a;
+    int *(*volatile loc)(void) = __errno_location;
+    int mine = 1000 + (int)gort_self() * 1000;
+    for (int round = 0; round < 200; round++) {
+        *loc() = mine + round;
+        /* Pure computation: the only way to lose errno is a preemption that
+         * moves us to another thread in the middle. */
+        volatile uint64_t x = 0;
+        for (int i = 0; i < 200000; i++)
+            x = x * 6364136223846793005ULL + (uint64_t)i;
+        if (*loc() != mine + round)
+            atomic_fetch_add(&errno_bad, 1);
+        atomic_fetch_add(&errno_checks, 1);
+    }
+    gort_wg_done(wg);
+}
+static void errno_body(void *a)
+{
+    (void)a;
+    gort_waitgroup wg = {0};
+    gort_wg_add(&wg, 6);
+    for (int i = 0; i < 6; i++)
+        gort_go(errno_worker, &wg);
+    gort_wg_wait(&wg);
+    printf("errno_bad=%d checks=%d\n", atomic_load(&errno_bad), atomic_load(&errno_checks));
+    print_stats();
+}
+GT_CHILD(errno_carry) { gort_main(errno_body, NULL); }
+
+static void test_errno_follows_goroutine(void)
+{
+    const char *env[] = {"GORT_MAXPROCS=2", "GORT_SLICE_US=100", NULL};
+    gt_child_result r;
+    CU_ASSERT_EQUAL_FATAL(gt_child_run("errno_carry", env, 60, &r), 0);
+    CU_ASSERT_FALSE(r.timed_out);
+    CU_ASSERT_TRUE(gt_contains(r.out, "errno_bad=0 checks=1200"));
+    CU_ASSERT_TRUE(stat_of(r.out, "preempt_done=") >= 10);
+    gt_child_free(&r);
+}
+
+GT_SUITE(preempt,
+         {"spinner_does_not_starve", test_spinner_does_not_starve},
+         {"vector_state_bit_identical", test_vector_state_bit_identical},
+         {"red_zone", test_red_zone},
+         {"malloc_printf_hammer", test_malloc_printf_hammer},
+         {"blocked_nanosleep", test_blocked_nanosleep},
+         {"no_eintr", test_no_eintr},
+         {"sigurg_forwarded", test_sigurg_forwarded},
+         {"schedtrace", test_schedtrace},
+         {"errno_follows_goroutine", test_errno_follows_goroutine})

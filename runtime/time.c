@@ -86,6 +86,14 @@ gort_chan *gort_timer_chan(gort_timer *tm) { return tm->c; }
 static bool stop_locked(gort_timer *tm)
 {
     bool pending = gort__timer_del(&tm->t);
+    /* A one-shot firing already off the heap but not yet past its send
+     * (running > 0, visible because timer_del's acquire of t->pp == NULL
+     * pairs with heap_remove's release) will see the new seq and drop its
+     * value: from the caller's view the timer was stopped before it
+     * delivered (Go's isSending).  If it did send already, that was to a
+     * concurrent receiver, a race the caller made. */
+    if (!pending && !tm->ticker && atomic_load_explicit(&tm->t.running, memory_order_acquire) > 0)
+        pending = true;
     tm->t.seq++;
     if (gort__chan_drain_locked(tm->c))
         pending = true;

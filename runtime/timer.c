@@ -188,17 +188,26 @@ int64_t gort__check_timers(gort_p_t *pp, int64_t now, int64_t *next, bool *ran)
         if (t->when > now)
             break;
         int64_t delta = now - t->when;
-        heap_remove(pp, t);
-        if (t->period > 0) {
-            /* Periodic: the next tick is the first multiple of period after
-             * now, so a slow receiver drops ticks rather than queueing them. */
-            t->when += t->period * (1 + (now - t->when) / t->period);
-            heap_add(pp, t);
-        }
-        atomic_fetch_add_explicit(&t->running, 1, memory_order_acquire);
+        /* Count the callback and read what it needs before the timer
+         * leaves the heap: a deleter that then sees t->pp == NULL (acquire,
+         * pairing with the release in heap_remove) also sees running > 0
+         * and may change seq, f and arg without racing with these reads
+         * (time.c relies on both). */
+        atomic_fetch_add_explicit(&t->running, 1, memory_order_relaxed);
         void (*f)(void *, uintptr_t, int64_t) = t->f;
         void *arg = t->arg;
         uintptr_t seq = t->seq;
+        if (t->period > 0) {
+            /* Periodic: the next tick is the first multiple of period after
+             * now, so a slow receiver drops ticks rather than queueing them.
+             * Moved in place, never out of the heap: t->pp stays set, so a
+             * concurrent gort__timer_del cannot see it transiently absent. */
+            t->when += t->period * (1 + (now - t->when) / t->period);
+            sift_down(pp, 0);
+            update_timer0(pp);
+        } else {
+            heap_remove(pp, t);
+        }
         gort__unlock(&pp->timers_lock);
         f(arg, seq, delta);
         atomic_fetch_sub_explicit(&t->running, 1, memory_order_release);

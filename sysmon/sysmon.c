@@ -85,7 +85,10 @@ static _Atomic uint64_t stat_handoffs, stat_unwrapped;
 
 void gort__sysmon_wake(void)
 {
-    if (atomic_load_explicit(&sleeping_long, memory_order_acquire)) {
+    /* The exchange makes one waker per sleep pay for the system call:
+     * wakep calls this on every ready while all Ps are busy. */
+    if (atomic_load_explicit(&sleeping_long, memory_order_acquire) &&
+        atomic_exchange_explicit(&sleeping_long, 0, memory_order_acq_rel)) {
         atomic_fetch_add_explicit(&wakeword, 1, memory_order_release);
         gort__futex_wake(&wakeword, 1);
     }
@@ -96,7 +99,12 @@ void gort__sysmon_wake(void)
 static bool sysmon_sleep(int64_t ns, bool all_idle)
 {
     uint32_t w = atomic_load_explicit(&wakeword, memory_order_acquire);
-    bool long_sleep = ns >= 1000 * 1000;
+    /* Only the quiet sleep (every P idle) is cut short.  A busy
+     * program's sysmon sleeps at most 10 ms and looks again on its own,
+     * as Go's does; letting every ready wake it cost a futex call per
+     * channel hand-off and kept sysmon running beside the workers
+     * (sieve 20x slower than Go). */
+    bool long_sleep = all_idle && ns >= 1000 * 1000;
     if (long_sleep) {
         atomic_store_explicit(&sleeping_long, 1, memory_order_seq_cst);
         /* Re-check after announcing: whoever made work after our check

@@ -1,0 +1,190 @@
+/*
+ * mutex.c: gort_mutex, Go's sync.Mutex (sync/mutex.go): the same state
+ * word, the same two modes, written for C.
+ *
+ * _state bits: 1 locked, 2 woken (a waiter is awake and competing, so
+ * Unlock need not wake another), 4 starving; the count of goroutines
+ * parked on _sema sits above bit 3.  _sema is a runtime semaphore
+ * (sema.c).  Zero is unlocked with nobody waiting.
+ *
+ * Normal mode: waiters queue FIFO, but a woken waiter competes with new
+ * arrivals, which usually win (they are already running on a CPU).  A
+ * waiter that loses requeues at the front (LIFO).  New arrivals may spin a
+ * few times first while the holder runs on another M, as Go's
+ * sync_runtime_canSpin allows: a multicore machine, more than one P, some
+ * other P running, and nothing runnable on our own queue.
+ *
+ * Starvation mode: entered when a waiter has waited more than 1ms.  Unlock
+ * hands the mutex directly to the first waiter (semrelease with handoff,
+ * which also yields our P to it); arrivals neither spin nor take the lock,
+ * they queue at the tail.  The waiter that gets it leaves starvation mode
+ * when it is the last waiter or waited less than 1ms.  Normal mode is much
+ * faster (a goroutine can take the lock many times in a row while it has
+ * it hot); starvation mode bounds every waiter's wait.
+ *
+ * Lock and Unlock are a CAS and an atomic add when uncontended; they touch
+ * neither the P nor the scheduler, so the fast paths skip the runtime
+ * bracket (gort__rt_enter) that the slow paths take.
+ *
+ * Memory orders: acquiring CASes and the final state adds of a lock are
+ * acquire; Unlock's add is release; the CASes of the slow paths are
+ * acq_rel because they both observe and publish the waiter count.
+ *
+ * Rejected: a futex mutex for goroutines (parks the whole M), a ticket
+ * lock (strict FIFO collapses throughput whenever a waiter is descheduled).
+ */
+#include "runtime.h"
+
+enum {
+    MUTEX_LOCKED = 1,
+    MUTEX_WOKEN = 2,
+    MUTEX_STARVING = 4,
+    MUTEX_WAITER_SHIFT = 3,
+};
+#define STARVATION_THRESHOLD_NS 1000000
+#define ACTIVE_SPIN 4
+#define ACTIVE_SPIN_CNT 30
+
+static inline _Atomic int32_t *mstate(gort_mutex *m) { return (_Atomic int32_t *)&m->_state; }
+static inline _Atomic uint32_t *msema(gort_mutex *m) { return (_Atomic uint32_t *)&m->_sema; }
+
+/* Go's sync_runtime_canSpin.  Spinning is worth it only if someone else
+ * may release the lock soon (another P runs) and we delay nobody (our
+ * local queue is empty). */
+static bool can_spin(int iter)
+{
+    if (iter >= ACTIVE_SPIN || atomic_load_explicit(&gort__ncpu, memory_order_relaxed) <= 1)
+        return false;
+    int32_t procs = atomic_load_explicit(&gort__gomaxprocs, memory_order_relaxed);
+    if (procs <= atomic_load_explicit(&gort__sched.npidle, memory_order_relaxed) +
+                     atomic_load_explicit(&gort__sched.nmspinning, memory_order_relaxed) + 1)
+        return false;
+    gort_m_t *m = gort__getm();
+    if (!m || !m->p || !gort__runqempty(m->p))
+        return false;
+    return true;
+}
+
+static inline void do_spin(void)
+{
+    for (int i = 0; i < ACTIVE_SPIN_CNT; i++)
+        gort__cpu_relax();
+}
+
+static __attribute__((noinline)) void lock_slow(gort_mutex *m)
+{
+    gort_g_t *gp = gort__rt_enter();
+    int64_t wait_start = 0;
+    bool starving = false, awoke = false;
+    int iter = 0;
+    int32_t old = atomic_load_explicit(mstate(m), memory_order_relaxed);
+    for (;;) {
+        /* Spin only in normal mode while it is locked: in starvation mode
+         * ownership goes to the waiters, spinning cannot win it. */
+        if ((old & (MUTEX_LOCKED | MUTEX_STARVING)) == MUTEX_LOCKED && can_spin(iter)) {
+            /* Tell Unlock someone is awake so it does not wake another. */
+            if (!awoke && (old & MUTEX_WOKEN) == 0 && (old >> MUTEX_WAITER_SHIFT) != 0 &&
+                atomic_compare_exchange_strong_explicit(mstate(m), &old, old | MUTEX_WOKEN,
+                                                        memory_order_relaxed, memory_order_relaxed))
+                awoke = true;
+            do_spin();
+            iter++;
+            old = atomic_load_explicit(mstate(m), memory_order_relaxed);
+            continue;
+        }
+        int32_t new = old;
+        if ((old & MUTEX_STARVING) == 0)
+            new |= MUTEX_LOCKED; /* never grab a starving mutex: it is handed over */
+        if (old & (MUTEX_LOCKED | MUTEX_STARVING))
+            new += 1 << MUTEX_WAITER_SHIFT;
+        /* Switch to starvation, unless it got unlocked meanwhile (Unlock
+         * expects waiters in starvation mode). */
+        if (starving && (old & MUTEX_LOCKED))
+            new |= MUTEX_STARVING;
+        if (awoke) {
+            if ((new & MUTEX_WOKEN) == 0)
+                gort__fatal("sync: inconsistent mutex state");
+            new &= ~MUTEX_WOKEN;
+        }
+        if (atomic_compare_exchange_strong_explicit(mstate(m), &old, new, memory_order_acq_rel,
+                                                    memory_order_relaxed)) {
+            if ((old & (MUTEX_LOCKED | MUTEX_STARVING)) == 0)
+                break; /* locked by our CAS */
+            /* Waited before: back to the front of the queue. */
+            bool lifo = wait_start != 0;
+            if (wait_start == 0)
+                wait_start = gort__nanotime();
+            gort__semacquire(msema(m), lifo, WR_SYNC_MUTEX_LOCK, SEMA_PROF_BLOCK | SEMA_PROF_MUTEX);
+            starving = starving || gort__nanotime() - wait_start > STARVATION_THRESHOLD_NS;
+            old = atomic_load_explicit(mstate(m), memory_order_relaxed);
+            if (old & MUTEX_STARVING) {
+                /* Handed to us: the lock bit is not set and we are still
+                 * counted as a waiter; fix both in one add. */
+                if ((old & (MUTEX_LOCKED | MUTEX_WOKEN)) || (old >> MUTEX_WAITER_SHIFT) == 0)
+                    gort__fatal("sync: inconsistent mutex state");
+                int32_t delta = MUTEX_LOCKED - (1 << MUTEX_WAITER_SHIFT);
+                if (!starving || (old >> MUTEX_WAITER_SHIFT) == 1)
+                    delta -= MUTEX_STARVING; /* leave starvation mode */
+                atomic_fetch_add_explicit(mstate(m), delta, memory_order_acquire);
+                break;
+            }
+            awoke = true;
+            iter = 0;
+        }
+    }
+    gort__rt_leave(gp);
+}
+
+void gort_mutex_lock(gort_mutex *m)
+{
+    int32_t z = 0;
+    if (likely(atomic_compare_exchange_strong_explicit(mstate(m), &z, MUTEX_LOCKED, memory_order_acquire,
+                                                       memory_order_relaxed)))
+        return;
+    lock_slow(m);
+}
+
+bool gort_mutex_trylock(gort_mutex *m)
+{
+    int32_t old = atomic_load_explicit(mstate(m), memory_order_relaxed);
+    if (old & (MUTEX_LOCKED | MUTEX_STARVING))
+        return false;
+    /* A woken waiter may be about to take it; we still may, as Go does. */
+    return atomic_compare_exchange_strong_explicit(mstate(m), &old, old | MUTEX_LOCKED,
+                                                   memory_order_acquire, memory_order_relaxed);
+}
+
+static __attribute__((noinline)) void unlock_slow(gort_mutex *m, int32_t new)
+{
+    if (((new + MUTEX_LOCKED) & MUTEX_LOCKED) == 0)
+        gort__fatal("sync: unlock of unlocked mutex");
+    gort_g_t *gp = gort__rt_enter();
+    if ((new & MUTEX_STARVING) == 0) {
+        int32_t old = new;
+        for (;;) {
+            /* Nobody to wake, or someone already took it, is awake, or it
+             * went into starvation (then the handoff is the owner's). */
+            if ((old >> MUTEX_WAITER_SHIFT) == 0 || (old & (MUTEX_LOCKED | MUTEX_WOKEN | MUTEX_STARVING)))
+                break;
+            new = (old - (1 << MUTEX_WAITER_SHIFT)) | MUTEX_WOKEN;
+            if (atomic_compare_exchange_strong_explicit(mstate(m), &old, new, memory_order_acq_rel,
+                                                        memory_order_relaxed)) {
+                gort__semrelease(msema(m), false, 2);
+                break;
+            }
+        }
+    } else {
+        /* Starving: hand the lock to the first waiter and let it run now.
+         * The lock bit stays clear; the waiter sets it, and arrivals see
+         * the starving bit and queue behind. */
+        gort__semrelease(msema(m), true, 2);
+    }
+    gort__rt_leave(gp);
+}
+
+void gort_mutex_unlock(gort_mutex *m)
+{
+    int32_t new = atomic_fetch_sub_explicit(mstate(m), MUTEX_LOCKED, memory_order_release) - MUTEX_LOCKED;
+    if (unlikely(new != 0))
+        unlock_slow(m, new);
+}

@@ -1,0 +1,42 @@
+/* mutex: 4 goroutines each lock and unlock one gort_mutex N times around
+ * a shared counter. */
+#include "bench.h"
+
+#define G 4
+static long n;
+static gort_mutex mu;
+static gort_waitgroup wg;
+static long counter;
+static double ns_per;
+
+static void worker(void *arg)
+{
+    (void)arg;
+    for (long j = 0; j < n; j++) {
+        gort_mutex_lock(&mu);
+        counter++;
+        gort_mutex_unlock(&mu);
+    }
+    gort_wg_done(&wg);
+}
+
+static void body(void *arg)
+{
+    (void)arg;
+    int64_t t = gort_nanotime();
+    for (int i = 0; i < G; i++) {
+        gort_wg_add(&wg, 1);
+        gort_go(worker, NULL);
+    }
+    gort_wg_wait(&wg);
+    ns_per = (double)(gort_nanotime() - t) / (double)(G * n);
+}
+
+void bench_mutex(int argc, char **argv)
+{
+    n = bench_arg(argc, argv, 2, 1000000);
+    bench_run_main(body, NULL);
+    if (counter != G * n)
+        bench_fail("mutex: counter %ld, want %ld", counter, G * n);
+    bench_report("mutex", "ns_per_lock_unlock", ns_per, "ns");
+}

@@ -1,0 +1,615 @@
+/*
+ * sync_test.c: Mutex, RWMutex, Cond, Once and the counting semaphore
+ * against Go's semantics.  Invariants are checked with counters the
+ * critical sections themselves maintain (no lost update, at most one
+ * writer and no reader beside it, at most k holders of a semaphore), not
+ * with timing.  Starvation mode is observed through the state bit while
+ * a holder keeps the lock long enough for a waiter to pass the 1 ms
+ * threshold, and the waiter must get the lock while the holder still
+ * wants it (it is not starved).  The profiler hooks are checked for being
+ * called: block events with the time blocked, mutex events on a
+ * contended unlock.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "runtime.h"
+#include "test.h"
+
+static void with_procs(int procs, void (*fn)(void *), void *arg)
+{
+    int old = gort_maxprocs(procs);
+    GT_RUN(fn, arg);
+    gort_maxprocs(old);
+}
+
+/* ---- Mutex: no lost update under contention ---- */
+
+#define MC_G 8
+#define MC_N 20000
+static gort_mutex mc_mu;
+static long mc_counter;
+static _Atomic int mc_inside, mc_overlap;
+static gort_waitgroup mc_wg;
+
+static void mc_worker(void *a)
+{
+    intptr_t mode = (intptr_t)a;
+    for (int i = 0; i < MC_N; i++) {
+        if (mode == 1 && (i & 1)) {
+            while (!gort_mutex_trylock(&mc_mu))
+                gort_yield();
+        } else {
+            gort_mutex_lock(&mc_mu);
+        }
+        if (atomic_fetch_add_explicit(&mc_inside, 1, memory_order_relaxed) != 0)
+            atomic_fetch_add(&mc_overlap, 1);
+        long v = mc_counter;
+        if ((i & 255) == 0)
+            gort_yield(); /* hold it across a switch now and then */
+        mc_counter = v + 1;
+        atomic_fetch_sub_explicit(&mc_inside, 1, memory_order_relaxed);
+        gort_mutex_unlock(&mc_mu);
+    }
+    gort_wg_done(&mc_wg);
+}
+
+static void mc_body(void *a)
+{
+    mc_counter = 0;
+    gort_wg_add(&mc_wg, MC_G);
+    for (int i = 0; i < MC_G; i++)
+        gort_go(mc_worker, a);
+    gort_wg_wait(&mc_wg);
+}
+
+static void test_mutex_counter(void)
+{
+    for (int p = 1; p <= 2; p++)
+        for (intptr_t mode = 0; mode <= 1; mode++) {
+            atomic_store(&mc_overlap, 0);
+            with_procs(p, mc_body, (void *)mode);
+            CU_ASSERT_EQUAL(mc_counter, (long)MC_G * MC_N);
+            CU_ASSERT_EQUAL(atomic_load(&mc_overlap), 0);
+            CU_ASSERT_EQUAL(mc_mu._state, 0);
+        }
+}
+
+/* ---- Mutex: trylock semantics, zero value, unlock by another goroutine ---- */
+
+static gort_mutex tl_mu;
+static bool tl_res[4];
+static void tl_other(void *a)
+{
+    (void)a;
+    tl_res[2] = gort_mutex_trylock(&tl_mu);
+    gort_mutex_unlock(&tl_mu); /* unlock of a mutex locked by main: allowed */
+}
+static void tl_body(void *a)
+{
+    (void)a;
+    tl_res[0] = gort_mutex_trylock(&tl_mu);
+    tl_res[1] = gort_mutex_trylock(&tl_mu);
+    gort_chan *done = gort_chan_make(0, 0);
+    gort_go(tl_other, NULL);
+    while (atomic_load((_Atomic int32_t *)&tl_mu._state) != 0)
+        gort_yield();
+    tl_res[3] = gort_mutex_trylock(&tl_mu);
+    gort_mutex_unlock(&tl_mu);
+    gort_chan_free(done);
+}
+static void test_mutex_trylock(void)
+{
+    GT_RUN(tl_body, NULL);
+    CU_ASSERT_TRUE(tl_res[0]);
+    CU_ASSERT_FALSE(tl_res[1]);
+    CU_ASSERT_FALSE(tl_res[2]);
+    CU_ASSERT_TRUE(tl_res[3]);
+    CU_ASSERT_EQUAL(tl_mu._state, 0);
+}
+
+/* ---- Mutex: starvation mode ---- */
+
+#define ST_ROUNDS 200
+static gort_mutex st_mu;
+static _Atomic int st_waiter_got, st_saw_starving, st_rounds_before;
+static gort_chan *st_started;
+
+static void st_waiter(void *a)
+{
+    (void)a;
+    gort_chan_send(st_started, NULL);
+    gort_mutex_lock(&st_mu);
+    atomic_store(&st_waiter_got, 1);
+    gort_mutex_unlock(&st_mu);
+}
+
+static void st_body(void *a)
+{
+    (void)a;
+    st_started = gort_chan_make(0, 0);
+    atomic_store(&st_waiter_got, 0);
+    atomic_store(&st_saw_starving, 0);
+    gort_mutex_lock(&st_mu);
+    gort_go(st_waiter, NULL);
+    gort_chan_recv(st_started, NULL);
+    int r;
+    /* The holder wants the lock forever: it re-locks at once after each
+     * unlock, which in normal mode would usually win against the woken
+     * waiter.  Starvation mode must hand the lock over. */
+    for (r = 0; r < ST_ROUNDS && !atomic_load(&st_waiter_got); r++) {
+        gort_sleep(2 * 1000000LL); /* hold it past the 1 ms threshold */
+        if (atomic_load((_Atomic int32_t *)&st_mu._state) & 4)
+            atomic_store(&st_saw_starving, 1);
+        gort_mutex_unlock(&st_mu);
+        gort_mutex_lock(&st_mu);
+    }
+    atomic_store(&st_rounds_before, r);
+    gort_mutex_unlock(&st_mu);
+    while (!atomic_load(&st_waiter_got))
+        gort_yield();
+    gort_chan_free(st_started);
+}
+
+static void test_mutex_starvation(void)
+{
+    for (int p = 1; p <= 2; p++) {
+        with_procs(p, st_body, NULL);
+        CU_ASSERT_TRUE(atomic_load(&st_saw_starving));
+        CU_ASSERT_TRUE(atomic_load(&st_rounds_before) < ST_ROUNDS);
+        CU_ASSERT_EQUAL(st_mu._state, 0);
+    }
+}
+
+/* ---- RWMutex ---- */
+
+#define RW_R 6
+#define RW_W 2
+#define RW_N 5000
+static gort_rwmutex rw;
+static _Atomic int rw_readers, rw_writers, rw_bad, rw_max_readers;
+static long rw_value;
+static gort_waitgroup rw_wg;
+
+static void rw_reader(void *a)
+{
+    (void)a;
+    for (int i = 0; i < RW_N; i++) {
+        if (i % 7 == 0) {
+            if (!gort_rwmutex_tryrlock(&rw)) {
+                gort_rwmutex_rlock(&rw);
+            }
+        } else {
+            gort_rwmutex_rlock(&rw);
+        }
+        int n = atomic_fetch_add(&rw_readers, 1) + 1;
+        int m = atomic_load(&rw_max_readers);
+        while (n > m && !atomic_compare_exchange_weak(&rw_max_readers, &m, n)) {
+        }
+        if (atomic_load(&rw_writers) != 0)
+            atomic_fetch_add(&rw_bad, 1);
+        if ((i & 63) == 0)
+            gort_yield();
+        atomic_fetch_sub(&rw_readers, 1);
+        gort_rwmutex_runlock(&rw);
+    }
+    gort_wg_done(&rw_wg);
+}
+
+static void rw_writer(void *a)
+{
+    (void)a;
+    for (int i = 0; i < RW_N / 5; i++) {
+        if (i % 3 == 0) {
+            while (!gort_rwmutex_trylock(&rw))
+                gort_yield();
+        } else {
+            gort_rwmutex_lock(&rw);
+        }
+        if (atomic_fetch_add(&rw_writers, 1) != 0 || atomic_load(&rw_readers) != 0)
+            atomic_fetch_add(&rw_bad, 1);
+        long v = rw_value;
+        if ((i & 15) == 0)
+            gort_yield();
+        rw_value = v + 1;
+        atomic_fetch_sub(&rw_writers, 1);
+        gort_rwmutex_unlock(&rw);
+    }
+    gort_wg_done(&rw_wg);
+}
+
+static void rw_body(void *a)
+{
+    (void)a;
+    rw_value = 0;
+    gort_wg_add(&rw_wg, RW_R + RW_W);
+    for (int i = 0; i < RW_R; i++)
+        gort_go(rw_reader, NULL);
+    for (int i = 0; i < RW_W; i++)
+        gort_go(rw_writer, NULL);
+    gort_wg_wait(&rw_wg);
+}
+
+static void test_rwmutex(void)
+{
+    for (int p = 1; p <= 2; p++) {
+        atomic_store(&rw_bad, 0);
+        atomic_store(&rw_max_readers, 0);
+        with_procs(p, rw_body, NULL);
+        CU_ASSERT_EQUAL(atomic_load(&rw_bad), 0);
+        CU_ASSERT_EQUAL(rw_value, (long)RW_W * (RW_N / 5));
+        /* Readers do share it (they yield inside). */
+        CU_ASSERT_TRUE(atomic_load(&rw_max_readers) > 1);
+        CU_ASSERT_EQUAL(rw._reader_count, 0);
+        CU_ASSERT_EQUAL(rw._w._state, 0);
+    }
+}
+
+/* A writer is not starved by readers that keep overlapping: once it
+ * waits, new readers queue behind it. */
+static _Atomic int ws_stop, ws_writer_done;
+static gort_waitgroup ws_wg;
+static void ws_reader(void *a)
+{
+    (void)a;
+    while (!atomic_load(&ws_stop)) {
+        gort_rwmutex_rlock(&rw);
+        gort_yield();
+        gort_rwmutex_runlock(&rw);
+    }
+    gort_wg_done(&ws_wg);
+}
+static void ws_body(void *a)
+{
+    (void)a;
+    atomic_store(&ws_stop, 0);
+    gort_wg_add(&ws_wg, 4);
+    for (int i = 0; i < 4; i++)
+        gort_go(ws_reader, NULL);
+    for (int i = 0; i < 100; i++) {
+        gort_rwmutex_lock(&rw);
+        gort_rwmutex_unlock(&rw);
+    }
+    atomic_store(&ws_writer_done, 1);
+    atomic_store(&ws_stop, 1);
+    gort_wg_wait(&ws_wg);
+}
+static void test_rwmutex_writer_progress(void)
+{
+    for (int p = 1; p <= 2; p++) {
+        atomic_store(&ws_writer_done, 0);
+        with_procs(p, ws_body, NULL);
+        CU_ASSERT_TRUE(atomic_load(&ws_writer_done));
+    }
+}
+
+/* ---- Cond ---- */
+
+/* A bounded queue with two conditions: every item consumed exactly once. */
+#define CQ_CAP 8
+#define CQ_ITEMS 20000
+#define CQ_P 4
+#define CQ_C 3
+static gort_mutex cq_mu;
+static gort_cond cq_notempty, cq_notfull;
+static long cq_buf[CQ_CAP];
+static int cq_head, cq_len, cq_done;
+static long long cq_sum;
+static long cq_count;
+static gort_waitgroup cq_pwg, cq_cwg;
+
+static void cq_producer(void *a)
+{
+    long base = (long)(intptr_t)a;
+    for (long i = 0; i < CQ_ITEMS / CQ_P; i++) {
+        gort_mutex_lock(&cq_mu);
+        while (cq_len == CQ_CAP)
+            gort_cond_wait(&cq_notfull, &cq_mu);
+        cq_buf[(cq_head + cq_len++) % CQ_CAP] = base + i;
+        gort_cond_signal(&cq_notempty);
+        gort_mutex_unlock(&cq_mu);
+    }
+    gort_wg_done(&cq_pwg);
+}
+
+static void cq_consumer(void *a)
+{
+    (void)a;
+    gort_mutex_lock(&cq_mu);
+    for (;;) {
+        while (cq_len == 0 && !cq_done)
+            gort_cond_wait(&cq_notempty, &cq_mu);
+        if (cq_len == 0)
+            break;
+        cq_sum += cq_buf[cq_head];
+        cq_count++;
+        cq_head = (cq_head + 1) % CQ_CAP;
+        cq_len--;
+        gort_cond_signal(&cq_notfull);
+    }
+    gort_mutex_unlock(&cq_mu);
+    gort_wg_done(&cq_cwg);
+}
+
+static void cq_body(void *a)
+{
+    (void)a;
+    cq_head = cq_len = cq_done = 0;
+    cq_sum = 0;
+    cq_count = 0;
+    gort_wg_add(&cq_cwg, CQ_C);
+    for (int i = 0; i < CQ_C; i++)
+        gort_go(cq_consumer, NULL);
+    gort_wg_add(&cq_pwg, CQ_P);
+    for (int i = 0; i < CQ_P; i++)
+        gort_go(cq_producer, (void *)(intptr_t)(i * (CQ_ITEMS / CQ_P)));
+    gort_wg_wait(&cq_pwg);
+    gort_mutex_lock(&cq_mu);
+    cq_done = 1;
+    gort_cond_broadcast(&cq_notempty);
+    gort_mutex_unlock(&cq_mu);
+    gort_wg_wait(&cq_cwg);
+}
+
+static void test_cond_queue(void)
+{
+    for (int p = 1; p <= 2; p++) {
+        with_procs(p, cq_body, NULL);
+        CU_ASSERT_EQUAL(cq_count, CQ_ITEMS);
+        CU_ASSERT_EQUAL(cq_sum, (long long)CQ_ITEMS * (CQ_ITEMS - 1) / 2);
+    }
+}
+
+/* Signal wakes waiters in the order they called Wait; Broadcast wakes
+ * every one of them. */
+#define CF_N 50
+static gort_mutex cf_mu;
+static gort_cond cf_c;
+static gort_chan *cf_out;
+static int cf_bad, cf_woken;
+
+static void cf_waiter(void *a)
+{
+    int idx = (int)(intptr_t)a;
+    gort_mutex_lock(&cf_mu);
+    gort_cond_wait(&cf_c, &cf_mu);
+    gort_mutex_unlock(&cf_mu);
+    gort_chan_send(cf_out, &idx);
+}
+
+static void start_waiters(void)
+{
+    uint32_t base = atomic_load((_Atomic uint32_t *)&cf_c._wait);
+    for (int i = 0; i < CF_N; i++) {
+        gort_go(cf_waiter, (void *)(intptr_t)i);
+        /* Its ticket is taken under cf_mu: wait for it before starting
+         * the next, so that Wait order is 0, 1, 2, ... */
+        while (atomic_load((_Atomic uint32_t *)&cf_c._wait) != base + (uint32_t)i + 1)
+            gort_yield();
+    }
+}
+
+static void cf_body(void *a)
+{
+    (void)a;
+    cf_out = gort_chan_make(sizeof(int), 0);
+    cf_bad = 0;
+    start_waiters();
+    for (int i = 0; i < CF_N; i++) {
+        gort_mutex_lock(&cf_mu);
+        gort_cond_signal(&cf_c);
+        gort_mutex_unlock(&cf_mu);
+        int v;
+        gort_chan_recv(cf_out, &v);
+        cf_bad += v != i;
+    }
+    /* Signal with nobody waiting is a no-op, not a stored wakeup. */
+    gort_cond_signal(&cf_c);
+    start_waiters();
+    gort_cond_broadcast(&cf_c);
+    cf_woken = 0;
+    int seen[CF_N] = {0};
+    for (int i = 0; i < CF_N; i++) {
+        int v;
+        gort_chan_recv(cf_out, &v);
+        if (v >= 0 && v < CF_N && !seen[v]++)
+            cf_woken++;
+    }
+    gort_chan_free(cf_out);
+}
+
+static void test_cond_fifo_broadcast(void)
+{
+    for (int p = 1; p <= 2; p++) {
+        with_procs(p, cf_body, NULL);
+        CU_ASSERT_EQUAL(cf_bad, 0);
+        CU_ASSERT_EQUAL(cf_woken, CF_N);
+    }
+}
+
+/* ---- Once ---- */
+
+static gort_once once;
+static _Atomic int once_calls, once_early;
+static gort_waitgroup once_wg;
+static void once_fn(void *a)
+{
+    (void)a;
+    gort_sleep(1000000); /* others must wait for us, not return early */
+    atomic_fetch_add(&once_calls, 1);
+}
+static void once_worker(void *a)
+{
+    (void)a;
+    gort_once_do(&once, once_fn, NULL);
+    if (atomic_load(&once_calls) != 1)
+        atomic_fetch_add(&once_early, 1);
+    gort_wg_done(&once_wg);
+}
+static void once_body(void *a)
+{
+    (void)a;
+    gort_wg_add(&once_wg, 64);
+    for (int i = 0; i < 64; i++)
+        gort_go(once_worker, NULL);
+    gort_wg_wait(&once_wg);
+    gort_once_do(&once, once_fn, NULL);
+}
+static void test_once(void)
+{
+    with_procs(2, once_body, NULL);
+    CU_ASSERT_EQUAL(atomic_load(&once_calls), 1);
+    CU_ASSERT_EQUAL(atomic_load(&once_early), 0);
+}
+
+/* ---- counting semaphore ---- */
+
+#define SEM_K 3
+#define SEM_G 16
+#define SEM_N 2000
+static gort_sema sem;
+static _Atomic int sem_inside, sem_max, sem_total;
+static gort_waitgroup sem_wg;
+
+static void sem_worker(void *a)
+{
+    (void)a;
+    for (int i = 0; i < SEM_N; i++) {
+        if (!(i & 1) || !gort_sema_tryacquire(&sem))
+            gort_sema_acquire(&sem);
+        int n = atomic_fetch_add(&sem_inside, 1) + 1;
+        int m = atomic_load(&sem_max);
+        while (n > m && !atomic_compare_exchange_weak(&sem_max, &m, n)) {
+        }
+        if ((i & 7) == 0)
+            gort_yield();
+        atomic_fetch_add(&sem_total, 1);
+        atomic_fetch_sub(&sem_inside, 1);
+        gort_sema_release(&sem, 1);
+    }
+    gort_wg_done(&sem_wg);
+}
+static void sem_body(void *a)
+{
+    (void)a;
+    gort_sema_release(&sem, SEM_K);
+    gort_wg_add(&sem_wg, SEM_G);
+    for (int i = 0; i < SEM_G; i++)
+        gort_go(sem_worker, NULL);
+    gort_wg_wait(&sem_wg);
+    /* All K permits are back, and no more. */
+    for (int i = 0; i < SEM_K; i++)
+        if (!gort_sema_tryacquire(&sem))
+            atomic_store(&sem_max, 999);
+    if (gort_sema_tryacquire(&sem))
+        atomic_store(&sem_max, 999);
+}
+static void test_sema(void)
+{
+    for (int p = 1; p <= 2; p++) {
+        atomic_store(&sem_max, 0);
+        atomic_store(&sem_total, 0);
+        with_procs(p, sem_body, NULL);
+        CU_ASSERT_TRUE(atomic_load(&sem_max) >= 1 && atomic_load(&sem_max) <= SEM_K);
+        CU_ASSERT_EQUAL(atomic_load(&sem_total), SEM_G * SEM_N);
+    }
+}
+
+/* ---- profiler hooks ----
+ * prof/ provides the real hooks; until then (or where it is not linked)
+ * these weak ones record the calls.  The checks run only when ours are
+ * the ones in effect. */
+
+static _Atomic int hk_block, hk_block_bad, hk_mutex;
+static void my_prof_block(int64_t t0, int64_t t1, int skip)
+{
+    (void)skip;
+    atomic_fetch_add(&hk_block, 1);
+    if (t1 < t0 || t0 <= 0)
+        atomic_fetch_add(&hk_block_bad, 1);
+}
+static void my_prof_mutex(int64_t wait_ns, int skip)
+{
+    (void)skip;
+    if (wait_ns >= 0)
+        atomic_fetch_add(&hk_mutex, 1);
+}
+void gort__prof_block(int64_t t0, int64_t t1, int skip) __attribute__((weak, alias("my_prof_block")));
+void gort__prof_mutex(int64_t wait_ns, int skip) __attribute__((weak, alias("my_prof_mutex")));
+
+static gort_chan *hk_c;
+static gort_mutex hk_mu;
+static gort_cond hk_cond;
+static gort_waitgroup hk_wg;
+static void hk_peer(void *a)
+{
+    (void)a;
+    for (int i = 0; i < 10; i++) {
+        int v;
+        gort_chan_recv(hk_c, &v); /* blocks: main sends after a yield */
+    }
+    gort_mutex_lock(&hk_mu); /* blocks: main holds it */
+    gort_mutex_unlock(&hk_mu);
+    gort_mutex_lock(&hk_mu);
+    gort_cond_signal(&hk_cond);
+    gort_mutex_unlock(&hk_mu);
+    gort_wg_done(&hk_wg);
+}
+static void hk_body(void *a)
+{
+    (void)a;
+    atomic_store(&gort__block_rate, 1);
+    atomic_store(&gort__mutex_fraction, 1);
+    hk_c = gort_chan_make(sizeof(int), 0);
+    gort_mutex_lock(&hk_mu);
+    gort_wg_add(&hk_wg, 1);
+    gort_go(hk_peer, NULL);
+    for (int i = 0; i < 10; i++) {
+        gort_yield();
+        gort_chan_send(hk_c, &i);
+    }
+    /* Let the peer block on the mutex, then unlock: a contended unlock. */
+    while (atomic_load((_Atomic int32_t *)&hk_mu._state) >> 3 == 0)
+        gort_yield();
+    gort_cond_wait(&hk_cond, &hk_mu); /* unlocks; the peer signals */
+    gort_mutex_unlock(&hk_mu);
+    /* select blocks too */
+    gort_chan *x = gort_chan_make(sizeof(int), 0);
+    gort_timer *t = gort_timer_new(1000000);
+    int64_t when;
+    int v;
+    gort_case cs[2] = {{x, GORT_RECV, &v, false}, {gort_timer_chan(t), GORT_RECV, &when, false}};
+    gort_select(cs, 2, true);
+    gort_timer_free(t);
+    gort_chan_free(x);
+    gort_wg_wait(&hk_wg);
+    atomic_store(&gort__block_rate, 0);
+    atomic_store(&gort__mutex_fraction, 0);
+    gort_chan_free(hk_c);
+}
+static void test_prof_hooks(void)
+{
+    if ((void *)gort__prof_block != (void *)my_prof_block || (void *)gort__prof_mutex != (void *)my_prof_mutex) {
+        fprintf(stderr, "(prof/ hooks linked; not checking) ");
+        return;
+    }
+    atomic_store(&hk_block, 0);
+    atomic_store(&hk_mutex, 0);
+    with_procs(1, hk_body, NULL);
+    /* chan recv x10 (at least some block), mutex lock, cond wait, select */
+    CU_ASSERT_TRUE(atomic_load(&hk_block) >= 3);
+    CU_ASSERT_EQUAL(atomic_load(&hk_block_bad), 0);
+    CU_ASSERT_TRUE(atomic_load(&hk_mutex) >= 1);
+}
+
+GT_SUITE(sync,
+         {"mutex_counter", test_mutex_counter},
+         {"mutex_trylock", test_mutex_trylock},
+         {"mutex_starvation", test_mutex_starvation},
+         {"rwmutex", test_rwmutex},
+         {"rwmutex_writer_progress", test_rwmutex_writer_progress},
+         {"cond_queue", test_cond_queue},
+         {"cond_fifo_broadcast", test_cond_fifo_broadcast},
+         {"once", test_once},
+         {"sema", test_sema},
+         {"prof_hooks", test_prof_hooks})

@@ -238,6 +238,17 @@ int gort_main(void (*fn)(void *), void *arg)
 
     /* The main goroutine has returned; the world is stopped. */
     m = gort__getm();
+    /* A goroutine that called gort_lock_thread while running on this
+     * thread cannot keep it: the thread goes back to our caller.  Unlock
+     * it, so that it runs on any thread when the next gort_main restarts
+     * the world; otherwise its wake-up would land on this thread's note
+     * in the middle of whatever it does next. */
+    if (m->lockedg) {
+        gort_g_t *lg = m->lockedg;
+        lg->lockedm = NULL;
+        lg->lockedext = 0;
+        m->lockedg = NULL;
+    }
     gort__lock(&gort__sched.lock);
     gort__sched.mcount--;
     gort__unlock(&gort__sched.lock);

@@ -225,7 +225,10 @@ struct gort_m {
                                  outside the runtime: 0 owned, 1 revoking,
                                  2 revoked (sysmon/retake.c) */
     bool spinning;            /* looking for work; counted in sched.nmspinning */
-    bool blocked;             /* parked on park note */
+    bool blocked;             /* asleep on park, and counted in midle or
+                               * nmidlelocked; under sched.lock.  Set by the
+                               * sleeper, cleared by whoever wakes it (so
+                               * that two wakers cannot both see it set) */
     bool incgo_exit;          /* gort_main: return to the caller when woken */
     bool is_sysmon;
     bool is_main_thread;      /* thread that called gort_main */

@@ -138,6 +138,7 @@ static gort_m_t *mget(void)
 {
     gort_m_t *m = gort__sched.midle;
     if (m) {
+        m->blocked = false; /* the waker clears it, under the lock: see blocked */
         gort__sched.midle = m->schedlink;
         gort__sched.nmidle--;
     }
@@ -165,7 +166,6 @@ void gort__stopm(void)
     gort__unlock(&gort__sched.lock);
     gort__notesleep(&m->park);
     gort__noteclear(&m->park);
-    m->blocked = false;
     runtime_check_main_exit(m);
     gort_p_t *pp = m->nextp;
     m->nextp = NULL;
@@ -304,15 +304,6 @@ static void gcstopm(void)
 
 /* ---- locked goroutines ---- */
 
-static void incidlelocked(int v)
-{
-    gort__lock(&gort__sched.lock);
-    gort__sched.nmidlelocked += v;
-    if (v > 0)
-        gort__checkdead();
-    gort__unlock(&gort__sched.lock);
-}
-
 /* The M's locked G blocked: give the P away and wait for the G. */
 void gort__stoplockedm(void)
 {
@@ -335,7 +326,6 @@ void gort__stoplockedm(void)
     gort__unlock(&gort__sched.lock);
     gort__notesleep(&m->park);
     gort__noteclear(&m->park);
-    m->blocked = false;
     runtime_check_main_exit(m);
     gort_p_t *pp = m->nextp;
     m->nextp = NULL;
@@ -353,7 +343,10 @@ void gort__startlockedm(gort_g_t *gp)
         gort__throw("startlockedm: locked to me");
     if (lm->nextp)
         gort__throw("startlockedm: m has p");
-    incidlelocked(-1);
+    gort__lock(&gort__sched.lock);
+    gort__sched.nmidlelocked--;
+    lm->blocked = false;
+    gort__unlock(&gort__sched.lock);
     gort_p_t *pp = gort__releasep();
     lm->nextp = pp;
     gort__notewakeup(&lm->park);

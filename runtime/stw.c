@@ -233,6 +233,8 @@ static void wake_main_thread(void)
         gort__sched.nmidlelocked--;
         found = true;
     }
+    if (found)
+        mm->blocked = false;
     gort__unlock(&gort__sched.lock);
     if (found)
         gort__notewakeup(&mm->park);

@@ -164,13 +164,29 @@ void gort__stopm(void)
     }
     m->blocked = true;
     gort__unlock(&gort__sched.lock);
-    gort__notesleep(&m->park);
-    gort__noteclear(&m->park);
-    runtime_check_main_exit(m);
+    for (;;) {
+        gort__notesleep(&m->park);
+        gort__noteclear(&m->park);
+        runtime_check_main_exit(m);
+        if (m->nextp)
+            break;
+        /* Woken with nothing to do: a wake-up meant for an earlier exit of
+         * the main goroutine (see wake_main_thread).  Go back to sleep,
+         * on midle again if the waker took us off it. */
+        gort__lock(&gort__sched.lock);
+        if (!m->blocked) {
+            mput(m);
+            m->blocked = true;
+        }
+        if (main_exit_pending_locked(m)) {
+            m->blocked = false;
+            gort__unlock(&gort__sched.lock);
+            runtime_check_main_exit(m);
+        }
+        gort__unlock(&gort__sched.lock);
+    }
     gort_p_t *pp = m->nextp;
     m->nextp = NULL;
-    if (!pp)
-        gort__throw("stopm: woken without a P");
     gort__acquirep(pp);
 }
 
@@ -324,13 +340,23 @@ void gort__stoplockedm(void)
     m->blocked = true;
     gort__checkdead();
     gort__unlock(&gort__sched.lock);
-    gort__notesleep(&m->park);
-    gort__noteclear(&m->park);
-    runtime_check_main_exit(m);
+    for (;;) {
+        gort__notesleep(&m->park);
+        gort__noteclear(&m->park);
+        runtime_check_main_exit(m);
+        if (m->nextp)
+            break;
+        /* Woken with nothing to do (see stopm): sleep again, counted
+         * again if the waker uncounted us. */
+        gort__lock(&gort__sched.lock);
+        if (!m->blocked) {
+            gort__sched.nmidlelocked++;
+            m->blocked = true;
+        }
+        gort__unlock(&gort__sched.lock);
+    }
     gort_p_t *pp = m->nextp;
     m->nextp = NULL;
-    if (!pp)
-        gort__throw("stoplockedm: woken without a P");
     gort__acquirep(pp);
 }
 

@@ -817,20 +817,6 @@ void gort__gosched(void)
     gort__san_after_g0_to_g(gp);
 }
 
-static void preempt_m(void *arg)
-{
-    gort_g_t *gp = arg;
-    gort_m_t *m = gort__getm();
-    gort__san_after_g_to_g0(m);
-    gort__casgstatus(gp, G_RUNNING, G_RUNNABLE);
-    m->curg = NULL;
-    gp->m = NULL;
-    if (gp->stack.guard == GUARD_CANARY && !gort__stack_check(&gp->stack))
-        gort__throw("goroutine %llu stack overflow", (unsigned long long)gp->goid);
-    requeue(m, gp);
-    gort__schedule();
-}
-
 /* Called from the async preemption trampoline with all registers saved on
  * the goroutine's stack. */
 void gort__preempt_park(void)
@@ -838,7 +824,7 @@ void gort__preempt_park(void)
     gort_m_t *m = gort__getm();
     gort_g_t *gp = m->curg;
     gort__san_g_to_g0(m, gp, false);
-    gort__mcall(&gp->ctx, m->g0sp, preempt_m, gp);
+    gort__mcall(&gp->ctx, m->g0sp, gosched_m, gp); /* same requeue as a yield */
     gort__san_after_g0_to_g(gp);
 }
 

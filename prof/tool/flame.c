@@ -67,18 +67,10 @@ static uint32_t tree_child(tree_t *tr, uint32_t parent, uint32_t node)
 static int tree_build(const gp_view_t *v, tree_t *tr)
 {
     const gort__pprof_t *p = v->p;
-    size_t frames = 1;
-    for (size_t i = 0; i < p->nsample; i++)
-        if (v->keep[i])
-            for (uint32_t j = 0; j < p->sample[i].nloc; j++) {
-                uint32_t l = p->sample[i].loc[j];
-                frames += v->loc_off[l + 1] - v->loc_off[l];
-            }
+    size_t cap;
+    size_t frames = gp_kept_frames(v, &cap);
     if (frames >= UINT32_MAX / 2)
         return gp_fail("profile too large for a flame graph");
-    size_t cap = 16;
-    while (cap < frames * 2)
-        cap *= 2;
     tr->t = malloc(frames * sizeof *tr->t);
     tr->slot = calloc(cap, sizeof *tr->slot);
     tr->mask = cap - 1;

@@ -78,6 +78,11 @@ void gp_print_header(FILE *out, const gp_view_t *v);
 /* Compiles an extended regex; prints the error and returns false. */
 bool gp_regcomp(regex_t *re, const char *pat, const char *what);
 
+/* Frames (inline-expanded locations) over the kept samples, plus one, and
+ * the smallest power of two >= twice that: the size of an open-addressing
+ * table keyed by frame.  Reports that index per-frame tables use both. */
+size_t gp_kept_frames(const gp_view_t *v, size_t *table_cap);
+
 /* Flat and cumulative value per node, over the kept samples. */
 typedef struct gp_sums {
     int64_t *flat, *cum;

@@ -104,16 +104,8 @@ int gp_list_view(const gp_view_t *cv, const gp_opts_t *o, const char *pattern, F
     if (!gp_regcomp(&re, pattern, "list"))
         return 1;
     bool *match = calloc(v->nnode + 1, 1);
-    size_t frames = 1;
-    for (size_t i = 0; i < p->nsample; i++)
-        if (v->keep[i])
-            for (uint32_t j = 0; j < p->sample[i].nloc; j++) {
-                uint32_t l = p->sample[i].loc[j];
-                frames += v->loc_off[l + 1] - v->loc_off[l];
-            }
-    size_t cap = 16;
-    while (cap < frames * 2)
-        cap *= 2;
+    size_t cap;
+    size_t frames = gp_kept_frames(v, &cap);
     ltab_t t = {malloc(frames * sizeof(lstat_t)), 0, calloc(cap, sizeof(uint32_t)), cap - 1};
     if (!match || !t.e || !t.slot) {
         free(match);

@@ -55,18 +55,10 @@ static int edge_add(edges_t *es, uint32_t from, uint32_t to, int64_t w, uint32_t
 static int build_edges(const gp_view_t *v, edges_t *es)
 {
     const gort__pprof_t *p = v->p;
-    size_t frames = 1;
-    for (size_t i = 0; i < p->nsample; i++)
-        if (v->keep[i])
-            for (uint32_t j = 0; j < p->sample[i].nloc; j++) {
-                uint32_t l = p->sample[i].loc[j];
-                frames += v->loc_off[l + 1] - v->loc_off[l];
-            }
+    size_t cap;
+    size_t frames = gp_kept_frames(v, &cap);
     if (frames >= UINT32_MAX / 2)
         return gp_fail("profile too large");
-    size_t cap = 16;
-    while (cap < frames * 2)
-        cap *= 2;
     es->e = malloc(frames * sizeof *es->e);
     es->slot = calloc(cap, sizeof *es->slot);
     es->mask = cap - 1;

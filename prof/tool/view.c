@@ -381,6 +381,23 @@ void gp_view_close(gp_view_t *v)
 
 /* ---- sums -------------------------------------------------------------- */
 
+size_t gp_kept_frames(const gp_view_t *v, size_t *table_cap)
+{
+    const gort__pprof_t *p = v->p;
+    size_t frames = 1;
+    for (size_t i = 0; i < p->nsample; i++)
+        if (v->keep[i])
+            for (uint32_t j = 0; j < p->sample[i].nloc; j++) {
+                uint32_t l = p->sample[i].loc[j];
+                frames += v->loc_off[l + 1] - v->loc_off[l];
+            }
+    size_t cap = 16;
+    while (cap < frames * 2)
+        cap *= 2;
+    *table_cap = cap;
+    return frames;
+}
+
 int gp_sums(const gp_view_t *v, gp_sums_t *s)
 {
     const gort__pprof_t *p = v->p;

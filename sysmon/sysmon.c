@@ -221,7 +221,11 @@ static int retake(int64_t now, int64_t *due)
         uint32_t s = atomic_load_explicit(&pp->status, memory_order_acquire);
         if (s == P_RUNNING || s == P_SYSCALL) {
             uint32_t t = atomic_load_explicit(&pp->schedtick, memory_order_relaxed);
-            if (pd->schedtick != t) {
+            /* schedwhen 0: never sampled.  The first goroutine of a P
+             * runs at tick 0, which matches the zeroed pdata: without
+             * this, its slice would count from boot and it would be
+             * preempted (and its thread signalled) at once. */
+            if (pd->schedtick != t || pd->schedwhen == 0) {
                 pd->schedtick = t;
                 pd->schedwhen = now;
                 pd->cpum = NULL;

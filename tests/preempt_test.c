@@ -373,6 +373,9 @@ static void urg_body(void *a)
     for (int i = 0; i < 5; i++)
         raise(SIGURG);
     printf("user_urg=%d\n", atomic_load(&user_urg));
+    gort_stats s;
+    gort_stats_get(&s);
+    printf("requested=%llu\n", (unsigned long long)s.preempt_requested);
 }
 GT_CHILD(sigurg_forward)
 {
@@ -385,6 +388,10 @@ static void test_sigurg_forwarded(void)
     gt_child_result r;
     CU_ASSERT_EQUAL_FATAL(gt_child_run("sigurg_forward", NULL, 30, &r), 0);
     CU_ASSERT_TRUE(gt_contains(r.out, "user_urg=5"));
+    /* The body runs for microseconds: no slice can have ended.  (A P's
+     * first goroutine was once preempted at once, its slice counted from
+     * boot; that request took one of the raised signals for itself.) */
+    CU_ASSERT_TRUE(gt_contains(r.out, "requested=0\n"));
     gt_child_free(&r);
 }
 

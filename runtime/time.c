@@ -38,9 +38,12 @@ struct gort_timer {
 /* On g0 with a P, no lock held (timer.c). */
 static void timer_fire(void *arg, uintptr_t seq, int64_t delta)
 {
-    (void)delta;
     gort_timer *tm = arg;
-    int64_t now = gort__nanotime();
+    /* Go's sendTime: the deadline plus the time since the heap was
+     * checked.  The clock alone would stamp a timer popped first but run
+     * late (its M descheduled between the heap and this line) after one
+     * popped later by another M, though the heap ran them in order. */
+    int64_t now = gort__nanotime() - delta;
     gort__lock(&tm->c->lock);
     if (seq != tm->t.seq) {
         gort__unlock(&tm->c->lock);

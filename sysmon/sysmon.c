@@ -362,6 +362,13 @@ static void *sysmon_main(void *arg)
             idle = 0;
         else
             idle++;
+        /* A timer a millisecond overdue while a P idles: its wake-up went
+         * astray (Go's sysmon has the same net).  A spinning M runs other
+         * Ps' timers. */
+        int64_t next = gort__timers_earliest();
+        if (next != 0 && next < now - 1000000 && atomic_load(&gort__sched.npidle) > 0) {
+            gort__wakep();
+        }
         if (nrevoked)
             watch_revoked(now);
         if (gort__prof_sysmon_tick)

@@ -153,6 +153,7 @@ demo: $(BUILD)/examples/demo tool
 # GORT_TEST_SCALE scales the stress suites (1 = CI size).
 test: $(TESTB) $(TOOL)
 	GORT_TEST_BIN=$(abspath $(TESTB)) GORTPROF=$(abspath $(TOOL)) $(TESTB)
+	tests/install_check.sh
 
 bench: $(BENCHB)
 
@@ -213,7 +214,7 @@ install: all
 	@mkdir -p $(BUILD)
 	$(MAKE) --no-print-directory gort.pc
 	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)
-	install -m 644 include/gort.h include/gort_prof.h $(DESTDIR)$(INCDIR)/
+	install -m 644 include/*.h $(DESTDIR)$(INCDIR)/
 	install -m 644 $(LIBA) $(DESTDIR)$(LIBDIR)/libgort.a
 	install -m 755 $(LIBSO) $(DESTDIR)$(LIBDIR)/libgort.so.$(VERSION)
 	ln -sf libgort.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libgort.so.0
@@ -222,7 +223,7 @@ install: all
 	install -m 755 $(TOOL) $(DESTDIR)$(BINDIR)/gortprof
 
 uninstall:
-	rm -f $(DESTDIR)$(INCDIR)/gort.h $(DESTDIR)$(INCDIR)/gort_prof.h
+	rm -f $(addprefix $(DESTDIR)$(INCDIR)/,$(notdir $(wildcard include/*.h)))
 	rm -f $(DESTDIR)$(LIBDIR)/libgort.a $(DESTDIR)$(LIBDIR)/libgort.so*
 	rm -f $(DESTDIR)$(LIBDIR)/pkgconfig/gort.pc $(DESTDIR)$(BINDIR)/gortprof
 

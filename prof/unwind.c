@@ -25,15 +25,19 @@
  * from their syscall registers (a signal would make the call fail with
  * EINTR).
  *
- * Caching policy: UNW_CACHE_PER_THREAD.  The global cache is guarded by a
- * lock that a signal handler could find held by the very thread it
- * interrupted (a profiling tick during a dump's unwind), which deadlocks;
- * the per-thread cache has no lock and libunwind marks it in use, so a
- * nested unwind in a handler bypasses it instead of corrupting it.
- * UNW_CACHE_NONE would be safe too but makes every step re-parse the CFI,
- * several times slower for a 10,000-goroutine dump.  Cache misses look up
- * the FDE with dl_iterate_phdr, whose loader lock is recursive, so an
- * interrupted dl_iterate_phdr on the same thread does not deadlock us.
+ * Caching policy: UNW_CACHE_NONE.  The libunwind we build against has no
+ * per-thread cache (PER_THREAD silently becomes the global one), and the
+ * global cache's lock is held across its dl_iterate_phdr: a handler on a
+ * thread stopped inside a dl_iterate_phdr callback (holding the loader
+ * lock) then waits for the cache lock while its holder waits for the
+ * loader lock (tests/preempt_test.c, preempt_in_phdr_callback, hung 5 runs
+ * in 5).  Without the cache each libunwind step re-parses the CFI; recipes
+ * (cfi.c) do the bulk of every walk, so it costs little.
+ * dl_iterate_phdr itself is not async-signal-safe either: a thread stopped
+ * inside libc's lock or unlock of the loader lock would wait for itself.
+ * gort__unwind_sigctx therefore uses no libunwind when the interrupted PC
+ * is in libc or the loader (sysmon/preempt.c classifies PCs; its
+ * preemption check stops at such a PC before unwinding).
  *
  * Rejected: frame-pointer walking (fast, but user code built without frame
  * pointers would end the walk at its first frame); backtrace(3) (cannot
@@ -55,7 +59,7 @@
 
 static pthread_once_t unwind_once = PTHREAD_ONCE_INIT;
 
-static void unwind_init_once(void) { unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD); }
+static void unwind_init_once(void) { unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_NONE); }
 
 void gort__unwind_init(void) { pthread_once(&unwind_once, unwind_init_once); }
 
@@ -226,6 +230,14 @@ static int fast_walk(uregs_t *rs, bool *exact, uintptr_t lo, uintptr_t hi, uintp
     return n;
 }
 
+/* Recipes alone, from a signal context (exact first PC). */
+static int recipe_walk_only(uregs_t *rs, uintptr_t lo, uintptr_t hi, uintptr_t *pcs, int max)
+{
+    bool exact = true, fallback;
+    int skip = 0;
+    return fast_walk(rs, &exact, lo, hi, pcs, max, &skip, false, &fallback);
+}
+
 /* Recipes, then libunwind from wherever they stopped.  uctx: the signal
  * context rs came from, used if the fallback is at the first frame. */
 static int walk_regs(uregs_t *rs, bool exact, uintptr_t lo, uintptr_t hi, void *uctx, uintptr_t *pcs, int max,
@@ -275,6 +287,8 @@ static bool known_stack(uintptr_t sp, uintptr_t *lo, uintptr_t *hi)
 
 static bool may_compute(void) { return atomic_load_explicit(&gort__panicking, memory_order_relaxed) == 0; }
 
+bool gort__pc_in_unsafe_module(uintptr_t pc); /* sysmon/preempt.c */
+
 int gort__unwind_sigctx(void *uctx, uintptr_t *pcs, int max)
 {
     if (!uctx || max <= 0)
@@ -285,6 +299,18 @@ int gort__unwind_sigctx(void *uctx, uintptr_t *pcs, int max)
                   (1u << CR_NREGS) - 1};
     uintptr_t lo = 0, hi = 0;
     (void)known_stack(rs.r[CR_RSP], &lo, &hi);
+    /* libunwind finds unwind tables with dl_iterate_phdr, whose loader
+     * lock is recursive but not async-signal-safe: a thread stopped inside
+     * libc's lock or unlock of it (owner not yet or no longer set) blocks
+     * for ever on its own lock.  So no libunwind when the interrupted PC
+     * is in libc or the loader: recipes only, and a miss ends the walk
+     * (the PC is queued, so later samples there are whole). */
+    if (gort__pc_in_unsafe_module(rs.r[CR_RIP])) {
+        int n = lo < hi ? recipe_walk_only(&rs, lo, hi, pcs, max) : 0;
+        if (n == 0)
+            pcs[n++] = (uintptr_t)g[REG_RIP];
+        return n;
+    }
     return walk_regs(&rs, true, lo, hi, uctx, pcs, max, 0, false);
 }
 

@@ -59,6 +59,8 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
+void gort__unwind_init(void); /* prof/unwind.c */
+
 /* Read by preempt_amd64.S. */
 uint64_t gort__xsave_size = 512;
 int32_t gort__have_xsave;
@@ -97,6 +99,10 @@ static int classify_name(const char *path)
     static const char *const unsafe[] = {
         "libc.so", "libc-", "ld-linux", "ld64.so", "libpthread", "libunwind", "libdw.so", "libdw-",
         "libelf", "libz.so", "liblzma", "libbz2", "libzstd", "libgcc_s", "libstdc++",
+        /* Sanitizer runtimes: their allocators keep per-thread caches, so
+         * a goroutine moved out of one leaves it mid-update for the next
+         * goroutine on the thread (ASan's CHECK on kAllocBegMagic). */
+        "libasan", "libtsan", "libubsan", "liblsan", "libhwasan",
     };
     if (strstr(base, "libgort"))
         return MC_RUNTIME;
@@ -186,6 +192,8 @@ static int classify_pc(uintptr_t pc)
 
 bool gort__pc_is_runtime(uintptr_t pc);
 bool gort__pc_is_runtime(uintptr_t pc) { return classify_pc(pc) == MC_RUNTIME; }
+bool gort__pc_in_unsafe_module(uintptr_t pc);
+bool gort__pc_in_unsafe_module(uintptr_t pc) { return classify_pc(pc) == MC_UNSAFE; }
 
 enum { SAFE = 0, UNSAFE_RUNTIME, UNSAFE_FRAME, UNSAFE_NOPREEMPT };
 
@@ -354,7 +362,7 @@ void gort__preempt_init(void)
     if (e)
         snprintf(unsafe_extra, sizeof unsafe_extra, "%s", e);
     xsave_init();
-    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+    gort__unwind_init(); /* caching policy: see prof/unwind.c */
     gort__preempt_refresh_modules();
     gort__signal_install(SIGURG, sigurg_handler, 0);
 }

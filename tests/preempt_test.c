@@ -4,6 +4,7 @@
  * preemption is a hang: a spinning goroutine that never lets go.
  */
 #include <errno.h>
+#include <link.h>
 #include <fenv.h>
 #include <poll.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "runtime.h"
+#include "gort_prof.h"
 #include "test.h"
 
 static _Atomic int stop;
@@ -213,6 +215,81 @@ static void test_malloc_printf_hammer(void)
     /* Preemptions both happened and were refused inside libc. */
     CU_ASSERT_TRUE(stat_of(r.out, "preempt_done=") >= 1);
     CU_ASSERT_TRUE(stat_of(r.out, "unsafe_frame=") >= 1);
+    gt_child_free(&r);
+}
+
+/* ---- preemption and profiling while goroutines sit in dl_iterate_phdr ----
+ *
+ * Checking whether a goroutine may be preempted unwinds its stack in the
+ * SIGURG handler.  libunwind's global cache lock, held across its own
+ * dl_iterate_phdr, once formed a cycle with the loader lock held by a
+ * goroutine interrupted inside a dl_iterate_phdr callback: two threads
+ * each waited for the other's lock, for ever. */
+
+static _Atomic int phdr_stop;
+static _Atomic long phdr_calls;
+static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    volatile unsigned long *acc = arg;
+    for (int i = 0; i < 2000; i++) /* user code, inside the loader lock */
+        *acc += (unsigned long)info->dlpi_addr + (unsigned long)i;
+    return 0;
+}
+static void phdr_walker(void *a)
+{
+    gort_waitgroup *wg = a;
+    volatile unsigned long acc = 0;
+    while (!atomic_load(&phdr_stop)) {
+        dl_iterate_phdr(phdr_cb, (void *)&acc);
+        atomic_fetch_add(&phdr_calls, 1);
+    }
+    gort_wg_done(wg);
+}
+static __attribute__((noinline)) unsigned long phdr_deep(int n, unsigned long x)
+{
+    if (n == 0) {
+        for (int i = 0; i < 1000; i++)
+            x = x * 6364136223846793005UL + 1442695040888963407UL;
+        return x;
+    }
+    return phdr_deep(n - 1, x + (unsigned long)n) ^ (unsigned long)n;
+}
+static void phdr_spinner(void *a)
+{
+    gort_waitgroup *wg = a;
+    volatile unsigned long x = 0;
+    while (!atomic_load(&phdr_stop))
+        x += phdr_deep(20, x);
+    gort_wg_done(wg);
+}
+static void phdr_body(void *a)
+{
+    (void)a;
+    gort_waitgroup wg = {0};
+    gort_cpuprofile_start("/dev/null", 1000);
+    gort_wg_add(&wg, 8);
+    for (int i = 0; i < 4; i++) {
+        gort_go(phdr_walker, &wg);
+        gort_go(phdr_spinner, &wg);
+    }
+    gort_sleep(1500LL * 1000 * 1000);
+    atomic_store(&phdr_stop, 1);
+    gort_wg_wait(&wg);
+    gort_cpuprofile_stop();
+    printf("phdr done calls=%ld\n", atomic_load(&phdr_calls));
+    print_stats();
+}
+GT_CHILD(phdr) { gort_main(phdr_body, NULL); }
+
+static void test_preempt_in_phdr_callback(void)
+{
+    const char *env[] = {"GORT_MAXPROCS=2", "GORT_SLICE_US=100", NULL};
+    gt_child_result r;
+    CU_ASSERT_EQUAL_FATAL(gt_child_run("phdr", env, 60, &r), 0);
+    CU_ASSERT_FALSE(r.timed_out);
+    CU_ASSERT_TRUE(gt_contains(r.out, "phdr done"));
+    CU_ASSERT_TRUE(stat_of(r.out, "preempt_done=") >= 1);
     gt_child_free(&r);
 }
 
@@ -496,6 +573,7 @@ GT_SUITE(preempt,
          {"vector_state_bit_identical", test_vector_state_bit_identical},
          {"red_zone", test_red_zone},
          {"malloc_printf_hammer", test_malloc_printf_hammer},
+         {"preempt_in_phdr_callback", test_preempt_in_phdr_callback},
          {"blocked_nanosleep", test_blocked_nanosleep},
          {"no_eintr", test_no_eintr},
          {"sigurg_forwarded", test_sigurg_forwarded},

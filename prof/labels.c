@@ -25,10 +25,14 @@
 #include "gort_prof.h"
 #include "profiles.h"
 
+_Atomic int64_t gort__labels_live; /* sets allocated and not freed (tests) */
+
 void gort__labels_unref(gort_labels_t *l)
 {
-    if (l && atomic_fetch_sub_explicit(&l->ref, 1, memory_order_acq_rel) == 1)
+    if (l && atomic_fetch_sub_explicit(&l->ref, 1, memory_order_acq_rel) == 1) {
+        atomic_fetch_sub_explicit(&gort__labels_live, 1, memory_order_relaxed);
         free(l);
+    }
 }
 
 static gort_labels_t *load(gort_g_t *gp) { return __atomic_load_n(&gp->labels, __ATOMIC_RELAXED); }
@@ -92,6 +96,7 @@ static gort_labels_t *merge(const gort_labels_t *base, const char *const *kv, in
     gort_labels_t *l = malloc(head + bytes);
     if (!l)
         gort__throw("out of memory for profiler labels");
+    atomic_fetch_add_explicit(&gort__labels_live, 1, memory_order_relaxed);
     char *s = (char *)l + head;
     atomic_init(&l->ref, 1);
     l->n = m;
@@ -138,8 +143,10 @@ void gort_label_do(const char *const *kv, int n, void (*fn)(void *), void *arg)
         fn(arg);
         return;
     }
+    /* The goroutine's reference to old stays counted while fn runs with
+     * the merged set, and goes back to the goroutine after: no ref here
+     * (one leaked a label set per call). */
     gort_labels_t *old = load(gp);
-    gort__labels_ref(old); /* ours until restored */
     store(gp, merge(old, kv, n > 0 ? n : 0));
     fn(arg);
     gp = gort__getg(); /* the same goroutine, perhaps on another M */

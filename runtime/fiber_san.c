@@ -87,7 +87,7 @@ void gort__san_g_to_g0(gort_m_t *m, gort_g_t *gp, bool dying)
     (void)dying;
 #if defined(GORT_ASAN)
     __sanitizer_start_switch_fiber(dying ? NULL : &gp->asan_fake_stack, (void *)m->g0lo,
-                                   m->g0hi - m->g0lo);
+                                   m->g0top - m->g0lo);
 #endif
 #if defined(GORT_TSAN)
     __tsan_switch_to_fiber(m->tsan_g0_fiber, 0);

@@ -129,6 +129,7 @@ static void *mstart(void *arg)
     }
     m->g0hi = sp;
     m->g0lo = (uintptr_t)stackaddr;
+    m->g0top = stackaddr ? (uintptr_t)stackaddr + stacksize : sp;
     m->g0sp = (void *)sp;
     gort__minit(m);
     gort_ctx_t unused;

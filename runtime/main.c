@@ -228,6 +228,7 @@ int gort_main(void (*fn)(void *), void *arg)
     m->g0sp = (void *)sp;
     m->g0hi = sp;
     m->g0lo = (uintptr_t)stackaddr;
+    m->g0top = stackaddr ? (uintptr_t)stackaddr + stacksize : sp;
     gort__minit(m);
 
     atomic_store(&gort__sched.main_done, 0);

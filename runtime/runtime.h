@@ -214,6 +214,10 @@ struct gort_m {
     pthread_t thread;
     void *g0sp;               /* top of this M's scheduler stack; const */
     uintptr_t g0lo, g0hi;     /* bounds of the scheduler stack; const */
+    uintptr_t g0top;          /* top of the thread's whole stack (g0 runs
+                               * below the thread's first frames): what
+                               * ASan is told, since gort_main returns
+                               * into those frames */
     gort_g_t *curg;           /* G running on this M; written by this M */
     gort_p_t *p;              /* attached P; written by this M */
     gort_p_t *nextp;          /* P handed over by startm, under note */

@@ -246,7 +246,9 @@ static double run_split(int procs, tally_t *t, bool check_go, bool final)
     if (!(r.exited && r.status == 0))
         fprintf(stderr, "%s\n", r.out);
     long long cpu = 0;
-    sscanf(r.out, "cpu_ns %lld", &cpu);
+    const char *cl = strstr(r.out, "cpu_ns "); /* a sanitizer may have printed first */
+    if (cl)
+        sscanf(cl, "cpu_ns %lld", &cpu);
     gt_child_free(&r);
     gort__pprof_t *p = read_profile(out);
     CU_ASSERT_PTR_NOT_NULL_FATAL(p);

@@ -329,8 +329,18 @@ static void test_divide_by_zero(void)
 
 static void test_foreign_thread(void)
 {
+#if defined(GORT_ASAN)
+    /* The report's fault recovery siglongjmps out of a nested SIGSEGV on
+     * the signal stack; ASan's no-return unpoisoning then reports its own
+     * sigaltstack call as a stack-buffer-overflow.  docs/reliability.md. */
+    printf("skipped under ASan ");
+    return;
+#endif
     gt_child_result r;
-    run("crash_thread", NULL, &r);
+    /* A foreign thread's fault goes to the handler that was there before
+     * ours; under a sanitizer that is its own, so keep it out of the way. */
+    const char *env[] = {"ASAN_OPTIONS=handle_segv=0", NULL};
+    run("crash_thread", env, &r);
     CU_ASSERT_TRUE(r.exited && r.status == 2);
     CU_ASSERT_TRUE(gt_first_line_is(r.out, "fatal error: unexpected signal during runtime execution"));
     CU_ASSERT_TRUE(gt_contains(r.out, "[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x"));

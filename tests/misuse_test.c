@@ -189,6 +189,7 @@ static void timer_alive(void *a)
     gort_timer *t = gort_timer_new(30 * 1000000LL);
     int64_t when;
     gort_chan_recv(gort_timer_chan(t), &when);
+    gort_timer_free(t);
     gort_sleep(10 * 1000000LL);
     printf("timer-ok\n");
     fflush(stdout);

@@ -362,15 +362,26 @@ static void labels_body(void *arg)
     CU_ASSERT(ok);
     CU_ASSERT_PTR_NULL(gort_label_get("b"));
     CU_ASSERT_PTR_NULL(gort_label_get("c")); /* do restores the set */
+    int base = gort_numgoroutine();
     gort_wg_add(&lwg, 1);
     gort_go(label_child, NULL);
     gort_wg_wait(&lwg);
+    gt_settle_goroutines(base, 5000); /* the child has exited: labels released */
     CU_ASSERT(child_ok);
     gort_label_set("a", NULL);
     CU_ASSERT_PTR_NULL(gort_label_get("a"));
 }
 
-static void test_labels(void) { GT_RUN(labels_body, NULL); }
+extern _Atomic int64_t gort__labels_live; /* prof/labels.c */
+static void test_labels(void)
+{
+    int64_t live0 = atomic_load(&gort__labels_live);
+    GT_RUN(labels_body, NULL);
+    /* Every set made (by set, do and inheritance) was freed again: the
+     * body ends with no labels and its child has exited.  gort_label_do
+     * once kept an extra reference to the set it restored. */
+    CU_ASSERT_EQUAL(atomic_load(&gort__labels_live), live0);
+}
 
 GT_SUITE(profiles,
          {"labels", test_labels},

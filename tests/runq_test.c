@@ -116,6 +116,9 @@ static void test_runq_contention(void)
             bad++;
     CU_ASSERT_EQUAL(bad, 0);
     (void)overflowed;
+    for (int i = 0; i < NSTEAL; i++)
+        free(sa[i].p);
+    free(c.owner);
     free(c.gs);
     free((void *)c.seen);
 }

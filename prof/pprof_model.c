@@ -487,9 +487,14 @@ int gort__pprof_add_sample(gort__pprof_t *p, const uint32_t *loc, uint32_t nloc,
     s->label = gort__pprof_alloc(p, nlabel * sizeof *label);
     if (!s->loc || !s->value || !s->label)
         return -ENOMEM;
-    memcpy(s->loc, loc, nloc * sizeof *loc);
-    memcpy(s->value, value, p->nsample_type * sizeof *value);
-    memcpy(s->label, label, nlabel * sizeof *label);
+    /* loc or label may be NULL when their count is 0 (memcpy's arguments
+     * must not be, even for 0 bytes: UBSan). */
+    if (nloc)
+        memcpy(s->loc, loc, nloc * sizeof *loc);
+    if (p->nsample_type)
+        memcpy(s->value, value, p->nsample_type * sizeof *value);
+    if (nlabel)
+        memcpy(s->label, label, nlabel * sizeof *label);
     s->nloc = nloc;
     s->nlabel = nlabel;
     *slot = (uint32_t)p->nsample + 1;

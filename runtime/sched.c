@@ -732,8 +732,10 @@ void gort__ready(gort_g_t *gp, bool next)
     if (m && m->readybatch) {
         /* Timers that expired together: the earliest runs next, the rest
          * queue behind in deadline order instead of each displacing the
-         * previous one from runnext. */
-        next = next && m->readybatch == 1;
+         * previous one from runnext.  And runnext only if nothing waits:
+         * the first of a later batch must not jump the queued rest of an
+         * earlier one (sched/sleep_order caught that under ASan). */
+        next = next && m->readybatch == 1 && m->p && gort__runqempty(m->p);
         m->readybatch++;
     }
     if (m && m->p) {

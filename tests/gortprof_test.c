@@ -11,6 +11,7 @@
  * Tests that need go or chromium print why and pass when they are missing
  * (CI installs both).
  */
+#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,22 @@
 
 static char tmpdir[64];
 
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+/* The scratch directory goes when the test binary exits. */
+static void rm_tmpdir(void)
+{
+    if (tmpdir[0])
+        nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static const char *tmp(const char *name)
 {
     static char buf[4][256];
@@ -32,6 +49,7 @@ static const char *tmp(const char *name)
         strcpy(tmpdir, "/tmp/gortprof-test-XXXXXX");
         if (!mkdtemp(tmpdir))
             abort();
+        atexit(rm_tmpdir);
     }
     char *b = buf[k++ & 3];
     snprintf(b, 256, "%s/%s", tmpdir, name);

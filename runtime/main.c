@@ -211,8 +211,8 @@ int gort_main(void (*fn)(void *), void *arg)
     atomic_store(&m->locks, 0);
     atomic_store(&m->pstate, 0);
     gort__noteclear(&m->park);
-    gort__sched.main_m = m;
     gort__lock(&gort__sched.lock);
+    gort__sched.main_m = m;
     gort__sched.mcount++;
     gort__unlock(&gort__sched.lock);
 
@@ -252,10 +252,10 @@ int gort_main(void (*fn)(void *), void *arg)
     }
     gort__lock(&gort__sched.lock);
     gort__sched.mcount--;
+    gort__sched.main_m = NULL; /* under the lock: wake_main_thread reads it */
     gort__unlock(&gort__sched.lock);
     gort__munsetup(m);
     m->is_main_thread = false;
-    gort__sched.main_m = NULL;
     atomic_store(&gort__sched.main_running, 0);
     return 0;
 }

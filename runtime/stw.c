@@ -218,9 +218,17 @@ void gort__main_exit_on_g(void)
 
 static void wake_main_thread(void)
 {
-    gort_m_t *mm = gort__sched.main_m;
     bool found = false;
     gort__lock(&gort__sched.lock);
+    /* Under the lock: the main thread may have seen main_done on its own
+     * (stopm checks it) and be returning from gort_main, which clears
+     * main_m under the same lock.  Read before the lock, it could be NULL
+     * by the time we used it (TSan saw the race). */
+    gort_m_t *mm = gort__sched.main_m;
+    if (!mm) {
+        gort__unlock(&gort__sched.lock);
+        return;
+    }
     for (gort_m_t **pm = &gort__sched.midle; *pm; pm = &(*pm)->schedlink) {
         if (*pm == mm) {
             *pm = mm->schedlink;

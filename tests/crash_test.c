@@ -19,6 +19,9 @@
 
 #include "test.h"
 
+/* The faults below are the point: UBSan would report them first. */
+#define NO_UBSAN __attribute__((no_sanitize_undefined))
+
 #define BARRIER() __asm__ volatile("" ::: "memory")
 
 static int *volatile nullp;
@@ -66,14 +69,14 @@ static void quit_body(void *arg)
 }
 GT_CHILD(crash_quit) { gort_main(quit_body, NULL); }
 
-__attribute__((noinline)) static void null_writer(void)
+__attribute__((noinline)) NO_UBSAN static void null_writer(void)
 {
     say("line %ld\n", __LINE__ + 1);
     *nullp = 1;
     BARRIER();
 }
 
-__attribute__((noinline)) static void null_goroutine(void *arg)
+__attribute__((noinline)) NO_UBSAN static void null_goroutine(void *arg)
 {
     (void)arg;
     say("goid %ld\n", (long)gort_self());
@@ -119,7 +122,7 @@ static void overflow_body(void *arg)
 }
 GT_CHILD(crash_overflow) { gort_main(overflow_body, NULL); }
 
-__attribute__((noinline)) static void divide_goroutine(void *arg)
+__attribute__((noinline)) NO_UBSAN static void divide_goroutine(void *arg)
 {
     (void)arg;
     volatile int zero = 0, one = 1;
@@ -136,7 +139,7 @@ static void divide_body(void *arg)
 }
 GT_CHILD(crash_divide) { gort_main(divide_body, NULL); }
 
-__attribute__((noinline)) static void *bad_thread_fn(void *arg)
+__attribute__((noinline)) NO_UBSAN static void *bad_thread_fn(void *arg)
 {
     (void)arg;
     *nullp = 2;
@@ -158,7 +161,7 @@ GT_CHILD(crash_thread) { gort_main(thread_body, NULL); }
 
 /* stderr becomes a pipe nobody reads, already full: the report cannot be
  * written, and the watchdog must end the process anyway. */
-static void stuck_body(void *arg)
+NO_UBSAN static void stuck_body(void *arg)
 {
     (void)arg;
     no_core();

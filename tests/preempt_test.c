@@ -76,6 +76,52 @@ static void test_spinner_does_not_starve(void)
     gt_child_free(&r);
 }
 
+/* ---- nor thousands of new goroutines queued behind it ----
+ *
+ * A preempted goroutine once went to the tail of its P's local queue.
+ * Alone there, it was taken straight back, and the 20,000 goroutines in
+ * the global queue got one turn per 61 scheduling rounds: hundreds of
+ * thousands of spinner slices.  Queued globally (as in Go) it lines up
+ * behind them, and they all run within a few slices. */
+
+#define MANY_N 20000
+static gort_waitgroup many_wg;
+static _Atomic int many_ran;
+static void many_leaf(void *a)
+{
+    (void)a;
+    atomic_fetch_add(&many_ran, 1);
+    gort_wg_done(&many_wg);
+}
+static void starve_many_body(void *a)
+{
+    (void)a;
+    gort_go(spinner, NULL);
+    gort_yield(); /* the spinner is running */
+    gort_wg_add(&many_wg, MANY_N);
+    for (int i = 0; i < MANY_N; i++)
+        gort_go(many_leaf, NULL);
+    gort_wg_wait(&many_wg);
+    atomic_store(&stop, 1);
+    printf("ran=%d\n", atomic_load(&many_ran));
+    print_stats();
+}
+GT_CHILD(starve_many) { gort_main(starve_many_body, NULL); }
+
+static void test_spinner_does_not_starve_many(void)
+{
+    const char *env[] = {"GORT_MAXPROCS=1", NULL};
+    gt_child_result r;
+    CU_ASSERT_EQUAL_FATAL(gt_child_run("starve_many", env, 120, &r), 0);
+    CU_ASSERT_FALSE(r.timed_out);
+    CU_ASSERT_TRUE(gt_contains(r.out, "ran=20000\n"));
+    /* Each preemption is one spinner slice the others waited through. */
+    CU_ASSERT_TRUE(stat_of(r.out, "preempt_done=") <= 50);
+    if (!gt_contains(r.out, "ran=20000\n") || stat_of(r.out, "preempt_done=") > 50)
+        fprintf(stderr, "\n  starve_many: %s\n", r.out);
+    gt_child_free(&r);
+}
+
 /* ---- floating-point and vector state survive preemption ---- */
 
 /* Built -O3 -march=native (see the Makefile): the loops below keep their
@@ -570,6 +616,7 @@ static void test_main_returns_after_revoke(void)
 
 GT_SUITE(preempt,
          {"spinner_does_not_starve", test_spinner_does_not_starve},
+         {"spinner_does_not_starve_many", test_spinner_does_not_starve_many},
          {"vector_state_bit_identical", test_vector_state_bit_identical},
          {"red_zone", test_red_zone},
          {"malloc_printf_hammer", test_malloc_printf_hammer},

@@ -35,9 +35,11 @@
 #define NCHAN 4
 #define PRODUCERS 4 /* per channel */
 #define CONSUMERS 4
+#define CHURN_SPAWNERS 50
+#define CHURN_EACH 2000 /* 100,000 short goroutines per wave */
 #define LOCKERS 16
 #define LOCKS_EACH 2000
-#define SPINNERS 2
+#define SPINNERS 1 /* leaves a P for the rest whenever procs > 1 */
 #define SLEEPERS 8
 
 static atomic_uint_fast64_t total_goroutines, total_messages, total_selects, total_timeouts;
@@ -175,6 +177,29 @@ static void locker(void *arg)
 
 /* ---- spinners and sleepers ---- */
 
+/* ---- churn: many short goroutines, each counted exactly once ---- */
+
+typedef struct {
+    gort_waitgroup wg;
+    _Atomic long sum, ran;
+} churnjob_t;
+
+static void churn_leaf(void *arg)
+{
+    churnjob_t *j = arg;
+    atomic_fetch_add_explicit(&j->ran, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&j->sum, (long)gort_self(), memory_order_relaxed);
+    gort_wg_done(&j->wg);
+}
+
+static void churn_spawner(void *arg)
+{
+    churnjob_t *j = arg;
+    for (int i = 0; i < CHURN_EACH; i++)
+        spawn(churn_leaf, j); /* wg counted by the wave up front */
+    gort_wg_done(&j->wg);
+}
+
 static _Atomic int spin_stop;
 static void spinner(void *arg)
 {
@@ -229,6 +254,11 @@ static void wave(int n)
     gort_wg_add(&lj.wg, LOCKERS);
     for (int i = 0; i < LOCKERS; i++)
         spawn(locker, &lj);
+    static churnjob_t chj;
+    memset(&chj, 0, sizeof chj);
+    gort_wg_add(&chj.wg, CHURN_SPAWNERS * (1 + CHURN_EACH));
+    for (int i = 0; i < CHURN_SPAWNERS; i++)
+        spawn(churn_spawner, &chj);
     gort_waitgroup spin_wg = {0}, sleep_wg = {0};
     atomic_store(&spin_stop, 0);
     gort_wg_add(&spin_wg, SPINNERS);
@@ -271,6 +301,11 @@ static void wave(int n)
         gort_chan_free(cj[c].ch);
     }
     gort_wg_wait(&sj.wg);
+    gort_wg_wait(&chj.wg);
+    if (chj.ran != (long)CHURN_SPAWNERS * CHURN_EACH)
+        fail("churn goroutines run", chj.ran, (long)CHURN_SPAWNERS * CHURN_EACH);
+    if (chj.sum <= 0)
+        fail("churn goroutine ids", chj.sum, 0);
     gort_wg_wait(&lj.wg);
     if (lj.counter != (long)LOCKERS * LOCKS_EACH)
         fail("mutex counter", lj.counter, (long)LOCKERS * LOCKS_EACH);

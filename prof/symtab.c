@@ -82,6 +82,7 @@ typedef struct range {
 } range_t;
 typedef struct ranges {
     int n;
+    struct ranges *retired; /* the index this one replaced (see scan_modules) */
     range_t r[];
 } ranges_t;
 
@@ -505,7 +506,7 @@ static int range_cmp(const void *a, const void *b)
 static ranges_t *ranges_publishable(range_t *r, int n)
 {
     qsort(r, (size_t)n, sizeof *r, range_cmp);
-    ranges_t *out = malloc(sizeof *out + (size_t)n * sizeof(range_t));
+    ranges_t *out = calloc(1, sizeof *out + (size_t)n * sizeof(range_t));
     if (!out)
         return NULL;
     int w = 0;
@@ -623,8 +624,19 @@ static bool scan_modules(void)
         }
     }
     ranges_t *idx = s.segs ? ranges_publishable(s.segs, s.n) : NULL;
-    if (idx)
-        atomic_store_explicit(&mod_index, idx, memory_order_release);
+    if (idx) {
+        /* Readers take the index without a lock, so a replaced one is
+         * never freed: it is chained to its successor (reachable, and
+         * counted).  An unchanged scan, the common case, publishes
+         * nothing (each profile once leaked a copy). */
+        ranges_t *old = atomic_load_explicit(&mod_index, memory_order_acquire);
+        if (old && old->n == idx->n && !memcmp(old->r, idx->r, (size_t)idx->n * sizeof idx->r[0])) {
+            free(idx);
+        } else {
+            idx->retired = old;
+            atomic_store_explicit(&mod_index, idx, memory_order_release);
+        }
+    }
     free(s.segs);
     free(s.live);
     return after > before;

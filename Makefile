@@ -2,7 +2,8 @@
 # -MMD dependency file, so a header change rebuilds what includes it.
 #
 #   make                 build/libgort.a, build/libgort.so, build/gortprof
-#   make test            build and run the CUnit suites
+#   make test            the CUnit suites, the install check, san-soak
+#   make san-soak        the soak for SAN_SOAK_SECONDS under ASan, then UBSan
 #   make bench           build/gort-bench (the Go peer's workloads)
 #   make demo            the parallel demo, its profile and a goroutine dump
 #   make install         headers, both libraries, gort.pc, gortprof (PREFIX, DESTDIR)
@@ -79,7 +80,7 @@ TESTB := $(BUILD)/gort-test
 STRESSB := $(BUILD)/gort-stress
 BENCHB := $(BUILD)/gort-bench
 
-.PHONY: all lib tool test bench examples install uninstall clean asan tsan ubsan \
+.PHONY: all lib tool test bench examples install uninstall clean asan tsan ubsan san-soak \
         valgrind soak stress demo fuzz
 
 all: lib tool
@@ -151,9 +152,15 @@ demo: $(BUILD)/examples/demo tool
 	$(BUILD)/examples/demo $(abspath $(BUILD))/demo.prof $(abspath $(TOOL))
 
 # GORT_TEST_SCALE scales the stress suites (1 = CI size).
+# Under a sanitizer (make asan/tsan/ubsan) only the suites run; the plain
+# `make test` (CI's command) also checks make install and runs the soak
+# briefly under ASan and UBSan (san-soak).
 test: $(TESTB) $(TOOL)
 	GORT_TEST_BIN=$(abspath $(TESTB)) GORTPROF=$(abspath $(TOOL)) $(TESTB)
+ifeq ($(SANITIZER),)
 	tests/install_check.sh
+	$(MAKE) --no-print-directory san-soak
+endif
 
 bench: $(BENCHB)
 
@@ -165,6 +172,13 @@ DURATION ?= 60
 REPORT ?= 10
 soak: $(STRESSB)
 	$(STRESSB) $(DURATION) --report-every $(REPORT)
+
+# The soak, short, built with ASan and then with UBSan (CI runs it through
+# make test): every mechanism at once under both sanitizers.
+SAN_SOAK_SECONDS ?= 15
+san-soak:
+	$(MAKE) --no-print-directory SANITIZER=address soak DURATION=$(SAN_SOAK_SECONDS) REPORT=5
+	$(MAKE) --no-print-directory SANITIZER=undefined soak DURATION=$(SAN_SOAK_SECONDS) REPORT=5
 
 # The suites valgrind runs (it is ~50x slower; children are traced too;
 # the stack suite's million goroutines would need ~20 GiB under it).
@@ -197,7 +211,7 @@ fuzz: $(FUZZ_BIN)
 asan:
 	$(MAKE) SANITIZER=address test
 tsan:
-	$(MAKE) SANITIZER=thread test
+	TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp) $$TSAN_OPTIONS" $(MAKE) SANITIZER=thread test
 ubsan:
 	$(MAKE) SANITIZER=undefined test
 

@@ -73,6 +73,7 @@ void gort__san_g0_to_g(gort_m_t *m, gort_g_t *gp)
 void gort__san_after_g0_to_g(gort_g_t *gp)
 {
     (void)gp;
+    atomic_store_explicit(&gort__getm()->ing, 1, memory_order_relaxed); /* see m->ing */
 #if defined(GORT_ASAN)
     __sanitizer_finish_switch_fiber(gp->asan_fake_stack, NULL, NULL);
 #endif
@@ -82,9 +83,11 @@ void gort__san_after_g0_to_g(gort_g_t *gp)
  * reused, so ASan must drop its fake stack. */
 void gort__san_g_to_g0(gort_m_t *m, gort_g_t *gp, bool dying)
 {
-    (void)m;
     (void)gp;
     (void)dying;
+    /* Not a sanitizer matter, but this is the one place every switch to
+     * g0 passes: see m->ing. */
+    atomic_store_explicit(&m->ing, 0, memory_order_relaxed);
 #if defined(GORT_ASAN)
     __sanitizer_start_switch_fiber(dying ? NULL : &gp->asan_fake_stack, (void *)m->g0lo,
                                    m->g0top - m->g0lo);

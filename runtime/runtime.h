@@ -239,6 +239,11 @@ struct gort_m {
     uint64_t randseed;        /* gort__fastrand state; this M only */
     int32_t readybatch;       /* check_timers: 1 + readies so far in a batch */
     gort_note_t park;         /* sleep here when idle */
+    _Atomic uint32_t ing;     /* 1 while a goroutine's own code runs here:
+                               * from its resume (gort__san_after_g0_to_g)
+                               * to its next switch to g0.  sysmon revokes
+                               * a P only then, never while the M is in
+                               * the scheduler (execute, say) */
     gort_m_t *schedlink;      /* idle list; under sched.lock */
     gort_m_t *alllink;        /* all Ms; append-only, under sched.allm_lock */
     gort_g_t *lockedg;        /* G locked to this M */

@@ -185,7 +185,7 @@ static int revoke_p(gort_p_t *pp, pdata_t *pd, int64_t now)
     gort_g_t *gp = m ? m->curg : NULL;
     if (!have_membarrier || !gp || m == sysmon_m)
         return 0;
-    if (atomic_load(&gp->status) != G_RUNNING || gp->inrt || atomic_load(&m->locks))
+    if (atomic_load(&gp->status) != G_RUNNING || gp->inrt || atomic_load(&m->locks) || !atomic_load(&m->ing))
         return 0;
     if (!p_has_other_work(pp, now) || !thread_sleeping(m->tid))
         return 0;
@@ -193,7 +193,7 @@ static int revoke_p(gort_p_t *pp, pdata_t *pd, int64_t now)
     if (!atomic_compare_exchange_strong(&m->pstate, &zero, 1))
         return 0;
     syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
-    if (gp->inrt || atomic_load(&m->locks) || m->curg != gp || pp->m != m ||
+    if (gp->inrt || atomic_load(&m->locks) || !atomic_load(&m->ing) || m->curg != gp || pp->m != m ||
         atomic_load(&pp->status) != P_RUNNING || atomic_load(&pp->schedtick) != pd->schedtick ||
         atomic_load(&gp->status) != G_RUNNING || gort__thread_cputime(m) - pd->cpu > ROUND_MIN_NS / 8) {
         atomic_store(&m->pstate, 0);

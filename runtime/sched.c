@@ -171,13 +171,13 @@ void gort__stopm(void)
         if (m->nextp)
             break;
         /* Woken with nothing to do: a wake-up meant for an earlier exit of
-         * the main goroutine (see wake_main_thread).  Go back to sleep,
-         * on midle again if the waker took us off it. */
+         * the main goroutine (see wake_main_thread).  Go back to sleep.
+         * If someone took us off midle meanwhile (blocked cleared under
+         * the lock), their own wake-up is on its way: startm stores
+         * nextp after it unlocks.  Putting ourselves back on midle then
+         * listed a running M as idle, and a second startm handed it
+         * another P. */
         gort__lock(&gort__sched.lock);
-        if (!m->blocked) {
-            mput(m);
-            m->blocked = true;
-        }
         if (main_exit_pending_locked(m)) {
             m->blocked = false;
             gort__unlock(&gort__sched.lock);
@@ -346,14 +346,8 @@ void gort__stoplockedm(void)
         runtime_check_main_exit(m);
         if (m->nextp)
             break;
-        /* Woken with nothing to do (see stopm): sleep again, counted
-         * again if the waker uncounted us. */
-        gort__lock(&gort__sched.lock);
-        if (!m->blocked) {
-            gort__sched.nmidlelocked++;
-            m->blocked = true;
-        }
-        gort__unlock(&gort__sched.lock);
+        /* Woken with nothing to do (see stopm): sleep again.  If
+         * startlockedm uncounted us, its nextp and wake-up are coming. */
     }
     gort_p_t *pp = m->nextp;
     m->nextp = NULL;

@@ -60,7 +60,8 @@ gort_sudog_t *gort__acquire_sudog(void)
         s = pp->sudogcache;
         pp->sudogcache = s->next;
         pp->nsudogcache--;
-    } else if (sudog_free) {
+    } else {
+        /* No unlocked peek at sudog_free: it is written under the lock. */
         gort__lock(&sudog_lock);
         s = sudog_free;
         if (s)

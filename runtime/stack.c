@@ -171,10 +171,11 @@ static bool pool_pop(gort_stack_t *out)
     }
     uintptr_t slot = slab_cur;
     slab_cur += slot_size;
+    /* Under the lock: another new_slab may realloc slabs (TSan). */
+    out->guard = slabs[nslabs - 1].kind;
     gort__unlock(&pool_lock);
     out->lo = slot + GORT_PAGE_SIZE;
     out->hi = slot + slot_size;
-    out->guard = slabs[nslabs - 1].kind;
     atomic_fetch_add_explicit(&nallocated, 1, memory_order_relaxed);
     return true;
 }

@@ -55,7 +55,11 @@ static void parked_body(void *a)
 
 static void test_many_parked_few_maps(void)
 {
+#if defined(GORT_TSAN)
+    nparked = 5000; /* TSan shadows every stack page */
+#else
     nparked = 100000;
+#endif
     int before = count_maps();
     GT_RUN(parked_body, NULL);
     /* One mapping per stack would be 100,000 (200,000 with PROT_NONE

@@ -34,6 +34,37 @@ void gort__san_minit(gort_m_t *m)
 #endif
 }
 
+/* gort_main runs the scheduler on the caller's thread and comes back by
+ * jumping from deep scheduler frames to its own (m->retctx).  TSan keeps a
+ * shadow call stack per fiber and would see those frames entered and never
+ * left, round after round of gort_main, until its 65,536-frame limit
+ * (CHECK in sanitizer_stackdepot).  So the scheduler gets a fiber of its
+ * own for each round, dropped when the round ends. */
+void *gort__san_main_enter(gort_m_t *m)
+{
+    (void)m;
+#if defined(GORT_TSAN)
+    void *caller = __tsan_get_current_fiber();
+    m->tsan_g0_fiber = __tsan_create_fiber(0);
+    __tsan_switch_to_fiber(m->tsan_g0_fiber, 0);
+    return caller;
+#else
+    return NULL;
+#endif
+}
+
+void gort__san_main_leave(gort_m_t *m, void *caller)
+{
+    (void)m;
+    (void)caller;
+#if defined(GORT_TSAN)
+    void *g0f = m->tsan_g0_fiber;
+    __tsan_switch_to_fiber(caller, 0);
+    __tsan_destroy_fiber(g0f);
+    m->tsan_g0_fiber = caller;
+#endif
+}
+
 void gort__san_g_created(gort_g_t *gp)
 {
     if (RUNNING_ON_VALGRIND)

@@ -235,10 +235,12 @@ int gort_main(void (*fn)(void *), void *arg)
     gort__start_world_locked_m();
     gort__newproc(fn, arg, (uintptr_t)__builtin_return_address(0), true);
     gort__wakep();
+    void *san_caller = gort__san_main_enter(m);
     gort__mcall(&m->retctx, m->g0sp, main_sched, NULL);
 
     /* The main goroutine has returned; the world is stopped. */
     m = gort__getm();
+    gort__san_main_leave(m, san_caller);
     /* A goroutine that called gort_lock_thread while running on this
      * thread cannot keep it: the thread goes back to our caller.  Unlock
      * it, so that it runs on any thread when the next gort_main restarts

@@ -642,6 +642,9 @@ void gort__san_after_g0_to_g(gort_g_t *gp);
 void gort__san_g_to_g0(gort_m_t *m, gort_g_t *gp, bool dying);
 void gort__san_after_g_to_g0(gort_m_t *m);
 void gort__san_minit(gort_m_t *m);
+/* gort_main's scheduler stack as its own TSan fiber (returns the caller's). */
+void *gort__san_main_enter(gort_m_t *m);
+void gort__san_main_leave(gort_m_t *m, void *caller);
 void gort__san_g_created(gort_g_t *gp);
 void gort__san_g_destroyed(gort_g_t *gp);
 

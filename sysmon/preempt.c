@@ -323,7 +323,15 @@ void gort__async_preempt2(void)
      * pointer each time. */
     int *(*volatile errno_loc)(void) = __errno_location;
     int saved = *errno_loc();
+    /* Enter the runtime the way every API call does: sysmon may be
+     * revoking this M's P right now (the handler saw a P and user code,
+     * and so did sysmon's re-check).  rt_enter waits for its decision and,
+     * if the P is gone, takes the syscall-exit path to get one; without
+     * it the yield below ran the scheduler on a P that sysmon handed to
+     * another M (the soak's "acquirep: already in use"). */
+    gort_g_t *gp = gort__rt_enter();
     gort__preempt_park();
+    gort__rt_leave(gp);
     *errno_loc() = saved;
 }
 

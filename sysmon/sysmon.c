@@ -183,7 +183,10 @@ static int revoke_p(gort_p_t *pp, pdata_t *pd, int64_t now)
 {
     gort_m_t *m = pp->m;
     gort_g_t *gp = m ? m->curg : NULL;
-    if (!have_membarrier || !gp || m == sysmon_m)
+    /* Never while the world stops: the initiator counts this P as running
+     * until its M stops it (stopTheWorld found a revoked P idle, not
+     * stopped, in the soak). */
+    if (!have_membarrier || !gp || m == sysmon_m || atomic_load(&gort__sched.gcwaiting))
         return 0;
     if (atomic_load(&gp->status) != G_RUNNING || gp->inrt || atomic_load(&m->locks) || !atomic_load(&m->ing))
         return 0;
@@ -199,9 +202,14 @@ static int revoke_p(gort_p_t *pp, pdata_t *pd, int64_t now)
         atomic_store(&m->pstate, 0);
         return 0;
     }
+    uint32_t running = P_RUNNING;
+    if (atomic_load(&gort__sched.gcwaiting) ||
+        !atomic_compare_exchange_strong(&pp->status, &running, P_IDLE)) {
+        atomic_store(&m->pstate, 0);
+        return 0;
+    }
     m->p = NULL;
     pp->m = NULL;
-    atomic_store_explicit(&pp->status, P_IDLE, memory_order_release);
     atomic_store_explicit(&m->pstate, 2, memory_order_release);
     atomic_fetch_add_explicit(&stat_unwrapped, 1, memory_order_relaxed);
     revoked_add(m, now);

@@ -168,16 +168,20 @@ void gort__stopm(void)
         gort__notesleep(&m->park);
         gort__noteclear(&m->park);
         runtime_check_main_exit(m);
-        if (m->nextp)
-            break;
-        /* Woken with nothing to do: a wake-up meant for an earlier exit of
-         * the main goroutine (see wake_main_thread).  Go back to sleep.
-         * If someone took us off midle meanwhile (blocked cleared under
-         * the lock), their own wake-up is on its way: startm stores
-         * nextp after it unlocks.  Putting ourselves back on midle then
-         * listed a running M as idle, and a second startm handed it
-         * another P. */
+        /* startm sets nextp under sched.lock as it takes us off midle, so
+         * under the lock nextp and blocked agree. */
         gort__lock(&gort__sched.lock);
+        if (m->nextp) {
+            gort__unlock(&gort__sched.lock);
+            break;
+        }
+        /* Woken with nothing to do: a wake-up meant for an earlier exit of
+         * the main goroutine (see wake_main_thread).  If that waker took
+         * us off midle, go back on it; then sleep again. */
+        if (!m->blocked) {
+            mput(m);
+            m->blocked = true;
+        }
         if (main_exit_pending_locked(m)) {
             m->blocked = false;
             gort__unlock(&gort__sched.lock);
@@ -208,18 +212,22 @@ void gort__startm(gort_p_t *pp, bool spinning)
         }
     }
     gort_m_t *nm = mget();
+    if (nm) {
+        /* Under the lock, with blocked cleared by mget: a sleeper that
+         * wakes early sees both or neither (see stopm). */
+        if (nm->spinning)
+            gort__throw("startm: m is spinning");
+        if (nm->nextp)
+            gort__throw("startm: m has p");
+        nm->spinning = spinning;
+        nm->nextp = pp;
+    }
     gort__unlock(&gort__sched.lock);
     gort__sysmon_wake();
     if (!nm) {
         gort__newm(pp, spinning, NULL);
         return;
     }
-    if (nm->spinning)
-        gort__throw("startm: m is spinning");
-    if (nm->nextp)
-        gort__throw("startm: m has p");
-    nm->spinning = spinning;
-    nm->nextp = pp;
     gort__notewakeup(&nm->park);
 }
 
@@ -344,10 +352,19 @@ void gort__stoplockedm(void)
         gort__notesleep(&m->park);
         gort__noteclear(&m->park);
         runtime_check_main_exit(m);
-        if (m->nextp)
+        gort__lock(&gort__sched.lock);
+        if (m->nextp) {
+            gort__unlock(&gort__sched.lock);
             break;
-        /* Woken with nothing to do (see stopm): sleep again.  If
-         * startlockedm uncounted us, its nextp and wake-up are coming. */
+        }
+        /* Woken with nothing to do (see stopm): sleep again, counted
+         * again if a waker uncounted us.  startlockedm sets nextp under
+         * the lock as it uncounts, so that is not its doing. */
+        if (!m->blocked) {
+            gort__sched.nmidlelocked++;
+            m->blocked = true;
+        }
+        gort__unlock(&gort__sched.lock);
     }
     gort_p_t *pp = m->nextp;
     m->nextp = NULL;
@@ -363,12 +380,12 @@ void gort__startlockedm(gort_g_t *gp)
         gort__throw("startlockedm: locked to me");
     if (lm->nextp)
         gort__throw("startlockedm: m has p");
+    gort_p_t *pp = gort__releasep();
     gort__lock(&gort__sched.lock);
     gort__sched.nmidlelocked--;
     lm->blocked = false;
+    lm->nextp = pp; /* under the lock, with blocked: see stoplockedm */
     gort__unlock(&gort__sched.lock);
-    gort_p_t *pp = gort__releasep();
-    lm->nextp = pp;
     gort__notewakeup(&lm->park);
     gort__stopm();
     gort__schedule();

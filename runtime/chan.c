@@ -259,6 +259,34 @@ static inline void block_event(gort_sudog_t *sg, int64_t t0, int skip)
         gort__prof_block(t0, sg->releasetime, skip);
 }
 
+/* c->lock held: queue on q, park (unlocking c), and return how the partner
+ * or close left us.  ep is the sender's value or the receiver's slot.
+ * Inlined so that block_event's frame count (chansend/chanrecv and the
+ * API function above them) holds for both. */
+static inline __attribute__((always_inline)) int chan_park(gort_chan *c, gort_waitq_t *q, void *ep, int reason)
+{
+    gort_g_t *gp = gort__getg();
+    gort_sudog_t *sg = gort__acquire_sudog();
+    int64_t t0 = 0;
+    if (unlikely(atomic_load_explicit(&gort__block_rate, memory_order_relaxed) > 0)) {
+        t0 = gort__nanotime();
+        sg->releasetime = -1;
+    }
+    sg->elem = ep;
+    sg->g = gp;
+    sg->c = c;
+    gp->waiting = sg;
+    gp->param = NULL;
+    gort__waitq_enqueue(q, sg);
+    gort__park_unlock(&c->lock, reason);
+    gp->waiting = NULL;
+    gp->param = NULL;
+    bool ok = sg->success;
+    block_event(sg, t0, 3);
+    gort__release_sudog(sg);
+    return ok ? OP_OK : OP_CLOSED;
+}
+
 /* ---- send ---- */
 
 /* c->lock held; returns with it released.  For timer callbacks on g0. */
@@ -334,26 +362,7 @@ static __attribute__((noinline)) int chansend(gort_chan *c, const void *ep, bool
     }
 
     /* Block: our value stays on our stack until a receiver copies it. */
-    gort_g_t *gp = gort__getg();
-    sg = gort__acquire_sudog();
-    int64_t t0 = 0;
-    if (unlikely(atomic_load_explicit(&gort__block_rate, memory_order_relaxed) > 0)) {
-        t0 = gort__nanotime();
-        sg->releasetime = -1;
-    }
-    sg->elem = (void *)ep;
-    sg->g = gp;
-    sg->c = c;
-    gp->waiting = sg;
-    gp->param = NULL;
-    gort__waitq_enqueue(&c->sendq, sg);
-    gort__park_unlock(&c->lock, WR_CHAN_SEND);
-    gp->waiting = NULL;
-    gp->param = NULL;
-    bool ok = sg->success;
-    block_event(sg, t0, 3);
-    gort__release_sudog(sg);
-    return ok ? OP_OK : OP_CLOSED;
+    return chan_park(c, &c->sendq, (void *)ep, WR_CHAN_SEND);
 }
 
 /* ---- receive ---- */
@@ -405,26 +414,7 @@ static __attribute__((noinline)) int chanrecv(gort_chan *c, void *ep, bool block
         return OP_NONE;
     }
 
-    gort_g_t *gp = gort__getg();
-    sg = gort__acquire_sudog();
-    int64_t t0 = 0;
-    if (unlikely(atomic_load_explicit(&gort__block_rate, memory_order_relaxed) > 0)) {
-        t0 = gort__nanotime();
-        sg->releasetime = -1;
-    }
-    sg->elem = ep;
-    sg->g = gp;
-    sg->c = c;
-    gp->waiting = sg;
-    gp->param = NULL;
-    gort__waitq_enqueue(&c->recvq, sg);
-    gort__park_unlock(&c->lock, WR_CHAN_RECEIVE);
-    gp->waiting = NULL;
-    gp->param = NULL;
-    bool ok = sg->success;
-    block_event(sg, t0, 3);
-    gort__release_sudog(sg);
-    return ok ? OP_OK : OP_CLOSED;
+    return chan_park(c, &c->recvq, ep, WR_CHAN_RECEIVE);
 }
 
 /* ---- close ---- */

@@ -104,7 +104,7 @@ void gort__san_g0_to_g(gort_m_t *m, gort_g_t *gp)
 void gort__san_after_g0_to_g(gort_g_t *gp)
 {
     (void)gp;
-    atomic_store_explicit(&gort__getm()->ing, 1, memory_order_relaxed); /* see m->ing */
+    atomic_store_explicit(&gp->m->ing, 1, memory_order_relaxed); /* see m->ing; execute set gp->m */
 #if defined(GORT_ASAN)
     __sanitizer_finish_switch_fiber(gp->asan_fake_stack, NULL, NULL);
 #endif

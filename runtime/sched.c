@@ -160,6 +160,42 @@ static void park_note_sleep(gort_m_t *m)
         runtime_check_main_exit(m);
 }
 
+/* m is registered idle (on midle, or counted in nmidlelocked if locked)
+ * and m->blocked is set.  Sleeps until a waker hands it a P and acquires
+ * it.  Wakers (startm, startlockedm) store nextp under sched.lock as they
+ * clear blocked, so under the lock the two agree. */
+static void park_until_p(gort_m_t *m, bool locked)
+{
+    for (;;) {
+        park_note_sleep(m);
+        gort__noteclear(&m->park);
+        runtime_check_main_exit(m);
+        gort__lock(&gort__sched.lock);
+        if (m->nextp)
+            break;
+        /* Woken with nothing to do: a wake-up meant for an earlier exit of
+         * the main goroutine (see wake_main_thread).  If that waker
+         * unregistered us, register again; then sleep again. */
+        if (!m->blocked) {
+            if (locked)
+                gort__sched.nmidlelocked++;
+            else
+                mput(m);
+            m->blocked = true;
+        }
+        if (!locked && main_exit_pending_locked(m)) {
+            m->blocked = false;
+            gort__unlock(&gort__sched.lock);
+            runtime_check_main_exit(m);
+        }
+        gort__unlock(&gort__sched.lock);
+    }
+    gort_p_t *pp = m->nextp;
+    m->nextp = NULL;
+    gort__unlock(&gort__sched.lock);
+    gort__acquirep(pp);
+}
+
 /* Parks the current M until startm hands it a P. */
 void gort__stopm(void)
 {
@@ -179,34 +215,7 @@ void gort__stopm(void)
     }
     m->blocked = true;
     gort__unlock(&gort__sched.lock);
-    for (;;) {
-        park_note_sleep(m);
-        gort__noteclear(&m->park);
-        runtime_check_main_exit(m);
-        /* startm sets nextp under sched.lock as it takes us off midle, so
-         * under the lock nextp and blocked agree. */
-        gort__lock(&gort__sched.lock);
-        if (m->nextp) {
-            gort__unlock(&gort__sched.lock);
-            break;
-        }
-        /* Woken with nothing to do: a wake-up meant for an earlier exit of
-         * the main goroutine (see wake_main_thread).  If that waker took
-         * us off midle, go back on it; then sleep again. */
-        if (!m->blocked) {
-            mput(m);
-            m->blocked = true;
-        }
-        if (main_exit_pending_locked(m)) {
-            m->blocked = false;
-            gort__unlock(&gort__sched.lock);
-            runtime_check_main_exit(m);
-        }
-        gort__unlock(&gort__sched.lock);
-    }
-    gort_p_t *pp = m->nextp;
-    m->nextp = NULL;
-    gort__acquirep(pp);
+    park_until_p(m, false);
 }
 
 /* Schedules some M to run pp (or an idle P if pp is NULL).  If spinning,
@@ -363,27 +372,7 @@ void gort__stoplockedm(void)
     m->blocked = true;
     gort__checkdead();
     gort__unlock(&gort__sched.lock);
-    for (;;) {
-        park_note_sleep(m);
-        gort__noteclear(&m->park);
-        runtime_check_main_exit(m);
-        gort__lock(&gort__sched.lock);
-        if (m->nextp) {
-            gort__unlock(&gort__sched.lock);
-            break;
-        }
-        /* Woken with nothing to do (see stopm): sleep again, counted
-         * again if a waker uncounted us.  startlockedm sets nextp under
-         * the lock as it uncounts, so that is not its doing. */
-        if (!m->blocked) {
-            gort__sched.nmidlelocked++;
-            m->blocked = true;
-        }
-        gort__unlock(&gort__sched.lock);
-    }
-    gort_p_t *pp = m->nextp;
-    m->nextp = NULL;
-    gort__acquirep(pp);
+    park_until_p(m, true);
 }
 
 /* Hands our P to the M that gp is locked to, and parks this M. */
@@ -810,9 +799,8 @@ void gort__injectglist(gort_g_t *list)
  * queue is then served one goroutine per 61 ticks (the soak saw 96,000
  * new goroutines wait behind one spinner for minutes).  With the local
  * queue empty, findrunnable takes a batch from the global one. */
-static void requeue(gort_m_t *m, gort_g_t *gp)
+static void requeue(gort_g_t *gp)
 {
-    (void)m;
     gort__lock(&gort__sched.lock);
     gort__globrunqput(gp);
     gort__unlock(&gort__sched.lock);
@@ -829,7 +817,7 @@ static void gosched_m(void *arg)
     gp->m = NULL;
     if (gp->stack.guard == GUARD_CANARY && !gort__stack_check(&gp->stack))
         gort__throw("goroutine %llu stack overflow", (unsigned long long)gp->goid);
-    requeue(m, gp);
+    requeue(gp);
     gort__schedule();
 }
 

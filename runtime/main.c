@@ -300,8 +300,11 @@ int gort_maxprocs(int n)
         return prev;
     if (n > GORT_MAX_PROCS)
         n = GORT_MAX_PROCS;
+    /* As every runtime call: the P this M runs may be under revoke. */
+    gort_g_t *self = gort__rt_enter();
     gort__stop_the_world("GOMAXPROCS");
     gort__set_newprocs(n);
     gort__start_the_world();
+    gort__rt_leave(self);
     return prev;
 }

@@ -33,7 +33,7 @@ __attribute__((noinline)) static void set_errno(int e)
     errno = e;
 }
 
-void gort_syscall_enter(void)
+__attribute__((always_inline)) static inline void syscall_enter(void)
 {
     gort_m_t *m = gort__getm();
     gort_g_t *gp = m ? m->curg : NULL;
@@ -68,18 +68,34 @@ void gort_syscall_enter(void)
     gort__m_locks_add(m, -1);
 }
 
+/* Entered like every runtime call (gort__rt_enter): sysmon may be revoking
+ * this M's P right now, because the goroutine was blocked in a call it
+ * never told us about.  Without the handshake the detach below raced the
+ * revoke: both gave the P away, and two Ms ended up running it (the soak's
+ * "acquirep: already in use"). */
+void gort_syscall_enter(void)
+{
+    gort_g_t *gp = gort__rt_enter();
+    syscall_enter();
+    gort__rt_leave(gp);
+}
+
 /* For calls that are sure to block (nanosleep, poll with a timeout,
  * waitpid): if other work waits, give the P away now instead of letting
  * it sit a sysmon round in P_SYSCALL (Go's entersyscallblock). */
 static void syscall_enter_block(void)
 {
+    gort_g_t *self = gort__rt_enter();
     gort_m_t *m = gort__getm();
     gort_g_t *gp = m ? m->curg : NULL;
-    if (!gp || !m->p)
+    if (!gp || !m->p) {
+        gort__rt_leave(self);
         return;
+    }
     gort_p_t *pp = m->p;
     bool work = !gort__runqempty(pp) || atomic_load_explicit(&gort__sched.runqsize, memory_order_relaxed) != 0;
-    gort_syscall_enter();
+    syscall_enter();
+    gort__rt_leave(self);
     if (!work)
         return;
     uint32_t st = P_SYSCALL;

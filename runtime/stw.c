@@ -213,7 +213,9 @@ void gort__main_exit_on_g(void);
 void gort__main_exit_on_g(void)
 {
     gort__stop_the_world("main goroutine exited");
-    atomic_store_explicit(&gort__sched.main_done, 1, memory_order_release);
+    /* main_done waits for gort__main_exit_on_g0: until goexit0 is done with
+     * this M's P, the main thread must not return to a caller that may
+     * start the next gort_main and resize (free) the Ps. */
 }
 
 static void wake_main_thread(void)
@@ -258,6 +260,11 @@ void gort__main_exit_on_g0(gort_m_t *m)
     gort_p_t *pp = m->p;
     m->p = NULL;
     pp->m = NULL; /* stays P_STOP until the next gort_main */
+    /* Only now: goexit0 has put the dead main goroutine's stack and G on
+     * pp's caches.  Set earlier (TSan saw it), a main thread woken by its
+     * safety net returned from gort_main and the next gort_main's
+     * procresize freed those caches while this M still wrote to them. */
+    atomic_store_explicit(&gort__sched.main_done, 1, memory_order_release);
     gort__m_locks_add(m, -1);
     gort__semrelease(&worldsema, false, 0);
     if (m->is_main_thread)

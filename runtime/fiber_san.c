@@ -34,19 +34,36 @@ void gort__san_minit(gort_m_t *m)
 #endif
 }
 
-/* gort_main runs the scheduler on the caller's thread and comes back by
- * jumping from deep scheduler frames to its own (m->retctx).  TSan keeps a
- * shadow call stack per fiber and would see those frames entered and never
- * left, round after round of gort_main, until its 65,536-frame limit
- * (CHECK in sanitizer_stackdepot).  So the scheduler gets a fiber of its
- * own for each round, dropped when the round ends. */
+/* TSan keeps a shadow call stack per fiber.  Our switches end functions
+ * that never return: gogo leaves schedule() and execute() behind on g0,
+ * mcall leaves a G's frames behind when it dies, and gort_main comes back
+ * by jumping from deep scheduler frames to its own (m->retctx).  Entered
+ * and never left, those frames piled up round after round until TSan's
+ * 65,536-frame limit (a CHECK in sanitizer_stackdepot).  So every entry to
+ * g0 from a G, every goroutine and every gort_main round gets a fresh
+ * fiber, and the one it replaces is dropped with its stale frames. */
+#if defined(GORT_TSAN)
+static void g0_fiber_replace(gort_m_t *m, void *f)
+{
+    void *old = m->tsan_g0_fiber;
+    bool ours = m->tsan_g0_ours;
+    m->tsan_g0_fiber = f;
+    m->tsan_g0_ours = true;
+    /* Never the current fiber (callers switch first), never the thread's
+     * own (TSan's state for the thread itself). */
+    if (ours && old && old != __tsan_get_current_fiber())
+        __tsan_destroy_fiber(old);
+}
+#endif
+
 void *gort__san_main_enter(gort_m_t *m)
 {
     (void)m;
 #if defined(GORT_TSAN)
     void *caller = __tsan_get_current_fiber();
-    m->tsan_g0_fiber = __tsan_create_fiber(0);
-    __tsan_switch_to_fiber(m->tsan_g0_fiber, 0);
+    void *f = __tsan_create_fiber(0);
+    __tsan_switch_to_fiber(f, 0);
+    g0_fiber_replace(m, f);
     return caller;
 #else
     return NULL;
@@ -59,9 +76,12 @@ void gort__san_main_leave(gort_m_t *m, void *caller)
     (void)caller;
 #if defined(GORT_TSAN)
     void *g0f = m->tsan_g0_fiber;
+    bool ours = m->tsan_g0_ours;
     __tsan_switch_to_fiber(caller, 0);
-    __tsan_destroy_fiber(g0f);
+    if (ours && g0f != caller)
+        __tsan_destroy_fiber(g0f);
     m->tsan_g0_fiber = caller;
+    m->tsan_g0_ours = false;
 #endif
 }
 
@@ -70,6 +90,8 @@ void gort__san_g_created(gort_g_t *gp)
     if (RUNNING_ON_VALGRIND)
         gp->valgrind_stack_id = VALGRIND_STACK_REGISTER(gp->stack.lo, gp->stack.hi);
 #if defined(GORT_TSAN)
+    /* A fresh fiber per goroutine: see the comment above
+     * gort__san_main_enter. */
     if (!gp->tsan_fiber)
         gp->tsan_fiber = __tsan_create_fiber(0);
 #endif
@@ -81,10 +103,14 @@ void gort__san_g_destroyed(gort_g_t *gp)
         VALGRIND_STACK_DEREGISTER(gp->valgrind_stack_id);
         gp->valgrind_stack_id = 0;
     }
-    /* The TSan fiber is kept with the G struct and reused by the next
-     * goroutine that gets it: fibers are cheap to keep and costly to churn,
-     * and a G is never freed.  Its stack is handed to another G, so
-     * nothing about it may survive. */
+#if defined(GORT_TSAN)
+    /* On g0's fiber (the G switched away for the last time): the dead
+     * goroutine's frames go with its fiber. */
+    if (gp->tsan_fiber) {
+        __tsan_destroy_fiber(gp->tsan_fiber);
+        gp->tsan_fiber = NULL;
+    }
+#endif
 }
 
 /* g0 -> G, just before gort__gogo. */
@@ -124,7 +150,10 @@ void gort__san_g_to_g0(gort_m_t *m, gort_g_t *gp, bool dying)
                                    m->g0top - m->g0lo);
 #endif
 #if defined(GORT_TSAN)
-    __tsan_switch_to_fiber(m->tsan_g0_fiber, 0);
+    /* g0 starts over at the top of its stack: a fresh fiber for it. */
+    void *f = __tsan_create_fiber(0);
+    __tsan_switch_to_fiber(f, 0);
+    g0_fiber_replace(m, f);
 #endif
 }
 

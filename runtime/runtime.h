@@ -261,6 +261,7 @@ struct gort_m {
     void *prof;               /* prof/: per-M sample buffer and timer */
     void *g0_fake_stack;      /* sanitizers */
     void *tsan_g0_fiber;
+    bool tsan_g0_ours; /* tsan_g0_fiber was made by fiber_san.c, not the thread's own */
     void *fatal_save;         /* fatal.c: crash bookkeeping */
     /* prof/dump.c asks a running M for its goroutine's stack: it sets
      * capture_req and sends SIGURG; the handler (sysmon/preempt.c) calls

@@ -121,9 +121,12 @@ void gort__timer_add(gort__timer_t *t)
         gort__throw("timer added twice");
     heap_add(pp, t);
     bool first = pp->timers[0] == t;
+    /* Read under the lock: once it is dropped another M may run the timer
+     * and move a periodic one's when (TSan). */
+    int64_t when = t->when;
     gort__unlock(&pp->timers_lock);
     if (first)
-        gort__wake_netpoller(t->when);
+        gort__wake_netpoller(when);
 }
 
 bool gort__timer_del(gort__timer_t *t)

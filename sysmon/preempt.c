@@ -372,6 +372,14 @@ void gort__preempt_init(void)
     xsave_init();
     gort__unwind_init(); /* caching policy: see prof/unwind.c */
     gort__preempt_refresh_modules();
+#if defined(GORT_TSAN)
+    /* TSan runs an asynchronous signal's handler only at the thread's next
+     * intercepted call, so a loop without calls is never interrupted, and
+     * a handler that does run sits inside an interceptor, where switching
+     * goroutines would carry TSan's per-thread state to another thread.
+     * A TSan build preempts only at runtime calls (docs/reliability.md). */
+    async_enabled = false;
+#endif
     gort__signal_install(SIGURG, sigurg_handler, 0);
 }
 

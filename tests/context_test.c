@@ -240,6 +240,7 @@ static void deadline_body(void *a)
 
 static void test_deadline_on_time(void)
 {
+    GT_SKIP_UNDER_TSAN("timing");
     dl_bad = 0;
     GT_RUN(deadline_body, NULL);
     CU_ASSERT_EQUAL(atomic_load(&dl_bad), 0);

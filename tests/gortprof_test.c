@@ -426,6 +426,7 @@ static double secs(void)
 
 static void test_speed_100k(void)
 {
+    GT_SKIP_UNDER_TSAN("timing");
     if (!have("go"))
         return;
     const char *path = tmp("100k.pb.gz");

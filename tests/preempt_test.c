@@ -66,6 +66,7 @@ GT_CHILD(starve) { gort_main(starve_body, NULL); }
 
 static void test_spinner_does_not_starve(void)
 {
+    GT_SKIP_UNDER_TSAN("no asynchronous preemption");
     const char *env[] = {"GORT_MAXPROCS=1", NULL};
     gt_child_result r;
     CU_ASSERT_EQUAL_FATAL(gt_child_run("starve", env, 30, &r), 0);
@@ -110,6 +111,7 @@ GT_CHILD(starve_many) { gort_main(starve_many_body, NULL); }
 
 static void test_spinner_does_not_starve_many(void)
 {
+    GT_SKIP_UNDER_TSAN("no asynchronous preemption");
     const char *env[] = {"GORT_MAXPROCS=1", NULL};
     gt_child_result r;
     CU_ASSERT_EQUAL_FATAL(gt_child_run("starve_many", env, 120, &r), 0);
@@ -178,6 +180,7 @@ GT_CHILD(vector_state) { gort_main(vec_body, NULL); }
 
 static void test_vector_state_bit_identical(void)
 {
+    GT_SKIP_UNDER_TSAN("no asynchronous preemption");
     const char *env[] = {"GORT_MAXPROCS=2", "GORT_SLICE_US=100", NULL};
     gt_child_result r;
     CU_ASSERT_EQUAL_FATAL(gt_child_run("vector_state", env, 120, &r), 0);
@@ -213,6 +216,7 @@ GT_CHILD(redzone) { gort_main(redzone_body, NULL); }
 
 static void test_red_zone(void)
 {
+    GT_SKIP_UNDER_TSAN("no asynchronous preemption");
     const char *env[] = {"GORT_MAXPROCS=1", "GORT_SLICE_US=100", NULL};
     gt_child_result r;
     CU_ASSERT_EQUAL_FATAL(gt_child_run("redzone", env, 120, &r), 0);
@@ -253,6 +257,7 @@ GT_CHILD(hammer) { gort_main(hammer_body, NULL); }
 
 static void test_malloc_printf_hammer(void)
 {
+    GT_SKIP_UNDER_TSAN("no asynchronous preemption");
     const char *env[] = {"GORT_MAXPROCS=2", "GORT_SLICE_US=100", NULL};
     gt_child_result r;
     CU_ASSERT_EQUAL_FATAL(gt_child_run("hammer", env, 120, &r), 0);
@@ -330,6 +335,7 @@ GT_CHILD(phdr) { gort_main(phdr_body, NULL); }
 
 static void test_preempt_in_phdr_callback(void)
 {
+    GT_SKIP_UNDER_TSAN("no asynchronous preemption");
     const char *env[] = {"GORT_MAXPROCS=2", "GORT_SLICE_US=100", NULL};
     gt_child_result r;
     CU_ASSERT_EQUAL_FATAL(gt_child_run("phdr", env, 60, &r), 0);
@@ -470,6 +476,7 @@ GT_CHILD(eintr) { gort_main(eintr_body, NULL); }
 
 static void test_no_eintr(void)
 {
+    GT_SKIP_UNDER_TSAN("no asynchronous preemption");
     const char *env[] = {"GORT_MAXPROCS=2", "GORT_SLICE_US=200", NULL};
     gt_child_result r;
     CU_ASSERT_EQUAL_FATAL(gt_child_run("eintr", env, 60, &r), 0);
@@ -508,6 +515,7 @@ GT_CHILD(sigurg_forward)
 
 static void test_sigurg_forwarded(void)
 {
+    GT_SKIP_UNDER_TSAN("no asynchronous preemption");
     gt_child_result r;
     CU_ASSERT_EQUAL_FATAL(gt_child_run("sigurg_forward", NULL, 30, &r), 0);
     CU_ASSERT_TRUE(gt_contains(r.out, "user_urg=5"));
@@ -578,6 +586,7 @@ GT_CHILD(errno_carry) { gort_main(errno_body, NULL); }
 
 static void test_errno_follows_goroutine(void)
 {
+    GT_SKIP_UNDER_TSAN("no asynchronous preemption");
     const char *env[] = {"GORT_MAXPROCS=2", "GORT_SLICE_US=100", NULL};
     gt_child_result r;
     CU_ASSERT_EQUAL_FATAL(gt_child_run("errno_carry", env, 60, &r), 0);
@@ -604,6 +613,7 @@ GT_CHILD(revoked_main) { gort_main(revoked_main_body, NULL); printf("returned\n"
 
 static void test_main_returns_after_revoke(void)
 {
+    GT_SKIP_UNDER_TSAN("no asynchronous preemption");
     const char *env[] = {"GORT_MAXPROCS=1", NULL};
     gt_child_result r;
     CU_ASSERT_EQUAL_FATAL(gt_child_run("revoked_main", env, 60, &r), 0);

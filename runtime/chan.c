@@ -470,7 +470,7 @@ void gort_chan_send(gort_chan *c, const void *elem)
 {
     gort_g_t *gp = gort__rt_enter();
     int r = chansend(c, elem, true);
-    gort__rt_leave(gp);
+    gort__rt_leave_preempt(gp);
     if (unlikely(r == OP_CLOSED))
         gort__panic_str("send on closed channel");
 }
@@ -479,7 +479,7 @@ bool gort_chan_recv(gort_chan *c, void *elem)
 {
     gort_g_t *gp = gort__rt_enter();
     int r = chanrecv(c, elem, true);
-    gort__rt_leave(gp);
+    gort__rt_leave_preempt(gp);
     return r == OP_OK;
 }
 
@@ -487,7 +487,7 @@ bool gort_chan_trysend(gort_chan *c, const void *elem)
 {
     gort_g_t *gp = gort__rt_enter();
     int r = chansend(c, elem, false);
-    gort__rt_leave(gp);
+    gort__rt_leave_preempt(gp);
     if (unlikely(r == OP_CLOSED))
         gort__panic_str("send on closed channel");
     return r == OP_OK;
@@ -497,7 +497,7 @@ bool gort_chan_tryrecv(gort_chan *c, void *elem, bool *ok)
 {
     gort_g_t *gp = gort__rt_enter();
     int r = chanrecv(c, elem, false);
-    gort__rt_leave(gp);
+    gort__rt_leave_preempt(gp);
     if (ok)
         *ok = r == OP_OK;
     return r != OP_NONE;

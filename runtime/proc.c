@@ -292,7 +292,7 @@ uint64_t gort_go(void (*fn)(void *), void *arg)
     uintptr_t pc = (uintptr_t)__builtin_return_address(0);
     gort_g_t *gp = gort__newproc(fn, arg, pc, false);
     uint64_t id = gp->goid;
-    gort__rt_leave(cur);
+    gort__rt_leave_preempt(cur);
     return id;
 }
 

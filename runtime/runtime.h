@@ -432,6 +432,21 @@ static inline void gort__rt_leave(gort_g_t *gp)
                               memory_order_relaxed);
     }
 }
+/* Leaving an API call is a safe point, like a Go function prologue: a
+ * goroutine asked to yield (sysmon's slice, stop-the-world) does it here,
+ * still inside the runtime.  Without it a goroutine that spends most of
+ * its time in runtime calls (a spawner, a try-send loop) was preempted
+ * only when a signal happened to land in its own code. */
+void gort__preempt_check(void);
+static inline void gort__rt_leave_preempt(gort_g_t *gp)
+{
+    if (gp) {
+        if (unlikely(atomic_load_explicit(&gp->preempt, memory_order_relaxed)) &&
+            atomic_load_explicit(&gp->inrt, memory_order_relaxed) == 1)
+            gort__preempt_check();
+        gort__rt_leave(gp);
+    }
+}
 static inline void gort__m_locks_add(gort_m_t *m, int32_t d)
 {
     atomic_store_explicit(&m->locks, atomic_load_explicit(&m->locks, memory_order_relaxed) + d,
@@ -457,7 +472,6 @@ void gort__gosched(void);
 /* Called by the async preemption path with the G's state already saved. */
 void gort__preempt_park(void);
 /* Checks g->preempt at a runtime call and yields if asked. */
-void gort__preempt_check(void);
 
 bool gort__casgstatus(gort_g_t *gp, uint32_t from, uint32_t to);
 void gort__wakep(void);

@@ -847,7 +847,7 @@ void gort__preempt_check(void)
 {
     gort_m_t *m = gort__getm();
     gort_g_t *gp = m ? m->curg : NULL;
-    if (gp && atomic_load_explicit(&gp->preempt, memory_order_relaxed) &&
+    if (gp && m->p && atomic_load_explicit(&gp->preempt, memory_order_relaxed) &&
         atomic_load_explicit(&m->locks, memory_order_relaxed) == 0) {
         atomic_fetch_add_explicit(&m->p->stats.preempt_coop, 1, memory_order_relaxed);
         gort__gosched();

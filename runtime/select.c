@@ -299,7 +299,7 @@ out:
         cases[casi].ok = ok;
     if (pollorder != stackbuf)
         free(pollorder);
-    gort__rt_leave(gp);
+    gort__rt_leave_preempt(gp);
     return casi;
 
 sclose:

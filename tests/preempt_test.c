@@ -77,6 +77,51 @@ static void test_spinner_does_not_starve(void)
     gt_child_free(&r);
 }
 
+/* ---- nor one that only ever calls the runtime (no signals needed) ---- */
+
+static void api_looper(void *a)
+{
+    (void)a;
+    gort_chan *c = gort_chan_make(sizeof(int), 1);
+    int v = 1;
+    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+        (void)gort_chan_trysend(c, &v); /* never blocks, never parks */
+        (void)gort_chan_tryrecv(c, &v, NULL);
+    }
+    gort_chan_free(c);
+}
+
+static void api_starve_body(void *a)
+{
+    (void)a;
+    gort_go(api_looper, NULL);
+    gort_yield();
+    int done = 0;
+    for (int i = 0; i < 30; i++) {
+        gort_sleep(1000000);
+        done++;
+    }
+    atomic_store(&stop, 1);
+    gort_stats s;
+    gort_stats_get(&s);
+    printf("sleeps=%d preempt_coop=%llu\n", done, (unsigned long long)s.preempt_coop);
+}
+GT_CHILD(api_starve) { gort_main(api_starve_body, NULL); }
+
+/* Signals off: the looper can only be moved where it leaves a runtime
+ * call, as a Go function is at its prologue. */
+static void test_runtime_calls_are_safe_points(void)
+{
+    const char *env[] = {"GORT_MAXPROCS=1", "GORT_DEBUG=asyncpreemptoff=1", NULL};
+    gt_child_result r;
+    CU_ASSERT_EQUAL_FATAL(gt_child_run("api_starve", env, 30, &r), 0);
+    CU_ASSERT_FALSE(r.timed_out);
+    CU_ASSERT_TRUE(r.exited && r.status == 0);
+    CU_ASSERT_TRUE(gt_contains(r.out, "sleeps=30 "));
+    CU_ASSERT_TRUE(stat_of(r.out, "preempt_coop=") >= 1);
+    gt_child_free(&r);
+}
+
 /* ---- nor thousands of new goroutines queued behind it ----
  *
  * A preempted goroutine once went to the tail of its P's local queue.
@@ -627,6 +672,7 @@ static void test_main_returns_after_revoke(void)
 GT_SUITE(preempt,
          {"spinner_does_not_starve", test_spinner_does_not_starve},
          {"spinner_does_not_starve_many", test_spinner_does_not_starve_many},
+         {"runtime_calls_are_safe_points", test_runtime_calls_are_safe_points},
          {"vector_state_bit_identical", test_vector_state_bit_identical},
          {"red_zone", test_red_zone},
          {"malloc_printf_hammer", test_malloc_printf_hammer},

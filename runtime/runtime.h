@@ -437,6 +437,10 @@ static inline void gort__rt_leave(gort_g_t *gp)
  * still inside the runtime.  Without it a goroutine that spends most of
  * its time in runtime calls (a spawner, a try-send loop) was preempted
  * only when a signal happened to land in its own code. */
+/* A counter written by one thread only and read by others. */
+#define GORT_OWNER_INC(p) \
+    atomic_store_explicit((p), atomic_load_explicit((p), memory_order_relaxed) + 1, memory_order_relaxed)
+
 void gort__preempt_check(void);
 static inline void gort__rt_leave_preempt(gort_g_t *gp)
 {

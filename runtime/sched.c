@@ -677,10 +677,12 @@ void gort__execute(gort_g_t *gp, bool inherit)
     else if (st != G_RUNNING)
         gort__throw("execute: goroutine %llu has status %u", (unsigned long long)gp->goid, st);
     atomic_store_explicit(&gp->preempt, false, memory_order_relaxed);
+    /* Written only here, by the owner (sysmon and stats only read them):
+     * plain increments, not locked read-modify-writes, on every switch. */
     if (!inherit)
-        atomic_fetch_add_explicit(&pp->schedtick, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&pp->stats.switches, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&m->preempt_gen, 1, memory_order_relaxed);
+        GORT_OWNER_INC(&pp->schedtick);
+    GORT_OWNER_INC(&pp->stats.switches);
+    GORT_OWNER_INC(&m->preempt_gen);
     if (unlikely(gp->stack.lo == 0)) {
         if (!gort__stack_alloc(pp, &gp->stack))
             gort__throw("out of memory: cannot allocate a goroutine stack");

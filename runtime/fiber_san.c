@@ -36,12 +36,15 @@ void gort__san_minit(gort_m_t *m)
 
 /* TSan keeps a shadow call stack per fiber.  Our switches end functions
  * that never return: gogo leaves schedule() and execute() behind on g0,
- * mcall leaves a G's frames behind when it dies, and gort_main comes back
- * by jumping from deep scheduler frames to its own (m->retctx).  Entered
- * and never left, those frames piled up round after round until TSan's
- * 65,536-frame limit (a CHECK in sanitizer_stackdepot).  So every entry to
- * g0 from a G, every goroutine and every gort_main round gets a fresh
- * fiber, and the one it replaces is dropped with its stale frames. */
+ * a dying goroutine leaves its frames behind, and gort_main comes back by
+ * jumping from deep scheduler frames to its own (m->retctx).  Entered and
+ * never left, those frames piled up until TSan's 65,536-frame limit (a
+ * CHECK in sanitizer_stackdepot).  So a fiber is replaced before that:
+ * g0's every TSAN_G0_ENTRIES switches to g0 (each leaves a few frames), a
+ * G's every TSAN_G_LIVES goroutines, gort_main's every round.  Not on
+ * every switch: a fiber costs two mappings, and the sieve ran for minutes. */
+#define TSAN_G0_ENTRIES 2048
+#define TSAN_G_LIVES 512
 #if defined(GORT_TSAN)
 static void g0_fiber_replace(gort_m_t *m, void *f)
 {
@@ -49,6 +52,7 @@ static void g0_fiber_replace(gort_m_t *m, void *f)
     bool ours = m->tsan_g0_ours;
     m->tsan_g0_fiber = f;
     m->tsan_g0_ours = true;
+    m->tsan_g0_entries = 0;
     /* Never the current fiber (callers switch first), never the thread's
      * own (TSan's state for the thread itself). */
     if (ours && old && old != __tsan_get_current_fiber())
@@ -90,8 +94,7 @@ void gort__san_g_created(gort_g_t *gp)
     if (RUNNING_ON_VALGRIND)
         gp->valgrind_stack_id = VALGRIND_STACK_REGISTER(gp->stack.lo, gp->stack.hi);
 #if defined(GORT_TSAN)
-    /* A fresh fiber per goroutine: see the comment above
-     * gort__san_main_enter. */
+    /* Replaced every TSAN_G_LIVES goroutines (gort__san_g_destroyed). */
     if (!gp->tsan_fiber)
         gp->tsan_fiber = __tsan_create_fiber(0);
 #endif
@@ -104,11 +107,11 @@ void gort__san_g_destroyed(gort_g_t *gp)
         gp->valgrind_stack_id = 0;
     }
 #if defined(GORT_TSAN)
-    /* On g0's fiber (the G switched away for the last time): the dead
-     * goroutine's frames go with its fiber. */
-    if (gp->tsan_fiber) {
+    /* On g0's fiber (the G switched away for the last time). */
+    if (gp->tsan_fiber && ++gp->tsan_lives >= TSAN_G_LIVES) {
         __tsan_destroy_fiber(gp->tsan_fiber);
         gp->tsan_fiber = NULL;
+        gp->tsan_lives = 0;
     }
 #endif
 }
@@ -150,10 +153,16 @@ void gort__san_g_to_g0(gort_m_t *m, gort_g_t *gp, bool dying)
                                    m->g0top - m->g0lo);
 #endif
 #if defined(GORT_TSAN)
-    /* g0 starts over at the top of its stack: a fresh fiber for it. */
-    void *f = __tsan_create_fiber(0);
-    __tsan_switch_to_fiber(f, 0);
-    g0_fiber_replace(m, f);
+    /* g0 starts over at the top of its stack, leaving frames behind on its
+     * fiber: now and then a fresh one. */
+    if (!m->tsan_g0_ours || ++m->tsan_g0_entries >= TSAN_G0_ENTRIES) {
+        void *f = __tsan_create_fiber(0);
+        __tsan_switch_to_fiber(f, 0);
+        g0_fiber_replace(m, f);
+        m->tsan_g0_entries = 0;
+    } else {
+        __tsan_switch_to_fiber(m->tsan_g0_fiber, 0);
+    }
 #endif
 }
 

@@ -201,6 +201,7 @@ struct gort_g {
     void *sigctx;            /* sysmon: preempted register save area */
     void *asan_fake_stack;   /* sanitizer fiber bookkeeping */
     void *tsan_fiber;
+    uint32_t tsan_lives; /* goroutines that have used tsan_fiber */
     unsigned valgrind_stack_id;
 };
 
@@ -262,6 +263,7 @@ struct gort_m {
     void *g0_fake_stack;      /* sanitizers */
     void *tsan_g0_fiber;
     bool tsan_g0_ours; /* tsan_g0_fiber was made by fiber_san.c, not the thread's own */
+    uint32_t tsan_g0_entries; /* switches to g0 since tsan_g0_fiber was made */
     void *fatal_save;         /* fatal.c: crash bookkeeping */
     /* prof/dump.c asks a running M for its goroutine's stack: it sets
      * capture_req and sends SIGURG; the handler (sysmon/preempt.c) calls

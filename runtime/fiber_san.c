@@ -45,6 +45,10 @@ void gort__san_minit(gort_m_t *m)
  * every switch: a fiber costs two mappings, and the sieve ran for minutes. */
 #define TSAN_G0_ENTRIES 2048
 #define TSAN_G_LIVES 512
+#define TSAN_IDLE_MAX 1024
+#if defined(GORT_TSAN)
+static _Atomic int tsan_idle_fibers; /* held by dead Gs */
+#endif
 #if defined(GORT_TSAN)
 static void g0_fiber_replace(gort_m_t *m, void *f)
 {
@@ -97,6 +101,8 @@ void gort__san_g_created(gort_g_t *gp)
     /* Replaced every TSAN_G_LIVES goroutines (gort__san_g_destroyed). */
     if (!gp->tsan_fiber)
         gp->tsan_fiber = __tsan_create_fiber(0);
+    else
+        atomic_fetch_sub_explicit(&tsan_idle_fibers, 1, memory_order_relaxed);
 #endif
 }
 
@@ -107,11 +113,18 @@ void gort__san_g_destroyed(gort_g_t *gp)
         gp->valgrind_stack_id = 0;
     }
 #if defined(GORT_TSAN)
-    /* On g0's fiber (the G switched away for the last time). */
-    if (gp->tsan_fiber && ++gp->tsan_lives >= TSAN_G_LIVES) {
-        __tsan_destroy_fiber(gp->tsan_fiber);
-        gp->tsan_fiber = NULL;
-        gp->tsan_lives = 0;
+    /* On g0's fiber (the G switched away for the last time).  Dead Gs
+     * keep at most TSAN_IDLE_MAX fibers: TSan counts every fiber as a
+     * thread and dies at 8,128, and a burst's Gs are never freed. */
+    if (gp->tsan_fiber) {
+        if (++gp->tsan_lives >= TSAN_G_LIVES ||
+            atomic_load_explicit(&tsan_idle_fibers, memory_order_relaxed) >= TSAN_IDLE_MAX) {
+            __tsan_destroy_fiber(gp->tsan_fiber);
+            gp->tsan_fiber = NULL;
+            gp->tsan_lives = 0;
+        } else {
+            atomic_fetch_add_explicit(&tsan_idle_fibers, 1, memory_order_relaxed);
+        }
     }
 #endif
 }
@@ -134,6 +147,9 @@ void gort__san_after_g0_to_g(gort_g_t *gp)
 {
     (void)gp;
     atomic_store_explicit(&gp->m->ing, 1, memory_order_relaxed); /* see m->ing; execute set gp->m */
+#if defined(GORT_TSAN)
+    __tsan_release(&gp->inrt); /* as in gort__rt_leave: for a revoke */
+#endif
 #if defined(GORT_ASAN)
     __sanitizer_finish_switch_fiber(gp->asan_fake_stack, NULL, NULL);
 #endif

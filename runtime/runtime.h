@@ -21,6 +21,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#if defined(GORT_TSAN)
+#include <sanitizer/tsan_interface.h>
+#endif
+
 #include "arch.h"
 #include "gort.h"
 #include "lockrank.h"
@@ -429,6 +433,11 @@ static inline gort_g_t *gort__rt_enter(void)
 static inline void gort__rt_leave(gort_g_t *gp)
 {
     if (gp) {
+#if defined(GORT_TSAN)
+        /* What the M did in the runtime happens before a revoke of its P
+         * (sysmon acquires after membarrier(2), which TSan cannot see). */
+        __tsan_release(&gp->inrt);
+#endif
         atomic_signal_fence(memory_order_seq_cst);
         atomic_store_explicit(&gp->inrt, atomic_load_explicit(&gp->inrt, memory_order_relaxed) - 1,
                               memory_order_relaxed);

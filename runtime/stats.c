@@ -32,8 +32,10 @@ void gort_stats_get(gort_stats *out)
         out->preempt_coop += atomic_load_explicit(&s->preempt_coop, memory_order_relaxed);
     }
     out->goroutines_live = (uint64_t)gort_numgoroutine();
+    gort__lock(&gort__sched.lock); /* both are written under it */
     out->threads = (uint64_t)gort__sched.mcount;
     out->threads_idle = (uint64_t)gort__sched.nmidle;
+    gort__unlock(&gort__sched.lock);
     out->spinning_threads = (uint64_t)atomic_load(&gort__sched.nmspinning);
     out->procs = (uint64_t)atomic_load(&gort__gomaxprocs);
     out->idle_procs = (uint64_t)atomic_load(&gort__sched.npidle);

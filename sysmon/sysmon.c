@@ -208,6 +208,11 @@ static int revoke_p(gort_p_t *pp, pdata_t *pd, int64_t now)
         atomic_store(&m->pstate, 0);
         return 0;
     }
+#if defined(GORT_TSAN)
+    /* The barrier above ordered everything the M did before its goroutine
+     * went back to its own code (released there, gort__rt_leave). */
+    __tsan_acquire(&gp->inrt);
+#endif
     m->p = NULL;
     pp->m = NULL;
     atomic_store_explicit(&m->pstate, 2, memory_order_release);

@@ -56,6 +56,7 @@ static void parked_body(void *a)
 
 static void test_many_parked_few_maps(void)
 {
+    GT_SKIP_UNDER_TSAN("TSan maps memory for every fiber");
 #if defined(GORT_TSAN)
     nparked = 5000; /* TSan shadows every stack page */
 #else

@@ -320,4 +320,10 @@ uint64_t gort__stacks_allocated(void);
 uint64_t gort__stacks_allocated(void) { return atomic_load_explicit(&nallocated, memory_order_relaxed); }
 
 uint64_t gort__stacks_pooled(void);
-uint64_t gort__stacks_pooled(void) { return npool; }
+uint64_t gort__stacks_pooled(void)
+{
+    gort__lock(&pool_lock); /* sysmon's scavenger moves npool (TSan) */
+    uint64_t n = npool;
+    gort__unlock(&pool_lock);
+    return n;
+}

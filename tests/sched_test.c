@@ -113,7 +113,7 @@ static void record_tid(spread_t *s)
         atomic_store(&s->tids[k], t);
 }
 
-static volatile uint64_t spread_sink;
+static _Atomic uint64_t spread_sink; /* many writers: keeps the loop, no data race */
 static void burn(void *arg)
 {
     spread_t *s = arg;
@@ -126,7 +126,7 @@ static void burn(void *arg)
     uint64_t x = 1;
     for (int i = 0; i < 2000000; i++)
         x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-    spread_sink = x;
+    atomic_store_explicit(&spread_sink, x, memory_order_relaxed);
     record_tid(s);
     gort_wg_done(&s->wg);
 }
@@ -385,7 +385,7 @@ static void test_foreign_spawn(void)
 /* ---- locked goroutines stay on their thread ---- */
 
 static _Atomic int lock_moved, lock_other_on_it;
-static pid_t locked_tid;
+static _Atomic pid_t locked_tid; /* written by the locked goroutine, read by the others */
 static _Atomic int lock_done;
 static void locked_fn(void *a)
 {

@@ -270,7 +270,7 @@ static int retake(int64_t now, int64_t *due)
                     continue;
                 }
             }
-            int64_t end = pd->schedwhen + gort__settings.slice_ns;
+            int64_t end = pd->schedwhen + __atomic_load_n(&gort__settings.slice_ns, __ATOMIC_RELAXED);
             if (end <= now) {
                 if (pd->busyrun >= 2) {
                     preemptone(pp, pd, now);
@@ -324,7 +324,7 @@ static void watch_revoked(int64_t now)
             if (!r->busy_since)
                 r->busy_since = now - dt;
             gort_g_t *gp = r->m->curg;
-            if (gp && now - r->busy_since >= gort__settings.slice_ns) {
+            if (gp && now - r->busy_since >= __atomic_load_n(&gort__settings.slice_ns, __ATOMIC_RELAXED)) {
                 atomic_store(&gp->preempt, true);
                 atomic_fetch_add_explicit(&gort__pstat_requested, 1, memory_order_relaxed);
                 gort__preempt_m(r->m);

@@ -385,8 +385,9 @@ static void never_body(void *arg)
     (void)arg;
     id_main = gort_self();
     gort_wg_add(&r_done, 1);
-    /* One P, and we do not yield: the new goroutine cannot start before
-     * the dump. */
+    /* One P, we do not yield, and test_never_ran keeps our slice from
+     * ending at gort_go (a safe point): the new goroutine cannot start
+     * before the dump. */
     id_never = gort_go(dump_never_fn, NULL);
     run_dump = malloc(DUMPSZ);
     size_t n = gort_stack(run_dump, DUMPSZ - 1, true);
@@ -438,7 +439,12 @@ static void test_running_and_syscall(void)
 static void test_never_ran(void)
 {
     int procs = gort_maxprocs(1);
+    /* gort_go is a safe point: a slice that ends there (a slow TSan build)
+     * would run the new goroutine before the dump.  No slice ends here. */
+    int64_t slice = __atomic_load_n(&gort__settings.slice_ns, __ATOMIC_RELAXED);
+    __atomic_store_n(&gort__settings.slice_ns, 3600LL * 1000000000, __ATOMIC_RELAXED); /* sysmon reads it */
     GT_RUN(never_body, NULL);
+    __atomic_store_n(&gort__settings.slice_ns, slice, __ATOMIC_RELAXED);
     gort_maxprocs(procs);
     char b[2][160];
     char *s = section(run_dump, id_never);

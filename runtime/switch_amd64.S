@@ -12,8 +12,8 @@
  * goroutine and calls the scheduler on the M's own stack (g0), as Go's mcall
  * does.  Once the goroutine's context is saved it may be resumed on another
  * thread at once, so nothing here touches the goroutine's stack after the
- * switch.  Rejected: ucontext (swapcontext makes a sigprocmask system call
- * per switch) and a direct G-to-G switch (the goroutine being left could be
+ * switch.  Rejected: libc's user-context calls (each switch makes a sigprocmask
+ * system call) and a direct G-to-G switch (the goroutine being left could be
  * readied and resumed elsewhere while we still stand on its stack).
  */
 

@@ -213,10 +213,12 @@ static void test_goroutine(void)
 /* ---- block ---- */
 
 static gort_waitgroup bwg;
+static _Atomic int bwaiting;
 
 __attribute__((noinline)) static void block_waiter(void *arg)
 {
     (void)arg;
+    atomic_store(&bwaiting, 1);
     gort_wg_wait(&bwg);
     BARRIER();
 }
@@ -235,7 +237,12 @@ static void block_body(void *arg)
     gort_set_block_profile_rate(1);
     gort_wg_add(&bwg, 1);
     gort_wg_add(&bdone, 1);
+    atomic_store(&bwaiting, 0);
     gort_go(block_waiter_g, NULL);
+    /* The 20 ms count from the moment it waits, not from the spawn: a new
+     * M can take milliseconds to start under TSan and load. */
+    while (!atomic_load(&bwaiting))
+        gort_yield();
     gort_sleep(20 * 1000 * 1000);
     gort_wg_done(&bwg);
     gort_wg_wait(&bdone);

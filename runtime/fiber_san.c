@@ -48,8 +48,7 @@ void gort__san_minit(gort_m_t *m)
 #define TSAN_IDLE_MAX 1024
 #if defined(GORT_TSAN)
 static _Atomic int tsan_idle_fibers; /* held by dead Gs */
-#endif
-#if defined(GORT_TSAN)
+
 static void g0_fiber_replace(gort_m_t *m, void *f)
 {
     void *old = m->tsan_g0_fiber;
@@ -175,7 +174,6 @@ void gort__san_g_to_g0(gort_m_t *m, gort_g_t *gp, bool dying)
         void *f = __tsan_create_fiber(0);
         __tsan_switch_to_fiber(f, 0);
         g0_fiber_replace(m, f);
-        m->tsan_g0_entries = 0;
     } else {
         __tsan_switch_to_fiber(m->tsan_g0_fiber, 0);
     }

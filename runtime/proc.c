@@ -176,8 +176,7 @@ gort_g_t *gort__newproc(void (*fn)(void *), void *arg, uintptr_t pc, bool main)
         gort__labels_inherit(gp, parent);
     gort__casgstatus(gp, G_DEAD, G_RUNNABLE);
     if (pp) {
-        atomic_store_explicit(&pp->stats.created, atomic_load_explicit(&pp->stats.created, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
+        GORT_OWNER_INC(&pp->stats.created);
         gort__runqput(pp, gp, true);
     } else {
         atomic_fetch_add_explicit(&ng_global, 1, memory_order_relaxed);
@@ -232,8 +231,7 @@ static void goexit0(void *arg)
     bool main = gp->main;
     gp->main = false;
     if (pp) {
-        atomic_store_explicit(&pp->stats.exited, atomic_load_explicit(&pp->stats.exited, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
+        GORT_OWNER_INC(&pp->stats.exited);
         gort__gfput(pp, gp);
     } else {
         atomic_fetch_sub_explicit(&ng_global, 1, memory_order_relaxed);

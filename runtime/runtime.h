@@ -411,6 +411,12 @@ static inline gort_g_t *gort__getg(void)
     return m ? m->curg : NULL;
 }
 
+/* A counter written by one thread only and read by others: no locked
+ * read-modify-write needed. */
+#define GORT_OWNER_ADD(p, d) \
+    atomic_store_explicit((p), atomic_load_explicit((p), memory_order_relaxed) + (d), memory_order_relaxed)
+#define GORT_OWNER_INC(p) GORT_OWNER_ADD(p, 1)
+
 /* Entered at the top of every public call that uses the M's P while a
  * goroutine runs.  g->inrt tells sysmon the M is inside the runtime (its P
  * must not be retaken); the signal fence orders the store before the
@@ -422,8 +428,7 @@ static inline gort_g_t *gort__rt_enter(void)
     gort_m_t *m = gort__getm();
     gort_g_t *gp = m ? m->curg : NULL;
     if (gp) {
-        atomic_store_explicit(&gp->inrt, atomic_load_explicit(&gp->inrt, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
+        GORT_OWNER_ADD(&gp->inrt, 1);
         atomic_signal_fence(memory_order_seq_cst);
         if (unlikely(atomic_load_explicit(&m->pstate, memory_order_relaxed) != 0))
             gort__rt_enter_slow(m);
@@ -439,20 +444,16 @@ static inline void gort__rt_leave(gort_g_t *gp)
         __tsan_release(&gp->inrt);
 #endif
         atomic_signal_fence(memory_order_seq_cst);
-        atomic_store_explicit(&gp->inrt, atomic_load_explicit(&gp->inrt, memory_order_relaxed) - 1,
-                              memory_order_relaxed);
+        GORT_OWNER_ADD(&gp->inrt, -1);
     }
 }
+/* Checks g->preempt at a runtime call and yields if asked. */
+void gort__preempt_check(void);
 /* Leaving an API call is a safe point, like a Go function prologue: a
  * goroutine asked to yield (sysmon's slice, stop-the-world) does it here,
  * still inside the runtime.  Without it a goroutine that spends most of
  * its time in runtime calls (a spawner, a try-send loop) was preempted
  * only when a signal happened to land in its own code. */
-/* A counter written by one thread only and read by others. */
-#define GORT_OWNER_INC(p) \
-    atomic_store_explicit((p), atomic_load_explicit((p), memory_order_relaxed) + 1, memory_order_relaxed)
-
-void gort__preempt_check(void);
 static inline void gort__rt_leave_preempt(gort_g_t *gp)
 {
     if (gp) {
@@ -462,11 +463,7 @@ static inline void gort__rt_leave_preempt(gort_g_t *gp)
         gort__rt_leave(gp);
     }
 }
-static inline void gort__m_locks_add(gort_m_t *m, int32_t d)
-{
-    atomic_store_explicit(&m->locks, atomic_load_explicit(&m->locks, memory_order_relaxed) + d,
-                          memory_order_relaxed);
-}
+static inline void gort__m_locks_add(gort_m_t *m, int32_t d) { GORT_OWNER_ADD(&m->locks, d); }
 
 void gort__runtime_init(void);
 __attribute__((noreturn)) void gort__schedule(void);
@@ -486,7 +483,6 @@ void gort__injectglist(gort_g_t *list);
 void gort__gosched(void);
 /* Called by the async preemption path with the G's state already saved. */
 void gort__preempt_park(void);
-/* Checks g->preempt at a runtime call and yields if asked. */
 
 bool gort__casgstatus(gort_g_t *gp, uint32_t from, uint32_t to);
 void gort__wakep(void);

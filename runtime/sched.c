@@ -643,11 +643,22 @@ top:;
     bool ran;
     (void)gort__check_timers(pp, 0, &next, &ran);
 
-    if (atomic_load_explicit(&pp->schedtick, memory_order_relaxed) % 61 == 0 &&
+    /* Every 61 ticks the global queue goes first, so that it cannot
+     * starve.  Not when a timer has just readied a goroutine, though: the
+     * global queue's head is often the very goroutine that was preempted
+     * to let it run (a spinner), and would take another whole slice
+     * first.  That turn is owed to the next schedule, and paid then
+     * whatever the timers did. */
+    if ((atomic_load_explicit(&pp->schedtick, memory_order_relaxed) % 61 == 0 || pp->globfair_owed) &&
         atomic_load_explicit(&gort__sched.runqsize, memory_order_relaxed) > 0) {
-        gort__lock(&gort__sched.lock);
-        gp = gort__globrunqget(pp, 1);
-        gort__unlock(&gort__sched.lock);
+        if (ran && !pp->globfair_owed) {
+            pp->globfair_owed = true;
+        } else {
+            pp->globfair_owed = false;
+            gort__lock(&gort__sched.lock);
+            gp = gort__globrunqget(pp, 1);
+            gort__unlock(&gort__sched.lock);
+        }
     }
     if (!gp)
         gp = gort__runqget(pp, &inherit);

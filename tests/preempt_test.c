@@ -85,6 +85,51 @@ static void test_spinner_does_not_starve(void)
     gt_child_free(&r);
 }
 
+/* ---- a timer's goroutine runs before the spinner it preempted ---- */
+
+static uint64_t preemptions(void)
+{
+    gort_stats s;
+    gort_stats_get(&s);
+    return s.preempt_done + s.preempt_coop;
+}
+
+/* The sleep (1 ms) is shorter than the slice (2 ms), so one preemption of
+ * the spinner must be enough to run the sleeper again.  A second one
+ * means the spinner was given another slice first: the 61-tick turn of
+ * the global queue, where the preempted spinner waits, used to win over
+ * the goroutine the timer had just readied. */
+static void timer_first_body(void *a)
+{
+    (void)a;
+    gort_go(spinner, NULL);
+    gort_yield();
+    int extra = 0, cycles = 300;
+    for (int i = 0; i < cycles; i++) {
+        uint64_t before = preemptions();
+        gort_sleep(1000000);
+        if (preemptions() - before > 1)
+            extra++;
+    }
+    atomic_store(&stop, 1);
+    printf("cycles=%d extra=%d\n", cycles, extra);
+}
+GT_CHILD(timer_first) { gort_main(timer_first_body, NULL); }
+
+static void test_timer_wake_beats_global_turn(void)
+{
+    GT_SKIP_UNDER_TSAN("no asynchronous preemption");
+    const char *env[] = {"GORT_MAXPROCS=1", "GORT_SLICE_US=2000", NULL};
+    gt_child_result r;
+    CU_ASSERT_EQUAL_FATAL(gt_child_run("timer_first", env, 60, &r), 0);
+    CU_ASSERT_FALSE(r.timed_out);
+    CU_ASSERT_TRUE(r.exited && r.status == 0);
+    CU_ASSERT_TRUE(gt_contains(r.out, "cycles=300 extra=0"));
+    if (!gt_contains(r.out, "extra=0"))
+        fprintf(stderr, "timer_wake_beats_global_turn: %s", r.out);
+    gt_child_free(&r);
+}
+
 /* ---- nor one that only ever calls the runtime (no signals needed) ---- */
 
 static gort_waitgroup api_done;
@@ -674,6 +719,7 @@ static void test_main_returns_after_revoke(void)
 
 GT_SUITE(preempt,
          {"spinner_does_not_starve", test_spinner_does_not_starve},
+         {"timer_wake_beats_global_turn", test_timer_wake_beats_global_turn},
          {"spinner_does_not_starve_many", test_spinner_does_not_starve_many},
          {"runtime_calls_are_safe_points", test_runtime_calls_are_safe_points},
          {"vector_state_bit_identical", test_vector_state_bit_identical},

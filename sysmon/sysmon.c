@@ -46,6 +46,9 @@
 #define ROUND_MIN_NS (20 * 1000)
 #define RESIGNAL_NS (100 * 1000)
 #define SCAVENGE_NS (250 * 1000 * 1000)
+#define HURRY_NS (1000 * 1000)
+#define COOL_NS (10 * 1000 * 1000)
+#define POKE_MIN_NS (200 * 1000)
 
 size_t gort__stack_scavenge(void);
 
@@ -94,18 +97,18 @@ void gort__sysmon_wake(void)
     }
 }
 
-/* Sleeps ns; a sleep of a millisecond or more can be cut short by
- * gort__sysmon_wake.  Returns true if it was. */
-static bool sysmon_sleep(int64_t ns, bool all_idle)
+/* Sleeps ns; a pokeable sleep can be cut short by gort__sysmon_wake.
+ * Returns true if it was.
+ *
+ * The quiet sleep (every P idle) is always pokeable.  A busy program's
+ * sleep is pokeable only outside a hurry episode and its cool-down (see
+ * the loop): letting every ready wake sysmon cost a futex call per
+ * channel hand-off and kept sysmon running beside the workers (sieve 20x
+ * slower than Go). */
+static bool sysmon_sleep(int64_t ns, bool all_idle, bool pokeable)
 {
     uint32_t w = atomic_load_explicit(&wakeword, memory_order_acquire);
-    /* Only the quiet sleep (every P idle) is cut short.  A busy
-     * program's sysmon sleeps at most 10 ms and looks again on its own,
-     * as Go's does; letting every ready wake it cost a futex call per
-     * channel hand-off and kept sysmon running beside the workers
-     * (sieve 20x slower than Go). */
-    bool long_sleep = all_idle && ns >= 1000 * 1000;
-    if (long_sleep) {
+    if (pokeable) {
         atomic_store_explicit(&sleeping_long, 1, memory_order_seq_cst);
         /* Re-check after announcing: whoever made work after our check
          * and before the store either saw sleeping_long, or made work
@@ -224,12 +227,17 @@ static int revoke_p(gort_p_t *pp, pdata_t *pd, int64_t now)
 
 /* *due: the earliest time a running goroutine's slice ends (0: none).
  * *fresh: some P runs a goroutine that started since the last round, at a
- * moment somewhere in that round's sleep. */
-static int retake(int64_t now, int64_t *due, bool *fresh)
+ * moment somewhere in that round's sleep.
+ * *hurry: goroutines wait for a P whose goroutine is new or was not seen
+ * burning CPU: it may be blocked in a call nobody wrapped, and only the
+ * next round can tell. */
+static int retake(int64_t now, int64_t *due, bool *fresh, bool *hurry, int *revokes)
 {
     int n = 0;
+    *revokes = 0;
     *due = 0;
     *fresh = false;
+    *hurry = false;
     int32_t procs = atomic_load_explicit(&gort__gomaxprocs, memory_order_acquire);
     for (int32_t i = 0; i < procs; i++) {
         gort_p_t *pp = gort__allp[i];
@@ -271,9 +279,11 @@ static int retake(int64_t now, int64_t *due, bool *fresh)
                 pd->cputick = tick;
                 pd->cpugen = gen;
                 if (was_same_g && dt >= ROUND_MIN_NS && dc * 8 < dt) {
-                    n += revoke_p(pp, pd, now);
+                    *revokes += revoke_p(pp, pd, now);
                     continue;
                 }
+                if (!pd->busy && (!gort__runqempty(pp) || atomic_load(&gort__sched.runqsize) != 0))
+                    *hurry = true;
             }
             int64_t end = pd->schedwhen + __atomic_load_n(&gort__settings.slice_ns, __ATOMIC_RELAXED);
             if (end <= now) {
@@ -350,7 +360,8 @@ static void *sysmon_main(void *arg)
     int64_t delay = 20 * 1000;
     int idle = 0;
     int64_t due = 0;
-    bool fresh = false;
+    bool fresh = false, hurry = false, hurry_on = false;
+    int64_t hurry_end = 0, cool_until = 0;
     int64_t last_scavenge = gort__nanotime(), last_trace = last_scavenge;
     for (;;) {
         if (idle == 0)
@@ -380,21 +391,55 @@ static void *sysmon_main(void *arg)
             if (sleep > cap)
                 sleep = cap;
         }
+        if (hurry_on)
+            sleep = ROUND_MIN_NS;
         if (gort__settings.schedtrace_ms > 0 && sleep > (int64_t)gort__settings.schedtrace_ms * 1000000)
             sleep = (int64_t)gort__settings.schedtrace_ms * 1000000;
         int32_t procs = atomic_load(&gort__gomaxprocs);
         bool quiet = atomic_load(&gort__sched.gcwaiting) || atomic_load(&gort__sched.npidle) == procs;
         if (quiet && gort__settings.schedtrace_ms <= 0) {
-            sysmon_sleep(100 * 1000 * 1000, true);
-            idle = 0;
-        } else if (sysmon_sleep(sleep, false)) {
-            idle = 0; /* woken because work appeared */
+            sysmon_sleep(100 * 1000 * 1000, true, true);
+            /* Work is back: look soon, then back off at once.  Go starts
+             * 50 rounds of 20 us here; on the development VM a round costs
+             * ~20 us of CPU, and those rounds slowed the goroutine that
+             * woke us by up to a fifth whenever they shared its CPU. */
+            idle = 50;
+        } else {
+            /* A poke here (work queued while every P is busy) asks for one
+             * look, not for quick rounds: see the hurry episodes below. */
+            (void)sysmon_sleep(sleep, false, !hurry_on && sleep >= POKE_MIN_NS && gort__nanotime() >= cool_until);
         }
         int64_t now = gort__nanotime();
-        if (retake(now, &due, &fresh) != 0)
+        int took;
+        /* Only P hand-offs from wrapped calls put sysmon back to 20 us
+         * rounds for a while (Go's rhythm: more calls may follow).  A
+         * revoke does not: on the development VM a round costs ~20 us of
+         * CPU, and 50 quick rounds after each revoke took a fifth of the
+         * CPU from the goroutine that got the P (the unwrapped syscall
+         * bench ran its work 1.9x slower, the wrapped one 1.0x). */
+        if (retake(now, &due, &fresh, &hurry, &took) != 0)
             idle = 0;
         else
             idle++;
+        /* Hurry episodes.  Work waits behind a P whose goroutine is new or
+         * not burning CPU: it may have entered a call nobody wrapped, and
+         * only the next sample can tell, so take it ROUND_MIN_NS later
+         * instead of a slice later.  An episode lasts at most HURRY_NS.
+         * One that revoked nothing (a switch-heavy program: every sample
+         * sees a new goroutine and a queue) is followed by COOL_NS without
+         * hurrying or being poked, so that sysmon polls at most a tenth of
+         * the time; one that revoked leaves sysmon free to be poked again
+         * at once. */
+        if (took != 0 && hurry_on) {
+            hurry_on = false;
+            cool_until = 0;
+        } else if (hurry && !hurry_on && now >= cool_until) {
+            hurry_on = true;
+            hurry_end = now + HURRY_NS;
+        } else if (hurry_on && (!hurry || now >= hurry_end)) {
+            hurry_on = false;
+            cool_until = now + COOL_NS;
+        }
         /* A timer a millisecond overdue while a P idles: its wake-up went
          * astray (Go's sysmon has the same net).  A spinning M runs other
          * Ps' timers. */

@@ -5,7 +5,9 @@
  * profiles at 100 Hz, and so does the line "overhead".  A second pair of
  * runs (plain, then profiled at 1000 Hz into PATH.1000hz, removed after)
  * gives "overhead_1000hz", the issue's second target; the Go peer has no
- * such line.  GORT_BENCH_PROFILE_HZ changes the first rate.
+ * such line.  GORT_BENCH_PROFILE_HZ changes the first rate.  The ROUNDS
+ * are split over PAIRS repetitions of both pairs (medians reported); the
+ * file at PATH holds the last 100 Hz profile.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,16 +57,36 @@ static double profiled(const char *path, int rate)
     return s;
 }
 
-/* Each profiled run is measured against the plain run just before it, so
- * drift over the bench's seconds hits both sides of a ratio alike. */
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Each profiled run is measured against the plain run just before it, and
+ * the work is split into PAIRS such pairs per rate whose median ratio is
+ * reported: one pair swung +-3% from run to run on the development VM,
+ * more than the 2% the target allows. */
+#define PAIRS 5
+static double r100[PAIRS], r1000[PAIRS];
+
 static void body(void *a)
 {
     (void)a;
-    plain_s = run();
-    prof_s = profiled(out, hz);
-    plain2_s = run();
-    prof1000_s = profiled(out1000, 1000);
+    long all = rounds;
+    rounds = all / PAIRS > 0 ? all / PAIRS : 1;
+    for (int i = 0; i < PAIRS; i++) {
+        plain_s = run();
+        prof_s = profiled(out, hz);
+        plain2_s = run();
+        prof1000_s = profiled(out1000, 1000);
+        r100[i] = prof_s / plain_s;
+        r1000[i] = prof1000_s / plain2_s;
+    }
     unlink(out1000);
+    rounds = all;
+    qsort(r100, PAIRS, sizeof(double), cmp);
+    qsort(r1000, PAIRS, sizeof(double), cmp);
 }
 
 void bench_profile(int argc, char **argv)
@@ -76,7 +98,7 @@ void bench_profile(int argc, char **argv)
     if ((size_t)snprintf(out1000, sizeof(out1000), "%s.1000hz", out) >= sizeof(out1000))
         bench_fail("profile: output path too long: %s", out);
     bench_run_main(body, NULL);
-    bench_report("profile", "overhead", prof_s / plain_s, "x");
-    bench_report("profile", "overhead_1000hz", prof1000_s / plain2_s, "x");
+    bench_report("profile", "overhead", r100[PAIRS / 2], "x");
+    bench_report("profile", "overhead_1000hz", r1000[PAIRS / 2], "x");
     bench_report("profile", "profile_written", 1, out); /* the path is the unit, as Go prints it */
 }

@@ -3,9 +3,12 @@
  *
  * sysmon holds no P and runs no goroutine.  It wakes every 20us; after 50
  * rounds in which it found nothing to do, it doubles the sleep up to 10ms
- * (Go's rhythm); when every P is idle or the world is stopped it sleeps
- * until woken (startm and start-the-world wake it) or 100ms pass.  Each
- * round it looks at every P:
+ * (Go's rhythm, restarted only by a P handed off from a wrapped call);
+ * when every P is idle or the world is stopped it sleeps until woken
+ * (startm and start-the-world wake it) or 100ms pass.  Work queued while
+ * every P is busy may poke it, and hurry episodes sample every 20us while
+ * work waits behind a P that may be blocked (see the loop).  Each round it
+ * looks at every P:
  *
  *  - Time slices.  If a P's schedtick has not moved for GORT_SLICE_US, its
  *    goroutine has run too long: set g->preempt and, if the thread is using

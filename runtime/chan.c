@@ -267,11 +267,7 @@ static inline __attribute__((always_inline)) int chan_park(gort_chan *c, gort_wa
 {
     gort_g_t *gp = gort__getg();
     gort_sudog_t *sg = gort__acquire_sudog();
-    int64_t t0 = 0;
-    if (unlikely(atomic_load_explicit(&gort__block_rate, memory_order_relaxed) > 0)) {
-        t0 = gort__nanotime();
-        sg->releasetime = -1;
-    }
+    int64_t t0 = gort__block_start(sg);
     sg->elem = ep;
     sg->g = gp;
     sg->c = c;

@@ -80,11 +80,7 @@ static __attribute__((noinline)) void notify_wait(gort_cond *c, uint32_t t, gort
         return;
     }
     gort_sudog_t *s = gort__acquire_sudog();
-    int64_t t0 = 0;
-    if (unlikely(atomic_load_explicit(&gort__block_rate, memory_order_relaxed) > 0)) {
-        t0 = gort__nanotime();
-        s->releasetime = -1;
-    }
+    int64_t t0 = gort__block_start(s);
     s->g = gp;
     s->ticket = t;
     s->next = NULL;

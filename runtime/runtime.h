@@ -645,6 +645,17 @@ void gort__prof_block(int64_t t0, int64_t t1, int skip) __attribute__((weak));
 void gort__prof_mutex(int64_t wait_ns, int skip) __attribute__((weak));
 extern _Atomic int64_t gort__block_rate;     /* 0: block profile off */
 extern _Atomic int32_t gort__mutex_fraction; /* 0: mutex profile off */
+/* A goroutine about to block on sg: when the block profile is on, mark sg
+ * so that whoever readies it stamps sg->releasetime, and return the start
+ * time for gort__prof_block (0: profile off). */
+static inline int64_t gort__block_start(gort_sudog_t *sg)
+{
+    if (__builtin_expect(atomic_load_explicit(&gort__block_rate, memory_order_relaxed) > 0, 0)) {
+        sg->releasetime = -1;
+        return gort__nanotime();
+    }
+    return 0;
+}
 enum { SEMA_PROF_BLOCK = 1, SEMA_PROF_MUTEX = 2 };
 /* Called once from runtime init, if linked in. */
 void gort__crash_init(void); /* prof/crash.c: strong, so the link pulls it in */

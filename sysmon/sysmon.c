@@ -402,10 +402,11 @@ static void *sysmon_main(void *arg)
         bool quiet = atomic_load(&gort__sched.gcwaiting) || atomic_load(&gort__sched.npidle) == procs;
         if (quiet && gort__settings.schedtrace_ms <= 0) {
             sysmon_sleep(100 * 1000 * 1000, true, true);
-            /* Work is back: look soon, then back off at once.  Go starts
-             * 50 rounds of 20 us here; on the development VM a round costs
-             * ~20 us of CPU, and those rounds slowed the goroutine that
-             * woke us by up to a fifth whenever they shared its CPU. */
+            /* Work is back: this round looks at once, and the sleeps
+             * after it keep backing off.  Go starts 50 rounds of 20 us
+             * here; on the development VM a round costs ~20 us of CPU, and
+             * those rounds slowed the goroutine that woke us by up to a
+             * fifth whenever they shared its CPU. */
             idle = 50;
         } else {
             /* A poke here (work queued while every P is busy) asks for one
@@ -413,14 +414,14 @@ static void *sysmon_main(void *arg)
             (void)sysmon_sleep(sleep, false, !hurry_on && sleep >= POKE_MIN_NS && gort__nanotime() >= cool_until);
         }
         int64_t now = gort__nanotime();
-        int took;
+        int revokes;
         /* Only P hand-offs from wrapped calls put sysmon back to 20 us
          * rounds for a while (Go's rhythm: more calls may follow).  A
          * revoke does not: on the development VM a round costs ~20 us of
          * CPU, and 50 quick rounds after each revoke took a fifth of the
          * CPU from the goroutine that got the P (the unwrapped syscall
          * bench ran its work 1.9x slower, the wrapped one 1.0x). */
-        if (retake(now, &due, &fresh, &hurry, &took) != 0)
+        if (retake(now, &due, &fresh, &hurry, &revokes) != 0)
             idle = 0;
         else
             idle++;
@@ -433,7 +434,7 @@ static void *sysmon_main(void *arg)
          * hurrying or being poked, so that sysmon polls at most a tenth of
          * the time; one that revoked leaves sysmon free to be poked again
          * at once. */
-        if (took != 0 && hurry_on) {
+        if (revokes != 0 && hurry_on) {
             hurry_on = false;
             cool_until = 0;
         } else if (hurry && !hurry_on && now >= cool_until) {

@@ -8,6 +8,7 @@
 #ifndef GORT_BENCH_H
 #define GORT_BENCH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "gort.h"
@@ -15,6 +16,8 @@
 void bench_report(const char *workload, const char *metric, double value, const char *unit);
 long bench_arg(int argc, char **argv, int i, long def);
 double bench_rss_kib(void);
+/* Sorts v ascending (for medians and percentiles). */
+void bench_sort(double *v, size_t n);
 /* Runs fn(arg) as gort_main's main goroutine. */
 void bench_run_main(void (*fn)(void *), void *arg);
 __attribute__((noreturn, format(printf, 1, 2))) void bench_fail(const char *fmt, ...);

@@ -36,6 +36,14 @@ long bench_arg(int argc, char **argv, int i, long def)
     return def;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+void bench_sort(double *v, size_t n) { qsort(v, n, sizeof *v, cmp_double); }
+
 double bench_rss_kib(void)
 {
     FILE *f = fopen("/proc/self/status", "r");

@@ -32,12 +32,6 @@ static void spinner(void *a)
     gort_wg_done(&spun);
 }
 
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static void body(void *a)
 {
     (void)a;
@@ -62,7 +56,7 @@ void bench_preempt(int argc, char **argv)
     bench_run_main(body, NULL);
     if (nlat == 0)
         bench_fail("preempt: no wakeups");
-    qsort(lat, (size_t)nlat, sizeof *lat, cmp);
+    bench_sort(lat, (size_t)nlat);
     bench_report("preempt", "wakeups", nlat, "count");
     bench_report("preempt", "p50_overshoot", lat[nlat / 2], "ms");
     bench_report("preempt", "p99_overshoot", lat[nlat * 99 / 100], "ms");

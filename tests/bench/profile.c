@@ -29,10 +29,9 @@ __attribute__((noinline)) static uint64_t spin(long n)
 __attribute__((noinline)) static void heavy(void) { sink += spin(3000000); }
 __attribute__((noinline)) static void light(void) { sink += spin(1000000); }
 
-static long rounds;
+static long rounds; /* per run: ROUNDS / PAIRS */
 static const char *out;
 static int hz;
-static double plain_s, prof_s, plain2_s, prof1000_s;
 static char out1000[4096];
 
 static double run(void)
@@ -57,41 +56,35 @@ static double profiled(const char *path, int rate)
     return s;
 }
 
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Each profiled run is measured against the plain run just before it, and
- * the work is split into PAIRS such pairs per rate whose median ratio is
- * reported: one pair swung +-3% from run to run on the development VM,
- * more than the 2% the target allows. */
+/* A profiled run against the plain run just before it.  The work is split
+ * into PAIRS such pairs per rate whose median ratio is reported: one pair
+ * swung +-3% from run to run on the development VM, more than the 2% the
+ * target allows. */
 #define PAIRS 5
 static double r100[PAIRS], r1000[PAIRS];
+
+static double pair(const char *path, int rate)
+{
+    double plain = run();
+    return profiled(path, rate) / plain;
+}
 
 static void body(void *a)
 {
     (void)a;
-    long all = rounds;
-    rounds = all / PAIRS > 0 ? all / PAIRS : 1;
     for (int i = 0; i < PAIRS; i++) {
-        plain_s = run();
-        prof_s = profiled(out, hz);
-        plain2_s = run();
-        prof1000_s = profiled(out1000, 1000);
-        r100[i] = prof_s / plain_s;
-        r1000[i] = prof1000_s / plain2_s;
+        r100[i] = pair(out, hz);
+        r1000[i] = pair(out1000, 1000);
     }
     unlink(out1000);
-    rounds = all;
-    qsort(r100, PAIRS, sizeof(double), cmp);
-    qsort(r1000, PAIRS, sizeof(double), cmp);
+    bench_sort(r100, PAIRS);
+    bench_sort(r1000, PAIRS);
 }
 
 void bench_profile(int argc, char **argv)
 {
-    rounds = bench_arg(argc, argv, 2, 300);
+    long all = bench_arg(argc, argv, 2, 300);
+    rounds = all / PAIRS > 0 ? all / PAIRS : 1; /* per run */
     out = argc > 3 ? argv[3] : "/tmp/gort-bench-cpu.pprof";
     const char *h = getenv("GORT_BENCH_PROFILE_HZ");
     hz = h ? atoi(h) : 100;

@@ -43,12 +43,6 @@ static void blocker(void *a)
     gort_wg_done(&done);
 }
 
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static void body(void *a)
 {
     (void)a;
@@ -69,7 +63,7 @@ static void body(void *a)
                 fprintf(stderr, "syscall %s: alone %.0fus with %.0fus\n", unwrapped ? "unwrapped" : "wrapped",
                         alone / 1e3, with / 1e3);
         }
-        qsort(ratio[kind], REPS, sizeof(double), cmp);
+        bench_sort(ratio[kind], REPS);
     }
 }
 

@@ -266,11 +266,10 @@ static inline void block_event(gort_sudog_t *sg, int64_t t0, int skip)
 static inline __attribute__((always_inline)) int chan_park(gort_chan *c, gort_waitq_t *q, void *ep, int reason)
 {
     gort_g_t *gp = gort__getg();
-    gort_sudog_t *sg = gort__acquire_sudog();
+    /* On our own stack: it lives exactly as long as we are parked (a waker
+     * is done with it before it readies us), and skips the per-P cache. */
+    gort_sudog_t sgs = {.elem = ep, .g = gp, .c = c}, *sg = &sgs;
     int64_t t0 = gort__block_start(sg);
-    sg->elem = ep;
-    sg->g = gp;
-    sg->c = c;
     gp->waiting = sg;
     gp->param = NULL;
     gort__waitq_enqueue(q, sg);
@@ -279,7 +278,6 @@ static inline __attribute__((always_inline)) int chan_park(gort_chan *c, gort_wa
     gp->param = NULL;
     bool ok = sg->success;
     block_event(sg, t0, 3);
-    gort__release_sudog(sg);
     return ok ? OP_OK : OP_CLOSED;
 }
 

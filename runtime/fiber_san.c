@@ -128,6 +128,7 @@ void gort__san_g_destroyed(gort_g_t *gp)
 #endif
 }
 
+#if defined(GORT_ASAN) || defined(GORT_TSAN)
 /* g0 -> G, just before gort__gogo. */
 void gort__san_g0_to_g(gort_m_t *m, gort_g_t *gp)
 {
@@ -188,3 +189,4 @@ void gort__san_after_g_to_g0(gort_m_t *m)
     __sanitizer_finish_switch_fiber(m->g0_fake_stack, NULL, NULL);
 #endif
 }
+#endif

@@ -96,20 +96,13 @@ void gort__lock_init(gort_lock_t *l, int rank)
 
 enum { ACTIVE_SPIN = 4, ACTIVE_SPIN_CNT = 30, PASSIVE_SPIN = 1 };
 
-void gort__lock(gort_lock_t *l)
+/* Contended: spin a little, yield, then sleep with the key at 2.  seen is
+ * the key our failed CAS saw. */
+void gort__lock_slow(gort_lock_t *l, uint32_t seen)
 {
-    gort_m_t *m = gort__getm();
-    if (m)
-        gort__m_locks_add(m, 1);
-    rank_acquire(m, l);
-
-    uint32_t v = 0;
-    if (likely(atomic_compare_exchange_strong_explicit(&l->key, &v, 1, memory_order_acquire,
-                                                       memory_order_relaxed)))
-        return;
     /* Remember whether anyone may be sleeping: we must not overwrite 2
      * with 1 when we take the lock, or a sleeper would never be woken. */
-    uint32_t wait = v;
+    uint32_t wait = seen, v;
     for (;;) {
         for (int i = 0; i < ACTIVE_SPIN; i++) {
             while (atomic_load_explicit(&l->key, memory_order_relaxed) == 0) {
@@ -138,6 +131,42 @@ void gort__lock(gort_lock_t *l)
     }
 }
 
+/* old: what the unlocking exchange found (not 1). */
+void gort__unlock_slow(gort_lock_t *l, uint32_t old)
+{
+    if (unlikely(old == 0))
+        gort__throw("unlock of unlocked lock");
+    if (old == 2)
+        gort__futex_wake(&l->key, 1);
+}
+
+/* DEBUG builds: the same, plus lock-rank checks and a count check. */
+void gort__lock_full(gort_lock_t *l)
+{
+    gort_m_t *m = gort__getm();
+    if (m)
+        gort__m_locks_add(m, 1);
+    rank_acquire(m, l);
+    uint32_t v = 0;
+    if (!atomic_compare_exchange_strong_explicit(&l->key, &v, 1, memory_order_acquire,
+                                                 memory_order_relaxed))
+        gort__lock_slow(l, v);
+}
+
+void gort__unlock_full(gort_lock_t *l)
+{
+    uint32_t v = atomic_exchange_explicit(&l->key, 0, memory_order_release);
+    if (v != 1)
+        gort__unlock_slow(l, v);
+    gort_m_t *m = gort__getm();
+    if (m) {
+        rank_release(m, l);
+        if (atomic_load_explicit(&m->locks, memory_order_relaxed) <= 0)
+            gort__throw("runtime lock count went negative");
+        gort__m_locks_add(m, -1);
+    }
+}
+
 bool gort__trylock(gort_lock_t *l)
 {
     uint32_t v = 0;
@@ -149,22 +178,6 @@ bool gort__trylock(gort_lock_t *l)
         gort__m_locks_add(m, 1);
     rank_acquire(m, l);
     return true;
-}
-
-void gort__unlock(gort_lock_t *l)
-{
-    uint32_t v = atomic_exchange_explicit(&l->key, 0, memory_order_release);
-    if (unlikely(v == 0))
-        gort__throw("unlock of unlocked lock");
-    if (v == 2)
-        gort__futex_wake(&l->key, 1);
-    gort_m_t *m = gort__getm();
-    if (m) {
-        rank_release(m, l);
-        if (atomic_load_explicit(&m->locks, memory_order_relaxed) <= 0)
-            gort__throw("runtime lock count went negative");
-        gort__m_locks_add(m, -1);
-    }
 }
 
 void gort__notewakeup(gort_note_t *n)

@@ -44,14 +44,10 @@ _Atomic int32_t gort__gomaxprocs;
 static void runtime_check_main_exit(gort_m_t *m);
 void gort__main_thread_return(void);
 
-bool gort__casgstatus(gort_g_t *gp, uint32_t from, uint32_t to)
+void gort__badgstatus(gort_g_t *gp, uint32_t from, uint32_t to, uint32_t st)
 {
-    uint32_t f = from;
-    if (likely(atomic_compare_exchange_strong_explicit(&gp->status, &f, to, memory_order_acq_rel,
-                                                       memory_order_relaxed)))
-        return true;
     gort__throw("casgstatus: goroutine %llu: bad transition %u -> %u (status %u)",
-                (unsigned long long)gp->goid, from, to, f);
+                (unsigned long long)gp->goid, from, to, st);
 }
 
 /* ---- Ps ---- */

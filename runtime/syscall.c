@@ -53,8 +53,12 @@ __attribute__((always_inline)) static inline void syscall_enter(void)
     pp->m = NULL;
     m->oldp = pp;
     m->p = NULL;
-    atomic_store_explicit(&pp->status, P_SYSCALL, memory_order_release);
-    if (atomic_load_explicit(&gort__sched.gcwaiting, memory_order_acquire)) {
+    /* seq_cst store and load: a Dekker pair with stop_with_sema, which
+     * sets gcwaiting and then looks for P_SYSCALL.  With a release store
+     * the load could pass it, and both sides would miss each other: the
+     * world would wait for the whole system call. */
+    atomic_store_explicit(&pp->status, P_SYSCALL, memory_order_seq_cst);
+    if (atomic_load_explicit(&gort__sched.gcwaiting, memory_order_seq_cst)) {
         /* Stop-the-world is waiting for this P: give it up now. */
         uint32_t st = P_SYSCALL;
         gort__lock(&gort__sched.lock);

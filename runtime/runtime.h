@@ -51,16 +51,17 @@ typedef struct gort__timer gort__timer_t;
  * M, never across a park; while held, m->locks > 0 and the goroutine cannot
  * be preempted. */
 typedef struct gort_lock {
-    _Atomic uint32_t key; /* 0 unlocked, 1 locked, 2 locked with sleepers */
-    uint16_t rank;        /* enum gort_lockrank */
+    _Atomic uint32_t key;      /* 0 unlocked, 1 locked */
+    _Atomic uint16_t sleepers; /* threads asleep (or about to be) on key */
+    uint16_t rank;             /* enum gort_lockrank */
 } gort_lock_t;
 
-#define GORT_LOCK_INIT(r) {0, (r)}
+#define GORT_LOCK_INIT(r) {0, 0, (r)}
 void gort__lock_init(gort_lock_t *l, int rank);
 /* gort__lock and gort__unlock are inline (below, after gort_m); these are
  * their contended halves and, in DEBUG builds, the whole ranked versions. */
-void gort__lock_slow(gort_lock_t *l, uint32_t seen);
-void gort__unlock_slow(gort_lock_t *l, uint32_t old);
+void gort__lock_slow(gort_lock_t *l);
+void gort__unlock_slow(gort_lock_t *l, uint32_t key, uint16_t sleepers);
 void gort__lock_full(gort_lock_t *l);
 void gort__unlock_full(gort_lock_t *l);
 bool gort__trylock(gort_lock_t *l);
@@ -470,8 +471,9 @@ static inline void gort__rt_leave_preempt(gort_g_t *gp)
 }
 static inline void gort__m_locks_add(gort_m_t *m, int32_t d) { GORT_OWNER_ADD(&m->locks, d); }
 
-/* The uncontended lock is one CAS and the unlock one exchange, inline:
- * a channel operation takes and drops its lock on every call. */
+/* Inline, as a channel operation takes and drops its lock on every call.
+ * The lock is one CAS; the unlock is a plain release store and a load of
+ * the sleeper count, no locked instruction (lock.c says why that is safe). */
 static inline void gort__lock(gort_lock_t *l)
 {
 #ifdef GORT_DEBUG_BUILD
@@ -483,7 +485,7 @@ static inline void gort__lock(gort_lock_t *l)
     uint32_t v = 0;
     if (unlikely(!atomic_compare_exchange_strong_explicit(&l->key, &v, 1, memory_order_acquire,
                                                           memory_order_relaxed)))
-        gort__lock_slow(l, v);
+        gort__lock_slow(l);
 #endif
 }
 static inline void gort__unlock(gort_lock_t *l)
@@ -491,9 +493,13 @@ static inline void gort__unlock(gort_lock_t *l)
 #ifdef GORT_DEBUG_BUILD
     gort__unlock_full(l);
 #else
-    uint32_t v = atomic_exchange_explicit(&l->key, 0, memory_order_release);
-    if (unlikely(v != 1))
-        gort__unlock_slow(l, v);
+    /* Both read before the store: once it lands, the lock's memory may be
+     * freed by the next holder (gort_chan_free). */
+    uint32_t k = atomic_load_explicit(&l->key, memory_order_relaxed);
+    uint16_t sl = atomic_load_explicit(&l->sleepers, memory_order_relaxed);
+    atomic_store_explicit(&l->key, 0, memory_order_release);
+    if (unlikely(k != 1 || sl != 0))
+        gort__unlock_slow(l, k, sl);
     gort_m_t *m = gort__getm();
     if (m)
         gort__m_locks_add(m, -1);

@@ -1,5 +1,6 @@
 /* The one list of suites, in the order they run.  One line per suite:
  * SUITE(name) for tests/<name>_test.c, which ends with GT_SUITE(name, ...). */
+SUITE(lock)
 SUITE(runq)
 SUITE(sched)
 SUITE(stack)

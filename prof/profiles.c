@@ -123,9 +123,9 @@ __attribute__((format(printf, 2, 3))) static void tprintf(tbuf_t *b, const char 
 /* ------------------------------------------------------------------ */
 
 typedef struct lcent {
-    uintptr_t key; /* pc << 1 | exact; 0: empty */
+    uintptr_t key; /* pc << 2 | trim << 1 | exact; 0: empty */
     uint32_t loc;
-    bool internal; /* innermost frame is libgort-internal */
+    bool internal; /* every frame of its inline chain is libgort-internal */
 } lcent_t;
 
 struct gort_loccache {
@@ -187,15 +187,30 @@ static const char *frame_file(const gort_frame_t *f)
     return f->module ? f->module->path : "";
 }
 
-/* Symbolizes one PC into a location (lines innermost first). */
-static int64_t make_loc(gort_loccache_t *c, uintptr_t pc, bool exact, bool *internal)
+/* Index of the innermost frame of an inline chain that is not
+ * libgort-internal; k if there is none.  The runtime inlines its own code
+ * into the public functions (chanrecv into gort_chan_recv), so a PC can
+ * be internal at the top of its chain and public below. */
+static int first_public(const gort_frame_t *fr, int k)
+{
+    int i = 0;
+    while (i < k && fr[i].runtime)
+        i++;
+    return i;
+}
+
+/* Symbolizes one PC into a location (lines innermost first).  trim: the
+ * PC leads a block or mutex stack; drop its inlined internal frames. */
+static int64_t make_loc(gort_loccache_t *c, uintptr_t pc, bool exact, bool trim, bool *internal)
 {
     gort__pprof_t *p = c->p;
     gort_frame_t fr[16];
     int k = gort__symbolize(exact ? pc : pc - 1, fr, 16, c->symflags);
-    *internal = k > 0 && fr[0].runtime;
+    int first = first_public(fr, k);
+    *internal = k > 0 && first == k;
+    int from = trim && first < k ? first : 0;
     gort__pprof_line_t lines[16];
-    for (int i = 0; i < k; i++) {
+    for (int i = from; i < k; i++) {
         char hex[40];
         const char *name = fr[i].func;
         if (!name || !strcmp(name, "?")) {
@@ -205,7 +220,7 @@ static int64_t make_loc(gort_loccache_t *c, uintptr_t pc, bool exact, bool *inte
         int64_t f = gort__pprof_add_function(p, name, name, frame_file(&fr[i]), 0);
         if (f < 0)
             return f;
-        lines[i] = (gort__pprof_line_t){.func = (uint32_t)f, .line = fr[i].line, .column = 0};
+        lines[i - from] = (gort__pprof_line_t){.func = (uint32_t)f, .line = fr[i].line, .column = 0};
     }
     uint32_t mi = GORT__PPROF_NONE;
     const gort_module_t *mod = gort__module_of(pc);
@@ -215,14 +230,14 @@ static int64_t make_loc(gort_loccache_t *c, uintptr_t pc, bool exact, bool *inte
             return m;
         mi = (uint32_t)m;
     }
-    return gort__pprof_add_location(p, mi, pc, lines, (uint32_t)k);
+    return gort__pprof_add_location(p, mi, pc, lines, (uint32_t)(k - from));
 }
 
-static int64_t lookup(gort_loccache_t *c, uintptr_t pc, bool exact, bool *internal)
+static int64_t lookup(gort_loccache_t *c, uintptr_t pc, bool exact, bool trim, bool *internal)
 {
-    uintptr_t key = (pc << 1) | (exact ? 1 : 0);
+    uintptr_t key = (pc << 2) | (trim ? 2 : 0) | (exact ? 1 : 0);
     if (!key)
-        key = 2;
+        key = 4;
     if ((c->n + 1) * 2 > c->cap && lc_grow(c) < 0)
         return -ENOMEM;
     size_t j = lc_hash(key) & (c->cap - 1);
@@ -233,7 +248,7 @@ static int64_t lookup(gort_loccache_t *c, uintptr_t pc, bool exact, bool *intern
         }
         j = (j + 1) & (c->cap - 1);
     }
-    int64_t loc = make_loc(c, pc, exact, internal);
+    int64_t loc = make_loc(c, pc, exact, trim, internal);
     if (loc < 0)
         return loc;
     c->tab[j] = (lcent_t){key, (uint32_t)loc, *internal};
@@ -247,7 +262,7 @@ int gort__stack_locs(gort_loccache_t *c, const uintptr_t *pcs, int n, bool exact
     bool leading = trim;
     for (int i = 0; i < n; i++) {
         bool internal = false;
-        int64_t loc = lookup(c, pcs[i], exact0 && i == 0, &internal);
+        int64_t loc = lookup(c, pcs[i], exact0 && i == 0, leading, &internal);
         if (loc < 0)
             return (int)loc;
         if (leading && internal && i + 1 < n)
@@ -611,7 +626,7 @@ static int first_user(const rec_t *r)
         bool exact = r->exact0 && i == 0;
         gort_frame_t fr[16];
         int k = gort__symbolize(exact ? r->pcs[i] : r->pcs[i] - 1, fr, 16, 0);
-        if (k <= 0 || !fr[0].runtime)
+        if (k <= 0 || first_public(fr, k) < k)
             return i;
     }
     return r->n > 0 ? r->n - 1 : 0;
@@ -628,10 +643,16 @@ static void text_frames(tbuf_t *b, const rec_t *r, bool all, int from)
         uintptr_t pc = exact ? r->pcs[i] : r->pcs[i] - 1;
         gort_frame_t fr[16];
         int k = gort__symbolize(pc, fr, 16, 0);
-        if (!show && k > 0 && fr[0].runtime && i + 1 < r->n)
-            continue;
+        int from = 0;
+        if (!show && k > 0) {
+            from = first_public(fr, k);
+            if (from == k && i + 1 < r->n)
+                continue;
+            if (from == k)
+                from = 0;
+        }
         show = true;
-        for (int f = 0; f < k; f++) {
+        for (int f = from; f < k; f++) {
             if (!fr[f].func || !strcmp(fr[f].func, "?")) {
                 tprintf(b, "#\t%#lx\n", (unsigned long)pc);
                 continue;

@@ -261,8 +261,9 @@ static inline void block_event(gort_sudog_t *sg, int64_t t0, int skip)
 
 /* c->lock held: queue on q, park (unlocking c), and return how the partner
  * or close left us.  ep is the sender's value or the receiver's slot.
- * Inlined so that block_event's frame count (chansend/chanrecv and the
- * API function above them) holds for both. */
+ * Inlined, as are chansend and chanrecv into their callers and the park
+ * into this: after the switch back every return is mispredicted, so the
+ * fewer levels between the switch and the user's code the better. */
 static inline __attribute__((always_inline)) int chan_park(gort_chan *c, gort_waitq_t *q, void *ep, int reason)
 {
     gort_g_t *gp = gort__getg();
@@ -315,9 +316,7 @@ bool gort__chan_drain_locked(gort_chan *c)
     return true;
 }
 
-/* Not inlined so that the block profile's frame count (skip) is the same
- * from every caller: prof_block, chansend, the public function. */
-static __attribute__((noinline)) int chansend(gort_chan *c, const void *ep, bool block)
+static inline __attribute__((always_inline)) int chansend(gort_chan *c, const void *ep, bool block)
 {
     if (unlikely(!c)) {
         if (!block)
@@ -361,7 +360,7 @@ static __attribute__((noinline)) int chansend(gort_chan *c, const void *ep, bool
 
 /* ---- receive ---- */
 
-static __attribute__((noinline)) int chanrecv(gort_chan *c, void *ep, bool block)
+static inline __attribute__((always_inline)) int chanrecv(gort_chan *c, void *ep, bool block)
 {
     if (unlikely(!c)) {
         if (!block)

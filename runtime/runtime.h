@@ -407,6 +407,34 @@ typedef struct gort_settings {
 } gort_settings_t;
 extern gort_settings_t gort__settings;
 
+/* Sanitizer fiber annotations around switches (fiber_san.c). */
+#if defined(GORT_ASAN) || defined(GORT_TSAN)
+void gort__san_g0_to_g(gort_m_t *m, gort_g_t *gp);
+void gort__san_after_g0_to_g(gort_g_t *gp);
+void gort__san_g_to_g0(gort_m_t *m, gort_g_t *gp, bool dying);
+void gort__san_after_g_to_g0(gort_m_t *m);
+#else
+/* Without a fiber-aware sanitizer only m->ing is left to keep (see
+ * fiber_san.c): inline, as they run on every switch. */
+static inline void gort__san_g0_to_g(gort_m_t *m, gort_g_t *gp) { (void)m, (void)gp; }
+static inline void gort__san_after_g0_to_g(gort_g_t *gp)
+{
+    atomic_store_explicit(&gp->m->ing, 1, memory_order_relaxed);
+}
+static inline void gort__san_g_to_g0(gort_m_t *m, gort_g_t *gp, bool dying)
+{
+    (void)gp, (void)dying;
+    atomic_store_explicit(&m->ing, 0, memory_order_relaxed);
+}
+static inline void gort__san_after_g_to_g0(gort_m_t *m) { (void)m; }
+#endif
+void gort__san_minit(gort_m_t *m);
+/* gort_main's scheduler stack as its own TSan fiber (returns the caller's). */
+void *gort__san_main_enter(gort_m_t *m);
+void gort__san_main_leave(gort_m_t *m, void *caller);
+void gort__san_g_created(gort_g_t *gp);
+void gort__san_g_destroyed(gort_g_t *gp);
+
 /* ------------------------------------------------------------------ */
 /* Scheduler entry points (sched.c, proc.c)                            */
 /* ------------------------------------------------------------------ */
@@ -514,8 +542,31 @@ void gort__execute(gort_g_t *gp, bool inherit) __attribute__((noreturn));
  * own stack after the goroutine's context is saved; if it returns false the
  * goroutine resumes at once.  From the moment unlockf releases the lock,
  * another thread may ready the goroutine. */
-void gort__park(bool (*unlockf)(gort_g_t *, void *), void *lock, int reason);
-void gort__park_unlock(gort_lock_t *l, int reason);
+void gort__park_m(void *arg); /* g0's half (sched.c) */
+__attribute__((noreturn, cold)) void gort__park_nog(void);
+/* Inline, like the lock: every return between the switch and the caller's
+ * own code is mispredicted when the goroutine resumes (the return stack
+ * buffer holds g0's calls), so each call level here cost a few ns per
+ * switch. */
+static inline __attribute__((always_inline)) void gort__park(bool (*unlockf)(gort_g_t *, void *), void *lock,
+                                                             int reason)
+{
+    gort_m_t *m = gort__getm();
+    gort_g_t *gp = m ? m->curg : NULL;
+    if (unlikely(!gp))
+        gort__park_nog();
+    m->waitlock = lock;
+    m->waitunlockf = unlockf;
+    gp->waitreason = (uint8_t)reason;
+    gort__san_g_to_g0(m, gp, false);
+    gort__mcall(&gp->ctx, m->g0sp, gort__park_m, gp);
+    gort__san_after_g0_to_g(gp);
+}
+bool gort__unlock_fn(gort_g_t *gp, void *l);
+static inline __attribute__((always_inline)) void gort__park_unlock(gort_lock_t *l, int reason)
+{
+    gort__park(gort__unlock_fn, l, reason);
+}
 /* Makes a parked goroutine runnable on the current P (runnext if next). */
 void gort__ready(gort_g_t *gp, bool next);
 /* Adds a batch of runnable Gs (linked by schedlink) to run queues. */
@@ -725,33 +776,6 @@ int gort__atoi_env(const char *name, int def);
 void *gort__sysalloc(size_t n); /* mmap'd, zeroed, fatal on failure */
 void gort__sysfree(void *p, size_t n);
 
-/* Sanitizer fiber annotations around switches (fiber_san.c). */
-#if defined(GORT_ASAN) || defined(GORT_TSAN)
-void gort__san_g0_to_g(gort_m_t *m, gort_g_t *gp);
-void gort__san_after_g0_to_g(gort_g_t *gp);
-void gort__san_g_to_g0(gort_m_t *m, gort_g_t *gp, bool dying);
-void gort__san_after_g_to_g0(gort_m_t *m);
-#else
-/* Without a fiber-aware sanitizer only m->ing is left to keep (see
- * fiber_san.c): inline, as they run on every switch. */
-static inline void gort__san_g0_to_g(gort_m_t *m, gort_g_t *gp) { (void)m, (void)gp; }
-static inline void gort__san_after_g0_to_g(gort_g_t *gp)
-{
-    atomic_store_explicit(&gp->m->ing, 1, memory_order_relaxed);
-}
-static inline void gort__san_g_to_g0(gort_m_t *m, gort_g_t *gp, bool dying)
-{
-    (void)gp, (void)dying;
-    atomic_store_explicit(&m->ing, 0, memory_order_relaxed);
-}
-static inline void gort__san_after_g_to_g0(gort_m_t *m) { (void)m; }
-#endif
-void gort__san_minit(gort_m_t *m);
-/* gort_main's scheduler stack as its own TSan fiber (returns the caller's). */
-void *gort__san_main_enter(gort_m_t *m);
-void gort__san_main_leave(gort_m_t *m, void *caller);
-void gort__san_g_created(gort_g_t *gp);
-void gort__san_g_destroyed(gort_g_t *gp);
 
 /* Counters and debug output */
 void gort__schedtrace(int fd, bool detail);

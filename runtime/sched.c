@@ -702,7 +702,7 @@ void gort__execute(gort_g_t *gp, bool inherit)
 
 /* ---- parking and readying ---- */
 
-static void park_m(void *arg)
+void gort__park_m(void *arg)
 {
     gort_g_t *gp = arg;
     gort_m_t *m = gort__getm();
@@ -726,28 +726,14 @@ static void park_m(void *arg)
     gort__schedule();
 }
 
-void gort__park(bool (*unlockf)(gort_g_t *, void *), void *lock, int reason)
-{
-    gort_m_t *m = gort__getm();
-    gort_g_t *gp = m ? m->curg : NULL;
-    if (unlikely(!gp))
-        gort__throw("a blocking gort call was made outside a goroutine");
-    m->waitlock = lock;
-    m->waitunlockf = unlockf;
-    gp->waitreason = (uint8_t)reason;
-    gort__san_g_to_g0(m, gp, false);
-    gort__mcall(&gp->ctx, m->g0sp, park_m, gp);
-    gort__san_after_g0_to_g(gp);
-}
+void gort__park_nog(void) { gort__throw("a blocking gort call was made outside a goroutine"); }
 
-static bool unlock_fn(gort_g_t *gp, void *l)
+bool gort__unlock_fn(gort_g_t *gp, void *l)
 {
     (void)gp;
     gort__unlock(l);
     return true;
 }
-
-void gort__park_unlock(gort_lock_t *l, int reason) { gort__park(unlock_fn, l, reason); }
 
 void gort__ready(gort_g_t *gp, bool next)
 {

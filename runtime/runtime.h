@@ -315,6 +315,7 @@ struct gort_p {
     _Atomic int64_t schedwhen;   /* ns of the last schedtick change (sysmon) */
     uint64_t goidcache, goidcacheend; /* owner P */
     bool globfair_owed;          /* the 61-tick global-queue turn was put off; owner P */
+    _Atomic bool slice_over;     /* sysmon: the slice runnext goroutines shared is up */
 
     /* Local run queue: lock-free, single producer (owner), many consumers
      * (owner and stealers).  head is advanced by CAS with release order by

@@ -656,6 +656,16 @@ top:;
             gort__unlock(&gort__sched.lock);
         }
     }
+    if (!gp && unlikely(atomic_load_explicit(&pp->slice_over, memory_order_relaxed))) {
+        /* sysmon: the goroutines taking turns through runnext have used
+         * up the slice they shared.  The runnext one goes behind the
+         * queue, which runs now, on a fresh slice. */
+        atomic_store_explicit(&pp->slice_over, false, memory_order_relaxed);
+        gort_g_t *next = atomic_load_explicit(&pp->runnext, memory_order_relaxed);
+        if (next && atomic_compare_exchange_strong_explicit(&pp->runnext, &next, NULL, memory_order_acquire,
+                                                            memory_order_relaxed))
+            gort__runqput(pp, next, false);
+    }
     if (!gp)
         gp = gort__runqget(pp, &inherit);
     if (!gp)

@@ -52,6 +52,7 @@
 #define HURRY_NS (1000 * 1000)
 #define COOL_NS (10 * 1000 * 1000)
 #define POKE_MIN_NS (200 * 1000)
+#define POKE_GAP_NS (5 * 1000 * 1000)
 
 size_t gort__stack_scavenge(void);
 
@@ -262,6 +263,7 @@ static int retake(int64_t now, int64_t *due, bool *fresh, bool *hurry, int *revo
         }
         if (s == P_RUNNING) {
             gort_m_t *m = pp->m;
+            bool shared = false; /* goroutines switched, the slice's tick did not */
             if (m && m != sysmon_m) {
                 /* How much of the interval since the last sample did the
                  * thread spend on a CPU?  Under an eighth, with no switch,
@@ -274,6 +276,7 @@ static int retake(int64_t now, int64_t *due, bool *fresh, bool *hurry, int *revo
                 int64_t dt = now - pd->cpuat, dc = cpu - pd->cpu;
                 uint32_t gen = (uint32_t)atomic_load_explicit(&m->preempt_gen, memory_order_relaxed);
                 bool was_same_g = sampled && pd->cputick == tick && pd->cpugen == gen;
+                shared = sampled && pd->cputick == tick && pd->cpugen != gen;
                 pd->busy = was_same_g && dc * 2 >= dt;
                 pd->busyrun = pd->busy ? pd->busyrun + 1 : 0;
                 pd->cpum = m;
@@ -285,13 +288,28 @@ static int retake(int64_t now, int64_t *due, bool *fresh, bool *hurry, int *revo
                     *revokes += revoke_p(pp, pd, now);
                     continue;
                 }
-                if (!pd->busy && (!gort__runqempty(pp) || atomic_load(&gort__sched.runqsize) != 0))
+                /* Not pd->busy, which wants one goroutine throughout: a
+                 * thread that switches goroutines while burning CPU (a
+                 * channel pair) is not stuck, and hurrying for it cost
+                 * ~1,000 extra rounds a second. */
+                bool burning = sampled && dt > 0 && dc * 2 >= dt;
+                if (!burning && (!gort__runqempty(pp) || atomic_load(&gort__sched.runqsize) != 0))
                     *hurry = true;
             }
             int64_t end = pd->schedwhen + __atomic_load_n(&gort__settings.slice_ns, __ATOMIC_RELAXED);
             if (end <= now) {
                 if (pd->busyrun >= 2) {
                     preemptone(pp, pd, now);
+                    end = now + RESIGNAL_NS;
+                } else if (shared) {
+                    /* Goroutines handing off through runnext share one
+                     * slice (each inherits it), so a pair talking over a
+                     * channel never lets the P's queue run.  Its slice is
+                     * over: the P's next schedule serves the queue first
+                     * (sched.c).  No signal and no g->preempt: the pair
+                     * switches every few hundred ns, and a flag on
+                     * whichever G was current was mostly lost to a park. */
+                    atomic_store_explicit(&pp->slice_over, true, memory_order_relaxed);
                     end = now + RESIGNAL_NS;
                 } else {
                     end = now + ROUND_MIN_NS; /* sample again first */
@@ -364,7 +382,7 @@ static void *sysmon_main(void *arg)
     int idle = 0;
     int64_t due = 0;
     bool fresh = false, hurry = false, hurry_on = false;
-    int64_t hurry_end = 0, cool_until = 0;
+    int64_t hurry_end = 0, cool_until = 0, poke_quiet_until = 0;
     int64_t last_scavenge = gort__nanotime(), last_trace = last_scavenge;
     for (;;) {
         if (idle == 0)
@@ -411,7 +429,14 @@ static void *sysmon_main(void *arg)
         } else {
             /* A poke here (work queued while every P is busy) asks for one
              * look, not for quick rounds: see the hurry episodes below. */
-            (void)sysmon_sleep(sleep, false, !hurry_on && sleep >= POKE_MIN_NS && gort__nanotime() >= cool_until);
+            int64_t t = gort__nanotime();
+            bool pokeable = !hurry_on && sleep >= POKE_MIN_NS && t >= cool_until && t >= poke_quiet_until;
+            /* At most one poke per POKE_GAP_NS: in a switch-heavy program
+             * every ready finds all Ps busy, and pokes came ~4,000 times a
+             * second; when sysmon shared the workers' CPU, pingpong ran
+             * at half speed. */
+            if (sysmon_sleep(sleep, false, pokeable))
+                poke_quiet_until = gort__nanotime() + POKE_GAP_NS;
         }
         int64_t now = gort__nanotime();
         int revokes;

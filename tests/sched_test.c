@@ -201,6 +201,60 @@ static void test_maxprocs(void)
     CU_ASSERT_EQUAL(gort_maxprocs(old), 3);
 }
 
+/* ---- a runnext pair shares one slice ---- */
+
+/* Two goroutines that hand a value back and forth run through runnext and
+ * inherit each other's slice; a third one queued behind them on the same
+ * P must still get its turn when that slice ends (Go preempts the pair).
+ * Before sysmon enforced that, the third waited forever. */
+#define PAIR_LIMIT 20000000L
+static gort_chan *pr_a, *pr_b;
+static _Atomic int pr_flag;
+static long pr_rounds;
+static void pr_third(void *arg)
+{
+    (void)arg;
+    atomic_store(&pr_flag, 1);
+}
+static void pr_echo(void *arg)
+{
+    (void)arg;
+    long v;
+    while (gort_chan_recv(pr_b, &v))
+        gort_chan_send(pr_a, &v);
+}
+static void pair_body(void *arg)
+{
+    (void)arg;
+    gort_maxprocs(1);
+    atomic_store(&pr_flag, 0);
+    pr_a = gort_chan_make(sizeof(long), 0);
+    pr_b = gort_chan_make(sizeof(long), 0);
+    gort_go(pr_echo, NULL);
+    long i;
+    for (i = 0; i < PAIR_LIMIT && !atomic_load(&pr_flag); i++) {
+        long v = i;
+        gort_chan_send(pr_b, &v);
+        /* Here runnext is empty (echo readied us from it and waits to
+         * send): pr_third goes there, and readying echo below kicks it to
+         * the queue behind the pair. */
+        if (i == 100)
+            gort_go(pr_third, NULL);
+        gort_chan_recv(pr_a, &v);
+    }
+    pr_rounds = i;
+    gort_chan_close(pr_b);
+    gort_chan_free(pr_a);
+}
+static void test_runnext_pair_slice(void)
+{
+    int old = gort_maxprocs(1);
+    GT_RUN(pair_body, NULL);
+    gort_maxprocs(old);
+    CU_ASSERT_EQUAL(atomic_load(&pr_flag), 1);
+    CU_ASSERT(pr_rounds < PAIR_LIMIT);
+}
+
 /* ---- yield interleaves goroutines on one P ---- */
 
 static int ylog[64];
@@ -444,6 +498,7 @@ GT_SUITE(sched,
          {"every_m", test_every_m},
          {"maxprocs", test_maxprocs},
          {"yield", test_yield},
+         {"runnext_pair_slice", test_runnext_pair_slice},
          {"sleep", test_sleep},
          {"sleep_order", test_sleep_order},
          {"main_returns", test_main_returns},

@@ -688,6 +688,15 @@ int64_t gort__timers_earliest(void);                  /* across all Ps; 0: none 
 /* Time */
 int64_t gort__nanotime(void);
 int64_t gort__nanotime_coarse(void);
+/* sysmon's clock at its last round (0 before it starts): for stamps read
+ * in minutes (a parked goroutine's waitsince), where even the coarse
+ * clock's vDSO call was 2-3% of a channel hand-off. */
+extern _Atomic int64_t gort__sysmon_now;
+static inline int64_t gort__nanotime_stale(void)
+{
+    int64_t t = atomic_load_explicit(&gort__sysmon_now, memory_order_relaxed);
+    return t ? t : gort__nanotime_coarse();
+}
 
 /* Network poller / idle sleep (netpoll_epoll.c) */
 void gort__netpoll_init(void);

@@ -718,7 +718,7 @@ void gort__park_m(void *arg)
     gort_m_t *m = gort__getm();
     gort__san_after_g_to_g0(m);
     gort__casgstatus(gp, G_RUNNING, G_WAITING);
-    gp->waitsince = gort__nanotime_coarse();
+    gp->waitsince = gort__nanotime_stale();
     m->curg = NULL;
     gp->m = NULL;
     if (gp->stack.guard == GUARD_CANARY && !gort__stack_check(&gp->stack))

@@ -17,6 +17,8 @@ int64_t gort__nanotime(void)
 }
 
 /* A few ms of resolution for a few ns: wait times in dumps. */
+_Atomic int64_t gort__sysmon_now;
+
 int64_t gort__nanotime_coarse(void)
 {
     struct timespec ts;

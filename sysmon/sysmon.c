@@ -439,6 +439,7 @@ static void *sysmon_main(void *arg)
                 poke_quiet_until = gort__nanotime() + POKE_GAP_NS;
         }
         int64_t now = gort__nanotime();
+        atomic_store_explicit(&gort__sysmon_now, now, memory_order_relaxed);
         int revokes;
         /* Only P hand-offs from wrapped calls put sysmon back to 20 us
          * rounds for a while (Go's rhythm: more calls may follow).  A

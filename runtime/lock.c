@@ -100,7 +100,8 @@ void gort__lock_init(gort_lock_t *l, int rank)
 }
 
 enum { SPIN_FIRST = 128, SPIN_CAP = 512, SPIN_BUDGET = 4096, PASSIVE_SPIN = 1 };
-/* A sleeper looks again this often even if nobody woke it (see below). */
+/* A sleeper's first wait, and every later one (see gort__lock_slow). */
+#define SLEEP_FIRST_NS (20 * 1000)
 #define SLEEP_RECHECK_NS (1000 * 1000)
 
 static inline bool try_take(gort_lock_t *l)
@@ -132,15 +133,21 @@ void gort__lock_slow(gort_lock_t *l)
     /* Sleep.  The unlocker reads sleepers and then stores 0 with a plain
      * store: no locked instruction on its path, but nothing stops our
      * increment from landing between its read and its store, while our
-     * futex_wait still sees key 1; then nobody wakes us.  That window is
-     * a few instructions plus the unlocker's store-buffer drain, and a
-     * sleeper it catches looks again after SLEEP_RECHECK_NS.  Sleeping at all needs SPIN_BUDGET pauses (~80 us)
-     * of contention first, which a runtime lock (held for nanoseconds,
-     * never across a block) only sees when its holder's thread is
-     * descheduled. */
+     * futex_wait still sees key 1; then nobody wakes us.  Only the unlock
+     * in progress as we increment can miss us: any later holder took the
+     * lock with a CAS after our (locked) increment and will read a
+     * non-zero count.  So the first wait is short (SLEEP_FIRST_NS), which
+     * bounds that miss; later waits are woken by later unlocks, with
+     * SLEEP_RECHECK_NS as a backstop.  Sleeping at all needs SPIN_BUDGET
+     * pauses (~80 us) of contention first, which a runtime lock (held for
+     * nanoseconds, never across a block) sees when its holder's thread
+     * was descheduled or many threads queue on it. */
     atomic_fetch_add_explicit(&l->sleepers, 1, memory_order_seq_cst);
-    while (!try_take(l))
-        gort__futex_wait(&l->key, 1, SLEEP_RECHECK_NS);
+    int64_t wait = SLEEP_FIRST_NS;
+    while (!try_take(l)) {
+        gort__futex_wait(&l->key, 1, wait);
+        wait = SLEEP_RECHECK_NS;
+    }
     atomic_fetch_sub_explicit(&l->sleepers, 1, memory_order_relaxed);
 }
 

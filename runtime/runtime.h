@@ -192,6 +192,8 @@ struct gort_g {
     gort_m_t *m;             /* M running it (RUNNING/SYSCALL), else NULL */
     gort_m_t *lockedm;       /* M it is locked to (gort_lock_thread) */
     gort_g_t *schedlink;     /* run queue / free list link; owner: that list */
+    gort_g_t *gfbatch;       /* global free list: next batch (batch heads only) */
+    int32_t gfbatchn;        /* global free list: Gs in this batch (heads only) */
     gort_sudog_t *waiting;   /* chan.c: sudogs this G waits with (select) */
     void *param;             /* passed by the waker (chan.c: the sudog) */
     gort__timer_t *sleeptimer; /* gort_sleep's timer, allocated on first use */
@@ -357,11 +359,12 @@ typedef struct gort_sched {
     gort_p_t *pidle;               /* idle Ps */
     _Atomic int32_t npidle;        /* atomic: read without the lock by wakep */
     _Atomic int32_t nmspinning;    /* atomic */
-    gort_g_t *runqhead, *runqtail; /* global run queue */
+    gort_g_t **gq;                 /* global run queue: a ring of gqcap (a power of */
+    uint32_t gqcap, gqhead;        /* two) slots from gqhead, runqsize of them used */
     _Atomic int32_t runqsize;      /* atomic reads allowed without lock */
 
     gort_lock_t gflock;            /* global free Gs */
-    gort_g_t *gfree;
+    gort_g_t *gfree;               /* batches: schedlink chains, heads linked by gfbatch */
     int32_t ngfree;
 
     _Atomic uint32_t gcwaiting;    /* stop-the-world pending; atomic */
@@ -610,6 +613,7 @@ void gort__globrunqput(gort_g_t *gp);          /* sched.lock held */
 void gort__globrunqputhead(gort_g_t *gp);      /* sched.lock held */
 void gort__globrunqputbatch(gort_g_t *head, gort_g_t *tail, int32_t n); /* held */
 gort_g_t *gort__globrunqget(gort_p_t *pp, int32_t max); /* held */
+gort_g_t *gort__globrunqpop(void);             /* held; the head, or NULL */
 uint32_t gort__runqlen(gort_p_t *pp);
 int gort__runqdrain(gort_p_t *pp, gort_g_t **out, int max); /* P must be stopped */
 

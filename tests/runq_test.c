@@ -104,10 +104,9 @@ static void test_runq_contention(void)
         pthread_join(th[i], NULL);
     /* Overflow went to the global queue: drain it too. */
     gort__lock(&gort__sched.lock);
-    for (gort_g_t *x = gort__sched.runqhead; x; x = x->schedlink)
+    for (gort_g_t *x; (x = gort__globrunqpop()) != NULL;)
         take(&c, x);
-    gort__sched.runqhead = gort__sched.runqtail = NULL;
-    atomic_store(&gort__sched.runqsize, 0);
+    CU_ASSERT_EQUAL(atomic_load(&gort__sched.runqsize), 0);
     gort__unlock(&gort__sched.lock);
     CU_ASSERT_EQUAL(atomic_load(&c.taken), c.ng);
     int bad = 0;
@@ -147,11 +146,16 @@ static void test_runq_order(void)
     /* The ring held 256; the 257th moved 128 + itself globally. */
     CU_ASSERT_EQUAL(gort__runqlen(p), GORT_RUNQ_SIZE / 2);
     CU_ASSERT_EQUAL(atomic_load(&gort__sched.runqsize), GORT_RUNQ_SIZE / 2 + 1);
+    /* In order: the ring's oldest half, then the newcomer. */
     gort__lock(&gort__sched.lock);
-    CU_ASSERT_PTR_EQUAL(gort__sched.runqhead, &gs[0]);
-    CU_ASSERT_PTR_EQUAL(gort__sched.runqtail, &gs[GORT_RUNQ_SIZE]);
-    gort__sched.runqhead = gort__sched.runqtail = NULL;
-    atomic_store(&gort__sched.runqsize, 0);
+    int inorder = 0;
+    for (int i = 0; i <= GORT_RUNQ_SIZE / 2; i++) {
+        gort_g_t *x = gort__globrunqpop();
+        inorder += x == &gs[i == GORT_RUNQ_SIZE / 2 ? GORT_RUNQ_SIZE : i];
+    }
+    CU_ASSERT_EQUAL(inorder, GORT_RUNQ_SIZE / 2 + 1);
+    CU_ASSERT_PTR_NULL(gort__globrunqpop());
+    CU_ASSERT_EQUAL(atomic_load(&gort__sched.runqsize), 0);
     gort__unlock(&gort__sched.lock);
     CU_ASSERT_PTR_EQUAL(gort__runqget(p, &inh), &gs[GORT_RUNQ_SIZE / 2]);
 

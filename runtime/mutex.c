@@ -33,6 +33,7 @@
  * Rejected: a futex mutex for goroutines (parks the whole M), a ticket
  * lock (strict FIFO collapses throughput whenever a waiter is descheduled).
  */
+#define GORT_MUTEX_IMPL /* the real functions, not gort.h's inline macros */
 #include "runtime.h"
 
 enum {
@@ -74,6 +75,8 @@ static inline void do_spin(void)
     for (int i = 0; i < ACTIVE_SPIN_CNT; i++)
         gort__cpu_relax();
 }
+
+static void unlock_slow(gort_mutex *m, int32_t new);
 
 static __attribute__((noinline)) void lock_slow(gort_mutex *m)
 {
@@ -147,6 +150,10 @@ void gort_mutex_lock(gort_mutex *m)
         return;
     lock_slow(m);
 }
+
+/* gort.h's inline fast paths end here when they cannot finish. */
+void gort__mutex_lock_slow(gort_mutex *m) { lock_slow(m); }
+void gort__mutex_unlock_slow(gort_mutex *m, int32_t state) { unlock_slow(m, state); }
 
 bool gort_mutex_trylock(gort_mutex *m)
 {

@@ -82,7 +82,7 @@ static bool runqputslow(gort_p_t *pp, gort_g_t *gp, uint32_t head, uint32_t tail
     return true;
 }
 
-void gort__runqput(gort_p_t *pp, gort_g_t *gp, bool next)
+void gort__runqput_slow(gort_p_t *pp, gort_g_t *gp, bool next)
 {
     if (gort__settings.randomize && next && gort__fastrandn(2) == 0)
         next = false;
@@ -108,7 +108,7 @@ void gort__runqput(gort_p_t *pp, gort_g_t *gp, bool next)
     }
 }
 
-gort_g_t *gort__runqget(gort_p_t *pp, bool *inherit)
+gort_g_t *gort__runqget_slow(gort_p_t *pp, bool *inherit)
 {
     gort_g_t *next = atomic_load_explicit(&pp->runnext, memory_order_relaxed);
     if (next && atomic_compare_exchange_strong_explicit(&pp->runnext, &next, NULL,

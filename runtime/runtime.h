@@ -605,8 +605,31 @@ void gort__stoplockedm(void);
 void gort__startlockedm(gort_g_t *gp) __attribute__((noreturn));
 
 /* Run queues (runq.c) */
-void gort__runqput(gort_p_t *pp, gort_g_t *gp, bool next);
-gort_g_t *gort__runqget(gort_p_t *pp, bool *inherit);
+void gort__runqput_slow(gort_p_t *pp, gort_g_t *gp, bool next);
+gort_g_t *gort__runqget_slow(gort_p_t *pp, bool *inherit);
+/* The runnext hand-off inline (a channel conversation does one put and one
+ * get per switch); the ring, a kicked-out runnext and the randomized
+ * debug order go out of line (runq.c). */
+static inline void gort__runqput(gort_p_t *pp, gort_g_t *gp, bool next)
+{
+    if (next && !gort__settings.randomize) {
+        gort_g_t *old = NULL;
+        if (atomic_compare_exchange_strong_explicit(&pp->runnext, &old, gp, memory_order_release,
+                                                    memory_order_relaxed))
+            return;
+    }
+    gort__runqput_slow(pp, gp, next);
+}
+static inline gort_g_t *gort__runqget(gort_p_t *pp, bool *inherit)
+{
+    gort_g_t *next = atomic_load_explicit(&pp->runnext, memory_order_relaxed);
+    if (next && atomic_compare_exchange_strong_explicit(&pp->runnext, &next, NULL, memory_order_acquire,
+                                                        memory_order_relaxed)) {
+        *inherit = true;
+        return next;
+    }
+    return gort__runqget_slow(pp, inherit);
+}
 bool gort__runqempty(gort_p_t *pp);
 gort_g_t *gort__runqsteal(gort_p_t *pp, gort_p_t *victim, bool steal_runnext);
 void gort__globrunqput(gort_g_t *gp);          /* sched.lock held */

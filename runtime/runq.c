@@ -164,9 +164,18 @@ static uint32_t runqgrab(gort_p_t *victim, _Atomic(gort_g_t *) *batch, uint32_t 
                 /* The victim is running and likely about to schedule its
                  * runnext (a goroutine it just readied).  Stealing it now
                  * would bounce a channel conversation between threads.
-                 * Give the victim 3us, as Go does. */
+                 * Give the victim 3us, as Go does; and if it switched
+                 * goroutines meanwhile, leave runnext alone.  The CAS
+                 * below cannot tell: a pair talking through runnext puts
+                 * the same G back there every few hundred ns, so Go's
+                 * check alone let idle Ps steal from pingpong at 2 procs
+                 * and split the pair across threads (perf: three Ms ran
+                 * it in turn). */
+                uint64_t sw = atomic_load_explicit(&victim->stats.switches, memory_order_relaxed);
                 struct timespec ts = {0, 3000};
                 nanosleep(&ts, NULL);
+                if (atomic_load_explicit(&victim->stats.switches, memory_order_relaxed) != sw)
+                    return 0;
             }
             if (!atomic_compare_exchange_strong_explicit(&victim->runnext, &next, NULL,
                                                          memory_order_acquire, memory_order_relaxed))

@@ -76,9 +76,8 @@ static inline void do_spin(void)
         gort__cpu_relax();
 }
 
-static void unlock_slow(gort_mutex *m, int32_t new);
-
-static __attribute__((noinline)) void lock_slow(gort_mutex *m)
+/* gort.h's inline fast path ends here when it cannot take the lock. */
+void gort__mutex_lock_slow(gort_mutex *m)
 {
     gort_g_t *gp = gort__rt_enter();
     int64_t wait_start = 0;
@@ -142,18 +141,8 @@ static __attribute__((noinline)) void lock_slow(gort_mutex *m)
     gort__rt_leave(gp);
 }
 
-void gort_mutex_lock(gort_mutex *m)
-{
-    int32_t z = 0;
-    if (likely(atomic_compare_exchange_strong_explicit(mstate(m), &z, MUTEX_LOCKED, memory_order_acquire,
-                                                       memory_order_relaxed)))
-        return;
-    lock_slow(m);
-}
-
-/* gort.h's inline fast paths end here when they cannot finish. */
-void gort__mutex_lock_slow(gort_mutex *m) { lock_slow(m); }
-void gort__mutex_unlock_slow(gort_mutex *m, int32_t state) { unlock_slow(m, state); }
+/* The exported functions are gort.h's inline fast paths, out of line. */
+void gort_mutex_lock(gort_mutex *m) { gort__mutex_lock_fast(m); }
 
 bool gort_mutex_trylock(gort_mutex *m)
 {
@@ -165,7 +154,8 @@ bool gort_mutex_trylock(gort_mutex *m)
                                                    memory_order_acquire, memory_order_relaxed);
 }
 
-static __attribute__((noinline)) void unlock_slow(gort_mutex *m, int32_t new)
+/* gort.h's inline unlock ends here when the state is not plain "locked". */
+void gort__mutex_unlock_slow(gort_mutex *m, int32_t new)
 {
     if (((new + MUTEX_LOCKED) & MUTEX_LOCKED) == 0)
         gort__fatal("sync: unlock of unlocked mutex");
@@ -193,9 +183,4 @@ static __attribute__((noinline)) void unlock_slow(gort_mutex *m, int32_t new)
     gort__rt_leave(gp);
 }
 
-void gort_mutex_unlock(gort_mutex *m)
-{
-    int32_t new = atomic_fetch_sub_explicit(mstate(m), MUTEX_LOCKED, memory_order_release) - MUTEX_LOCKED;
-    if (unlikely(new != 0))
-        unlock_slow(m, new);
-}
+void gort_mutex_unlock(gort_mutex *m) { gort__mutex_unlock_fast(m); }

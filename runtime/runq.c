@@ -278,10 +278,9 @@ static void globrunqputarray(gort_g_t *const *gs, int32_t n)
     gq_added(n);
 }
 
-void gort__globrunqputbatch(gort_g_t *head, gort_g_t *tail, int32_t n)
+void gort__globrunqputbatch(gort_g_t *head, int32_t n)
 {
     ASSERT_HELD(&gort__sched.lock);
-    (void)tail;
     gq_reserve((uint32_t)n);
     uint32_t len = (uint32_t)atomic_load_explicit(&gort__sched.runqsize, memory_order_relaxed);
     gort_g_t *g = head;

@@ -634,7 +634,7 @@ bool gort__runqempty(gort_p_t *pp);
 gort_g_t *gort__runqsteal(gort_p_t *pp, gort_p_t *victim, bool steal_runnext);
 void gort__globrunqput(gort_g_t *gp);          /* sched.lock held */
 void gort__globrunqputhead(gort_g_t *gp);      /* sched.lock held */
-void gort__globrunqputbatch(gort_g_t *head, gort_g_t *tail, int32_t n); /* held */
+void gort__globrunqputbatch(gort_g_t *head, int32_t n); /* held; n Gs linked by schedlink */
 gort_g_t *gort__globrunqget(gort_p_t *pp, int32_t max); /* held */
 gort_g_t *gort__globrunqpop(void);             /* held; the head, or NULL */
 uint32_t gort__runqlen(gort_p_t *pp);

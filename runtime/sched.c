@@ -775,16 +775,14 @@ void gort__injectglist(gort_g_t *list)
     if (!list)
         return;
     int n = 0;
-    gort_g_t *tail = NULL;
     for (gort_g_t *g = list; g; g = g->schedlink) {
         gort__casgstatus(g, G_WAITING, G_RUNNABLE);
-        tail = g;
         n++;
     }
     gort_m_t *m = gort__getm();
     if (!m || !m->p) {
         gort__lock(&gort__sched.lock);
-        gort__globrunqputbatch(list, tail, n);
+        gort__globrunqputbatch(list, n);
         gort__unlock(&gort__sched.lock);
         for (int i = 0; i < n && atomic_load_explicit(&gort__sched.npidle, memory_order_relaxed) > 0; i++)
             gort__startm(NULL, false);

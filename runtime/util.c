@@ -16,9 +16,9 @@ int64_t gort__nanotime(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* A few ms of resolution for a few ns: wait times in dumps. */
-_Atomic int64_t gort__sysmon_now;
+_Atomic int64_t gort__sysmon_now; /* see gort__nanotime_stale */
 
+/* A few ms of resolution for a few ns: wait times in dumps. */
 int64_t gort__nanotime_coarse(void)
 {
     struct timespec ts;

@@ -232,9 +232,9 @@ static int revoke_p(gort_p_t *pp, pdata_t *pd, int64_t now)
 /* *due: the earliest time a running goroutine's slice ends (0: none).
  * *fresh: some P runs a goroutine that started since the last round, at a
  * moment somewhere in that round's sleep.
- * *hurry: goroutines wait for a P whose goroutine is new or was not seen
- * burning CPU: it may be blocked in a call nobody wrapped, and only the
- * next round can tell. */
+ * *hurry: goroutines wait for a P whose thread is new to us or was not
+ * seen burning CPU: it may be blocked in a call nobody wrapped, and only
+ * the next round can tell. */
 static int retake(int64_t now, int64_t *due, bool *fresh, bool *hurry, int *revokes)
 {
     int n = 0;
@@ -451,8 +451,8 @@ static void *sysmon_main(void *arg)
             idle = 0;
         else
             idle++;
-        /* Hurry episodes.  Work waits behind a P whose goroutine is new or
-         * not burning CPU: it may have entered a call nobody wrapped, and
+        /* Hurry episodes.  Work waits behind a P whose thread is new to us
+         * or not burning CPU: it may have entered a call nobody wrapped, and
          * only the next sample can tell, so take it ROUND_MIN_NS later
          * instead of a slice later.  An episode lasts at most HURRY_NS.
          * One that revoked nothing (a switch-heavy program: every sample

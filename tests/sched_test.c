@@ -225,6 +225,14 @@ static void pr_echo(void *arg)
         gort_chan_send(pr_a, &v);
     gort_wg_done(&pr_wg);
 }
+/* Makes both channels and starts the echo goroutine. */
+static void pr_start(void)
+{
+    pr_a = gort_chan_make(sizeof(long), 0);
+    pr_b = gort_chan_make(sizeof(long), 0);
+    gort_wg_add(&pr_wg, 1);
+    gort_go(pr_echo, NULL);
+}
 /* Closes pr_b, waits for the echo goroutine to see it, frees both. */
 static void pr_finish(void)
 {
@@ -238,10 +246,7 @@ static void pair_body(void *arg)
     (void)arg;
     gort_maxprocs(1);
     atomic_store(&pr_flag, 0);
-    pr_a = gort_chan_make(sizeof(long), 0);
-    pr_b = gort_chan_make(sizeof(long), 0);
-    gort_wg_add(&pr_wg, 1);
-    gort_go(pr_echo, NULL);
+    pr_start();
     long i;
     for (i = 0; i < PAIR_LIMIT && !atomic_load(&pr_flag); i++) {
         long v = i;
@@ -278,10 +283,7 @@ static long stay_moves;
 static void stay_body(void *arg)
 {
     (void)arg;
-    pr_a = gort_chan_make(sizeof(long), 0);
-    pr_b = gort_chan_make(sizeof(long), 0);
-    gort_wg_add(&pr_wg, 1);
-    gort_go(pr_echo, NULL);
+    pr_start();
     pid_t last = gettid();
     stay_moves = 0;
     for (long i = 0; i < STAY_ROUNDS; i++) {

@@ -88,9 +88,12 @@ void gort__runqput_slow(gort_p_t *pp, gort_g_t *gp, bool next)
         next = false;
     if (next) {
         gort_g_t *old = atomic_load_explicit(&pp->runnext, memory_order_relaxed);
-        while (!atomic_compare_exchange_weak_explicit(&pp->runnext, &old, gp, memory_order_release,
-                                                      memory_order_relaxed)) {
-        }
+        if (pp->solo)
+            atomic_store_explicit(&pp->runnext, gp, memory_order_release);
+        else
+            while (!atomic_compare_exchange_weak_explicit(&pp->runnext, &old, gp, memory_order_release,
+                                                          memory_order_relaxed)) {
+            }
         if (old == NULL)
             return;
         gp = old; /* kick the old runnext to the ring */
@@ -122,6 +125,11 @@ gort_g_t *gort__runqget_slow(gort_p_t *pp, bool *inherit)
         if (tail == head)
             return NULL;
         gort_g_t *gp = atomic_load_explicit(&pp->runq[head % RQ], memory_order_relaxed);
+        if (pp->solo) {
+            atomic_store_explicit(&pp->runqhead, head + 1, memory_order_release);
+            *inherit = false;
+            return gp;
+        }
         if (atomic_compare_exchange_weak_explicit(&pp->runqhead, &head, head + 1,
                                                   memory_order_release, memory_order_relaxed)) {
             *inherit = false;

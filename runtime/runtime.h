@@ -325,6 +325,11 @@ struct gort_p {
     _Atomic uint32_t runqhead __attribute__((aligned(GORT_CACHELINE)));
     _Atomic uint32_t runqtail;
     _Atomic(gort_g_t *) runnext; /* runs next, inherits the time slice */
+    /* The only P (gomaxprocs 1): nobody can steal, so the owner moves
+     * runnext and runqhead with plain stores, not locked RMWs (each a
+     * full barrier that also waits for the switch's stores to cold
+     * goroutine lines).  Written by procresize with the world stopped. */
+    bool solo;
     _Atomic(gort_g_t *) runq[GORT_RUNQ_SIZE];
 
     gort_g_t *gfree __attribute__((aligned(GORT_CACHELINE))); /* dead Gs; owner P */
@@ -614,15 +619,26 @@ static inline void gort__runqput(gort_p_t *pp, gort_g_t *gp, bool next)
 {
     if (next && !gort__settings.randomize) {
         gort_g_t *old = NULL;
-        if (atomic_compare_exchange_strong_explicit(&pp->runnext, &old, gp, memory_order_release,
-                                                    memory_order_relaxed))
+        if (pp->solo) {
+            if (!atomic_load_explicit(&pp->runnext, memory_order_relaxed)) {
+                atomic_store_explicit(&pp->runnext, gp, memory_order_release);
+                return;
+            }
+        } else if (atomic_compare_exchange_strong_explicit(&pp->runnext, &old, gp, memory_order_release,
+                                                           memory_order_relaxed)) {
             return;
+        }
     }
     gort__runqput_slow(pp, gp, next);
 }
 static inline gort_g_t *gort__runqget(gort_p_t *pp, bool *inherit)
 {
     gort_g_t *next = atomic_load_explicit(&pp->runnext, memory_order_relaxed);
+    if (next && pp->solo) {
+        atomic_store_explicit(&pp->runnext, NULL, memory_order_relaxed);
+        *inherit = true;
+        return next;
+    }
     if (next && atomic_compare_exchange_strong_explicit(&pp->runnext, &next, NULL, memory_order_acquire,
                                                         memory_order_relaxed)) {
         *inherit = true;

@@ -67,6 +67,8 @@ gort_p_t *gort__procresize(int32_t nprocs)
     for (int32_t i = nprocs; i < old; i++)
         pdestroy(gort__allp[i], gort__allp[0]);
     atomic_store_explicit(&gort__gomaxprocs, nprocs, memory_order_release);
+    for (int32_t i = 0; i < nprocs; i++)
+        gort__allp[i]->solo = nprocs == 1;
 
     /* Every P is stopped: rebuild the idle list from scratch. */
     gort__sched.pidle = NULL;

@@ -201,6 +201,87 @@ static void test_maxprocs(void)
     CU_ASSERT_EQUAL(gort_maxprocs(old), 3);
 }
 
+/* ---- solo mode (one P) across gort_maxprocs changes ---- */
+
+/* With one P the owner moves runnext and the run queue head with plain
+ * stores (no stealer exists).  Flip between 1 and 2 procs while pairs of
+ * goroutines hand values through runnext and others queue behind them:
+ * every value must arrive exactly once, and the flag must follow the
+ * proc count. */
+#define SOLO_PAIRS 4
+#define SOLO_FLIPS 60
+static _Atomic bool solo_stop;
+static _Atomic long solo_wrong, solo_count;
+static gort_waitgroup solo_wg;
+static bool solo_flag_ok;
+static void solo_echo(void *arg)
+{
+    gort_chan **c = arg;
+    long v;
+    while (gort_chan_recv(c[0], &v))
+        gort_chan_send(c[1], &v);
+    gort_wg_done(&solo_wg);
+}
+static void solo_driver(void *arg)
+{
+    gort_chan **c = arg;
+    long i = 0;
+    while (!atomic_load(&solo_stop)) {
+        long v = ++i, w;
+        gort_chan_send(c[0], &v);
+        gort_chan_recv(c[1], &w);
+        atomic_fetch_add(&solo_count, 1);
+        if (w != v)
+            atomic_fetch_add(&solo_wrong, 1);
+        if (i % 64 == 0)
+            gort_yield(); /* queue behind the others now and then */
+    }
+    gort_chan_close(c[0]);
+    gort_wg_done(&solo_wg);
+}
+static void solo_body(void *arg)
+{
+    (void)arg;
+    int old = gort_maxprocs(1);
+    gort_chan *c[SOLO_PAIRS][2];
+    atomic_store(&solo_stop, false);
+    atomic_store(&solo_wrong, 0);
+    atomic_store(&solo_count, 0);
+    gort_wg_add(&solo_wg, 2 * SOLO_PAIRS);
+    for (int k = 0; k < SOLO_PAIRS; k++) {
+        c[k][0] = gort_chan_make(sizeof(long), 0);
+        c[k][1] = gort_chan_make(sizeof(long), 0);
+        gort_go(solo_echo, c[k]);
+        gort_go(solo_driver, c[k]);
+    }
+    solo_flag_ok = true;
+    for (int f = 0; f < SOLO_FLIPS; f++) {
+        int n = f % 2 ? 1 : 2;
+        gort_maxprocs(n);
+        int32_t procs = atomic_load(&gort__gomaxprocs);
+        for (int32_t i = 0; i < procs; i++)
+            if (gort__allp[i]->solo != (procs == 1))
+                solo_flag_ok = false;
+        gort_sleep(500 * 1000);
+    }
+    atomic_store(&solo_stop, true);
+    gort_wg_wait(&solo_wg);
+    for (int k = 0; k < SOLO_PAIRS; k++) {
+        gort_chan_free(c[k][0]);
+        gort_chan_free(c[k][1]);
+    }
+    gort_maxprocs(old);
+}
+/* A lost value hangs its pair (and the test); a duplicated or stale one
+ * comes back different from what its driver sent. */
+static void test_solo_flip(void)
+{
+    GT_RUN(solo_body, NULL);
+    CU_ASSERT_TRUE(solo_flag_ok);
+    CU_ASSERT_TRUE(atomic_load(&solo_count) > SOLO_FLIPS);
+    CU_ASSERT_EQUAL(atomic_load(&solo_wrong), 0);
+}
+
 /* ---- a runnext pair shares one slice ---- */
 
 /* Two goroutines that hand a value back and forth run through runnext and
@@ -555,6 +636,7 @@ GT_SUITE(sched,
          {"spawn_tree", test_spawn_tree},
          {"every_m", test_every_m},
          {"maxprocs", test_maxprocs},
+         {"solo_flip", test_solo_flip},
          {"yield", test_yield},
          {"runnext_pair_slice", test_runnext_pair_slice},
          {"runnext_pair_stays", test_runnext_pair_stays},

@@ -703,7 +703,15 @@ void gort__execute(gort_g_t *gp, bool inherit)
     if (unlikely(gp->stack.lo == 0)) {
         if (!gort__stack_alloc(pp, &gp->stack))
             gort__throw("out of memory: cannot allocate a goroutine stack");
-        gort__ctx_init(&gp->ctx, gp->stack.hi, gp);
+        /* Stack colouring: start each stack's frames 0-31 cache lines
+         * below its top, by slot.  Stacks sit at a fixed stride and
+         * goroutines running the same code keep their hot frames at the
+         * same offset, so without it those lines all fall into the same
+         * few cache sets; thousands of goroutines taking turns (the
+         * prime sieve) then miss on every switch.  Sieve at 1 proc went
+         * from ~0.77 to ~0.65 s (Xeon VM, alternating runs). */
+        uintptr_t color = ((gp->stack.hi / GORT_PAGE_SIZE) % 32) * GORT_CACHELINE;
+        gort__ctx_init(&gp->ctx, gp->stack.hi - color, gp);
         gort__san_g_created(gp);
     }
     gort__san_g0_to_g(m, gp);

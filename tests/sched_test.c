@@ -3,6 +3,7 @@
  * spreading over every M, stealing, gort_maxprocs, yield, sleep, locked
  * threads, gort_main's life cycle.
  */
+#include <fenv.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -280,6 +281,73 @@ static void test_solo_flip(void)
     CU_ASSERT_TRUE(solo_flag_ok);
     CU_ASSERT_TRUE(atomic_load(&solo_count) > SOLO_FLIPS);
     CU_ASSERT_EQUAL(atomic_load(&solo_wrong), 0);
+}
+
+/* ---- floating-point control state is per goroutine ---- */
+
+/* The x87 control word and MXCSR's control bits are callee-saved: a
+ * goroutine's rounding mode survives its parks, and never leaks into the
+ * goroutine that runs next (gogo reloads them only when they differ). */
+#define FPENV_ROUNDS 20000
+static gort_chan *fe_a, *fe_b;
+static _Atomic int fe_bad;
+static gort_waitgroup fe_wg;
+static unsigned fe_mxcsr_rc(void)
+{
+    unsigned v;
+    __asm__ volatile("stmxcsr %0" : "=m"(v));
+    return (v >> 13) & 3; /* rounding control */
+}
+static unsigned fe_x87_rc(void)
+{
+    unsigned short v;
+    __asm__ volatile("fnstcw %0" : "=m"(v));
+    return (v >> 10) & 3;
+}
+static void fe_check(unsigned want)
+{
+    if (fe_mxcsr_rc() != want || fe_x87_rc() != want)
+        atomic_fetch_add(&fe_bad, 1);
+}
+static void fe_peer(void *arg)
+{
+    (void)arg;
+    fesetround(FE_TOWARDZERO); /* RC 3 in both */
+    long v;
+    while (gort_chan_recv(fe_b, &v)) {
+        fe_check(3);
+        gort_chan_send(fe_a, &v);
+    }
+    fesetround(FE_TONEAREST);
+    gort_wg_done(&fe_wg);
+}
+static void fpenv_body(void *arg)
+{
+    (void)arg;
+    fe_a = gort_chan_make(sizeof(long), 0);
+    fe_b = gort_chan_make(sizeof(long), 0);
+    atomic_store(&fe_bad, 0);
+    gort_wg_add(&fe_wg, 1);
+    gort_go(fe_peer, NULL);
+    for (long i = 0; i < FPENV_ROUNDS; i++) {
+        /* Half the time we run under FE_UPWARD (RC 2) ourselves. */
+        unsigned want = i % 2 ? 2 : 0;
+        fesetround(want ? FE_UPWARD : FE_TONEAREST);
+        gort_chan_send(fe_b, &i);
+        fe_check(want);
+        gort_chan_recv(fe_a, &i);
+        fe_check(want);
+    }
+    fesetround(FE_TONEAREST);
+    gort_chan_close(fe_b);
+    gort_wg_wait(&fe_wg);
+    gort_chan_free(fe_a);
+    gort_chan_free(fe_b);
+}
+static void test_fp_env_per_goroutine(void)
+{
+    GT_RUN(fpenv_body, NULL);
+    CU_ASSERT_EQUAL(atomic_load(&fe_bad), 0);
 }
 
 /* ---- a runnext pair shares one slice ---- */
@@ -637,6 +705,7 @@ GT_SUITE(sched,
          {"every_m", test_every_m},
          {"maxprocs", test_maxprocs},
          {"solo_flip", test_solo_flip},
+         {"fp_env_per_goroutine", test_fp_env_per_goroutine},
          {"yield", test_yield},
          {"runnext_pair_slice", test_runnext_pair_slice},
          {"runnext_pair_stays", test_runnext_pair_stays},

@@ -131,7 +131,15 @@ GORT_API void gort_timer_free(gort_timer *);
 /* sync.Mutex.  Zero-initialised is unlocked.  Not reentrant; unlocking an
  * unlocked mutex is fatal.  May be unlocked by another goroutine. */
 typedef struct gort_mutex {
-    int32_t _state; /* private */
+    union {
+        int64_t _state; /* private: all of it, for compare-and-swap */
+        struct {
+            uint8_t _locked;   /* private */
+            uint8_t _flags;    /* private */
+            uint16_t _pad;     /* private */
+            uint32_t _waiters; /* private */
+        };
+    };
     uint32_t _sema; /* private */
 } gort_mutex;
 GORT_API void gort_mutex_lock(gort_mutex *);
@@ -140,19 +148,34 @@ GORT_API bool gort_mutex_trylock(gort_mutex *);
 /* The uncontended lock and unlock, inline in the caller (as Go inlines
  * Mutex.Lock's fast path): a call each way was ~10% of a lock/unlock pair.
  * The functions above stay, for function pointers and other languages;
- * define GORT_NO_INLINE to call them everywhere. */
+ * define GORT_NO_INLINE to call them everywhere.
+ *
+ * Unlock is a plain store of the lock byte and a load of the waiter count,
+ * no locked instruction, whenever the runtime could set up membarrier(2)
+ * (gort__mutex_plain_unlock): a goroutine about to sleep on the mutex
+ * then issues one, so that it sees any unlock that missed its count (see
+ * runtime/mutex.c). */
+GORT_API extern bool gort__mutex_plain_unlock;
 GORT_API void gort__mutex_lock_slow(gort_mutex *);
-GORT_API void gort__mutex_unlock_slow(gort_mutex *, int32_t state);
+GORT_API void gort__mutex_unlock_slow(gort_mutex *, int64_t state);
+GORT_API void gort__mutex_unlock_wake(gort_mutex *);
 static inline void gort__mutex_lock_fast(gort_mutex *m)
 {
-    int32_t unlocked = 0;
+    int64_t unlocked = 0;
     if (__builtin_expect(!__atomic_compare_exchange_n(&m->_state, &unlocked, 1, 0, __ATOMIC_ACQUIRE,
                                                       __ATOMIC_RELAXED), 0))
         gort__mutex_lock_slow(m);
 }
 static inline void gort__mutex_unlock_fast(gort_mutex *m)
 {
-    int32_t state = __atomic_sub_fetch(&m->_state, 1, __ATOMIC_RELEASE);
+    if (__builtin_expect(__atomic_load_n(&gort__mutex_plain_unlock, __ATOMIC_RELAXED), 1) &&
+        __builtin_expect(__atomic_load_n(&m->_locked, __ATOMIC_RELAXED) == 1, 1)) {
+        __atomic_store_n(&m->_locked, 0, __ATOMIC_RELEASE);
+        if (__builtin_expect(__atomic_load_n(&m->_waiters, __ATOMIC_RELAXED) != 0, 0))
+            gort__mutex_unlock_wake(m);
+        return;
+    }
+    int64_t state = __atomic_sub_fetch(&m->_state, 1, __ATOMIC_RELEASE);
     if (__builtin_expect(state != 0, 0))
         gort__mutex_unlock_slow(m, state);
 }

@@ -15,7 +15,8 @@
  *   GORT_SLICE_US    preemption time slice (10000, at least 100)
  *   GORT_TRACEBACK   none|single|all|system|crash (single)
  *   GORT_DEBUG       comma-separated: schedtrace=MS, scheddetail=1,
- *                    asyncpreemptoff=1, randomize=1, deadlock=0
+ *                    asyncpreemptoff=1, randomize=1, deadlock=0,
+ *                    mutexfence=1 (gort_mutex unlock by atomic add)
  */
 #include "runtime.h"
 
@@ -96,6 +97,8 @@ static void parse_debug(const char *s)
             gort__settings.randomize = v;
         else if (!strcmp(tok, "deadlock"))
             gort__settings.nodeadlock = !v;
+        else if (!strcmp(tok, "mutexfence"))
+            gort__settings.mutexfence = v;
     }
 }
 
@@ -167,6 +170,7 @@ static void runtime_init_once(void)
 #endif
 
     gort__stack_init();
+    gort__mutex_init();
     gort__netpoll_init();
     gort__signal_init();
 

@@ -2,10 +2,11 @@
  * mutex.c: gort_mutex, Go's sync.Mutex (sync/mutex.go): the same state
  * word, the same two modes, written for C.
  *
- * _state bits: 1 locked, 2 woken (a waiter is awake and competing, so
- * Unlock need not wake another), 4 starving; the count of goroutines
- * parked on _sema sits above bit 3.  _sema is a runtime semaphore
- * (sema.c).  Zero is unlocked with nobody waiting.
+ * _state: byte 0 is the lock (1 locked), byte 1 holds the flags woken (a
+ * waiter is awake and competing, so Unlock need not wake another),
+ * starving and handoff (a starving-mode handover is under way), and the
+ * high 32 bits count the goroutines parked on _sema.  _sema is a runtime
+ * semaphore (sema.c).  Zero is unlocked with nobody waiting.
  *
  * Normal mode: waiters queue FIFO, but a woken waiter competes with new
  * arrivals, which usually win (they are already running on a CPU).  A
@@ -22,13 +23,28 @@
  * faster (a goroutine can take the lock many times in a row while it has
  * it hot); starvation mode bounds every waiter's wait.
  *
- * Lock and Unlock are a CAS and an atomic add when uncontended; they touch
- * neither the P nor the scheduler, so the fast paths skip the runtime
- * bracket (gort__rt_enter) that the slow paths take.
+ * Lock is a CAS when uncontended.  Unlock is a plain store of the lock
+ * byte, then a load of the waiter count, with no locked instruction (half
+ * the cost of a lock/unlock pair).  The store cannot erase a waiter: the
+ * count lives in other bytes.  But x86 may perform the count's load before
+ * the store is visible, so an Unlock can miss a goroutine that counted
+ * itself in meanwhile, and that goroutine would sleep with nobody to wake
+ * it.  So the sleeper pays instead (an asymmetric Dekker, as sysmon's
+ * retake does): after its count is in, it issues membarrier(2), which
+ * makes every running thread of the process pass a full barrier.  Any
+ * Unlock whose load came before that barrier has its store visible after
+ * it: the sleeper then finds the lock byte clear and does Unlock's wake
+ * itself (mutex_wake).  Waking twice is harmless in normal mode (one
+ * woken waiter at a time, by CAS on the woken flag); in starving mode the
+ * handoff flag, set by CAS, makes sure the lock is handed over once.
+ * Without membarrier (old kernels, valgrind, GORT_DEBUG=mutexfence=1)
+ * Unlock is Go's atomic add, and sleepers skip the barrier.  The fast
+ * paths skip the runtime bracket (gort__rt_enter) that the slow paths take.
  *
  * Memory orders: acquiring CASes and the final state adds of a lock are
- * acquire; Unlock's add is release; the CASes of the slow paths are
- * acq_rel because they both observe and publish the waiter count.
+ * acquire; Unlock's store and add are release; the CASes of the slow
+ * paths are acq_rel because they both observe and publish the waiter
+ * count.
  *
  * Rejected: a futex mutex for goroutines (parks the whole M), a ticket
  * lock (strict FIFO collapses throughput whenever a waiter is descheduled).
@@ -36,12 +52,32 @@
 #define GORT_MUTEX_IMPL /* the real functions, not gort.h's inline macros */
 #include "runtime.h"
 
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 enum {
-    MUTEX_LOCKED = 1,
-    MUTEX_WOKEN = 2,
-    MUTEX_STARVING = 4,
-    MUTEX_WAITER_SHIFT = 3,
+    MUTEX_LOCKED = GORT_MUTEX_LOCKED,
+    MUTEX_WOKEN = GORT_MUTEX_WOKEN,
+    MUTEX_STARVING = GORT_MUTEX_STARVING,
+    MUTEX_HANDOFF = GORT_MUTEX_HANDOFF,
+    MUTEX_WAITER_SHIFT = GORT_MUTEX_WAITER_SHIFT,
 };
+#define MUTEX_WAITER ((int64_t)1 << MUTEX_WAITER_SHIFT)
+
+bool gort__mutex_plain_unlock;
+void (*gort__mutex_sleep_hook)(gort_mutex *);
+static void mutex_wake(gort_mutex *m);
+
+/* Called once by runtime init, before any goroutine runs: registration
+ * must precede the first expedited membarrier. */
+void gort__mutex_init(void)
+{
+    bool ok = !gort__settings.mutexfence &&
+              syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 &&
+              syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+    atomic_store_explicit((_Atomic bool *)&gort__mutex_plain_unlock, ok, memory_order_relaxed);
+}
 #define STARVATION_THRESHOLD_NS 1000000
 #define ACTIVE_SPIN 4
 /* Pauses between looks while spinning.  Go's 30 (tuned for Intel's
@@ -50,7 +86,7 @@ enum {
  * with 128 and 27.4 with 256 (8 alternating runs each, 2-core VM). */
 #define ACTIVE_SPIN_CNT 128
 
-static inline _Atomic int32_t *mstate(gort_mutex *m) { return (_Atomic int32_t *)&m->_state; }
+static inline _Atomic int64_t *mstate(gort_mutex *m) { return (_Atomic int64_t *)&m->_state; }
 static inline _Atomic uint32_t *msema(gort_mutex *m) { return (_Atomic uint32_t *)&m->_sema; }
 
 /* Go's sync_runtime_canSpin.  Spinning is worth it only if someone else
@@ -83,7 +119,7 @@ void gort__mutex_lock_slow(gort_mutex *m)
     int64_t wait_start = 0;
     bool starving = false, awoke = false;
     int iter = 0;
-    int32_t old = atomic_load_explicit(mstate(m), memory_order_relaxed);
+    int64_t old = atomic_load_explicit(mstate(m), memory_order_relaxed);
     for (;;) {
         /* Spin only in normal mode while it is locked: in starvation mode
          * ownership goes to the waiters, spinning cannot win it. */
@@ -98,11 +134,11 @@ void gort__mutex_lock_slow(gort_mutex *m)
             old = atomic_load_explicit(mstate(m), memory_order_relaxed);
             continue;
         }
-        int32_t new = old;
+        int64_t new = old;
         if ((old & MUTEX_STARVING) == 0)
             new |= MUTEX_LOCKED; /* never grab a starving mutex: it is handed over */
         if (old & (MUTEX_LOCKED | MUTEX_STARVING))
-            new += 1 << MUTEX_WAITER_SHIFT;
+            new += MUTEX_WAITER;
         /* Switch to starvation, unless it got unlocked meanwhile (Unlock
          * expects waiters in starvation mode). */
         if (starving && (old & MUTEX_LOCKED))
@@ -120,15 +156,24 @@ void gort__mutex_lock_slow(gort_mutex *m)
             bool lifo = wait_start != 0;
             if (wait_start == 0)
                 wait_start = gort__nanotime();
+            if (unlikely(gort__mutex_sleep_hook != NULL))
+                gort__mutex_sleep_hook(m);
+            if (atomic_load_explicit((_Atomic bool *)&gort__mutex_plain_unlock, memory_order_relaxed)) {
+                /* An Unlock may have missed our count: see the top. */
+                syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+                mutex_wake(m);
+            }
             gort__semacquire(msema(m), lifo, WR_SYNC_MUTEX_LOCK, SEMA_PROF_BLOCK | SEMA_PROF_MUTEX);
             starving = starving || gort__nanotime() - wait_start > STARVATION_THRESHOLD_NS;
             old = atomic_load_explicit(mstate(m), memory_order_relaxed);
             if (old & MUTEX_STARVING) {
-                /* Handed to us: the lock bit is not set and we are still
-                 * counted as a waiter; fix both in one add. */
-                if ((old & (MUTEX_LOCKED | MUTEX_WOKEN)) || (old >> MUTEX_WAITER_SHIFT) == 0)
+                /* Handed to us: the lock bit is not set, the handoff flag
+                 * is, and we are still counted as a waiter; fix all three
+                 * in one add. */
+                if ((old & (MUTEX_LOCKED | MUTEX_WOKEN)) || !(old & MUTEX_HANDOFF) ||
+                    (old >> MUTEX_WAITER_SHIFT) == 0)
                     gort__fatal("sync: inconsistent mutex state");
-                int32_t delta = MUTEX_LOCKED - (1 << MUTEX_WAITER_SHIFT);
+                int64_t delta = MUTEX_LOCKED - MUTEX_HANDOFF - MUTEX_WAITER;
                 if (!starving || (old >> MUTEX_WAITER_SHIFT) == 1)
                     delta -= MUTEX_STARVING; /* leave starvation mode */
                 atomic_fetch_add_explicit(mstate(m), delta, memory_order_acquire);
@@ -146,7 +191,7 @@ void gort_mutex_lock(gort_mutex *m) { gort__mutex_lock_fast(m); }
 
 bool gort_mutex_trylock(gort_mutex *m)
 {
-    int32_t old = atomic_load_explicit(mstate(m), memory_order_relaxed);
+    int64_t old = atomic_load_explicit(mstate(m), memory_order_relaxed);
     if (old & (MUTEX_LOCKED | MUTEX_STARVING))
         return false;
     /* A woken waiter may be about to take it; we still may, as Go does. */
@@ -154,32 +199,55 @@ bool gort_mutex_trylock(gort_mutex *m)
                                                    memory_order_acquire, memory_order_relaxed);
 }
 
-/* gort.h's inline unlock ends here when the state is not plain "locked". */
-void gort__mutex_unlock_slow(gort_mutex *m, int32_t new)
+/* What Unlock does after clearing the lock bit when goroutines wait:
+ * Go's unlockSlow, on the state as it is now.  Also run by a goroutine
+ * about to sleep (gort__mutex_lock_slow), in case an Unlock missed its
+ * count; so every step is a CAS that only one of them can win. */
+static void mutex_wake(gort_mutex *m)
+{
+    int64_t old = atomic_load_explicit(mstate(m), memory_order_relaxed);
+    for (;;) {
+        if ((old >> MUTEX_WAITER_SHIFT) == 0 || (old & MUTEX_LOCKED))
+            return; /* nobody to wake, or someone took it */
+        int64_t new;
+        bool handoff = old & MUTEX_STARVING;
+        if (handoff) {
+            /* Starving: hand the lock to the first waiter, once.  The
+             * lock bit stays clear (the waiter sets it and clears the
+             * handoff flag); arrivals see the starving bit and queue. */
+            if (old & MUTEX_HANDOFF)
+                return;
+            new = old | MUTEX_HANDOFF;
+        } else {
+            if (old & MUTEX_WOKEN)
+                return; /* a waiter is awake already */
+            new = (old - MUTEX_WAITER) | MUTEX_WOKEN;
+        }
+        if (atomic_compare_exchange_strong_explicit(mstate(m), &old, new, memory_order_acq_rel,
+                                                    memory_order_relaxed)) {
+            /* A handover also yields our P to the waiter, so it runs now. */
+            gort__semrelease(msema(m), handoff, 2);
+            return;
+        }
+    }
+}
+
+/* gort.h's plain-store unlock ends here when the waiter count is not 0. */
+void gort__mutex_unlock_wake(gort_mutex *m)
+{
+    gort_g_t *gp = gort__rt_enter();
+    mutex_wake(m);
+    gort__rt_leave(gp);
+}
+
+/* gort.h's atomic-add unlock ends here when the state is not plain
+ * "locked". */
+void gort__mutex_unlock_slow(gort_mutex *m, int64_t new)
 {
     if (((new + MUTEX_LOCKED) & MUTEX_LOCKED) == 0)
         gort__fatal("sync: unlock of unlocked mutex");
     gort_g_t *gp = gort__rt_enter();
-    if ((new & MUTEX_STARVING) == 0) {
-        int32_t old = new;
-        for (;;) {
-            /* Nobody to wake, or someone already took it, is awake, or it
-             * went into starvation (then the handoff is the owner's). */
-            if ((old >> MUTEX_WAITER_SHIFT) == 0 || (old & (MUTEX_LOCKED | MUTEX_WOKEN | MUTEX_STARVING)))
-                break;
-            new = (old - (1 << MUTEX_WAITER_SHIFT)) | MUTEX_WOKEN;
-            if (atomic_compare_exchange_strong_explicit(mstate(m), &old, new, memory_order_acq_rel,
-                                                        memory_order_relaxed)) {
-                gort__semrelease(msema(m), false, 2);
-                break;
-            }
-        }
-    } else {
-        /* Starving: hand the lock to the first waiter and let it run now.
-         * The lock bit stays clear; the waiter sets it, and arrivals see
-         * the starving bit and queue behind. */
-        gort__semrelease(msema(m), true, 2);
-    }
+    mutex_wake(m);
     gort__rt_leave(gp);
 }
 

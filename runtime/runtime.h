@@ -413,6 +413,7 @@ typedef struct gort_settings {
     int randomize;           /* GORT_DEBUG=randomize=1 (or DEBUG builds) */
     int traceback;           /* GORT_TRACEBACK: 0 none, 1 single, 2 all, 3 system, 4 crash */
     int nodeadlock;          /* GORT_DEBUG=deadlock=0 */
+    int mutexfence;          /* GORT_DEBUG=mutexfence=1: gort_mutex unlocks by atomic add */
 } gort_settings_t;
 extern gort_settings_t gort__settings;
 
@@ -800,6 +801,19 @@ void gort__prof_block(int64_t t0, int64_t t1, int skip) __attribute__((weak));
 void gort__prof_mutex(int64_t wait_ns, int skip) __attribute__((weak));
 extern _Atomic int64_t gort__block_rate;     /* 0: block profile off */
 extern _Atomic int32_t gort__mutex_fraction; /* 0: mutex profile off */
+/* gort_mutex's state (mutex.c): byte 0 the lock, byte 1 the flags, the
+ * high 32 bits the waiter count. */
+enum {
+    GORT_MUTEX_LOCKED = 1,
+    GORT_MUTEX_WOKEN = 1 << 8,
+    GORT_MUTEX_STARVING = 1 << 9,
+    GORT_MUTEX_HANDOFF = 1 << 10,
+    GORT_MUTEX_WAITER_SHIFT = 32,
+};
+void gort__mutex_init(void);
+/* Tests only: called by a goroutine that has just counted itself in as a
+ * waiter on m, before it looks at the lock again and sleeps. */
+extern void (*gort__mutex_sleep_hook)(gort_mutex *m);
 /* A goroutine about to block on sg: when the block profile is on, mark sg
  * so that whoever readies it stamps sg->releasetime, and return the start
  * time for gort__prof_block (0: profile off). */

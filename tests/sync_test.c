@@ -84,6 +84,166 @@ static void test_mutex_counter(void)
         }
 }
 
+/* ---- Mutex: lockstep rounds, plain and fenced unlock ---- */
+
+/* Two goroutines on two procs take the mutex in lockstep rounds, once with
+ * the plain-store unlock (where membarrier works) and once with
+ * GORT_DEBUG=mutexfence=1 (the atomic add): no update lost, the state back
+ * to zero, no round stranded. */
+#define LW_ROUNDS 100000
+#define LW_N 4
+static gort_mutex lw_mu;
+static long lw_counter;
+static _Atomic long lw_arrived; /* 2 per round */
+static _Atomic int lw_stuck;
+static gort_waitgroup lw_wg;
+/* Both goroutines run the rounds in lockstep, one on each proc: each takes
+ * the mutex LW_N times, then waits (spinning, yielding) for the other to
+ * finish the round.  A stranded sleeper never finishes its round. */
+static void lw_rounds(void)
+{
+    for (long r = 0; r < LW_ROUNDS && !atomic_load(&lw_stuck); r++) {
+        for (int i = 0; i < LW_N; i++) {
+            gort_mutex_lock(&lw_mu);
+            lw_counter++;
+            gort_mutex_unlock(&lw_mu);
+        }
+        atomic_fetch_add(&lw_arrived, 1);
+        int64_t t0 = gort_nanotime();
+        while (atomic_load(&lw_arrived) < 2 * (r + 1)) {
+            gort__cpu_relax(); /* no yield: keep both on their procs */
+            if (gort_nanotime() - t0 > 2000000000LL) {
+                atomic_store(&lw_stuck, 1);
+                printf("stuck in round %ld\n", r);
+                break;
+            }
+        }
+    }
+}
+static void lw_other(void *a)
+{
+    (void)a;
+    lw_rounds();
+    gort_wg_done(&lw_wg);
+}
+static void lw_body(void *a)
+{
+    (void)a;
+    gort_wg_add(&lw_wg, 1);
+    gort_go(lw_other, NULL);
+    lw_rounds();
+    gort_wg_wait(&lw_wg);
+    printf("plain=%d counter=%ld state=%lld\n", (int)gort__mutex_plain_unlock, lw_counter,
+           (long long)lw_mu._state);
+}
+GT_CHILD(mutex_lost_wakeup) { gort_main(lw_body, NULL); }
+
+static void lw_run(const char *debug, int want_plain)
+{
+    const char *env[] = {"GORT_MAXPROCS=2", debug, NULL};
+    gt_child_result r;
+    CU_ASSERT_EQUAL_FATAL(gt_child_run("mutex_lost_wakeup", env, 120, &r), 0);
+    CU_ASSERT_TRUE(r.exited && r.status == 0 && !r.timed_out);
+    char want[96];
+    snprintf(want, sizeof want, "counter=%ld state=0", (long)LW_ROUNDS * 2 * LW_N);
+    CU_ASSERT_TRUE(gt_contains(r.out, want));
+    if (want_plain == 0)
+        CU_ASSERT_TRUE(gt_contains(r.out, "plain=0"));
+    if (!(r.exited && r.status == 0) || !gt_contains(r.out, want))
+        printf("\n%s\n", r.out);
+    gt_child_free(&r);
+}
+static void test_mutex_lockstep_modes(void)
+{
+    lw_run("GORT_DEBUG=mutexfence=0", -1); /* plain where membarrier works */
+    lw_run("GORT_DEBUG=mutexfence=1", 0);
+}
+
+/* ---- Mutex: a sleeper finds the unlock that missed it ---- */
+
+/* x86 may perform the unlock's load of the waiter count before its store
+ * of the lock byte is visible, so the load can miss a waiter that counts
+ * itself in meanwhile.  Emulate exactly that: the holder loads the count
+ * (0), waits until the waiter has counted itself in, then stores the lock
+ * byte and wakes nobody.  The hardware guarantees that store is visible
+ * by the waiter's membarrier; the test's sleep hook stands in for that by
+ * holding the waiter until the store is done.  The waiter must still get
+ * the lock.  Without its membarrier and wake it sleeps forever (checked
+ * by hand: the first round strands).  Rounds where the waiter does not
+ * arrive within 1 ms (both on one proc) fall back to a plain unlock. */
+#define MU_ROUNDS 200
+static gort_mutex mu_mu;
+static _Atomic int mu_got, mu_emulated, mu_emulating;
+static void mu_hook(gort_mutex *m)
+{
+    if (m != &mu_mu || !atomic_load(&mu_emulating))
+        return;
+    while (__atomic_load_n(&mu_mu._locked, __ATOMIC_ACQUIRE) != 0 && atomic_load(&mu_emulating))
+        gort__cpu_relax();
+}
+static void mu_waiter(void *a)
+{
+    (void)a;
+    gort_mutex_lock(&mu_mu);
+    atomic_store(&mu_got, 1);
+    gort_mutex_unlock(&mu_mu);
+}
+static void mu_body(void *a)
+{
+    (void)a;
+    int stuck = 0;
+    gort__mutex_sleep_hook = mu_hook;
+    for (int r = 0; r < MU_ROUNDS && !stuck; r++) {
+        atomic_store(&mu_got, 0);
+        gort_mutex_lock(&mu_mu);
+        atomic_store(&mu_emulating, 1);
+        gort_go(mu_waiter, NULL);
+        uint32_t w = __atomic_load_n(&mu_mu._waiters, __ATOMIC_RELAXED);
+        int64_t t0 = gort_nanotime();
+        while (__atomic_load_n(&mu_mu._waiters, __ATOMIC_RELAXED) == 0 && gort_nanotime() - t0 < 1000000)
+            gort__cpu_relax();
+        bool counted = __atomic_load_n(&mu_mu._waiters, __ATOMIC_RELAXED) != 0;
+        if (w == 0 && counted && gort__mutex_plain_unlock) {
+            __atomic_store_n(&mu_mu._locked, 0, __ATOMIC_RELEASE); /* and no wake */
+            atomic_fetch_add(&mu_emulated, 1);
+        } else {
+            atomic_store(&mu_emulating, 0);
+            gort_mutex_unlock(&mu_mu);
+        }
+        int64_t t1 = gort_nanotime();
+        while (!atomic_load(&mu_got)) {
+            gort_sleep(20000);
+            if (gort_nanotime() - t1 > 2000000000LL) {
+                printf("stranded in round %d\n", r);
+                stuck = 1;
+                break;
+            }
+        }
+        atomic_store(&mu_emulating, 0);
+    }
+    gort__mutex_sleep_hook = NULL;
+    printf("emulated=%d stuck=%d state=%lld\n", atomic_load(&mu_emulated), stuck, (long long)mu_mu._state);
+    fflush(stdout);
+    if (stuck)
+        _exit(3);
+}
+GT_CHILD(mutex_missed_unlock) { gort_main(mu_body, NULL); }
+
+static void test_mutex_missed_unlock(void)
+{
+    const char *env[] = {"GORT_MAXPROCS=2", NULL};
+    gt_child_result r;
+    CU_ASSERT_EQUAL_FATAL(gt_child_run("mutex_missed_unlock", env, 120, &r), 0);
+    CU_ASSERT_TRUE(r.exited && r.status == 0 && !r.timed_out);
+    CU_ASSERT_TRUE(gt_contains(r.out, "stuck=0 state=0"));
+    /* The emulation really ran (it needs membarrier and two procs). */
+    if (gt_contains(r.out, "emulated=0 "))
+        printf("\n  (membarrier unavailable or one CPU: nothing emulated)\n");
+    if (!gt_contains(r.out, "stuck=0 state=0"))
+        printf("\n%s\n", r.out);
+    gt_child_free(&r);
+}
+
 /* ---- Mutex: trylock semantics, zero value, unlock by another goroutine ---- */
 
 static gort_mutex tl_mu;
@@ -101,7 +261,7 @@ static void tl_body(void *a)
     tl_res[1] = gort_mutex_trylock(&tl_mu);
     gort_chan *done = gort_chan_make(0, 0);
     gort_go(tl_other, NULL);
-    while (atomic_load((_Atomic int32_t *)&tl_mu._state) != 0)
+    while (atomic_load((_Atomic int64_t *)&tl_mu._state) != 0)
         gort_yield();
     tl_res[3] = gort_mutex_trylock(&tl_mu);
     gort_mutex_unlock(&tl_mu);
@@ -148,7 +308,7 @@ static void st_body(void *a)
      * waiter.  Starvation mode must hand the lock over. */
     for (r = 0; r < ST_ROUNDS && !atomic_load(&st_waiter_got); r++) {
         gort_sleep(2 * 1000000LL); /* hold it past the 1 ms threshold */
-        if (atomic_load((_Atomic int32_t *)&st_mu._state) & 4)
+        if (atomic_load((_Atomic int64_t *)&st_mu._state) & GORT_MUTEX_STARVING)
             atomic_store(&st_saw_starving, 1);
         gort_mutex_unlock(&st_mu);
         gort_mutex_lock(&st_mu);
@@ -561,7 +721,7 @@ static void hk_body(void *a)
         gort_chan_send(hk_c, &i);
     }
     /* Let the peer block on the mutex, then unlock: a contended unlock. */
-    while (atomic_load((_Atomic int32_t *)&hk_mu._state) >> 3 == 0)
+    while (atomic_load((_Atomic int64_t *)&hk_mu._state) >> GORT_MUTEX_WAITER_SHIFT == 0)
         gort_yield();
     gort_cond_wait(&hk_cond, &hk_mu); /* unlocks; the peer signals */
     gort_mutex_unlock(&hk_mu);
@@ -620,6 +780,8 @@ static void test_prof_hooks(void)
 
 GT_SUITE(sync,
          {"mutex_counter", test_mutex_counter},
+         {"mutex_lockstep_modes", test_mutex_lockstep_modes},
+         {"mutex_missed_unlock", test_mutex_missed_unlock},
          {"mutex_trylock", test_mutex_trylock},
          {"mutex_starvation", test_mutex_starvation},
          {"rwmutex", test_rwmutex},

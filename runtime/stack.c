@@ -28,6 +28,10 @@
  * A fault in a guard page is reported as "goroutine N stack overflow" by the
  * SIGSEGV handler (prof/crash.c), which runs on the M's signal stack.
  *
+ * Colouring: execute() starts a new goroutine's frames 0-31 cache lines
+ * below the top, by slot, so that the hot frames of thousands of
+ * goroutines do not all land in the same cache sets.
+ *
  * Caching: each P keeps up to PCACHE stacks (no lock); overflow spills half
  * to a global pool under a lock.  The pool is a LIFO, so the stacks at its
  * bottom are the ones nobody used lately.  gort__stack_scavenge (called by

@@ -16,7 +16,8 @@
  *   GORT_TRACEBACK   none|single|all|system|crash (single)
  *   GORT_DEBUG       comma-separated: schedtrace=MS, scheddetail=1,
  *                    asyncpreemptoff=1, randomize=1, deadlock=0,
- *                    mutexfence=1 (gort_mutex unlock by atomic add)
+ *                    mutexfence=1 (gort_mutex unlock by atomic add),
+ *                    chansolo=0 (channel locks by CAS even with one P)
  */
 #include "runtime.h"
 
@@ -99,6 +100,8 @@ static void parse_debug(const char *s)
             gort__settings.nodeadlock = !v;
         else if (!strcmp(tok, "mutexfence"))
             gort__settings.mutexfence = v;
+        else if (!strcmp(tok, "chansolo"))
+            gort__settings.nochansolo = !v;
     }
 }
 

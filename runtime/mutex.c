@@ -66,6 +66,7 @@ enum {
 #define MUTEX_WAITER ((int64_t)1 << MUTEX_WAITER_SHIFT)
 
 bool gort__mutex_plain_unlock;
+bool gort__have_membarrier;
 void (*gort__mutex_sleep_hook)(gort_mutex *);
 static void mutex_wake(gort_mutex *m);
 
@@ -73,9 +74,9 @@ static void mutex_wake(gort_mutex *m);
  * must precede the first expedited membarrier. */
 void gort__mutex_init(void)
 {
-    bool ok = !gort__settings.mutexfence &&
-              syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 &&
-              syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+    gort__have_membarrier = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 &&
+                            syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+    bool ok = gort__have_membarrier && !gort__settings.mutexfence;
     atomic_store_explicit((_Atomic bool *)&gort__mutex_plain_unlock, ok, memory_order_relaxed);
 }
 #define STARVATION_THRESHOLD_NS 1000000

@@ -57,6 +57,7 @@ typedef struct gort_lock {
 } gort_lock_t;
 
 #define GORT_LOCK_INIT(r) {0, 0, (r)}
+#define GORT_LOCK_SOLO 2 /* key of a channel lock taken by plain store (chan.c) */
 void gort__lock_init(gort_lock_t *l, int rank);
 /* gort__lock and gort__unlock are inline (below, after gort_m); these are
  * their contended halves and, in DEBUG builds, the whole ranked versions. */
@@ -330,6 +331,9 @@ struct gort_p {
      * full barrier that also waits for the switch's stores to cold
      * goroutine lines).  Written by procresize with the world stopped. */
     bool solo;
+    /* Channel locks this P's owner holds by plain store (chan.c, "one P"):
+     * written by the owner only, read by a revoker. */
+    _Atomic int32_t chanheld;
     _Atomic(gort_g_t *) runq[GORT_RUNQ_SIZE];
 
     gort_g_t *gfree __attribute__((aligned(GORT_CACHELINE))); /* dead Gs; owner P */
@@ -414,6 +418,7 @@ typedef struct gort_settings {
     int traceback;           /* GORT_TRACEBACK: 0 none, 1 single, 2 all, 3 system, 4 crash */
     int nodeadlock;          /* GORT_DEBUG=deadlock=0 */
     int mutexfence;          /* GORT_DEBUG=mutexfence=1: gort_mutex unlocks by atomic add */
+    int nochansolo;          /* GORT_DEBUG=chansolo=0: channel locks always by CAS */
 } gort_settings_t;
 extern gort_settings_t gort__settings;
 
@@ -536,12 +541,50 @@ static inline void gort__unlock(gort_lock_t *l)
     uint32_t k = atomic_load_explicit(&l->key, memory_order_relaxed);
     uint16_t sl = atomic_load_explicit(&l->sleepers, memory_order_relaxed);
     atomic_store_explicit(&l->key, 0, memory_order_release);
-    if (unlikely(k != 1 || sl != 0))
-        gort__unlock_slow(l, k, sl);
     gort_m_t *m = gort__getm();
+    if (unlikely(k != 1 || sl != 0)) {
+        if (k == GORT_LOCK_SOLO && sl == 0)
+            GORT_OWNER_ADD(&m->p->chanheld, -1); /* after the store: see chan.c */
+        else
+            gort__unlock_slow(l, k, sl);
+    }
     if (m)
         gort__m_locks_add(m, -1);
 #endif
+}
+
+/* Channel locks.  With one P, channel locks are taken by plain stores
+ * (key GORT_LOCK_SOLO) by whoever holds that P, and anyone else first
+ * turns that off (chan.c, "One P").  Two locked instructions fewer per
+ * channel hand-off. */
+extern _Atomic int gort__chansolo;
+extern _Atomic uint64_t gort__chansolo_revokes; /* for tests */
+void gort__chan_lock_shared(gort_lock_t *l);
+static inline void gort__chan_lock(gort_lock_t *l)
+{
+#ifndef GORT_DEBUG_BUILD
+    gort_m_t *m = gort__getm();
+    gort_p_t *pp = m ? m->p : NULL;
+    if (likely(pp != NULL)) {
+        if (atomic_load_explicit(&gort__chansolo, memory_order_relaxed)) {
+            gort__m_locks_add(m, 1);
+            GORT_OWNER_INC(&pp->chanheld);
+            /* The count's store before the flag's load: a revoker's
+             * membarrier orders them in hardware. */
+            atomic_signal_fence(memory_order_seq_cst);
+            if (likely(atomic_load_explicit(&gort__chansolo, memory_order_relaxed)) &&
+                likely(atomic_load_explicit(&l->key, memory_order_acquire) == 0)) {
+                atomic_store_explicit(&l->key, GORT_LOCK_SOLO, memory_order_relaxed);
+                return;
+            }
+            GORT_OWNER_ADD(&pp->chanheld, -1);
+            gort__m_locks_add(m, -1);
+        }
+        gort__lock(l);
+        return;
+    }
+#endif
+    gort__chan_lock_shared(l);
 }
 
 void gort__runtime_init(void);
@@ -811,6 +854,7 @@ enum {
     GORT_MUTEX_WAITER_SHIFT = 32,
 };
 void gort__mutex_init(void);
+extern bool gort__have_membarrier; /* registered for expedited membarrier(2) */
 /* Tests only: called by a goroutine that has just counted itself in as a
  * waiter on m, before it looks at the lock again and sleeps. */
 extern void (*gort__mutex_sleep_hook)(gort_mutex *m);

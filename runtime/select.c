@@ -49,7 +49,7 @@ static void sellock(sel_t *s)
     for (int32_t i = 0; i < s->norder; i++) {
         gort_chan *c = s->cases[s->lockorder[i]].ch;
         if (c != last) {
-            gort__lock(&c->lock);
+            gort__chan_lock(&c->lock);
             last = c;
         }
     }

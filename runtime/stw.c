@@ -69,6 +69,9 @@ gort_p_t *gort__procresize(int32_t nprocs)
     atomic_store_explicit(&gort__gomaxprocs, nprocs, memory_order_release);
     for (int32_t i = 0; i < nprocs; i++)
         gort__allp[i]->solo = nprocs == 1;
+#ifndef GORT_DEBUG_BUILD /* DEBUG builds keep lock-rank checks on every channel lock */
+    atomic_store(&gort__chansolo, nprocs == 1 && gort__have_membarrier && !gort__settings.nochansolo);
+#endif
 
     /* Every P is stopped: rebuild the idle list from scratch. */
     gort__sched.pidle = NULL;

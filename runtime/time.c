@@ -44,7 +44,7 @@ static void timer_fire(void *arg, uintptr_t seq, int64_t delta)
      * late (its M descheduled between the heap and this line) after one
      * popped later by another M, though the heap ran them in order. */
     int64_t now = gort__nanotime() - delta;
-    gort__lock(&tm->c->lock);
+    gort__chan_lock(&tm->c->lock);
     if (seq != tm->t.seq) {
         gort__unlock(&tm->c->lock);
         return;
@@ -106,7 +106,7 @@ static bool stop_locked(gort_timer *tm)
 bool gort_timer_stop(gort_timer *tm)
 {
     gort_g_t *gp = gort__rt_enter();
-    gort__lock(&tm->c->lock);
+    gort__chan_lock(&tm->c->lock);
     bool pending = stop_locked(tm);
     gort__unlock(&tm->c->lock);
     gort__rt_leave(gp);
@@ -120,7 +120,7 @@ bool gort_timer_reset(gort_timer *tm, int64_t ns)
     if (ns < 0)
         ns = 0;
     gort_g_t *gp = gort__rt_enter();
-    gort__lock(&tm->c->lock);
+    gort__chan_lock(&tm->c->lock);
     bool pending = stop_locked(tm);
     tm->t.when = gort__nanotime() + ns;
     tm->t.period = tm->ticker ? ns : 0;

@@ -11,6 +11,8 @@
  * goroutine queued on the channel (waiters(), reading the queue under the
  * channel lock) before starting the next one.
  */
+#include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -588,6 +590,139 @@ static void test_blockprof_path(void)
     gort_chan_free(bc);
 }
 
+/* ---- one P: plain channel locks, revoked by other threads ---- */
+
+/* With one P the P's owner takes channel locks by plain stores; a thread
+ * without a P must revoke that first.  Goroutines send 1..CS_N into a
+ * buffered channel and a consumer sums what arrives, while a foreign
+ * thread (no P) and a goroutine inside gort_syscall_enter/_exit (no P)
+ * push negative values with the non-blocking send.  Every value arrives
+ * exactly once, the mode was revoked, and gort_maxprocs(1) brings it back
+ * (a procresize), after which the next foreign send revokes it again. */
+#define CS_N 200000
+#define CS_FOREIGN 3000
+static gort_chan *cs_ch;
+static _Atomic long cs_sent_neg, cs_sum_neg;
+static long cs_sum_pos, cs_count;
+static gort_waitgroup cs_wg;
+static _Atomic int cs_foreign_done;
+static void *cs_foreign(void *a)
+{
+    (void)a;
+    for (long i = 1; i <= CS_FOREIGN;) {
+        long v = -i;
+        if (gort_chan_trysend(cs_ch, &v)) {
+            atomic_fetch_add(&cs_sent_neg, 1);
+            atomic_fetch_add(&cs_sum_neg, v);
+            i++;
+        } else {
+            sched_yield();
+        }
+    }
+    atomic_store(&cs_foreign_done, 1);
+    return NULL;
+}
+static void cs_producer(void *a)
+{
+    (void)a;
+    for (long v = 1; v <= CS_N; v++) {
+        gort_chan_send(cs_ch, &v);
+        if (v % 1000 == 0) {
+            /* Without our P for a moment: a non-blocking send in the
+             * syscall bracket takes the channel lock as a thread without
+             * one. */
+            gort_syscall_enter();
+            long w = -1000000 - v / 1000;
+            if (gort_chan_trysend(cs_ch, &w)) {
+                atomic_fetch_add(&cs_sent_neg, 1);
+                atomic_fetch_add(&cs_sum_neg, w);
+            }
+            gort_syscall_exit();
+        }
+    }
+    gort_wg_done(&cs_wg);
+}
+static void cs_consumer(void *a)
+{
+    (void)a;
+    long v;
+    while (gort_chan_recv(cs_ch, &v)) {
+        cs_count++;
+        if (v > 0)
+            cs_sum_pos += v;
+        else
+            atomic_fetch_sub(&cs_sum_neg, v); /* back to 0 when all arrived */
+    }
+    gort_wg_done(&cs_wg);
+}
+static int cs_solo_before, cs_solo_after, cs_solo_back;
+static long cs_neg_sent1, cs_neg_sum1;
+static uint64_t cs_revokes_first, cs_revokes_second;
+static void cs_body(void *a)
+{
+    (void)a;
+    int old = gort_maxprocs(1);
+    cs_ch = gort_chan_make(sizeof(long), 64);
+    cs_sum_pos = cs_count = 0;
+    atomic_store(&cs_sent_neg, 0);
+    atomic_store(&cs_sum_neg, 0);
+    atomic_store(&cs_foreign_done, 0);
+    cs_solo_before = atomic_load(&gort__chansolo);
+    uint64_t r0 = atomic_load(&gort__chansolo_revokes);
+    gort_wg_add(&cs_wg, 1);
+    gort_go(cs_consumer, NULL);
+    gort_wg_add(&cs_wg, 1);
+    pthread_t th;
+    pthread_create(&th, NULL, cs_foreign, NULL);
+    cs_producer(NULL); /* we are the producer (and count once in cs_wg) */
+    while (!atomic_load(&cs_foreign_done))
+        gort_sleep(100000);
+    pthread_join(th, NULL);
+    gort_chan_close(cs_ch);
+    gort_wg_wait(&cs_wg);
+    cs_solo_after = atomic_load(&gort__chansolo);
+    cs_neg_sent1 = atomic_load(&cs_sent_neg);
+    cs_neg_sum1 = atomic_load(&cs_sum_neg);
+    cs_revokes_first = atomic_load(&gort__chansolo_revokes) - r0;
+    /* Back to one P: solo again, and a foreign send revokes it again. */
+    gort_maxprocs(2);
+    gort_maxprocs(1);
+    cs_solo_back = atomic_load(&gort__chansolo);
+    uint64_t r1 = atomic_load(&gort__chansolo_revokes);
+    gort_chan *c2 = gort_chan_make(sizeof(long), 4);
+    gort_chan *saved = cs_ch;
+    cs_ch = c2;
+    atomic_store(&cs_foreign_done, 0);
+    pthread_create(&th, NULL, cs_foreign, NULL);
+    long drained = 0, v;
+    while (drained < CS_FOREIGN) {
+        if (gort_chan_tryrecv(c2, &v, NULL))
+            drained++;
+        else
+            gort_yield();
+    }
+    pthread_join(th, NULL);
+    cs_revokes_second = atomic_load(&gort__chansolo_revokes) - r1;
+    gort_chan_free(c2);
+    gort_chan_free(saved);
+    gort_maxprocs(old);
+}
+static void test_solo_locks_revoked(void)
+{
+    GT_RUN(cs_body, NULL);
+    CU_ASSERT_EQUAL(cs_sum_pos, (long)CS_N * (CS_N + 1) / 2);
+    CU_ASSERT_EQUAL(cs_count, CS_N + cs_neg_sent1);
+    CU_ASSERT_EQUAL(cs_neg_sum1, 0);
+    CU_ASSERT_TRUE(cs_neg_sent1 >= CS_FOREIGN);
+    if (gort__have_membarrier && !gort__settings.nochansolo) {
+        CU_ASSERT_EQUAL(cs_solo_before, 1);
+        CU_ASSERT_EQUAL(cs_solo_back, 1);
+        CU_ASSERT_TRUE(cs_revokes_first >= 1);
+        CU_ASSERT_TRUE(cs_revokes_second >= 1);
+    }
+    CU_ASSERT_EQUAL(cs_solo_after, 0);
+}
+
 GT_SUITE(chan,
          {"basic", test_basic},
          {"fifo_senders", test_fifo_senders},
@@ -599,4 +734,5 @@ GT_SUITE(chan,
          {"daisy_chain", test_daisy_chain},
          {"sieve", test_sieve},
          {"many_producers", test_many_producers},
+         {"solo_locks_revoked", test_solo_locks_revoked},
          {"blockprof_path", test_blockprof_path})

@@ -560,7 +560,7 @@ static inline void gort__unlock(gort_lock_t *l)
 extern _Atomic int gort__chansolo;
 extern _Atomic uint64_t gort__chansolo_revokes; /* for tests */
 void gort__chan_lock_shared(gort_lock_t *l);
-static inline void gort__chan_lock(gort_lock_t *l)
+static inline __attribute__((always_inline)) void gort__chan_lock(gort_lock_t *l)
 {
 #ifndef GORT_DEBUG_BUILD
     gort_m_t *m = gort__getm();

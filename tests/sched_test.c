@@ -455,8 +455,11 @@ static void test_runnext_pair_stays(void)
 #if !defined(GORT_TSAN) && !defined(GORT_ASAN)
     /* Not under TSan or ASan: a switch there takes long enough that a
      * victim often does not switch within the 3 us, and then the steal is
-     * right (570 moves in one TSan run, 168 in an ASan one). */
-    CU_ASSERT(stay_moves < 30);
+     * right (570 moves in one TSan run, 168 in an ASan one).  Nor with
+     * GORT_DEBUG=randomize (always on in DEBUG builds), which puts half
+     * the readied goroutines on the stealable queue instead of runnext. */
+    if (!gort__settings.randomize)
+        CU_ASSERT(stay_moves < 30);
 #endif
     if (stay_moves >= 30)
         fprintf(stderr, "\nrunnext_pair_stays: %ld thread changes\n", stay_moves);

@@ -138,8 +138,9 @@ typedef struct gort_mutex {
             uint8_t _flags;    /* private */
             uint16_t _pad;     /* private */
             uint32_t _waiters; /* private */
-        };
-    };
+        } _b;
+    } _u; /* named, not anonymous: the header stays clean under -pedantic
+             in C99 and C++ */
     uint32_t _sema; /* private */
 } gort_mutex;
 GORT_API void gort_mutex_lock(gort_mutex *);
@@ -162,20 +163,20 @@ GORT_API void gort__mutex_unlock_wake(gort_mutex *);
 static inline void gort__mutex_lock_fast(gort_mutex *m)
 {
     int64_t unlocked = 0;
-    if (__builtin_expect(!__atomic_compare_exchange_n(&m->_state, &unlocked, 1, 0, __ATOMIC_ACQUIRE,
+    if (__builtin_expect(!__atomic_compare_exchange_n(&m->_u._state, &unlocked, 1, 0, __ATOMIC_ACQUIRE,
                                                       __ATOMIC_RELAXED), 0))
         gort__mutex_lock_slow(m);
 }
 static inline void gort__mutex_unlock_fast(gort_mutex *m)
 {
     if (__builtin_expect(__atomic_load_n(&gort__mutex_plain_unlock, __ATOMIC_RELAXED), 1) &&
-        __builtin_expect(__atomic_load_n(&m->_locked, __ATOMIC_RELAXED) == 1, 1)) {
-        __atomic_store_n(&m->_locked, 0, __ATOMIC_RELEASE);
-        if (__builtin_expect(__atomic_load_n(&m->_waiters, __ATOMIC_RELAXED) != 0, 0))
+        __builtin_expect(__atomic_load_n(&m->_u._b._locked, __ATOMIC_RELAXED) == 1, 1)) {
+        __atomic_store_n(&m->_u._b._locked, 0, __ATOMIC_RELEASE);
+        if (__builtin_expect(__atomic_load_n(&m->_u._b._waiters, __ATOMIC_RELAXED) != 0, 0))
             gort__mutex_unlock_wake(m);
         return;
     }
-    int64_t state = __atomic_sub_fetch(&m->_state, 1, __ATOMIC_RELEASE);
+    int64_t state = __atomic_sub_fetch(&m->_u._state, 1, __ATOMIC_RELEASE);
     if (__builtin_expect(state != 0, 0))
         gort__mutex_unlock_slow(m, state);
 }

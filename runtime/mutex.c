@@ -89,7 +89,7 @@ void gort__mutex_init(void)
  * with 128 and 27.4 with 256 (8 alternating runs each, 2-core VM). */
 #define ACTIVE_SPIN_CNT 128
 
-static inline _Atomic int64_t *mstate(gort_mutex *m) { return (_Atomic int64_t *)&m->_state; }
+static inline _Atomic int64_t *mstate(gort_mutex *m) { return (_Atomic int64_t *)&m->_u._state; }
 static inline _Atomic uint32_t *msema(gort_mutex *m) { return (_Atomic uint32_t *)&m->_sema; }
 
 /* Go's sync_runtime_canSpin.  Spinning is worth it only if someone else

@@ -48,7 +48,21 @@ cc -Wall -Werror $cflags "$tmp/t.c" -o "$tmp/t_shared" $(pkg-config --libs gort)
 ldd "$tmp/t_shared" | grep -q "$prefix/lib/libgort.so" || fail "shared program does not use the installed libgort.so"
 "$prefix/bin/gortprof" --help >/dev/null || fail "installed gortprof --help"
 
+# The headers, inline fast paths included, are clean under -Wpedantic in
+# C99 and C++ too (an anonymous struct in gort_mutex once was not).
+cat >"$tmp/h.c" <<'C'
+#include <gort.h>
+#include <gort_prof.h>
+void f(gort_mutex *m);
+void f(gort_mutex *m) { gort_mutex_lock(m); gort_mutex_unlock(m); }
+C
+cc -std=c99 -Wall -Wextra -Wpedantic -Werror $cflags -fsyntax-only "$tmp/h.c" || fail "headers under -std=c99 -Wpedantic"
+if command -v c++ >/dev/null; then
+    cp "$tmp/h.c" "$tmp/h.cc"
+    c++ -std=c++17 -Wall -Wextra -Wpedantic -Werror $cflags -fsyntax-only "$tmp/h.cc" || fail "headers as C++17 under -Wpedantic"
+fi
+
 make --no-print-directory -s uninstall PREFIX="$prefix" >/dev/null
 left=$(find "$prefix" -type f -o -type l)
 [ -z "$left" ] || fail "uninstall left: $left"
-echo "install_check: ok (headers, libgort.a and libgort.so through pkg-config, gortprof, uninstall)"
+echo "install_check: ok (headers, also -Wpedantic C99/C++, libgort.a and libgort.so through pkg-config, gortprof, uninstall)"

@@ -80,7 +80,7 @@ static void test_mutex_counter(void)
             with_procs(p, mc_body, (void *)mode);
             CU_ASSERT_EQUAL(mc_counter, (long)MC_G * MC_N);
             CU_ASSERT_EQUAL(atomic_load(&mc_overlap), 0);
-            CU_ASSERT_EQUAL(mc_mu._state, 0);
+            CU_ASSERT_EQUAL(mc_mu._u._state, 0);
         }
 }
 
@@ -134,7 +134,7 @@ static void lw_body(void *a)
     lw_rounds();
     gort_wg_wait(&lw_wg);
     printf("plain=%d counter=%ld state=%lld\n", (int)gort__mutex_plain_unlock, lw_counter,
-           (long long)lw_mu._state);
+           (long long)lw_mu._u._state);
 }
 GT_CHILD(mutex_lost_wakeup) { gort_main(lw_body, NULL); }
 
@@ -178,7 +178,7 @@ static void mu_hook(gort_mutex *m)
 {
     if (m != &mu_mu || !atomic_load(&mu_emulating))
         return;
-    while (__atomic_load_n(&mu_mu._locked, __ATOMIC_ACQUIRE) != 0 && atomic_load(&mu_emulating))
+    while (__atomic_load_n(&mu_mu._u._b._locked, __ATOMIC_ACQUIRE) != 0 && atomic_load(&mu_emulating))
         gort__cpu_relax();
 }
 static void mu_waiter(void *a)
@@ -198,13 +198,13 @@ static void mu_body(void *a)
         gort_mutex_lock(&mu_mu);
         atomic_store(&mu_emulating, 1);
         gort_go(mu_waiter, NULL);
-        uint32_t w = __atomic_load_n(&mu_mu._waiters, __ATOMIC_RELAXED);
+        uint32_t w = __atomic_load_n(&mu_mu._u._b._waiters, __ATOMIC_RELAXED);
         int64_t t0 = gort_nanotime();
-        while (__atomic_load_n(&mu_mu._waiters, __ATOMIC_RELAXED) == 0 && gort_nanotime() - t0 < 1000000)
+        while (__atomic_load_n(&mu_mu._u._b._waiters, __ATOMIC_RELAXED) == 0 && gort_nanotime() - t0 < 1000000)
             gort__cpu_relax();
-        bool counted = __atomic_load_n(&mu_mu._waiters, __ATOMIC_RELAXED) != 0;
+        bool counted = __atomic_load_n(&mu_mu._u._b._waiters, __ATOMIC_RELAXED) != 0;
         if (w == 0 && counted && gort__mutex_plain_unlock) {
-            __atomic_store_n(&mu_mu._locked, 0, __ATOMIC_RELEASE); /* and no wake */
+            __atomic_store_n(&mu_mu._u._b._locked, 0, __ATOMIC_RELEASE); /* and no wake */
             atomic_fetch_add(&mu_emulated, 1);
         } else {
             atomic_store(&mu_emulating, 0);
@@ -222,7 +222,7 @@ static void mu_body(void *a)
         atomic_store(&mu_emulating, 0);
     }
     gort__mutex_sleep_hook = NULL;
-    printf("emulated=%d stuck=%d state=%lld\n", atomic_load(&mu_emulated), stuck, (long long)mu_mu._state);
+    printf("emulated=%d stuck=%d state=%lld\n", atomic_load(&mu_emulated), stuck, (long long)mu_mu._u._state);
     fflush(stdout);
     if (stuck)
         _exit(3);
@@ -261,7 +261,7 @@ static void tl_body(void *a)
     tl_res[1] = gort_mutex_trylock(&tl_mu);
     gort_chan *done = gort_chan_make(0, 0);
     gort_go(tl_other, NULL);
-    while (atomic_load((_Atomic int64_t *)&tl_mu._state) != 0)
+    while (atomic_load((_Atomic int64_t *)&tl_mu._u._state) != 0)
         gort_yield();
     tl_res[3] = gort_mutex_trylock(&tl_mu);
     gort_mutex_unlock(&tl_mu);
@@ -274,7 +274,7 @@ static void test_mutex_trylock(void)
     CU_ASSERT_FALSE(tl_res[1]);
     CU_ASSERT_FALSE(tl_res[2]);
     CU_ASSERT_TRUE(tl_res[3]);
-    CU_ASSERT_EQUAL(tl_mu._state, 0);
+    CU_ASSERT_EQUAL(tl_mu._u._state, 0);
 }
 
 /* ---- Mutex: starvation mode ---- */
@@ -308,7 +308,7 @@ static void st_body(void *a)
      * waiter.  Starvation mode must hand the lock over. */
     for (r = 0; r < ST_ROUNDS && !atomic_load(&st_waiter_got); r++) {
         gort_sleep(2 * 1000000LL); /* hold it past the 1 ms threshold */
-        if (atomic_load((_Atomic int64_t *)&st_mu._state) & GORT_MUTEX_STARVING)
+        if (atomic_load((_Atomic int64_t *)&st_mu._u._state) & GORT_MUTEX_STARVING)
             atomic_store(&st_saw_starving, 1);
         gort_mutex_unlock(&st_mu);
         gort_mutex_lock(&st_mu);
@@ -326,7 +326,7 @@ static void test_mutex_starvation(void)
         with_procs(p, st_body, NULL);
         CU_ASSERT_TRUE(atomic_load(&st_saw_starving));
         CU_ASSERT_TRUE(atomic_load(&st_rounds_before) < ST_ROUNDS);
-        CU_ASSERT_EQUAL(st_mu._state, 0);
+        CU_ASSERT_EQUAL(st_mu._u._state, 0);
     }
 }
 
@@ -410,7 +410,7 @@ static void test_rwmutex(void)
         /* Readers do share it (they yield inside). */
         CU_ASSERT_TRUE(atomic_load(&rw_max_readers) > 1);
         CU_ASSERT_EQUAL(rw._reader_count, 0);
-        CU_ASSERT_EQUAL(rw._w._state, 0);
+        CU_ASSERT_EQUAL(rw._w._u._state, 0);
     }
 }
 
@@ -721,7 +721,7 @@ static void hk_body(void *a)
         gort_chan_send(hk_c, &i);
     }
     /* Let the peer block on the mutex, then unlock: a contended unlock. */
-    while (atomic_load((_Atomic int64_t *)&hk_mu._state) >> GORT_MUTEX_WAITER_SHIFT == 0)
+    while (atomic_load((_Atomic int64_t *)&hk_mu._u._state) >> GORT_MUTEX_WAITER_SHIFT == 0)
         gort_yield();
     gort_cond_wait(&hk_cond, &hk_mu); /* unlocks; the peer signals */
     gort_mutex_unlock(&hk_mu);

@@ -145,7 +145,10 @@ void gort__lock_slow(gort_lock_t *l)
     atomic_fetch_add_explicit(&l->sleepers, 1, memory_order_seq_cst);
     int64_t wait = SLEEP_FIRST_NS;
     while (!try_take(l)) {
-        gort__futex_wait(&l->key, 1, wait);
+        /* The key is 1, or GORT_LOCK_SOLO for a channel lock (chan.c). */
+        uint32_t k = atomic_load_explicit(&l->key, memory_order_relaxed);
+        if (k != 0)
+            gort__futex_wait(&l->key, k, wait);
         wait = SLEEP_RECHECK_NS;
     }
     atomic_fetch_sub_explicit(&l->sleepers, 1, memory_order_relaxed);

@@ -543,9 +543,11 @@ static inline void gort__unlock(gort_lock_t *l)
     atomic_store_explicit(&l->key, 0, memory_order_release);
     gort_m_t *m = gort__getm();
     if (unlikely(k != 1 || sl != 0)) {
-        if (k == GORT_LOCK_SOLO && sl == 0)
+        if (k == GORT_LOCK_SOLO)
             GORT_OWNER_ADD(&m->p->chanheld, -1); /* after the store: see chan.c */
-        else
+        /* A thread may sleep on a channel lock that the owner then takes
+         * the plain way (it slept before a procresize back to one P). */
+        if (k != GORT_LOCK_SOLO || sl != 0)
             gort__unlock_slow(l, k, sl);
     }
     if (m)

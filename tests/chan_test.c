@@ -726,6 +726,38 @@ static void test_solo_locks_revoked(void)
     CU_ASSERT_EQUAL(cs_solo_after, 0);
 }
 
+/* A channel lock taken the plain way while a thread sleeps on it (one
+ * that went to sleep before a procresize back to one P): the unlock must
+ * both wake the sleeper and drop the owner's count of plain locks, or the
+ * next revoker waits forever.  Staged on a lock of our own. */
+#ifndef GORT_DEBUG_BUILD /* no plain channel locks there, and ranks would object */
+static int32_t ps_held_after;
+static void ps_body(void *a)
+{
+    (void)a;
+    gort_g_t *gp = gort__rt_enter(); /* m->p is ours inside the bracket */
+    gort_m_t *m = gort__getm();
+    gort_lock_t l;
+    gort__lock_init(&l, LR_CHAN);
+    int32_t before = atomic_load(&m->p->chanheld);
+    /* As gort__chan_lock's plain path leaves it, plus one sleeper. */
+    gort__m_locks_add(m, 1);
+    GORT_OWNER_INC(&m->p->chanheld);
+    atomic_store(&l.key, GORT_LOCK_SOLO);
+    atomic_store(&l.sleepers, 1);
+    gort__unlock(&l);
+    ps_held_after = atomic_load(&m->p->chanheld) - before;
+    gort__rt_leave(gp);
+}
+#endif
+static void test_solo_unlock_with_sleeper(void)
+{
+#ifndef GORT_DEBUG_BUILD
+    GT_RUN(ps_body, NULL);
+    CU_ASSERT_EQUAL(ps_held_after, 0);
+#endif
+}
+
 GT_SUITE(chan,
          {"basic", test_basic},
          {"fifo_senders", test_fifo_senders},
@@ -738,4 +770,5 @@ GT_SUITE(chan,
          {"sieve", test_sieve},
          {"many_producers", test_many_producers},
          {"solo_locks_revoked", test_solo_locks_revoked},
+         {"solo_unlock_with_sleeper", test_solo_unlock_with_sleeper},
          {"blockprof_path", test_blockprof_path})

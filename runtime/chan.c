@@ -81,8 +81,14 @@ void gort__chan_lock_shared(gort_lock_t *l)
                 gort_p_t *pp = __atomic_load_n(&gort__allp[i], __ATOMIC_ACQUIRE);
                 if (!pp)
                     break;
-                while (atomic_load_explicit(&pp->chanheld, memory_order_acquire) != 0)
-                    gort__cpu_relax();
+                /* Held for nanoseconds, unless the kernel took the
+                 * owner's CPU away: then let it have ours. */
+                for (int spins = 0; atomic_load_explicit(&pp->chanheld, memory_order_acquire) != 0; spins++) {
+                    if (spins < 1000)
+                        gort__cpu_relax();
+                    else
+                        gort__osyield();
+                }
             }
             atomic_fetch_add_explicit(&gort__chansolo_revokes, 1, memory_order_relaxed);
         }

@@ -285,6 +285,7 @@ typedef struct gort_stats {
     uint64_t timers_fired;
     uint64_t stacks_allocated;
     uint64_t stacks_cached;
+    uint64_t migrations;           /* goroutines resumed on another P than they last ran on */
 } gort_stats;
 GORT_API void gort_stats_get(gort_stats *out);
 

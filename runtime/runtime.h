@@ -191,6 +191,7 @@ struct gort_g {
     void *arg;
     int64_t waitsince;       /* coarse ns when it last parked */
     gort_m_t *m;             /* M running it (RUNNING/SYSCALL), else NULL */
+    gort_p_t *lastp;         /* P it last ran on (stats: migrations); its runner */
     gort_m_t *lockedm;       /* M it is locked to (gort_lock_thread) */
     gort_g_t *schedlink;     /* run queue / free list link; owner: that list */
     gort_g_t *gfbatch;       /* global free list: next batch (batch heads only) */
@@ -306,6 +307,7 @@ enum gort_pstatus { P_IDLE = 0, P_RUNNING, P_SYSCALL, P_STOP, P_DEAD };
 typedef struct gort_pstats {
     _Atomic uint64_t created, exited, switches, steals, stolen, globgets;
     _Atomic uint64_t timers_fired, preempt_coop;
+    _Atomic uint64_t migrations; /* Gs that last ran on another P */
 } gort_pstats_t;
 
 struct gort_p {

@@ -699,6 +699,13 @@ void gort__execute(gort_g_t *gp, bool inherit)
     if (!inherit)
         GORT_OWNER_INC(&pp->schedtick);
     GORT_OWNER_INC(&pp->stats.switches);
+    if (gp->lastp != pp) {
+        /* A move between Ps: its G, stack and channels change CPUs (the
+         * 2-proc sieve's swings come from these; docs/benchmarks.md). */
+        if (gp->lastp)
+            GORT_OWNER_INC(&pp->stats.migrations);
+        gp->lastp = pp;
+    }
     GORT_OWNER_INC(&m->preempt_gen);
     if (unlikely(gp->stack.lo == 0)) {
         if (!gort__stack_alloc(pp, &gp->stack))

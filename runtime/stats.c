@@ -30,6 +30,7 @@ void gort_stats_get(gort_stats *out)
         out->global_runq_gets += atomic_load_explicit(&s->globgets, memory_order_relaxed);
         out->timers_fired += atomic_load_explicit(&s->timers_fired, memory_order_relaxed);
         out->preempt_coop += atomic_load_explicit(&s->preempt_coop, memory_order_relaxed);
+        out->migrations += atomic_load_explicit(&s->migrations, memory_order_relaxed);
     }
     out->goroutines_live = (uint64_t)gort_numgoroutine();
     gort__lock(&gort__sched.lock); /* both are written under it */
@@ -62,12 +63,13 @@ void gort__schedtrace(int fd, bool detail)
     int32_t n = atomic_load(&gort__gomaxprocs);
     int off = snprintf(buf, sizeof buf,
                        "SCHED %lldms: gomaxprocs=%d idleprocs=%d threads=%d spinningthreads=%d "
-                       "idlethreads=%d runqueue=%d goroutines=%llu steals=%llu preempt=%llu/%llu "
-                       "handoffs=%llu unwrapped=%llu [",
+                       "idlethreads=%d runqueue=%d goroutines=%llu steals=%llu migrations=%llu "
+                       "preempt=%llu/%llu handoffs=%llu unwrapped=%llu [",
                        (long long)((now - start) / 1000000), n, atomic_load(&gort__sched.npidle),
                        gort__sched.mcount, atomic_load(&gort__sched.nmspinning), gort__sched.nmidle,
                        atomic_load(&gort__sched.runqsize), (unsigned long long)st.goroutines_live,
-                       (unsigned long long)st.steals, (unsigned long long)st.preempt_done,
+                       (unsigned long long)st.steals, (unsigned long long)st.migrations,
+                       (unsigned long long)st.preempt_done,
                        (unsigned long long)st.preempt_requested, (unsigned long long)st.handoffs,
                        (unsigned long long)st.unwrapped_blocks);
     for (int32_t i = 0; i < n && off < (int)sizeof buf - 16; i++)

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chan.h"
 #include "runtime.h"
 #include "test.h"
 
@@ -173,6 +174,79 @@ static void test_every_m(void)
     /* Spawned on one P, run on four: the other three had to steal. */
     CU_ASSERT_TRUE(spread_steals >= 3);
     gort_maxprocs(old);
+}
+
+/* ---- the migrations counter ---- */
+
+/* Four goroutines meet on four Ps (spinning until all four run at once),
+ * then park.  With one P left, every one that met on another P resumes
+ * on P 0: each is a migration.  And a pair talking through runnext does
+ * not move at all. */
+#define MG_N 4
+static _Atomic int mg_arrived;
+static int mg_pid[MG_N];
+static gort_chan *mg_ch[MG_N];
+static gort_waitgroup mg_met, mg_done;
+static uint64_t mg_migrations;
+static int mg_expected;
+static void mg_worker(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    atomic_fetch_add(&mg_arrived, 1);
+    while (atomic_load(&mg_arrived) < MG_N)
+        gort__cpu_relax();
+    mg_pid[i] = gort__getm()->p->id;
+    gort_wg_done(&mg_met);
+    long v;
+    gort_chan_recv(mg_ch[i], &v);
+    gort_wg_done(&mg_done);
+}
+static bool mg_all_parked(void)
+{
+    for (int i = 0; i < MG_N; i++)
+        if (!atomic_load_explicit(&mg_ch[i]->recvq.first, memory_order_acquire))
+            return false;
+    return true;
+}
+static void mg_body(void *arg)
+{
+    (void)arg;
+    atomic_store(&mg_arrived, 0);
+    gort_wg_add(&mg_met, MG_N);
+    gort_wg_add(&mg_done, MG_N);
+    for (int i = 0; i < MG_N; i++) {
+        mg_ch[i] = gort_chan_make(sizeof(long), 0);
+        gort_go(mg_worker, (void *)(intptr_t)i);
+    }
+    gort_wg_wait(&mg_met);
+    while (!mg_all_parked())
+        gort_sleep(100000);
+    gort_maxprocs(1);
+    mg_expected = 0;
+    for (int i = 0; i < MG_N; i++)
+        mg_expected += mg_pid[i] != 0;
+    gort_stats before, after;
+    gort_stats_get(&before);
+    for (int i = 0; i < MG_N; i++) {
+        long v = i;
+        gort_chan_send(mg_ch[i], &v);
+    }
+    gort_wg_wait(&mg_done);
+    gort_stats_get(&after);
+    mg_migrations = after.migrations - before.migrations;
+    for (int i = 0; i < MG_N; i++)
+        gort_chan_free(mg_ch[i]);
+}
+static void test_migrations(void)
+{
+    int old = gort_maxprocs(MG_N);
+    int64_t slice = __atomic_load_n(&gort__settings.slice_ns, __ATOMIC_RELAXED);
+    __atomic_store_n(&gort__settings.slice_ns, 3600LL * 1000000000, __ATOMIC_RELAXED); /* as every_m */
+    GT_RUN(mg_body, NULL);
+    __atomic_store_n(&gort__settings.slice_ns, slice, __ATOMIC_RELAXED);
+    gort_maxprocs(old);
+    CU_ASSERT_TRUE(mg_expected >= MG_N - 1); /* four Ps: at most one was P 0 */
+    CU_ASSERT_TRUE(mg_migrations >= (uint64_t)mg_expected);
 }
 
 /* ---- gort_maxprocs at run time ---- */
@@ -429,12 +503,15 @@ static void test_runnext_pair_slice(void)
  * pingpong finds itself on another thread than one round trip before. */
 #define STAY_ROUNDS 400000
 static long stay_moves;
+static long stay_migrations; /* both goroutines' moves between Ps */
 static void stay_body(void *arg)
 {
     (void)arg;
     pr_start();
     pid_t last = gettid();
     stay_moves = 0;
+    gort_stats before, after;
+    gort_stats_get(&before);
     for (long i = 0; i < STAY_ROUNDS; i++) {
         long v = i;
         gort_chan_send(pr_b, &v);
@@ -443,6 +520,8 @@ static void stay_body(void *arg)
         stay_moves += t != last;
         last = t;
     }
+    gort_stats_get(&after);
+    stay_migrations = (long)(after.migrations - before.migrations);
     pr_finish();
 }
 static void test_runnext_pair_stays(void)
@@ -458,8 +537,11 @@ static void test_runnext_pair_stays(void)
      * right (570 moves in one TSan run, 168 in an ASan one).  Nor with
      * GORT_DEBUG=randomize (always on in DEBUG builds), which puts half
      * the readied goroutines on the stealable queue instead of runnext. */
-    if (!gort__settings.randomize)
+    if (!gort__settings.randomize) {
         CU_ASSERT(stay_moves < 30);
+        /* gort_stats' migrations agree: the pair stays on its P. */
+        CU_ASSERT(stay_migrations < 60);
+    }
 #endif
     if (stay_moves >= 30)
         fprintf(stderr, "\nrunnext_pair_stays: %ld thread changes\n", stay_moves);
@@ -706,6 +788,7 @@ GT_SUITE(sched,
          {"million", test_million},
          {"spawn_tree", test_spawn_tree},
          {"every_m", test_every_m},
+         {"migrations", test_migrations},
          {"maxprocs", test_maxprocs},
          {"solo_flip", test_solo_flip},
          {"fp_env_per_goroutine", test_fp_env_per_goroutine},

@@ -180,7 +180,7 @@ gort_g_t *gort__newproc(void (*fn)(void *), void *arg, uintptr_t pc, bool main)
     gp->waitreason = WR_ZERO;
     gp->waitsince = 0;
     gp->m = NULL;
-    gp->lastp = NULL;
+    atomic_store_explicit(&gp->lastp, NULL, memory_order_relaxed);
     gp->lockedm = NULL;
     gp->lockedext = 0;
     gp->inrt = 0;

@@ -191,7 +191,7 @@ struct gort_g {
     void *arg;
     int64_t waitsince;       /* coarse ns when it last parked */
     gort_m_t *m;             /* M running it (RUNNING/SYSCALL), else NULL */
-    gort_p_t *lastp;         /* P it last ran on (stats: migrations); its runner */
+    _Atomic(gort_p_t *) lastp; /* P it last ran on; written by its runner, read by readiers */
     gort_m_t *lockedm;       /* M it is locked to (gort_lock_thread) */
     gort_g_t *schedlink;     /* run queue / free list link; owner: that list */
     gort_g_t *gfbatch;       /* global free list: next batch (batch heads only) */

@@ -73,7 +73,8 @@ gort_p_t *gort__releasep(void)
         gort__throw("releasep: invalid P state");
     m->p = NULL;
     pp->m = NULL;
-    atomic_store_explicit(&pp->status, P_IDLE, memory_order_release);
+    /* seq_cst: a Dekker pair with affine_put's CAS and re-check. */
+    atomic_store_explicit(&pp->status, P_IDLE, memory_order_seq_cst);
     return pp;
 }
 
@@ -81,7 +82,9 @@ gort_p_t *gort__releasep(void)
 void gort__pidleput(gort_p_t *pp)
 {
     ASSERT_HELD(&gort__sched.lock);
-    if (!gort__runqempty(pp))
+    /* runnext may hold a goroutine an affine_put is about to take back. */
+    if (atomic_load_explicit(&pp->runqtail, memory_order_relaxed) !=
+        atomic_load_explicit(&pp->runqhead, memory_order_relaxed))
         gort__throw("pidleput: P %d has a non-empty run queue", pp->id);
     atomic_store_explicit(&pp->status, P_IDLE, memory_order_release);
     pp->link = gort__sched.pidle;
@@ -521,6 +524,19 @@ top:;
     }
     if (gort__releasep() != pp)
         gort__throw("findrunnable: wrong p");
+    {
+        /* An affine_put may have landed in runnext after we last looked
+         * and before the P went idle; it then saw P_RUNNING and left.
+         * After our seq_cst store of P_IDLE this load sees it. */
+        gort_g_t *next = atomic_load_explicit(&pp->runnext, memory_order_seq_cst);
+        if (next && atomic_compare_exchange_strong_explicit(&pp->runnext, &next, NULL, memory_order_acquire,
+                                                            memory_order_relaxed)) {
+            gort__acquirep(pp);
+            gort__unlock(&gort__sched.lock);
+            *inherit = false;
+            return next;
+        }
+    }
     gort__pidleput(pp);
     gort__unlock(&gort__sched.lock);
 
@@ -699,12 +715,13 @@ void gort__execute(gort_g_t *gp, bool inherit)
     if (!inherit)
         GORT_OWNER_INC(&pp->schedtick);
     GORT_OWNER_INC(&pp->stats.switches);
-    if (gp->lastp != pp) {
+    gort_p_t *lastp = atomic_load_explicit(&gp->lastp, memory_order_relaxed);
+    if (lastp != pp) {
         /* A move between Ps: its G, stack and channels change CPUs (the
          * 2-proc sieve's swings come from these; docs/benchmarks.md). */
-        if (gp->lastp)
+        if (lastp)
             GORT_OWNER_INC(&pp->stats.migrations);
-        gp->lastp = pp;
+        atomic_store_explicit(&gp->lastp, pp, memory_order_relaxed);
     }
     GORT_OWNER_INC(&m->preempt_gen);
     if (unlikely(gp->stack.lo == 0)) {
@@ -760,6 +777,28 @@ bool gort__unlock_fn(gort_g_t *gp, void *l)
     return true;
 }
 
+/* Wake-affine: a goroutine whose last P is running something else goes to
+ * that P's runnext (if free) instead of ours, so its G, stack and
+ * channels stay in that CPU's cache.  If that P stops running meanwhile,
+ * take it back (the idle path rescues what lands in its runnext after its
+ * last look: findrunnable). */
+static bool affine_put(gort_p_t *pp, gort_g_t *gp)
+{
+    gort_p_t *lp = atomic_load_explicit(&gp->lastp, memory_order_relaxed);
+    if (!lp || lp == pp || pp->solo || gort__settings.randomize ||
+        atomic_load_explicit(&lp->status, memory_order_relaxed) != P_RUNNING)
+        return false;
+    gort_g_t *nul = NULL;
+    if (!atomic_compare_exchange_strong_explicit(&lp->runnext, &nul, gp, memory_order_seq_cst,
+                                                 memory_order_relaxed))
+        return false;
+    if (atomic_load_explicit(&lp->status, memory_order_seq_cst) == P_RUNNING)
+        return true;
+    gort_g_t *x = gp;
+    return !atomic_compare_exchange_strong_explicit(&lp->runnext, &x, NULL, memory_order_acq_rel,
+                                                    memory_order_relaxed);
+}
+
 void gort__ready(gort_g_t *gp, bool next)
 {
     gort__casgstatus(gp, G_WAITING, G_RUNNABLE);
@@ -774,6 +813,10 @@ void gort__ready(gort_g_t *gp, bool next)
         m->readybatch++;
     }
     if (m && m->p) {
+        if (next && !m->readybatch && affine_put(m->p, gp)) {
+            gort__wakep();
+            return;
+        }
         gort__runqput(m->p, gp, next);
     } else {
         gort__lock(&gort__sched.lock);

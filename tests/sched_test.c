@@ -249,6 +249,70 @@ static void test_migrations(void)
     CU_ASSERT_TRUE(mg_migrations >= (uint64_t)mg_expected);
 }
 
+/* ---- wake-affine placement never strands a goroutine ---- */
+
+/* ready() sends a goroutine back to the P it last ran on when that P is
+ * running; a P that goes idle at that moment must still run it (or the
+ * waker takes it back).  Bursts of cross-P hand-offs with idle gaps in
+ * between make Ps go idle again and again under the puts: every
+ * goroutine of every round must finish (a stranded one would hang the
+ * round; the child then dies of the deadlock check or the timeout). */
+#define AF_ROUNDS 3000
+#define AF_G 6
+static gort_chan *af_ch[AF_G];
+static gort_waitgroup af_wg;
+static void af_worker(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    long v;
+    while (gort_chan_recv(af_ch[i], &v)) {
+        for (volatile int k = 0; k < 200; k++) {
+        }
+        gort_wg_done(&af_wg);
+    }
+}
+static void af_body(void *arg)
+{
+    (void)arg;
+    gort_stats before, after;
+    gort_stats_get(&before);
+    for (int i = 0; i < AF_G; i++) {
+        af_ch[i] = gort_chan_make(sizeof(long), 0);
+        gort_go(af_worker, (void *)(intptr_t)i);
+    }
+    long done = 0;
+    for (long r = 0; r < AF_ROUNDS; r++) {
+        gort_wg_add(&af_wg, AF_G);
+        for (int i = 0; i < AF_G; i++)
+            gort_chan_send(af_ch[i], &r);
+        gort_wg_wait(&af_wg);
+        done++;
+        if (r % 16 == 0)
+            gort_sleep(20000); /* let the other P go idle */
+    }
+    for (int i = 0; i < AF_G; i++)
+        gort_chan_close(af_ch[i]);
+    gort_sleep(1000000);
+    for (int i = 0; i < AF_G; i++)
+        gort_chan_free(af_ch[i]);
+    gort_stats_get(&after);
+    printf("rounds=%ld migrations=%llu\n", done, (unsigned long long)(after.migrations - before.migrations));
+}
+GT_CHILD(affine_rounds) { gort_main(af_body, NULL); }
+static void test_affine_no_strand(void)
+{
+    const char *env[] = {"GORT_MAXPROCS=2", NULL};
+    gt_child_result r;
+    CU_ASSERT_EQUAL_FATAL(gt_child_run("affine_rounds", env, 120, &r), 0);
+    CU_ASSERT_TRUE(r.exited && r.status == 0 && !r.timed_out);
+    char want[64];
+    snprintf(want, sizeof want, "rounds=%d ", AF_ROUNDS);
+    CU_ASSERT_TRUE(gt_contains(r.out, want));
+    if (!gt_contains(r.out, want))
+        printf("\n%s\n", r.out);
+    gt_child_free(&r);
+}
+
 /* ---- gort_maxprocs at run time ---- */
 
 static int mp_prev1, mp_prev2, mp_d1, mp_d3;
@@ -789,6 +853,7 @@ GT_SUITE(sched,
          {"spawn_tree", test_spawn_tree},
          {"every_m", test_every_m},
          {"migrations", test_migrations},
+         {"affine_no_strand", test_affine_no_strand},
          {"maxprocs", test_maxprocs},
          {"solo_flip", test_solo_flip},
          {"fp_env_per_goroutine", test_fp_env_per_goroutine},

@@ -624,6 +624,9 @@ static inline __attribute__((always_inline)) void gort__park_unlock(gort_lock_t 
 {
     gort__park(gort__unlock_fn, l, reason);
 }
+/* Tests only: called by ready() when it has found gp's last P running,
+ * before it puts gp there (sched.c, affine_put). */
+extern void (*gort__affine_hook)(gort_p_t *lp);
 /* Makes a parked goroutine runnable on the current P (runnext if next). */
 void gort__ready(gort_g_t *gp, bool next);
 /* Adds a batch of runnable Gs (linked by schedlink) to run queues. */

@@ -782,12 +782,15 @@ bool gort__unlock_fn(gort_g_t *gp, void *l)
  * channels stay in that CPU's cache.  If that P stops running meanwhile,
  * take it back (the idle path rescues what lands in its runnext after its
  * last look: findrunnable). */
+void (*gort__affine_hook)(gort_p_t *lp);
 static bool affine_put(gort_p_t *pp, gort_g_t *gp)
 {
     gort_p_t *lp = atomic_load_explicit(&gp->lastp, memory_order_relaxed);
     if (!lp || lp == pp || pp->solo || gort__settings.randomize ||
         atomic_load_explicit(&lp->status, memory_order_relaxed) != P_RUNNING)
         return false;
+    if (unlikely(gort__affine_hook != NULL))
+        gort__affine_hook(lp);
     gort_g_t *nul = NULL;
     if (!atomic_compare_exchange_strong_explicit(&lp->runnext, &nul, gp, memory_order_seq_cst,
                                                  memory_order_relaxed))

@@ -313,6 +313,75 @@ static void test_affine_no_strand(void)
     gt_child_free(&r);
 }
 
+/* The waker's take-back, staged: ready() finds W's last P running (a
+ * spinner H holds it), and the hook then lets that P go idle before the
+ * put lands, so the waker finds it idle and takes W back.  W must run.
+ * (Checked by hand: without the take-back W still runs here, through the
+ * wakep that follows every put, which at 2 procs can only pick W's P;
+ * the take-back is what guarantees it with more Ps.) */
+static _Atomic int tb_stop, tb_hp = -1;
+static _Atomic(gort_g_t *) tb_w;
+static gort_chan *tb_ch;
+static _Atomic int tb_hooked, tb_w_done;
+static void tb_spinner(void *arg)
+{
+    (void)arg;
+    atomic_store(&tb_hp, gort__getm()->p->id);
+    while (!atomic_load(&tb_stop))
+        gort__cpu_relax();
+}
+static void tb_waiter(void *arg)
+{
+    (void)arg;
+    atomic_store(&tb_w, gort__getg());
+    long v;
+    gort_chan_recv(tb_ch, &v);
+    atomic_store(&tb_w_done, 1);
+}
+static void tb_hook(gort_p_t *lp)
+{
+    if (lp->id != atomic_load(&tb_hp) || atomic_load(&tb_stop))
+        return;
+    atomic_store(&tb_stop, 1); /* the spinner returns; its P goes idle */
+    while (atomic_load_explicit(&lp->status, memory_order_acquire) == P_RUNNING)
+        gort__cpu_relax();
+    atomic_store(&tb_hooked, 1);
+}
+static void tb_body(void *arg)
+{
+    (void)arg;
+    tb_ch = gort_chan_make(sizeof(long), 0);
+    gort_go(tb_spinner, NULL);
+    while (atomic_load(&tb_hp) < 0)
+        gort_sleep(100000); /* the other P takes the spinner */
+    gort_go(tb_waiter, NULL);
+    gort_g_t *w;
+    while (!(w = atomic_load(&tb_w)) || !atomic_load_explicit(&tb_ch->recvq.first, memory_order_acquire))
+        gort_sleep(100000);
+    /* As if W had last run where the spinner runs. */
+    atomic_store_explicit(&w->lastp, gort__allp[atomic_load(&tb_hp)], memory_order_relaxed);
+    gort__affine_hook = tb_hook;
+    long v = 1;
+    gort_chan_send(tb_ch, &v);
+    while (!atomic_load(&tb_w_done))
+        gort_sleep(100000);
+    gort__affine_hook = NULL;
+    printf("hooked=%d w_done=%d\n", atomic_load(&tb_hooked), atomic_load(&tb_w_done));
+    gort_chan_free(tb_ch);
+}
+GT_CHILD(affine_takeback) { gort_main(tb_body, NULL); }
+static void test_affine_takeback(void)
+{
+    const char *env[] = {"GORT_MAXPROCS=2", NULL};
+    gt_child_result r;
+    CU_ASSERT_EQUAL_FATAL(gt_child_run("affine_takeback", env, 60, &r), 0);
+    CU_ASSERT_TRUE(r.exited && r.status == 0 && !r.timed_out);
+    CU_ASSERT_TRUE(gt_contains(r.out, "hooked=1 w_done=1"));
+    if (!gt_contains(r.out, "hooked=1 w_done=1"))
+        printf("\n%s\n", r.out);
+    gt_child_free(&r);
+}
+
 /* ---- gort_maxprocs at run time ---- */
 
 static int mp_prev1, mp_prev2, mp_d1, mp_d3;
@@ -854,6 +923,7 @@ GT_SUITE(sched,
          {"every_m", test_every_m},
          {"migrations", test_migrations},
          {"affine_no_strand", test_affine_no_strand},
+         {"affine_takeback", test_affine_takeback},
          {"maxprocs", test_maxprocs},
          {"solo_flip", test_solo_flip},
          {"fp_env_per_goroutine", test_fp_env_per_goroutine},

@@ -151,6 +151,19 @@ int gt_child_run(const char *name, const char *const *env, int timeout_s, gt_chi
     return gt_cmd_run(argv, env, timeout_s, r);
 }
 
+bool gt_child_expect(const char *name, const char *const *env, int timeout_s, const char *want)
+{
+    gt_child_result r;
+    if (gt_child_run(name, env, timeout_s, &r) != 0)
+        return false;
+    bool ok = r.exited && r.status == 0 && !r.timed_out && gt_contains(r.out, want);
+    if (!ok)
+        printf("\n  child %s (exited=%d status=%d timed_out=%d), wanted \"%s\":\n%s\n", name, r.exited,
+               r.status, r.timed_out, want, r.out);
+    gt_child_free(&r);
+    return ok;
+}
+
 static int run_child(const char *name)
 {
     for (gt_child *c = children; c; c = c->next) {

@@ -302,15 +302,9 @@ GT_CHILD(affine_rounds) { gort_main(af_body, NULL); }
 static void test_affine_no_strand(void)
 {
     const char *env[] = {"GORT_MAXPROCS=2", NULL};
-    gt_child_result r;
-    CU_ASSERT_EQUAL_FATAL(gt_child_run("affine_rounds", env, 120, &r), 0);
-    CU_ASSERT_TRUE(r.exited && r.status == 0 && !r.timed_out);
     char want[64];
     snprintf(want, sizeof want, "rounds=%d ", AF_ROUNDS);
-    CU_ASSERT_TRUE(gt_contains(r.out, want));
-    if (!gt_contains(r.out, want))
-        printf("\n%s\n", r.out);
-    gt_child_free(&r);
+    CU_ASSERT_TRUE(gt_child_expect("affine_rounds", env, 120, want));
 }
 
 /* The waker's take-back, staged: ready() finds W's last P running (a
@@ -373,13 +367,7 @@ GT_CHILD(affine_takeback) { gort_main(tb_body, NULL); }
 static void test_affine_takeback(void)
 {
     const char *env[] = {"GORT_MAXPROCS=2", NULL};
-    gt_child_result r;
-    CU_ASSERT_EQUAL_FATAL(gt_child_run("affine_takeback", env, 60, &r), 0);
-    CU_ASSERT_TRUE(r.exited && r.status == 0 && !r.timed_out);
-    CU_ASSERT_TRUE(gt_contains(r.out, "hooked=1 w_done=1"));
-    if (!gt_contains(r.out, "hooked=1 w_done=1"))
-        printf("\n%s\n", r.out);
-    gt_child_free(&r);
+    CU_ASSERT_TRUE(gt_child_expect("affine_takeback", env, 60, "hooked=1 w_done=1"));
 }
 
 /* ---- gort_maxprocs at run time ---- */

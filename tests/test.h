@@ -87,6 +87,9 @@ int gt_child_run(const char *name, const char *const *env, int timeout_s, gt_chi
 /* Runs an arbitrary command the same way (argv[0] searched in PATH). */
 int gt_cmd_run(const char *const *argv, const char *const *env, int timeout_s, gt_child_result *r);
 void gt_child_free(gt_child_result *r);
+/* Runs child name; true if it exited 0 within timeout_s and printed want.
+ * Prints its output otherwise. */
+bool gt_child_expect(const char *name, const char *const *env, int timeout_s, const char *want);
 bool gt_contains(const char *hay, const char *needle);
 /* The first line of s equals line (without its newline). */
 bool gt_first_line_is(const char *s, const char *line);

@@ -61,10 +61,7 @@
  */
 #include "chan.h"
 
-#include <linux/membarrier.h>
 #include <stdlib.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 _Atomic uint64_t gort__chansolo_revokes;
 
@@ -76,7 +73,7 @@ void gort__chan_lock_shared(gort_lock_t *l)
     for (;;) {
         if (atomic_load(&gort__chansolo)) {
             atomic_store(&gort__chansolo, 0);
-            syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+            gort__membarrier();
             for (int i = 0; i < GORT_MAX_PROCS; i++) {
                 gort_p_t *pp = __atomic_load_n(&gort__allp[i], __ATOMIC_ACQUIRE);
                 if (!pp)

@@ -24,10 +24,26 @@
 
 #include <errno.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+bool gort__have_membarrier;
+
+/* Once, at runtime init, before any other thread of ours runs: the
+ * registration must precede the first expedited barrier. */
+void gort__membarrier_init(void)
+{
+    gort__have_membarrier = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 &&
+                            syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+
+/* Every running thread of the process passes a full barrier (the slow
+ * side of the asymmetric Dekker pairs: sysmon's retake, gort_mutex's
+ * sleepers, the one-P channel-lock revoke).  Only if gort__have_membarrier. */
+void gort__membarrier(void) { (void)syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0); }
 
 void gort__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t ns)
 {

@@ -54,10 +54,6 @@
 #define GORT_MUTEX_IMPL /* the real functions, not gort.h's inline macros */
 #include "runtime.h"
 
-#include <linux/membarrier.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 enum {
     MUTEX_LOCKED = GORT_MUTEX_LOCKED,
     MUTEX_WOKEN = GORT_MUTEX_WOKEN,
@@ -68,16 +64,13 @@ enum {
 #define MUTEX_WAITER ((int64_t)1 << MUTEX_WAITER_SHIFT)
 
 bool gort__mutex_plain_unlock;
-bool gort__have_membarrier;
 void (*gort__mutex_sleep_hook)(gort_mutex *);
 static void mutex_wake(gort_mutex *m);
 
-/* Called once by runtime init, before any goroutine runs: registration
- * must precede the first expedited membarrier. */
+/* Called once by runtime init (after gort__membarrier_init), before any
+ * goroutine runs. */
 void gort__mutex_init(void)
 {
-    gort__have_membarrier = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 &&
-                            syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
     bool ok = gort__have_membarrier && !gort__settings.mutexfence;
     atomic_store_explicit((_Atomic bool *)&gort__mutex_plain_unlock, ok, memory_order_relaxed);
 }
@@ -136,7 +129,7 @@ static void after_count_in(gort_mutex *m)
         gort__cpu_relax();
     }
     if (!seen_clear)
-        syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+        gort__membarrier();
     mutex_wake(m);
 }
 

@@ -58,6 +58,10 @@ typedef struct gort_lock {
 
 #define GORT_LOCK_INIT(r) {0, 0, (r)}
 #define GORT_LOCK_SOLO 2 /* key of a channel lock taken by plain store (chan.c) */
+/* membarrier(2), private expedited (lock.c): registered once at init. */
+extern bool gort__have_membarrier;
+void gort__membarrier_init(void);
+void gort__membarrier(void);
 void gort__lock_init(gort_lock_t *l, int rank);
 /* gort__lock and gort__unlock are inline (below, after gort_m); these are
  * their contended halves and, in DEBUG builds, the whole ranked versions. */
@@ -861,7 +865,6 @@ enum {
     GORT_MUTEX_WAITER_SHIFT = 32,
 };
 void gort__mutex_init(void);
-extern bool gort__have_membarrier; /* registered for expedited membarrier(2) */
 /* Tests only: called by a goroutine that has just counted itself in as a
  * waiter on m, before it looks at the lock again and sleeps. */
 extern void (*gort__mutex_sleep_hook)(gort_mutex *m);

@@ -39,7 +39,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/membarrier.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,7 +75,6 @@ static pdata_t pdata[GORT_MAX_PROCS];
 static gort_m_t *sysmon_m;
 static _Atomic uint32_t wakeword;
 static _Atomic uint32_t sleeping_long;
-static bool have_membarrier;
 
 /* Ms running without a P after a revoke, and their CPU samples. */
 typedef struct revoked {
@@ -193,7 +191,7 @@ static int revoke_p(gort_p_t *pp, pdata_t *pd, int64_t now)
     /* Never while the world stops: the initiator counts this P as running
      * until its M stops it (stopTheWorld found a revoked P idle, not
      * stopped, in the soak). */
-    if (!have_membarrier || !gp || m == sysmon_m || atomic_load(&gort__sched.gcwaiting))
+    if (!gort__have_membarrier || !gp || m == sysmon_m || atomic_load(&gort__sched.gcwaiting))
         return 0;
     if (atomic_load(&gp->status) != G_RUNNING || gp->inrt || atomic_load(&m->locks) || !atomic_load(&m->ing))
         return 0;
@@ -202,7 +200,7 @@ static int revoke_p(gort_p_t *pp, pdata_t *pd, int64_t now)
     uint32_t zero = 0;
     if (!atomic_compare_exchange_strong(&m->pstate, &zero, 1))
         return 0;
-    syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+    gort__membarrier();
     if (gp->inrt || atomic_load(&m->locks) || !atomic_load(&m->ing) || m->curg != gp || pp->m != m ||
         atomic_load(&pp->status) != P_RUNNING || atomic_load(&pp->schedtick) != pd->schedtick ||
         atomic_load(&gp->status) != G_RUNNING || gort__thread_cputime(m) - pd->cpu > ROUND_MIN_NS / 8) {
@@ -377,7 +375,6 @@ static void *sysmon_main(void *arg)
     (void)arg;
     gort__setm(sysmon_m);
     sysmon_m->tid = (pid_t)syscall(SYS_gettid);
-    have_membarrier = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
     int64_t delay = 20 * 1000;
     int idle = 0;
     int64_t due = 0;

@@ -4,6 +4,10 @@
  * Each workload lives in its own file and is listed in bench_list.h.
  * Benchmarks report numbers; they do not judge them (scripts/bench puts
  * them beside Go's and computes the ratios).
+ *
+ * BENCH_STATS=1 prints the scheduler's counters (switches, steals,
+ * migrations, ...) on stderr after a workload that runs under
+ * bench_run_main.
  */
 #ifndef GORT_BENCH_H
 #define GORT_BENCH_H

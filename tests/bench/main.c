@@ -58,8 +58,27 @@ double bench_rss_kib(void)
     return v;
 }
 
+/* BENCH_STATS=1: the scheduler's counters on stderr after the workload,
+ * to tell a slow run's regime (steals, migrations) from a fast one's. */
+static void (*stats_fn)(void *);
+static void with_stats(void *arg)
+{
+    stats_fn(arg);
+    gort_stats s;
+    gort_stats_get(&s);
+    fprintf(stderr, "stats: switches=%llu steals=%llu stolen=%llu migrations=%llu globgets=%llu\n",
+            (unsigned long long)s.context_switches, (unsigned long long)s.steals,
+            (unsigned long long)s.stolen_goroutines, (unsigned long long)s.migrations,
+            (unsigned long long)s.global_runq_gets);
+}
+
 void bench_run_main(void (*fn)(void *), void *arg)
 {
+    const char *e = getenv("BENCH_STATS");
+    if (e && *e && strcmp(e, "0") != 0) {
+        stats_fn = fn;
+        fn = with_stats;
+    }
     if (gort_main(fn, arg) != 0)
         bench_fail("gort_main failed");
 }

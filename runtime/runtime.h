@@ -631,8 +631,14 @@ static inline __attribute__((always_inline)) void gort__park_unlock(gort_lock_t 
 /* Tests only: called by ready() when it has found gp's last P running,
  * before it puts gp there (sched.c, affine_put). */
 extern void (*gort__affine_hook)(gort_p_t *lp);
+/* Tests only: channel hand-offs go home whatever the queues hold, so that
+ * the put and take-back paths run with empty queues. */
+extern bool gort__handoff_always_home;
 /* Makes a parked goroutine runnable on the current P (runnext if next). */
 void gort__ready(gort_g_t *gp, bool next);
+/* The same, for a goroutine a channel operation has just handed a value
+ * to (or taken one from): wake-affine only when it balances (sched.c). */
+void gort__ready_handoff(gort_g_t *gp);
 /* Adds a batch of runnable Gs (linked by schedlink) to run queues. */
 void gort__injectglist(gort_g_t *list);
 /* Yields the processor; the goroutine goes to the tail of the local queue. */

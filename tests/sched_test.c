@@ -298,7 +298,11 @@ static void af_body(void *arg)
     gort_stats_get(&after);
     printf("rounds=%ld migrations=%llu\n", done, (unsigned long long)(after.migrations - before.migrations));
 }
-GT_CHILD(affine_rounds) { gort_main(af_body, NULL); }
+GT_CHILD(affine_rounds)
+{
+    gort__handoff_always_home = true; /* the put paths, not the balance rule */
+    gort_main(af_body, NULL);
+}
 static void test_affine_no_strand(void)
 {
     const char *env[] = {"GORT_MAXPROCS=2", NULL};
@@ -363,13 +367,86 @@ static void tb_body(void *arg)
     printf("hooked=%d w_done=%d\n", atomic_load(&tb_hooked), atomic_load(&tb_w_done));
     gort_chan_free(tb_ch);
 }
-GT_CHILD(affine_takeback) { gort_main(tb_body, NULL); }
+GT_CHILD(affine_takeback)
+{
+    gort__handoff_always_home = true; /* both queues are empty here */
+    gort_main(tb_body, NULL);
+}
 static void test_affine_takeback(void)
 {
     const char *env[] = {"GORT_MAXPROCS=2", NULL};
     /* No affine puts under randomize (always on in DEBUG builds). */
     CU_ASSERT_TRUE(gt_child_expect("affine_takeback", env, 60,
                                    gort__settings.randomize ? "w_done=1" : "hooked=1 w_done=1"));
+}
+
+/* The balance rule for channel hand-offs: W last ran on the P where the
+ * spinner H runs.  Main, on the other P, hands W a value.  With both
+ * queues empty (a tie) W runs on main's P; with goroutines queued behind
+ * main and none at H's P, W goes home.  H keeps its P (no yields, so no
+ * steals) until the hand-off is done, then yields so W can run there. */
+static _Atomic int hb_phase, hb_hp = -1, hb_wp = -1, hb_home;
+static _Atomic(gort_g_t *) hb_w;
+static gort_chan *hb_ch;
+static void hb_spinner(void *arg)
+{
+    (void)arg;
+    atomic_store(&hb_hp, gort__getm()->p->id);
+    while (atomic_load(&hb_phase) == 0)
+        gort__cpu_relax();
+    while (atomic_load(&hb_phase) == 1)
+        gort_yield();
+}
+static void hb_waiter(void *arg)
+{
+    (void)arg;
+    atomic_store(&hb_w, gort__getg());
+    long v;
+    gort_chan_recv(hb_ch, &v);
+    atomic_store(&hb_wp, gort__getm()->p->id);
+}
+static void hb_noop(void *arg) { (void)arg; }
+static void hb_hook(gort_p_t *lp)
+{
+    if (lp->id == atomic_load(&hb_hp))
+        atomic_store(&hb_home, 1);
+}
+static void hb_body(void *arg)
+{
+    int queued = (int)(intptr_t)arg;
+    hb_ch = gort_chan_make(sizeof(long), 0);
+    gort_go(hb_spinner, NULL);
+    while (atomic_load(&hb_hp) < 0)
+        gort_sleep(100000);
+    gort_go(hb_waiter, NULL);
+    gort_g_t *w;
+    while (!(w = atomic_load(&hb_w)) || !atomic_load_explicit(&hb_ch->recvq.first, memory_order_acquire))
+        gort_sleep(100000);
+    atomic_store_explicit(&w->lastp, gort__allp[atomic_load(&hb_hp)], memory_order_relaxed);
+    int mine = gort__getm()->p->id;
+    for (int i = 0; i < queued; i++)
+        gort_go(hb_noop, NULL); /* queued on our P: H's P never looks */
+    gort__affine_hook = hb_hook;
+    long v = 1;
+    gort_chan_send(hb_ch, &v);
+    gort__affine_hook = NULL;
+    atomic_store(&hb_phase, 1);
+    while (atomic_load(&hb_wp) < 0)
+        gort_sleep(100000);
+    atomic_store(&hb_phase, 2);
+    printf("home=%d ran_at_home=%d ran_here=%d\n", atomic_load(&hb_home),
+           atomic_load(&hb_wp) == atomic_load(&hb_hp), atomic_load(&hb_wp) == mine);
+    gort_chan_free(hb_ch);
+}
+GT_CHILD(handoff_tie) { gort_main(hb_body, (void *)(intptr_t)0); }
+GT_CHILD(handoff_home) { gort_main(hb_body, (void *)(intptr_t)3); }
+static void test_handoff_balance(void)
+{
+    if (gort__settings.randomize)
+        return; /* no affine puts under randomize (DEBUG builds) */
+    const char *env[] = {"GORT_MAXPROCS=2", NULL};
+    CU_ASSERT_TRUE(gt_child_expect("handoff_tie", env, 60, "home=0 ran_at_home=0 ran_here=1"));
+    CU_ASSERT_TRUE(gt_child_expect("handoff_home", env, 60, "home=1 ran_at_home=1 ran_here=0"));
 }
 
 /* ---- gort_maxprocs at run time ---- */
@@ -914,6 +991,7 @@ GT_SUITE(sched,
          {"migrations", test_migrations},
          {"affine_no_strand", test_affine_no_strand},
          {"affine_takeback", test_affine_takeback},
+         {"handoff_balance", test_handoff_balance},
          {"maxprocs", test_maxprocs},
          {"solo_flip", test_solo_flip},
          {"fp_env_per_goroutine", test_fp_env_per_goroutine},

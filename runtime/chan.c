@@ -241,7 +241,7 @@ void gort__chan_send_direct(gort_chan *c, gort_sudog_t *sg, const void *ep,
     gp->param = sg;
     sg->success = true;
     gort__sudog_release_stamp(sg);
-    gort__ready_handoff(gp);
+    gort__ready_handoff(gp, false);
 }
 
 void gort__chan_recv_direct(gort_chan *c, gort_sudog_t *sg, void *ep,
@@ -275,7 +275,7 @@ void gort__chan_recv_direct(gort_chan *c, gort_sudog_t *sg, void *ep,
     gp->param = sg;
     sg->success = true;
     gort__sudog_release_stamp(sg);
-    gort__ready_handoff(gp);
+    gort__ready_handoff(gp, true);
 }
 
 /* ---- helpers for the lock-free checks ---- */

@@ -637,8 +637,9 @@ extern bool gort__handoff_always_home;
 /* Makes a parked goroutine runnable on the current P (runnext if next). */
 void gort__ready(gort_g_t *gp, bool next);
 /* The same, for a goroutine a channel operation has just handed a value
- * to (or taken one from): wake-affine only when it balances (sched.c). */
-void gort__ready_handoff(gort_g_t *gp);
+ * to, or (sender) taken one from: wake-affine only when it balances, and
+ * a sender does not displace runnext (sched.c). */
+void gort__ready_handoff(gort_g_t *gp, bool sender);
 /* Adds a batch of runnable Gs (linked by schedlink) to run queues. */
 void gort__injectglist(gort_g_t *list);
 /* Yields the processor; the goroutine goes to the tail of the local queue. */

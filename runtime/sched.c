@@ -849,7 +849,30 @@ static inline __attribute__((always_inline)) void ready(gort_g_t *gp, bool next,
     gort__wakep();
 }
 void gort__ready(gort_g_t *gp, bool next) { ready(gp, next, false); }
-void gort__ready_handoff(gort_g_t *gp) { ready(gp, true, true); }
+
+/* A sender whose value a receiver has just taken does not push aside the
+ * goroutine in our runnext: it goes home (by the rule above) or to the
+ * tail of our queue.  runnext then keeps a goroutine that a send has just
+ * given work to, and work moves down a pipeline before more enters it.
+ * With the sender in runnext (Go's rule) the 2-proc sieve's generator ran
+ * ahead to 34k-43k for primes up to 27,449 (1 proc: exactly 27,448), each
+ * extra number filtered for nothing: 5.6-7.4M switches a run against 4.6M
+ * at one proc.  With this rule, 4.6-5.3M, and the median of 15
+ * alternating runs went from 0.258 to 0.238 s.  One P never meets the
+ * case in the sieve (same switch count either way). */
+void gort__ready_handoff(gort_g_t *gp, bool sender)
+{
+    gort_m_t *m = gort__getm();
+    gort_p_t *pp = m ? m->p : NULL;
+    if (sender && pp && !m->readybatch && atomic_load_explicit(&pp->runnext, memory_order_relaxed)) {
+        gort__casgstatus(gp, G_WAITING, G_RUNNABLE);
+        if (!affine_put(pp, gp, true))
+            gort__runqput(pp, gp, false);
+        gort__wakep();
+        return;
+    }
+    ready(gp, true, true);
+}
 
 /* Makes a list of parked goroutines runnable: to the local queue when we
  * have a P (waking Ms for the ones others can steal), else globally. */

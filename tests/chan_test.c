@@ -758,6 +758,62 @@ static void test_solo_unlock_with_sleeper(void)
 #endif
 }
 
+/* A receiver that takes a parked sender's value does not push aside the
+ * goroutine a send has just handed a value to: at one P, D (given a
+ * value) runs before U (whose value was taken), though U was readied
+ * later.  Go's rule (the latest readied runs next) gives U then D. */
+#define RO_ROUNDS 200
+static gort_chan *ro_cd, *ro_cu;
+static char ro_log[3];
+static int ro_n, ro_du, ro_rounds;
+static void ro_down(void *a)
+{
+    (void)a;
+    long v;
+    gort_chan_recv(ro_cd, &v);
+    ro_log[ro_n++] = 'D';
+}
+static void ro_up(void *a)
+{
+    (void)a;
+    long v = 7;
+    gort_chan_send(ro_cu, &v);
+    ro_log[ro_n++] = 'U';
+}
+static void ro_body(void *a)
+{
+    (void)a;
+    int old = gort_maxprocs(1);
+    ro_cd = gort_chan_make(sizeof(long), 0);
+    ro_cu = gort_chan_make(sizeof(long), 0);
+    for (int r = 0; r < RO_ROUNDS; r++) {
+        ro_n = 0;
+        gort_go(ro_down, NULL);
+        gort_go(ro_up, NULL);
+        while (!atomic_load_explicit(&ro_cd->recvq.first, memory_order_acquire) ||
+               !atomic_load_explicit(&ro_cu->sendq.first, memory_order_acquire))
+            gort_sleep(1000);
+        long v = 1;
+        gort_chan_send(ro_cd, &v); /* D: runnext */
+        gort_chan_recv(ro_cu, &v); /* U: behind it */
+        CU_ASSERT_EQUAL(v, 7);
+        while (ro_n < 2)
+            gort_sleep(1000);
+        ro_du += ro_log[0] == 'D' && ro_log[1] == 'U';
+        ro_rounds++;
+    }
+    gort_chan_free(ro_cd);
+    gort_chan_free(ro_cu);
+    gort_maxprocs(old);
+}
+static void test_woken_sender_queues(void)
+{
+    GT_RUN(ro_body, NULL);
+    CU_ASSERT_EQUAL(ro_rounds, RO_ROUNDS);
+    if (!gort__settings.randomize) /* DEBUG builds shuffle run queues */
+        CU_ASSERT_EQUAL(ro_du, RO_ROUNDS);
+}
+
 GT_SUITE(chan,
          {"basic", test_basic},
          {"fifo_senders", test_fifo_senders},
@@ -771,4 +827,5 @@ GT_SUITE(chan,
          {"many_producers", test_many_producers},
          {"solo_locks_revoked", test_solo_locks_revoked},
          {"solo_unlock_with_sleeper", test_solo_unlock_with_sleeper},
+         {"woken_sender_queues", test_woken_sender_queues},
          {"blockprof_path", test_blockprof_path})

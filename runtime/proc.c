@@ -52,11 +52,20 @@ void gort__forallg(void (*fn)(gort_g_t *, void *), void *arg)
     gort__unlock(&gort__allglock);
 }
 
+_Static_assert(offsetof(gort_g_t, lastp) + sizeof(void *) <= GORT_CACHELINE,
+               "struct gort_g: the fields every switch touches must share the first cache line");
+_Static_assert(offsetof(gort_g_t, param) + sizeof(void *) <= 2 * GORT_CACHELINE,
+               "struct gort_g: park and wake fields must sit in the second cache line");
+
 static gort_g_t *malg(void)
 {
-    gort_g_t *gp = calloc(1, sizeof(*gp));
+    /* Line-aligned, so that the fields a switch touches share one or two
+     * cache lines (struct gort_g) instead of straddling three. */
+    size_t sz = (sizeof(gort_g_t) + GORT_CACHELINE - 1) & ~(size_t)(GORT_CACHELINE - 1);
+    gort_g_t *gp = aligned_alloc(GORT_CACHELINE, sz);
     if (!gp)
         gort__throw("out of memory allocating a goroutine");
+    memset(gp, 0, sz);
     atomic_store_explicit(&gp->status, G_DEAD, memory_order_relaxed);
     allgadd(gp);
     return gp;

@@ -188,20 +188,22 @@ struct gort_g {
     uint8_t lockedext;       /* gort_lock_thread nesting (external) */
     _Atomic int32_t inrt;    /* inside a runtime call (gort__rt_enter); written
                                 by the goroutine only, read by sysmon */
-    uint64_t goid;           /* unique among live goroutines; main is 1 */
-    uint64_t parent_goid;    /* creator's id (0: not created by a goroutine) */
-    uintptr_t gopc;          /* PC of the gort_go call that created it */
-    void (*fn)(void *);      /* entry */
-    void *arg;
-    int64_t waitsince;       /* coarse ns when it last parked */
     gort_m_t *m;             /* M running it (RUNNING/SYSCALL), else NULL */
     _Atomic(gort_p_t *) lastp; /* P it last ran on; written by its runner, read by readiers */
+    /* Above: the first cache line, what every switch touches; the next
+     * holds the rest a park and a wake use (malg aligns Gs to lines). */
+    int64_t waitsince;       /* coarse ns when it last parked */
     gort_m_t *lockedm;       /* M it is locked to (gort_lock_thread) */
     gort_g_t *schedlink;     /* run queue / free list link; owner: that list */
-    gort_g_t *gfbatch;       /* global free list: next batch (batch heads only) */
-    int32_t gfbatchn;        /* global free list: Gs in this batch (heads only) */
     gort_sudog_t *waiting;   /* chan.c: sudogs this G waits with (select) */
     void *param;             /* passed by the waker (chan.c: the sudog) */
+    uint64_t goid;           /* unique among live goroutines; main is 1 */
+    void (*fn)(void *);      /* entry */
+    void *arg;
+    uint64_t parent_goid;    /* creator's id (0: not created by a goroutine) */
+    uintptr_t gopc;          /* PC of the gort_go call that created it */
+    gort_g_t *gfbatch;       /* global free list: next batch (batch heads only) */
+    int32_t gfbatchn;        /* global free list: Gs in this batch (heads only) */
     gort__timer_t *sleeptimer; /* gort_sleep's timer, allocated on first use */
     gort_defer_t *defers;    /* panic.c: LIFO */
     gort_panic_t *panicking; /* panic.c: innermost active panic */

@@ -449,6 +449,36 @@ static void test_handoff_balance(void)
     CU_ASSERT_TRUE(gt_child_expect("handoff_home", env, 60, "home=1 ran_at_home=1 ran_here=0"));
 }
 
+/* Gs are cache-line aligned (malg), so that the fields a switch touches
+ * share one line: checked on fresh and on reused Gs. */
+#define GL_N 64
+static _Atomic int gl_misaligned, gl_seen;
+static gort_waitgroup gl_wg;
+static void gl_child(void *a)
+{
+    (void)a;
+    if ((uintptr_t)gort__getg() % GORT_CACHELINE != 0)
+        atomic_fetch_add(&gl_misaligned, 1);
+    atomic_fetch_add(&gl_seen, 1);
+    gort_wg_done(&gl_wg);
+}
+static void gl_body(void *a)
+{
+    (void)a;
+    for (int round = 0; round < 3; round++) {
+        gort_wg_add(&gl_wg, GL_N);
+        for (int i = 0; i < GL_N; i++)
+            gort_go(gl_child, NULL);
+        gort_wg_wait(&gl_wg);
+    }
+}
+static void test_g_aligned(void)
+{
+    GT_RUN(gl_body, NULL);
+    CU_ASSERT_EQUAL(atomic_load(&gl_seen), 3 * GL_N);
+    CU_ASSERT_EQUAL(atomic_load(&gl_misaligned), 0);
+}
+
 /* ---- gort_maxprocs at run time ---- */
 
 static int mp_prev1, mp_prev2, mp_d1, mp_d3;
@@ -992,6 +1022,7 @@ GT_SUITE(sched,
          {"affine_no_strand", test_affine_no_strand},
          {"affine_takeback", test_affine_takeback},
          {"handoff_balance", test_handoff_balance},
+         {"g_aligned", test_g_aligned},
          {"maxprocs", test_maxprocs},
          {"solo_flip", test_solo_flip},
          {"fp_env_per_goroutine", test_fp_env_per_goroutine},

@@ -40,8 +40,9 @@ bool gort__runqempty(gort_p_t *pp)
         uint32_t head = load_acq(&pp->runqhead);
         uint32_t tail = load_acq(&pp->runqtail);
         gort_g_t *next = atomic_load_explicit(&pp->runnext, memory_order_acquire);
+        gort_g_t *ib = atomic_load_explicit(&pp->inbox, memory_order_acquire);
         if (tail == load_acq(&pp->runqtail))
-            return head == tail && next == NULL;
+            return head == tail && next == NULL && ib == NULL;
     }
 }
 
@@ -49,7 +50,13 @@ uint32_t gort__runqlen(gort_p_t *pp)
 {
     uint32_t head = load_acq(&pp->runqhead);
     uint32_t tail = load_acq(&pp->runqtail);
-    return tail - head + (atomic_load_explicit(&pp->runnext, memory_order_relaxed) != NULL);
+    return tail - head + (atomic_load_explicit(&pp->runnext, memory_order_relaxed) != NULL) +
+           (atomic_load_explicit(&pp->inbox, memory_order_relaxed) != NULL);
+}
+
+gort_g_t *gort__inbox_take(gort_p_t *pp)
+{
+    return atomic_exchange_explicit(&pp->inbox, NULL, memory_order_acquire);
 }
 
 static void globrunqputarray(gort_g_t *const *gs, int32_t n);
@@ -82,22 +89,35 @@ static bool runqputslow(gort_p_t *pp, gort_g_t *gp, uint32_t head, uint32_t tail
     return true;
 }
 
+static void runqput_ring(gort_p_t *pp, gort_g_t *gp);
+
 void gort__runqput_slow(gort_p_t *pp, gort_g_t *gp, bool next)
 {
     if (gort__settings.randomize && next && gort__fastrandn(2) == 0)
         next = false;
     if (next) {
-        gort_g_t *old = atomic_load_explicit(&pp->runnext, memory_order_relaxed);
+        /* A goroutine another P sent home waits in the inbox only until
+         * we ready one ourselves, as it would in runnext: then it goes
+         * behind the queue (where any P may steal it at once). */
+        if (atomic_load_explicit(&pp->inbox, memory_order_relaxed)) {
+            gort_g_t *ib = gort__inbox_take(pp);
+            if (ib)
+                runqput_ring(pp, ib);
+        }
+        /* Exchange, not a plain store: a stealer may take the old one. */
+        gort_g_t *old = pp->solo ? atomic_load_explicit(&pp->runnext, memory_order_relaxed)
+                                 : atomic_exchange_explicit(&pp->runnext, gp, memory_order_acq_rel);
         if (pp->solo)
             atomic_store_explicit(&pp->runnext, gp, memory_order_release);
-        else
-            while (!atomic_compare_exchange_weak_explicit(&pp->runnext, &old, gp, memory_order_release,
-                                                          memory_order_relaxed)) {
-            }
         if (old == NULL)
             return;
         gp = old; /* kick the old runnext to the ring */
     }
+    runqput_ring(pp, gp);
+}
+
+static void runqput_ring(gort_p_t *pp, gort_g_t *gp)
+{
     for (;;) {
         uint32_t head = load_acq(&pp->runqhead);
         uint32_t tail = atomic_load_explicit(&pp->runqtail, memory_order_relaxed);
@@ -117,6 +137,10 @@ gort_g_t *gort__runqget_slow(gort_p_t *pp, bool *inherit)
     if (next && atomic_compare_exchange_strong_explicit(&pp->runnext, &next, NULL,
                                                         memory_order_acquire, memory_order_relaxed)) {
         *inherit = true;
+        return next;
+    }
+    if (atomic_load_explicit(&pp->inbox, memory_order_relaxed) && (next = gort__inbox_take(pp)) != NULL) {
+        *inherit = false;
         return next;
     }
     for (;;) {
@@ -145,6 +169,9 @@ int gort__runqdrain(gort_p_t *pp, gort_g_t **out, int max)
     gort_g_t *next = atomic_exchange_explicit(&pp->runnext, NULL, memory_order_acquire);
     if (next && n < max)
         out[n++] = next;
+    next = gort__inbox_take(pp);
+    if (next && n < max)
+        out[n++] = next;
     bool inh;
     gort_g_t *gp;
     while (n < max && (gp = gort__runqget(pp, &inh)) != NULL)
@@ -166,7 +193,7 @@ static uint32_t runqgrab(gort_p_t *victim, _Atomic(gort_g_t *) *batch, uint32_t 
             if (!steal_runnext)
                 return 0;
             gort_g_t *next = atomic_load_explicit(&victim->runnext, memory_order_acquire);
-            if (next == NULL)
+            if (next == NULL && atomic_load_explicit(&victim->inbox, memory_order_relaxed) == NULL)
                 return 0;
             if (atomic_load_explicit(&victim->status, memory_order_relaxed) == P_RUNNING) {
                 /* The victim is running and likely about to schedule its
@@ -185,6 +212,15 @@ static uint32_t runqgrab(gort_p_t *victim, _Atomic(gort_g_t *) *batch, uint32_t 
                 if (atomic_load_explicit(&victim->stats.switches, memory_order_relaxed) != sw)
                     return 0;
             }
+            /* The inbox (a goroutine sent home by another P) waits like
+             * runnext: the victim runs it at its next switch. */
+            if (atomic_load_explicit(&victim->inbox, memory_order_relaxed) &&
+                (next = gort__inbox_take(victim)) != NULL) {
+                atomic_store_explicit(&batch[batchhead % RQ], next, memory_order_relaxed);
+                return 1;
+            }
+            if (next == NULL)
+                return 0;
             if (!atomic_compare_exchange_strong_explicit(&victim->runnext, &next, NULL,
                                                          memory_order_acquire, memory_order_relaxed))
                 continue;

@@ -343,6 +343,13 @@ struct gort_p {
      * written by the owner only, read by a revoker. */
     _Atomic int32_t chanheld;
     _Atomic(gort_g_t *) runq[GORT_RUNQ_SIZE];
+    /* Goroutines other Ps send back here (wake-affine, sched.c): one slot,
+     * filled by CAS from NULL, emptied by exchange (owner, stealers, or the
+     * putter taking it back).  Kept out of runnext so that only the owner
+     * ever stores into runnext, and can do so with a plain store when it
+     * is empty; on its own line so that a remote put does not take the
+     * owner's run-queue line. */
+    _Atomic(gort_g_t *) inbox __attribute__((aligned(GORT_CACHELINE)));
 
     gort_g_t *gfree __attribute__((aligned(GORT_CACHELINE))); /* dead Gs; owner P */
     int32_t gfreecnt;
@@ -681,20 +688,18 @@ gort_g_t *gort__runqget_slow(gort_p_t *pp, bool *inherit);
  * debug order go out of line (runq.c). */
 static inline void gort__runqput(gort_p_t *pp, gort_g_t *gp, bool next)
 {
-    if (next && !gort__settings.randomize) {
-        gort_g_t *old = NULL;
-        if (pp->solo) {
-            if (!atomic_load_explicit(&pp->runnext, memory_order_relaxed)) {
-                atomic_store_explicit(&pp->runnext, gp, memory_order_release);
-                return;
-            }
-        } else if (atomic_compare_exchange_strong_explicit(&pp->runnext, &old, gp, memory_order_release,
-                                                           memory_order_relaxed)) {
-            return;
-        }
+    /* Only the owner stores into runnext (other Ps put into inbox, and
+     * stealers only take), so an empty runnext stays empty until our
+     * store: no locked instruction needed.  The release orders gp's
+     * fields before a stealer's CAS that takes it. */
+    if (next && !gort__settings.randomize && !atomic_load_explicit(&pp->runnext, memory_order_relaxed) &&
+        likely(!atomic_load_explicit(&pp->inbox, memory_order_relaxed))) {
+        atomic_store_explicit(&pp->runnext, gp, memory_order_release);
+        return;
     }
     gort__runqput_slow(pp, gp, next);
 }
+gort_g_t *gort__inbox_take(gort_p_t *pp);
 static inline gort_g_t *gort__runqget(gort_p_t *pp, bool *inherit)
 {
     gort_g_t *next = atomic_load_explicit(&pp->runnext, memory_order_relaxed);

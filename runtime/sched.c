@@ -82,7 +82,7 @@ gort_p_t *gort__releasep(void)
 void gort__pidleput(gort_p_t *pp)
 {
     ASSERT_HELD(&gort__sched.lock);
-    /* runnext may hold a goroutine an affine_put is about to take back. */
+    /* inbox may hold a goroutine an affine_put is about to take back. */
     if (atomic_load_explicit(&pp->runqtail, memory_order_relaxed) !=
         atomic_load_explicit(&pp->runqhead, memory_order_relaxed))
         gort__throw("pidleput: P %d has a non-empty run queue", pp->id);
@@ -525,12 +525,11 @@ top:;
     if (gort__releasep() != pp)
         gort__throw("findrunnable: wrong p");
     {
-        /* An affine_put may have landed in runnext after we last looked
+        /* An affine_put may have landed in our inbox after we last looked
          * and before the P went idle; it then saw P_RUNNING and left.
          * After our seq_cst store of P_IDLE this load sees it. */
-        gort_g_t *next = atomic_load_explicit(&pp->runnext, memory_order_seq_cst);
-        if (next && atomic_compare_exchange_strong_explicit(&pp->runnext, &next, NULL, memory_order_acquire,
-                                                            memory_order_relaxed)) {
+        gort_g_t *next = atomic_load_explicit(&pp->inbox, memory_order_seq_cst);
+        if (next && (next = gort__inbox_take(pp)) != NULL) {
             gort__acquirep(pp);
             gort__unlock(&gort__sched.lock);
             *inherit = false;
@@ -778,9 +777,9 @@ bool gort__unlock_fn(gort_g_t *gp, void *l)
 }
 
 /* Wake-affine: a goroutine whose last P is running something else goes to
- * that P's runnext (if free) instead of ours, so its G, stack and
+ * that P's inbox (if free) instead of ours, so its G, stack and
  * channels stay in that CPU's cache.  If that P stops running meanwhile,
- * take it back (the idle path rescues what lands in its runnext after its
+ * take it back (the idle path rescues what lands in its inbox after its
  * last look: findrunnable).
  *
  * For a channel hand-off (balance), only if that P's queue is shorter
@@ -811,14 +810,18 @@ static bool affine_put(gort_p_t *pp, gort_g_t *gp, bool balance)
         return false;
     if (unlikely(gort__affine_hook != NULL))
         gort__affine_hook(lp);
+    /* Only where it would run next: a P with a goroutine in runnext is
+     * about to run that one first. */
+    if (atomic_load_explicit(&lp->runnext, memory_order_relaxed))
+        return false;
     gort_g_t *nul = NULL;
-    if (!atomic_compare_exchange_strong_explicit(&lp->runnext, &nul, gp, memory_order_seq_cst,
+    if (!atomic_compare_exchange_strong_explicit(&lp->inbox, &nul, gp, memory_order_seq_cst,
                                                  memory_order_relaxed))
         return false;
     if (atomic_load_explicit(&lp->status, memory_order_seq_cst) == P_RUNNING)
         return true;
     gort_g_t *x = gp;
-    return !atomic_compare_exchange_strong_explicit(&lp->runnext, &x, NULL, memory_order_acq_rel,
+    return !atomic_compare_exchange_strong_explicit(&lp->inbox, &x, NULL, memory_order_acq_rel,
                                                     memory_order_relaxed);
 }
 

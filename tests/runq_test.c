@@ -59,10 +59,31 @@ static void *stealer(void *a)
     return NULL;
 }
 
+/* Another P's wake-affine puts: CAS into the owner's empty inbox, and now
+ * and then the take-back (the putter found the owner gone idle). */
+typedef struct { rq_ctx *c; int from, to; } sender_arg;
+static void *inbox_sender(void *a)
+{
+    sender_arg *sa = a;
+    rq_ctx *c = sa->c;
+    uint32_t rnd = 777;
+    for (int i = sa->from; i < sa->to; i++) {
+        gort_g_t *g = &c->gs[i], *nul = NULL;
+        while (!atomic_compare_exchange_weak(&c->owner->inbox, &nul, g))
+            nul = NULL;
+        rnd = rnd * 1103515245 + 12345;
+        gort_g_t *x = g;
+        if ((rnd >> 16) % 4 == 0 && atomic_compare_exchange_strong(&c->owner->inbox, &x, NULL))
+            take(c, g);
+    }
+    return NULL;
+}
+
 static void test_runq_contention(void)
 {
     rq_ctx c = {0};
-    c.ng = 200000 * gt_scale();
+    int nsend = 20000 * gt_scale();
+    c.ng = 200000 * gt_scale() + nsend;
     c.gs = calloc((size_t)c.ng, sizeof(gort_g_t));
     c.seen = calloc((size_t)c.ng, sizeof(_Atomic int));
     _Atomic int done = 0;
@@ -75,8 +96,12 @@ static void test_runq_contention(void)
         sa[i].p = newp(i + 1);
         pthread_create(&th[i], NULL, stealer, &sa[i]);
     }
+    pthread_t sth;
+    sender_arg snd = {&c, c.ng - nsend, c.ng};
+    pthread_create(&sth, NULL, inbox_sender, &snd);
     /* The owner alternates bursts of puts (some to runnext) with gets. */
     int next = 0;
+    c.ng -= nsend;
     uint32_t rnd = 12345;
     int overflowed = 0;
     while (next < c.ng) {
@@ -87,7 +112,7 @@ static void test_runq_contention(void)
             gort__runqput(c.owner, &c.gs[next], (rnd & 0x100) != 0);
             if (atomic_load(&gort__sched.runqsize) != before)
                 overflowed = 1;
-            CU_ASSERT_FATAL(gort__runqlen(c.owner) <= GORT_RUNQ_SIZE + 1);
+            CU_ASSERT_FATAL(gort__runqlen(c.owner) <= GORT_RUNQ_SIZE + 2); /* ring, runnext, inbox */
         }
         int gets = (int)((rnd >> 8) % 200);
         bool inh;
@@ -95,6 +120,8 @@ static void test_runq_contention(void)
         for (int i = 0; i < gets && (g = gort__runqget(c.owner, &inh)) != NULL; i++)
             take(&c, g);
     }
+    pthread_join(sth, NULL);
+    c.ng += nsend;
     atomic_store(&done, 1);
     bool inh;
     gort_g_t *g;
@@ -166,6 +193,29 @@ static void test_runq_order(void)
     CU_ASSERT_PTR_NOT_NULL(g);
     CU_ASSERT_EQUAL(gort__runqlen(q) + 1 + gort__runqlen(p), before);
     CU_ASSERT_EQUAL(gort__runqlen(q) + 1, before - before / 2);
+
+    /* The inbox (another P's wake-affine put) runs after runnext and
+     * before the ring; our own next put sends it behind the ring. */
+    while (gort__runqget(p, &inh) != NULL) {
+    }
+    atomic_store(&p->inbox, &gs[0]);
+    CU_ASSERT_FALSE(gort__runqempty(p));
+    CU_ASSERT_PTR_EQUAL(gort__runqget(p, &inh), &gs[0]);
+    CU_ASSERT_FALSE(inh);
+    gort__runqput(p, &gs[1], false);
+    gort__runqput(p, &gs[2], true);
+    atomic_store(&p->inbox, &gs[3]);
+    CU_ASSERT_PTR_EQUAL(gort__runqget(p, &inh), &gs[2]);
+    CU_ASSERT_PTR_EQUAL(gort__runqget(p, &inh), &gs[3]);
+    CU_ASSERT_PTR_EQUAL(gort__runqget(p, &inh), &gs[1]);
+    gort__runqput(p, &gs[4], false);
+    atomic_store(&p->inbox, &gs[5]);
+    gort__runqput(p, &gs[6], true);
+    CU_ASSERT_PTR_NULL(atomic_load(&p->inbox));
+    CU_ASSERT_PTR_EQUAL(gort__runqget(p, &inh), &gs[6]);
+    CU_ASSERT_PTR_EQUAL(gort__runqget(p, &inh), &gs[4]);
+    CU_ASSERT_PTR_EQUAL(gort__runqget(p, &inh), &gs[5]);
+    CU_ASSERT_PTR_NULL(gort__runqget(p, &inh));
     free(p);
     free(q);
 }

@@ -29,9 +29,8 @@ static size_t allgscap;
 /* Live goroutines created or ended without a P (foreign threads). */
 static _Atomic int64_t ng_global;
 
-static void allgadd(gort_g_t *gp)
+static void allgadd_locked(gort_g_t *gp)
 {
-    gort__lock(&gort__allglock);
     if (gort__nallgs == allgscap) {
         size_t cap = allgscap ? allgscap * 2 : 1024;
         gort_g_t **n = realloc(gort__allgs, cap * sizeof(*n));
@@ -41,7 +40,6 @@ static void allgadd(gort_g_t *gp)
         allgscap = cap;
     }
     gort__allgs[gort__nallgs++] = gp;
-    gort__unlock(&gort__allglock);
 }
 
 void gort__forallg(void (*fn)(gort_g_t *, void *), void *arg)
@@ -57,17 +55,33 @@ _Static_assert(offsetof(gort_g_t, lastp) + sizeof(void *) <= GORT_CACHELINE,
 _Static_assert(offsetof(gort_g_t, param) + sizeof(void *) <= 2 * GORT_CACHELINE,
                "struct gort_g: park and wake fields must sit in the second cache line");
 
+/* Gs are line-aligned, so that the fields a switch touches share one or
+ * two cache lines (struct gort_g) instead of straddling three.  They come
+ * from slabs (Gs are reused, never freed): aligned_alloc for each cost
+ * ~150 bytes of padding per goroutine. */
+#define G_SLAB 64
+static char *gslab;      /* allglock */
+static size_t gslab_left; /* allglock */
+
 static gort_g_t *malg(void)
 {
-    /* Line-aligned, so that the fields a switch touches share one or two
-     * cache lines (struct gort_g) instead of straddling three. */
     size_t sz = (sizeof(gort_g_t) + GORT_CACHELINE - 1) & ~(size_t)(GORT_CACHELINE - 1);
-    gort_g_t *gp = aligned_alloc(GORT_CACHELINE, sz);
-    if (!gp)
-        gort__throw("out of memory allocating a goroutine");
-    memset(gp, 0, sz);
+    gort__lock(&gort__allglock);
+    if (gslab_left == 0) {
+        gslab = aligned_alloc(GORT_CACHELINE, sz * G_SLAB);
+        if (!gslab) {
+            gort__unlock(&gort__allglock); /* the crash dump walks allgs */
+            gort__throw("out of memory allocating a goroutine");
+        }
+        memset(gslab, 0, sz * G_SLAB);
+        gslab_left = G_SLAB;
+    }
+    gort_g_t *gp = (gort_g_t *)gslab;
+    gslab += sz;
+    gslab_left--;
     atomic_store_explicit(&gp->status, G_DEAD, memory_order_relaxed);
-    allgadd(gp);
+    allgadd_locked(gp);
+    gort__unlock(&gort__allglock);
     return gp;
 }
 

@@ -384,7 +384,7 @@ static void test_affine_takeback(void)
  * spinner H runs.  Main, on the other P, hands W a value.  With both
  * queues empty (a tie) W runs on main's P; with goroutines queued behind
  * main and none at H's P, W goes home.  H keeps its P (no yields, so no
- * steals) until the hand-off is done, then yields so W can run there. */
+ * steals) until the hand-off is done. */
 static _Atomic int hb_phase, hb_hp = -1, hb_wp = -1, hb_home;
 static _Atomic(gort_g_t *) hb_w;
 static gort_chan *hb_ch;
@@ -430,9 +430,19 @@ static void hb_body(void *arg)
     long v = 1;
     gort_chan_send(hb_ch, &v);
     gort__affine_hook = NULL;
-    atomic_store(&hb_phase, 1);
-    while (atomic_load(&hb_wp) < 0)
-        gort_sleep(100000);
+    /* Where W runs must show where it was put, so neither P may steal it:
+     * a P only steals from inside its scheduler. */
+    if (queued == 0) {
+        /* W is in our runnext: park so it runs here; H keeps spinning. */
+        while (atomic_load(&hb_wp) < 0)
+            gort_sleep(100000);
+        atomic_store(&hb_phase, 1);
+    } else {
+        /* W is at H's P: H yields to it; we keep our P busy. */
+        atomic_store(&hb_phase, 1);
+        while (atomic_load(&hb_wp) < 0)
+            gort__cpu_relax();
+    }
     atomic_store(&hb_phase, 2);
     printf("home=%d ran_at_home=%d ran_here=%d\n", atomic_load(&hb_home),
            atomic_load(&hb_wp) == atomic_load(&hb_hp), atomic_load(&hb_wp) == mine);

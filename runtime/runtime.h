@@ -124,7 +124,7 @@ uintptr_t gort__stack_guard_lo(const gort_stack_t *s);
 /*
  * G states.  Who may touch the G's stack in each:
  *   G_IDLE      just allocated, not yet published.            creator
- *   G_RUNNABLE  on a run queue (or runnext, or a list).        nobody runs it
+ *   G_RUNNABLE  on a run queue (or runnext, inbox, a list).    nobody runs it
  *   G_RUNNING   executing user code on g->m.                   g->m
  *   G_SYSCALL   in a system call on g->m, holding no P.        g->m
  *   G_WAITING   parked; ctx saved; some queue owns a pointer.  nobody

@@ -104,11 +104,14 @@ void gort__runqput_slow(gort_p_t *pp, gort_g_t *gp, bool next)
             if (ib)
                 runqput_ring(pp, ib);
         }
-        /* Exchange, not a plain store: a stealer may take the old one. */
-        gort_g_t *old = pp->solo ? atomic_load_explicit(&pp->runnext, memory_order_relaxed)
-                                 : atomic_exchange_explicit(&pp->runnext, gp, memory_order_acq_rel);
-        if (pp->solo)
+        gort_g_t *old;
+        if (pp->solo) {
+            old = atomic_load_explicit(&pp->runnext, memory_order_relaxed);
             atomic_store_explicit(&pp->runnext, gp, memory_order_release);
+        } else {
+            /* Exchange, not a plain store: a stealer may take the old one. */
+            old = atomic_exchange_explicit(&pp->runnext, gp, memory_order_acq_rel);
+        }
         if (old == NULL)
             return;
         gp = old; /* kick the old runnext to the ring */

@@ -82,9 +82,11 @@ gort_p_t *gort__releasep(void)
 void gort__pidleput(gort_p_t *pp)
 {
     ASSERT_HELD(&gort__sched.lock);
-    /* inbox may hold a goroutine an affine_put is about to take back. */
+    /* Only the inbox may hold a goroutine here: one an affine_put is
+     * about to take back. */
     if (atomic_load_explicit(&pp->runqtail, memory_order_relaxed) !=
-        atomic_load_explicit(&pp->runqhead, memory_order_relaxed))
+            atomic_load_explicit(&pp->runqhead, memory_order_relaxed) ||
+        atomic_load_explicit(&pp->runnext, memory_order_relaxed) != NULL)
         gort__throw("pidleput: P %d has a non-empty run queue", pp->id);
     atomic_store_explicit(&pp->status, P_IDLE, memory_order_release);
     pp->link = gort__sched.pidle;
@@ -839,7 +841,9 @@ static inline __attribute__((always_inline)) void ready(gort_g_t *gp, bool next,
         m->readybatch++;
     }
     if (m && m->p) {
-        if (next && !m->readybatch && affine_put(m->p, gp, balance)) {
+        /* A channel hand-off may go home even when it would not take our
+         * runnext (a woken sender: gort__ready_handoff). */
+        if ((next || balance) && !m->readybatch && affine_put(m->p, gp, balance)) {
             gort__wakep();
             return;
         }
@@ -867,14 +871,7 @@ void gort__ready_handoff(gort_g_t *gp, bool sender)
 {
     gort_m_t *m = gort__getm();
     gort_p_t *pp = m ? m->p : NULL;
-    if (sender && pp && !m->readybatch && atomic_load_explicit(&pp->runnext, memory_order_relaxed)) {
-        gort__casgstatus(gp, G_WAITING, G_RUNNABLE);
-        if (!affine_put(pp, gp, true))
-            gort__runqput(pp, gp, false);
-        gort__wakep();
-        return;
-    }
-    ready(gp, true, true);
+    ready(gp, !(sender && pp && atomic_load_explicit(&pp->runnext, memory_order_relaxed)), true);
 }
 
 /* Makes a list of parked goroutines runnable: to the local queue when we

@@ -311,36 +311,58 @@ static void test_affine_no_strand(void)
     CU_ASSERT_TRUE(gt_child_expect("affine_rounds", env, 120, want));
 }
 
-/* The waker's take-back, staged: ready() finds W's last P running (a
- * spinner H holds it), and the hook then lets that P go idle before the
- * put lands, so the waker finds it idle and takes W back.  W must run.
- * (Checked by hand: without the take-back W still runs here, through the
- * wakep that follows every put, which at 2 procs can only pick W's P;
- * the take-back is what guarantees it with more Ps.) */
-static _Atomic int tb_stop, tb_hp = -1;
-static _Atomic(gort_g_t *) tb_w;
-static gort_chan *tb_ch;
-static _Atomic int tb_hooked, tb_w_done;
-static void tb_spinner(void *arg)
+/* Staging shared by the next two tests, at 2 procs: a spinner H holds
+ * the other P, and a waiter W sits parked on hs.ch's receive queue as if
+ * it had last run where H runs.  H spins while phase is 0 (its P never
+ * enters the scheduler, so it neither steals nor runs W), yields while it
+ * is 1, and returns at 2.  W records the P it runs on after its receive. */
+static struct {
+    _Atomic int phase, hp, wp;
+    _Atomic(gort_g_t *) w;
+    gort_chan *ch;
+} hs = {.hp = -1, .wp = -1};
+static void hs_spinner(void *arg)
 {
     (void)arg;
-    atomic_store(&tb_hp, gort__getm()->p->id);
-    while (!atomic_load(&tb_stop))
+    atomic_store(&hs.hp, gort__getm()->p->id);
+    while (atomic_load(&hs.phase) == 0)
         gort__cpu_relax();
+    while (atomic_load(&hs.phase) == 1)
+        gort_yield();
 }
-static void tb_waiter(void *arg)
+static void hs_waiter(void *arg)
 {
     (void)arg;
-    atomic_store(&tb_w, gort__getg());
+    atomic_store(&hs.w, gort__getg());
     long v;
-    gort_chan_recv(tb_ch, &v);
-    atomic_store(&tb_w_done, 1);
+    gort_chan_recv(hs.ch, &v);
+    atomic_store(&hs.wp, gort__getm()->p->id);
 }
+static void hs_stage(void)
+{
+    hs.ch = gort_chan_make(sizeof(long), 0);
+    gort_go(hs_spinner, NULL);
+    while (atomic_load(&hs.hp) < 0)
+        gort_sleep(100000); /* the other P takes the spinner */
+    gort_go(hs_waiter, NULL);
+    gort_g_t *w;
+    while (!(w = atomic_load(&hs.w)) || !atomic_load_explicit(&hs.ch->recvq.first, memory_order_acquire))
+        gort_sleep(100000);
+    atomic_store_explicit(&w->lastp, gort__allp[atomic_load(&hs.hp)], memory_order_relaxed);
+}
+
+/* The waker's take-back, staged: ready() finds W's last P running (H
+ * holds it), and the hook then lets that P go idle before the put lands,
+ * so the waker finds it idle and takes W back.  W must run.  (Checked by
+ * hand: without the take-back W still runs here, through the wakep that
+ * follows every put, which at 2 procs can only pick W's P; the take-back
+ * is what guarantees it with more Ps.) */
+static _Atomic int tb_hooked;
 static void tb_hook(gort_p_t *lp)
 {
-    if (lp->id != atomic_load(&tb_hp) || atomic_load(&tb_stop))
+    if (lp->id != atomic_load(&hs.hp) || atomic_load(&hs.phase) == 2)
         return;
-    atomic_store(&tb_stop, 1); /* the spinner returns; its P goes idle */
+    atomic_store(&hs.phase, 2); /* the spinner returns; its P goes idle */
     while (atomic_load_explicit(&lp->status, memory_order_acquire) == P_RUNNING)
         gort__cpu_relax();
     atomic_store(&tb_hooked, 1);
@@ -348,24 +370,16 @@ static void tb_hook(gort_p_t *lp)
 static void tb_body(void *arg)
 {
     (void)arg;
-    tb_ch = gort_chan_make(sizeof(long), 0);
-    gort_go(tb_spinner, NULL);
-    while (atomic_load(&tb_hp) < 0)
-        gort_sleep(100000); /* the other P takes the spinner */
-    gort_go(tb_waiter, NULL);
-    gort_g_t *w;
-    while (!(w = atomic_load(&tb_w)) || !atomic_load_explicit(&tb_ch->recvq.first, memory_order_acquire))
-        gort_sleep(100000);
-    /* As if W had last run where the spinner runs. */
-    atomic_store_explicit(&w->lastp, gort__allp[atomic_load(&tb_hp)], memory_order_relaxed);
+    hs_stage();
     gort__affine_hook = tb_hook;
     long v = 1;
-    gort_chan_send(tb_ch, &v);
-    while (!atomic_load(&tb_w_done))
+    gort_chan_send(hs.ch, &v);
+    while (atomic_load(&hs.wp) < 0)
         gort_sleep(100000);
     gort__affine_hook = NULL;
-    printf("hooked=%d w_done=%d\n", atomic_load(&tb_hooked), atomic_load(&tb_w_done));
-    gort_chan_free(tb_ch);
+    atomic_store(&hs.phase, 2);
+    printf("hooked=%d w_done=%d\n", atomic_load(&tb_hooked), atomic_load(&hs.wp) >= 0);
+    gort_chan_free(hs.ch);
 }
 GT_CHILD(affine_takeback)
 {
@@ -380,73 +394,45 @@ static void test_affine_takeback(void)
                                    gort__settings.randomize ? "w_done=1" : "hooked=1 w_done=1"));
 }
 
-/* The balance rule for channel hand-offs: W last ran on the P where the
- * spinner H runs.  Main, on the other P, hands W a value.  With both
- * queues empty (a tie) W runs on main's P; with goroutines queued behind
- * main and none at H's P, W goes home.  H keeps its P (no yields, so no
- * steals) until the hand-off is done. */
-static _Atomic int hb_phase, hb_hp = -1, hb_wp = -1, hb_home;
-static _Atomic(gort_g_t *) hb_w;
-static gort_chan *hb_ch;
-static void hb_spinner(void *arg)
-{
-    (void)arg;
-    atomic_store(&hb_hp, gort__getm()->p->id);
-    while (atomic_load(&hb_phase) == 0)
-        gort__cpu_relax();
-    while (atomic_load(&hb_phase) == 1)
-        gort_yield();
-}
-static void hb_waiter(void *arg)
-{
-    (void)arg;
-    atomic_store(&hb_w, gort__getg());
-    long v;
-    gort_chan_recv(hb_ch, &v);
-    atomic_store(&hb_wp, gort__getm()->p->id);
-}
+/* The balance rule for channel hand-offs (staged as above): main, on the
+ * other P, hands W a value.  With both queues empty (a tie) W runs on
+ * main's P; with goroutines queued behind main and none at H's P, W goes
+ * home. */
+static _Atomic int hb_home;
 static void hb_noop(void *arg) { (void)arg; }
 static void hb_hook(gort_p_t *lp)
 {
-    if (lp->id == atomic_load(&hb_hp))
+    if (lp->id == atomic_load(&hs.hp))
         atomic_store(&hb_home, 1);
 }
 static void hb_body(void *arg)
 {
     int queued = (int)(intptr_t)arg;
-    hb_ch = gort_chan_make(sizeof(long), 0);
-    gort_go(hb_spinner, NULL);
-    while (atomic_load(&hb_hp) < 0)
-        gort_sleep(100000);
-    gort_go(hb_waiter, NULL);
-    gort_g_t *w;
-    while (!(w = atomic_load(&hb_w)) || !atomic_load_explicit(&hb_ch->recvq.first, memory_order_acquire))
-        gort_sleep(100000);
-    atomic_store_explicit(&w->lastp, gort__allp[atomic_load(&hb_hp)], memory_order_relaxed);
+    hs_stage();
     int mine = gort__getm()->p->id;
     for (int i = 0; i < queued; i++)
         gort_go(hb_noop, NULL); /* queued on our P: H's P never looks */
     gort__affine_hook = hb_hook;
     long v = 1;
-    gort_chan_send(hb_ch, &v);
+    gort_chan_send(hs.ch, &v);
     gort__affine_hook = NULL;
     /* Where W runs must show where it was put, so neither P may steal it:
      * a P only steals from inside its scheduler. */
     if (queued == 0) {
         /* W is in our runnext: park so it runs here; H keeps spinning. */
-        while (atomic_load(&hb_wp) < 0)
+        while (atomic_load(&hs.wp) < 0)
             gort_sleep(100000);
-        atomic_store(&hb_phase, 1);
+        atomic_store(&hs.phase, 1);
     } else {
         /* W is at H's P: H yields to it; we keep our P busy. */
-        atomic_store(&hb_phase, 1);
-        while (atomic_load(&hb_wp) < 0)
+        atomic_store(&hs.phase, 1);
+        while (atomic_load(&hs.wp) < 0)
             gort__cpu_relax();
     }
-    atomic_store(&hb_phase, 2);
+    atomic_store(&hs.phase, 2);
     printf("home=%d ran_at_home=%d ran_here=%d\n", atomic_load(&hb_home),
-           atomic_load(&hb_wp) == atomic_load(&hb_hp), atomic_load(&hb_wp) == mine);
-    gort_chan_free(hb_ch);
+           atomic_load(&hs.wp) == atomic_load(&hs.hp), atomic_load(&hs.wp) == mine);
+    gort_chan_free(hs.ch);
 }
 GT_CHILD(handoff_tie) { gort_main(hb_body, (void *)(intptr_t)0); }
 GT_CHILD(handoff_home) { gort_main(hb_body, (void *)(intptr_t)3); }

@@ -2,7 +2,8 @@
 # -MMD dependency file, so a header change rebuilds what includes it.
 #
 #   make                 build/libgort.a, build/libgort.so, build/gortprof
-#   make test            the CUnit suites, the install check, san-soak
+#   make test            the layer check, the CUnit suites, the install check, san-soak
+#   make layers          scripts/layers: no layer uses one above it (nm of the objects)
 #   make san-soak        the soak for SAN_SOAK_SECONDS under ASan, then UBSan
 #   make bench           build/gort-bench (the Go peer's workloads)
 #   make demo            the parallel demo, its profile and a goroutine dump
@@ -32,9 +33,20 @@ VERSION := 0.1.0
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
 OPT     ?= -O2
 CFLAGS_ALL := -std=gnu11 $(OPT) -g -fPIC -fvisibility=hidden -fno-omit-frame-pointer \
-              -pthread $(WARN) -Iinclude -Iruntime -Isysmon -Iprof -Itests -MMD -MP \
+              -pthread $(WARN) -MMD -MP \
               -D_GNU_SOURCE -DGORT_BUILDING $(CFLAGS)
-ASFLAGS_ALL := -g -fPIC -Iruntime -Isysmon -MMD -MP $(ASFLAGS)
+ASFLAGS_ALL := -g -fPIC -MMD -MP $(ASFLAGS)
+
+# The layers (runtime/hooks.h, docs/runtime.md): each directory sees the
+# headers of the layers below it and no others, so an upward call does not
+# compile.  scripts/layers checks the objects themselves (make layers).
+# Tests and benchmarks may see everything; examples only the public API.
+INC := -Iinclude
+$(BUILD)/obj/runtime/%.o: INC := -Iinclude -Iruntime
+$(BUILD)/obj/sysmon/%.o: INC := -Iinclude -Iruntime -Isysmon
+$(BUILD)/obj/prof/%.o: INC := -Iinclude -Iruntime -Isysmon -Iprof
+$(BUILD)/obj/prof/tool/%.o: INC := -Iinclude
+$(BUILD)/obj/tests/%.o: INC := -Iinclude -Iruntime -Isysmon -Iprof -Itests
 
 ifeq ($(DEBUG),1)
   CFLAGS_ALL += -DGORT_DEBUG_BUILD=1
@@ -58,6 +70,8 @@ LIB_C   := $(wildcard runtime/*.c sysmon/*.c prof/*.c)
 LIB_S   := $(wildcard runtime/*_$(ARCH).S sysmon/*_$(ARCH).S)
 LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_C)) $(patsubst %.S,$(BUILD)/obj/%.o,$(LIB_S))
 
+# gortprof links the pprof codec and nothing else of the library.
+CODEC_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard prof/pprof_*.c))
 TOOL_C   := $(wildcard prof/tool/*.c)
 TOOL_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TOOL_C))
 
@@ -80,7 +94,7 @@ TESTB := $(BUILD)/gort-test
 STRESSB := $(BUILD)/gort-stress
 BENCHB := $(BUILD)/gort-bench
 
-.PHONY: all lib tool test bench examples install uninstall clean asan tsan ubsan san-soak \
+.PHONY: all lib tool test layers bench examples install uninstall clean asan tsan ubsan san-soak \
         valgrind soak stress demo fuzz
 
 all: lib tool
@@ -107,12 +121,12 @@ LIB_DIRS := runtime/% sysmon/% prof/%
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(call SAY,CC,$<)$(CC) $(CFLAGS_ALL) -c $< -o $@
+	$(call SAY,CC,$<)$(CC) $(CFLAGS_ALL) $(INC) -c $< -o $@
 	$(Q)$(if $(filter $(LIB_DIRS),$<),$(if $(filter prof/tool/%,$<),,objcopy $(GORT_TEXT) $@))
 
 $(BUILD)/obj/%.o: %.S
 	@mkdir -p $(dir $@)
-	$(call SAY,AS,$<)$(CC) $(ASFLAGS_ALL) -c $< -o $@
+	$(call SAY,AS,$<)$(CC) $(ASFLAGS_ALL) $(INC) -c $< -o $@
 	$(Q)objcopy $(GORT_TEXT) $@
 
 # Tests and benchmarks are built with the same flags as the library, except
@@ -128,8 +142,8 @@ $(LIBA): $(LIB_OBJ)
 $(LIBSO): $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libgort.so.0 $(LDFLAGS_ALL) -o $@ $^ $(DEPLIBS)
 
-$(TOOL): $(TOOL_OBJ) $(LIBA)
-	$(CC) $(LDFLAGS_ALL) -o $@ $(TOOL_OBJ) $(LIBA) $(DEPLIBS)
+$(TOOL): $(TOOL_OBJ) $(CODEC_OBJ)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(TOOL_OBJ) $(CODEC_OBJ) $(DEPLIBS)
 
 $(TESTB): $(TEST_OBJ) $(LIBA)
 	$(CC) $(LDFLAGS_ALL) -rdynamic -o $@ $(TEST_OBJ) $(LIBA) -lcunit $(DEPLIBS)
@@ -142,7 +156,7 @@ $(BENCHB): $(BENCH_OBJ) $(LIBA)
 
 $(BUILD)/examples/%: examples/%.c $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBA) $(DEPLIBS)
+	$(CC) $(CFLAGS_ALL) $(INC) -o $@ $< $(LIBA) $(DEPLIBS)
 
 examples: $(EXAMPLE_BIN)
 
@@ -155,7 +169,13 @@ demo: $(BUILD)/examples/demo tool
 # Under a sanitizer (make asan/tsan/ubsan) only the suites run; the plain
 # `make test` (CI's command) also checks make install and runs the soak
 # briefly under ASan and UBSan (san-soak).
-test: $(TESTB) $(TOOL)
+# make layers: scripts/layers reads `nm` of every library and tool object
+# and fails if a layer uses a symbol only a higher layer defines, if the
+# tool uses more than the pprof codec, or if a gort symbol is weak.
+layers: $(LIB_OBJ) $(TOOL_OBJ)
+	scripts/layers $(BUILD)/obj
+
+test: layers $(TESTB) $(TOOL)
 	GORT_TEST_BIN=$(abspath $(TESTB)) GORTPROF=$(abspath $(TOOL)) $(TESTB)
 ifeq ($(SANITIZER),)
 	tests/install_check.sh

@@ -64,10 +64,10 @@
 #include <unistd.h>
 
 #include "dump.h"
+#include "profiles.h"
 #include "symtab.h"
 #include "unwind.h"
 
-void gort__prof_before_fatal(void) __attribute__((weak));
 
 static int dump_timeout_s = 20;
 static _Atomic pid_t crash_tid;
@@ -335,7 +335,7 @@ static void crash_handler(int sig, siginfo_t *info, void *uctx)
         l_write(2, &l);
         gort__dump_crash(2, gp, uctx, all, !in_user || overflow, suspect ? GORT_SYM_NODWARF : GORT_SYM_TRYLOCK);
     }
-    if (!suspect && gort__prof_before_fatal)
+    if (!suspect)
         gort__prof_before_fatal();
     die_now();
 }

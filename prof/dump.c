@@ -666,37 +666,6 @@ void gort_dump(int fd)
  * buffer, so that a crash needs no memory of its own. */
 static char crash_stage[16384];
 
-void gort__freeze_world(void)
-{
-    gort_m_t *self = gort__getm();
-    for (int round = 0; round < 5; round++) {
-        /* Nobody decrements this to zero: no M waits for the stop to
-         * finish, each just stops at its next schedule (Go's
-         * freezetheworld). */
-        gort__sched.stopwait = 0x7fffffff;
-        atomic_store_explicit(&gort__sched.gcwaiting, 1, memory_order_seq_cst);
-        bool any = false;
-        int32_t n = atomic_load_explicit(&gort__gomaxprocs, memory_order_relaxed);
-        for (int32_t i = 0; i < n && i < GORT_MAX_PROCS; i++) {
-            gort_p_t *pp = gort__allp[i];
-            if (!pp || atomic_load_explicit(&pp->status, memory_order_acquire) != P_RUNNING)
-                continue;
-            gort_m_t *mp = __atomic_load_n(&pp->m, __ATOMIC_RELAXED);
-            if (!mp || mp == self)
-                continue;
-            gort_g_t *gp = __atomic_load_n(&mp->curg, __ATOMIC_RELAXED);
-            if (!gp)
-                continue;
-            atomic_store_explicit(&gp->preempt, true, memory_order_release);
-            gort__preempt_m(mp);
-            any = true;
-        }
-        if (!any)
-            break;
-        struct timespec ts = {0, 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-}
 
 void gort__dump_crash(int fd, gort_g_t *gp, void *uctx, bool all, bool runtime_view, int symflags)
 {

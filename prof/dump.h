@@ -1,6 +1,6 @@
 /*
  * dump.h: what prof/dump.c offers prof/crash.c (and tests).  The runtime
- * itself only knows gort__dump_goroutines (runtime.h).
+ * reaches the dump through gort__hooks.dump_goroutines (runtime/hooks.h).
  */
 #ifndef GORT_PROF_DUMP_H
 #define GORT_PROF_DUMP_H
@@ -21,12 +21,18 @@
  * thread may hold a malloc lock.  Async-signal-safe in that sense: no
  * malloc unless symflags allow libdw, try-locks only, bounded waits.
  * Writes to fd. */
+/* The goroutine dump (dump.c): the current goroutine, or all of them.
+ * Safe in a crashing process (crashing): bounded allocation from a
+ * preallocated arena and try-locks only.  The runtime reaches it through
+ * gort__hooks.dump_goroutines. */
+void gort__dump_goroutines(int fd, bool all, bool crashing);
+
+/* crash.c: opens the symbol tables and installs the fatal-signal
+ * handlers.  Called once by prof/start.c. */
+void gort__crash_init(void);
+
 void gort__dump_crash(int fd, gort_g_t *gp, void *uctx, bool all, bool runtime_view, int symflags);
 
-/* Stops other Ms from scheduling goroutines (best effort, for crash dumps:
- * sets the stop-the-world flags without waiting for acknowledgement).
- * Async-signal-safe. */
-void gort__freeze_world(void);
 
 /* A fault (SIGSEGV, SIGBUS) on a thread that is printing a dump lands in
  * crash.c's handler, which calls this: if the thread registered a recovery

@@ -64,4 +64,17 @@ int gort__write_all(int fd, const void *buf, size_t len);
  * stack (symbolization wants more room than a goroutine may have). */
 void gort__prof_on_big_stack(void (*fn)(void *), void *arg);
 
+/* What prof/start.c puts in gort__hooks (runtime/hooks.h) and calls at
+ * start-up; see hooks.h for when each runs. */
+void gort__prof_init(void);                             /* cpuprof.c */
+void gort__prof_at_exit(void);                          /* cpuprof.c */
+void gort__prof_before_fatal(void);                     /* cpuprof.c */
+void gort__prof_m_start(gort_m_t *m);                   /* cpuprof.c */
+void gort__prof_m_stop(gort_m_t *m);                    /* cpuprof.c */
+void gort__prof_sysmon_tick(int64_t now);               /* cpuprof.c */
+void gort__prof_block(int64_t t0, int64_t t1, int skip); /* profiles.c */
+void gort__prof_mutex(int64_t wait_ns, int skip);       /* profiles.c */
+void gort__labels_inherit(gort_g_t *child, gort_g_t *parent); /* labels.c */
+void gort__labels_release(gort_g_t *gp);                /* labels.c */
+
 #endif

@@ -25,7 +25,8 @@
  * from their syscall registers (a signal would make the call fail with
  * EINTR).
  *
- * Caching policy: UNW_CACHE_NONE.  The libunwind we build against has no
+ * Caching policy: UNW_CACHE_NONE (set by gort__unwind_init, in
+ * sysmon/preempt.c, the lowest layer that unwinds).  The libunwind we build against has no
  * per-thread cache (PER_THREAD silently becomes the global one), and the
  * global cache's lock is held across its dl_iterate_phdr: a handler on a
  * thread stopped inside a dl_iterate_phdr callback (holding the loader
@@ -56,12 +57,6 @@
 #include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
-
-static pthread_once_t unwind_once = PTHREAD_ONCE_INIT;
-
-static void unwind_init_once(void) { unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_NONE); }
-
-void gort__unwind_init(void) { pthread_once(&unwind_once, unwind_init_once); }
 
 /* gort__gstart is 12 bytes (xor, mov, call, ud2); a PC inside it is the
  * return address of its call to gort__goentry.  Stop there. */

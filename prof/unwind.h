@@ -19,18 +19,19 @@
 #include <stdint.h>
 
 #include "runtime.h"
+#include "sysmon.h" /* gort__unwind_init: the caching policy, set by sysmon/preempt.c */
 
 /* Frames a capture of a running goroutine keeps (Go prints at most 100). */
 #define GORT_CAPTURE_MAX 128
-
-/* Sets libunwind's caching policy (per thread) once.  Called from
- * gort__crash_init; harmless to call again.  Not async-signal-safe. */
-void gort__unwind_init(void);
 
 /* Async-signal-safe (touches only the stack being unwound, libunwind's
  * per-thread cache and the loader's module list, which libunwind reads
  * under the recursive loader lock).  uctx is the third argument of an
  * SA_SIGINFO handler. */
+/* The SIGURG handler's stack capture (gort__hooks.sigurg_capture): called
+ * when m->capture_req is set.  Async-signal-safe. */
+void gort__sigurg_capture(gort_m_t *m, void *uctx);
+
 int gort__unwind_sigctx(void *uctx, uintptr_t *pcs, int max);
 
 /* A goroutine that is not running on a thread: from its saved context

@@ -307,8 +307,8 @@ void gort__block_forever(int reason)
 
 static inline void block_event(gort_sudog_t *sg, int64_t t0, int skip)
 {
-    if (unlikely(sg->releasetime > 0) && gort__prof_block)
-        gort__prof_block(t0, sg->releasetime, skip);
+    if (unlikely(sg->releasetime > 0) && gort__hooks.prof_block)
+        gort__hooks.prof_block(t0, sg->releasetime, skip);
 }
 
 /* c->lock held: queue on q, park (unlocking c), and return how the partner

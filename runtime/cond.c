@@ -90,8 +90,8 @@ static __attribute__((noinline)) void notify_wait(gort_cond *c, uint32_t t, gort
         c->_head = s;
     c->_tail = s;
     gort__park(nl_unlock_park, nl_key(c), WR_SYNC_COND_WAIT);
-    if (s->releasetime > 0 && gort__prof_block)
-        gort__prof_block(t0, s->releasetime, 3);
+    if (s->releasetime > 0 && gort__hooks.prof_block)
+        gort__hooks.prof_block(t0, s->releasetime, 3);
     gort__release_sudog(s);
 }
 

@@ -5,9 +5,8 @@
  *                dump includes runtime frames (as GOTRACEBACK=system).
  *   gort__fatal  "fatal error: MSG" for user-facing unrecoverable errors
  *                (deadlock, unlock of unlocked mutex).
- *   gort__panic_str  "panic: MSG": a runtime panic.  When panic.c's
- *                recover machinery is linked in (gort__panic_hook), it is
- *                recoverable by a deferred gort_recover, as in Go.
+ *   gort__panic_str  "panic: MSG": a runtime panic, recoverable by a
+ *                deferred gort_recover, as in Go (panic.c).
  * All three print the goroutine dump and exit with status 2.
  *
  * Only one thread prints: the first to raise gort__panicking.  Any other
@@ -41,10 +40,6 @@ void gort__write_str(int fd, const char *s)
     }
 }
 
-/* Before-exit hooks: the CPU profiler flushes its profile (issue: a
- * profile of a program that dies with a fatal error is still written). */
-void gort__prof_before_fatal(void) __attribute__((weak));
-
 static __attribute__((noreturn)) void die(const char *prefix, const char *msg, bool all, bool system)
 {
     int32_t was = atomic_fetch_add(&gort__panicking, 1);
@@ -61,10 +56,11 @@ static __attribute__((noreturn)) void die(const char *prefix, const char *msg, b
         gort__write_str(2, "\n");
         bool dump_all = all || tb >= 2;
         (void)system;
-        gort__dump_goroutines(2, dump_all, true);
+        gort__hook(dump_goroutines, 2, dump_all, true);
     }
-    if (gort__prof_before_fatal)
-        gort__prof_before_fatal();
+    /* The CPU profiler flushes its profile: a profile of a program that
+     * dies with a fatal error is still written. */
+    gort__hook(before_fatal);
     if (tb >= 4)
         abort();
     _exit(2);
@@ -90,16 +86,11 @@ void gort__fatal(const char *fmt, ...)
     die("fatal error: ", msg, true, false);
 }
 
-/* panic.c provides the recoverable path. */
-void gort__panic_hook(const char *msg) __attribute__((weak, noreturn));
-
 void gort__panic_str(const char *msg)
 {
-    if (gort__panic_hook && gort__getg())
+    if (gort__getg())
         gort__panic_hook(msg);
     die("panic: ", msg, false, false);
 }
 
-/* Used by panic.c for an unrecovered panic: print and exit. */
-void gort__die_panic(const char *msg) __attribute__((noreturn));
 void gort__die_panic(const char *msg) { die("panic: ", msg, false, false); }

@@ -75,15 +75,13 @@ void gort__minit(gort_m_t *m)
     gort__sigstack_init(m);
     gort__minit_sigmask(m->is_main_thread);
     gort__san_minit(m);
-    if (gort__prof_m_start)
-        gort__prof_m_start(m);
+    gort__hook(m_start, m);
 }
 
 /* The thread leaves the runtime (gort_main returning on the main thread). */
 void gort__munsetup(gort_m_t *m)
 {
-    if (gort__prof_m_stop)
-        gort__prof_m_stop(m);
+    gort__hook(m_stop, m);
     stack_t ss = {.ss_flags = SS_DISABLE};
     (void)sigaltstack(&ss, NULL);
     gort__setm(NULL);

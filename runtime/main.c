@@ -2,7 +2,8 @@
  * main.c: runtime start-up, settings from the environment, gort_main and
  * gort_maxprocs.
  *
- * gort_main adopts the calling thread as an M.  Its scheduler stack (g0) is
+ * gort_main (prof/start.c, which first starts the layers above the
+ * runtime) calls gort__main here, which adopts the calling thread as an M.  Its scheduler stack (g0) is
  * the caller's own stack, a little below gort_main's frame; gort_main's
  * registers are saved in m->retctx, and the thread jumps back there when
  * the main goroutine has returned and the world is stopped (stw.c).  If
@@ -138,12 +139,6 @@ int gort_numcpu(void)
     return atomic_load_explicit(&gort__ncpu, memory_order_relaxed);
 }
 
-static void at_exit(void)
-{
-    if (gort__prof_at_exit)
-        gort__prof_at_exit();
-}
-
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 static void runtime_init_once(void)
@@ -183,10 +178,7 @@ static void runtime_init_once(void)
     gort__set_newprocs(procs);
     atomic_store(&gort__sched.gcwaiting, 1);
     atomic_store(&gort__sched.goidgen, 1);
-    atexit(at_exit);
-    gort__crash_init();
-    gort__prof_init();
-    gort__sysmon_start();
+    /* sysmon and prof start above this, in prof/start.c. */
 }
 
 void gort__runtime_init(void) { pthread_once(&init_once, runtime_init_once); }
@@ -197,7 +189,7 @@ static void main_sched(void *arg)
     gort__schedule();
 }
 
-int gort_main(void (*fn)(void *), void *arg)
+int gort__main(void (*fn)(void *), void *arg)
 {
     gort__runtime_init();
     if (!fn)

@@ -88,7 +88,6 @@ struct gort_panic {
     bool recovered;
 };
 
-void gort__die_panic(const char *msg) __attribute__((noreturn)); /* fatal.c */
 
 static gort_pmsg_t *pmsg_new(const char *fmt, va_list ap)
 {
@@ -215,7 +214,6 @@ static USERTEXT __attribute__((noreturn)) void start_panic(gort_g_t *gp, gort_pm
 
 /* fatal.c: a runtime panic.  Unwinding is sound only on the goroutine's
  * own stack with no runtime lock held; anything else dies at once. */
-void gort__panic_hook(const char *msg) __attribute__((noreturn));
 void gort__panic_hook(const char *msg)
 {
     gort_m_t *m = gort__getm();

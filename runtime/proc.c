@@ -217,8 +217,8 @@ gort_g_t *gort__newproc(void (*fn)(void *), void *arg, uintptr_t pc, bool main)
     gp->labels = NULL;
     gp->sysexit_noP = false;
     atomic_store_explicit(&gp->preempt, false, memory_order_relaxed);
-    if (parent && gort__labels_inherit)
-        gort__labels_inherit(gp, parent);
+    if (parent && gort__hooks.labels_inherit)
+        gort__hooks.labels_inherit(gp, parent);
     gort__casgstatus(gp, G_DEAD, G_RUNNABLE);
     if (pp) {
         GORT_OWNER_INC(&pp->stats.created);
@@ -264,8 +264,7 @@ static void goexit0(void *arg)
         gp->lockedext = 0;
         m->lockedg = NULL;
     }
-    if (gort__labels_release)
-        gort__labels_release(gp);
+    gort__hook(labels_release, gp);
     gort__san_g_destroyed(gp);
     if (gp->stack.lo) {
         if (gp->stack.guard == GUARD_CANARY && !gort__stack_check(&gp->stack))
@@ -300,8 +299,7 @@ void gort__goexit(void)
      * calls and frees the messages gort_recover handed out, which stay
      * valid until here.  Called even with no defers pending for the
      * latter. */
-    if (gort__defer_run_all)
-        gort__defer_run_all(gp);
+    gort__defer_run_all(gp);
     /* From here on the exit needs the M's P (stop the world for main, the
      * P's caches in goexit0).  If sysmon revoked the P while the goroutine
      * sat in a call the runtime never saw, this takes the syscall-exit path

@@ -27,6 +27,7 @@
 
 #include "arch.h"
 #include "gort.h"
+#include "hooks.h"
 #include "lockrank.h"
 
 #define GORT_HIDDEN __attribute__((visibility("hidden")))
@@ -605,6 +606,8 @@ static inline __attribute__((always_inline)) void gort__chan_lock(gort_lock_t *l
 }
 
 void gort__runtime_init(void);
+/* main.c: gort_main's work once prof/start.c has brought the layers up. */
+int gort__main(void (*fn)(void *), void *arg);
 __attribute__((noreturn)) void gort__schedule(void);
 void gort__execute(gort_g_t *gp, bool inherit) __attribute__((noreturn));
 
@@ -728,6 +731,8 @@ int gort__runqdrain(gort_p_t *pp, gort_g_t **out, int max); /* P must be stopped
 /* Stop the world (stw.c).  Callable from a goroutine or from g0 with a P. */
 void gort__stop_the_world(const char *reason);
 void gort__start_the_world(void);
+/* Best-effort stop for a crash dump: no waiting (stw.c).  Async-signal-safe. */
+void gort__freeze_world(void);
 gort_p_t *gort__procresize(int32_t nprocs); /* world stopped, sched.lock held; returns Ps with work */
 
 /* Goroutines (proc.c) */
@@ -829,14 +834,14 @@ __attribute__((noreturn, format(printf, 1, 2))) void gort__throw(const char *fmt
 __attribute__((noreturn, format(printf, 1, 2))) void gort__fatal(const char *fmt, ...);
 /* A runtime panic ("panic: MSG"): recoverable by a deferred gort_recover. */
 __attribute__((noreturn)) void gort__panic_str(const char *msg);
+/* panic.c: the recoverable path of gort__panic_str, on a goroutine. */
+__attribute__((noreturn)) void gort__panic_hook(const char *msg);
+/* fatal.c: an unrecovered panic: print it, the dump, and exit 2. */
+__attribute__((noreturn)) void gort__die_panic(const char *msg);
 /* Low-level: writes a string to fd without allocating (async-signal-safe). */
 void gort__write_str(int fd, const char *s);
 extern _Atomic int32_t gort__panicking;
 
-/* The dump (prof/dump.c).  what: 0 the current goroutine, 1 all goroutines.
- * Safe in a crashing process: bounded allocation from a preallocated arena
- * and try-locks only. */
-void gort__dump_goroutines(int fd, bool all, bool crashing);
 /* Formats "goroutine N [state, M minutes]:" into buf (shared by dumps and
  * schedtrace).  Returns bytes written. */
 size_t gort__format_gheader(char *buf, size_t len, gort_g_t *gp, int64_t now);
@@ -849,24 +854,10 @@ void gort__signal_install(int sig, gort_sighandler_t h, int extra_flags);
 bool gort__signal_forward(int sig, siginfo_t *info, void *uctx);
 void gort__sigstack_init(gort_m_t *m);
 
-/* sysmon (always linked: these are strong references, which is what pulls
- * sysmon's objects out of libgort.a in a static link). */
-void gort__sysmon_start(void);
-void gort__sysmon_wake(void);
-void gort__preempt_m(gort_m_t *m);
-void gort__sysmon_count_handoff(void);
-
-/* Hooks other subsystems provide.  A weak reference does not pull an
- * object out of a static archive, so a hook may be weak only if the object
- * defining it is necessarily linked whenever the hook matters (it defines
- * the public call that turns the feature on). */
-void gort__prof_m_start(gort_m_t *m) __attribute__((weak));
-void gort__prof_m_stop(gort_m_t *m) __attribute__((weak));
-/* Block and mutex profile events (prof/).  Times are gort__nanotime()
- * values.  Callers take timestamps only when the rate/fraction below is
- * non-zero, so a program that does not profile pays one load. */
-void gort__prof_block(int64_t t0, int64_t t1, int skip) __attribute__((weak));
-void gort__prof_mutex(int64_t wait_ns, int skip) __attribute__((weak));
+/* Block and mutex profile events go to gort__hooks.prof_block/prof_mutex
+ * (hooks.h).  Times are gort__nanotime() values.  Callers take timestamps
+ * only when the rate/fraction below is non-zero, so a program that does
+ * not profile pays one load. */
 extern _Atomic int64_t gort__block_rate;     /* 0: block profile off */
 extern _Atomic int32_t gort__mutex_fraction; /* 0: mutex profile off */
 /* gort_mutex's state (mutex.c): byte 0 the lock, byte 1 the flags, the
@@ -894,15 +885,8 @@ static inline int64_t gort__block_start(gort_sudog_t *sg)
     return 0;
 }
 enum { SEMA_PROF_BLOCK = 1, SEMA_PROF_MUTEX = 2 };
-/* Called once from runtime init, if linked in. */
-void gort__crash_init(void); /* prof/crash.c: strong, so the link pulls it in */
-void gort__prof_init(void);   /* prof/cpuprof.c: strong, so the link pulls the profiler in */
-void gort__prof_at_exit(void) __attribute__((weak));
-void gort__labels_inherit(gort_g_t *child, gort_g_t *parent) __attribute__((weak));
-void gort__labels_release(gort_g_t *gp) __attribute__((weak));
-void gort__defer_run_all(gort_g_t *gp) __attribute__((weak));
-/* Async-signal-safe: called by the SIGURG handler when m->capture_req. */
-void gort__sigurg_capture(gort_m_t *m, void *uctx) __attribute__((weak));
+/* panic.c: runs gp's pending defers when it exits. */
+void gort__defer_run_all(gort_g_t *gp);
 
 /* Internal utilities */
 uint32_t gort__fastrand(void);

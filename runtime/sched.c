@@ -248,7 +248,7 @@ void gort__startm(gort_p_t *pp, bool spinning)
         nm->nextp = pp;
     }
     gort__unlock(&gort__sched.lock);
-    gort__sysmon_wake();
+    gort__hook(sysmon_wake);
     if (!nm) {
         gort__newm(pp, spinning, NULL);
         return;
@@ -262,7 +262,7 @@ void gort__wakep(void)
     if (atomic_load_explicit(&gort__sched.npidle, memory_order_acquire) == 0) {
         /* Work appeared and every P is busy: if sysmon sleeps long, let it
          * look (a P may be stuck in a call nobody wrapped). */
-        gort__sysmon_wake();
+        gort__hook(sysmon_wake);
         return;
     }
     int32_t zero = 0;

@@ -289,8 +289,8 @@ int gort_select(gort_case *cases, int n, bool block)
     selunlock(&s);
     if (unlikely(casi < 0))
         gort__throw("select: woken by a sudog that is not ours");
-    if (unlikely(rtime > 0) && gort__prof_block)
-        gort__prof_block(t0, rtime, 2);
+    if (unlikely(rtime > 0) && gort__hooks.prof_block)
+        gort__hooks.prof_block(t0, rtime, 2);
     if (cases[casi].op == GORT_SEND && !ok)
         goto sclose;
 

@@ -222,8 +222,8 @@ void gort__semacquire(_Atomic uint32_t *addr, bool lifo, int reason, int profile
         if (s->ticket != 0 || gort__semcanacquire(addr))
             break;
     }
-    if ((s->prof & SEMA_PROF_BLOCK) && s->releasetime > 0 && gort__prof_block)
-        gort__prof_block(t0, s->releasetime, 3);
+    if ((s->prof & SEMA_PROF_BLOCK) && s->releasetime > 0 && gort__hooks.prof_block)
+        gort__hooks.prof_block(t0, s->releasetime, 3);
     gort__release_sudog(s);
 }
 
@@ -250,8 +250,8 @@ void gort__semrelease(_Atomic uint32_t *addr, bool handoff, int skip)
         int64_t now = gort__nanotime();
         s->releasetime = now;
         /* Contention is charged to the unlocker's stack, as Go does. */
-        if ((s->prof & SEMA_PROF_MUTEX) && gort__prof_mutex)
-            gort__prof_mutex(now - s->acquiretime, skip + 1);
+        if ((s->prof & SEMA_PROF_MUTEX) && gort__hooks.prof_mutex)
+            gort__hooks.prof_mutex(now - s->acquiretime, skip + 1);
     }
     bool handed = handoff && gort__semcanacquire(addr);
     if (handed)

@@ -15,9 +15,6 @@ _Atomic int32_t gort__mutex_fraction;
 uint64_t gort__stacks_allocated(void);
 uint64_t gort__stacks_pooled(void);
 
-/* Subsystems outside runtime/ add their counters through this hook. */
-void gort__stats_fill_sysmon(gort_stats *out) __attribute__((weak));
-
 void gort_stats_get(gort_stats *out)
 {
     memset(out, 0, sizeof *out);
@@ -42,8 +39,7 @@ void gort_stats_get(gort_stats *out)
     out->idle_procs = (uint64_t)atomic_load(&gort__sched.npidle);
     out->stacks_allocated = gort__stacks_allocated();
     out->stacks_cached = gort__stacks_pooled();
-    if (gort__stats_fill_sysmon)
-        gort__stats_fill_sysmon(out);
+    gort__hook(stats_fill, out); /* sysmon's and preemption's counters */
 }
 
 /* One line in the spirit of Go's schedtrace:

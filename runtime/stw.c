@@ -121,7 +121,7 @@ static void preemptall(void)
         gort_g_t *gp = mp->curg;
         if (gp)
             atomic_store_explicit(&gp->preempt, true, memory_order_release);
-        gort__preempt_m(mp);
+        gort__hook(preempt_m, mp);
     }
 }
 
@@ -195,7 +195,7 @@ void gort__start_world_locked_m(void)
     gort_p_t *runnable = gort__procresize(n);
     atomic_store_explicit(&gort__sched.gcwaiting, 0, memory_order_seq_cst);
     gort__unlock(&gort__sched.lock);
-    gort__sysmon_wake();
+    gort__hook(sysmon_wake);
     while (runnable) {
         gort_p_t *pp = runnable;
         runnable = pp->link;
@@ -276,4 +276,41 @@ void gort__main_exit_on_g0(gort_m_t *m)
         gort__gogo(&m->retctx);
     wake_main_thread();
     gort__stopm();
+}
+
+/* The crash dump's stop (prof/dump.c), Go's freezetheworld: ask every M
+ * to stop at its next schedule and preempt the running goroutines, a few
+ * rounds, without waiting for acknowledgement (the process is dying; an M
+ * stuck in a system call never answers).  Async-signal-safe: atomics,
+ * pthread_kill and nanosleep. */
+void gort__freeze_world(void)
+{
+    gort_m_t *self = gort__getm();
+    for (int round = 0; round < 5; round++) {
+        /* Nobody decrements this to zero: no M waits for the stop to
+         * finish, each just stops at its next schedule (Go's
+         * freezetheworld). */
+        gort__sched.stopwait = 0x7fffffff;
+        atomic_store_explicit(&gort__sched.gcwaiting, 1, memory_order_seq_cst);
+        bool any = false;
+        int32_t n = atomic_load_explicit(&gort__gomaxprocs, memory_order_relaxed);
+        for (int32_t i = 0; i < n && i < GORT_MAX_PROCS; i++) {
+            gort_p_t *pp = gort__allp[i];
+            if (!pp || atomic_load_explicit(&pp->status, memory_order_acquire) != P_RUNNING)
+                continue;
+            gort_m_t *mp = __atomic_load_n(&pp->m, __ATOMIC_RELAXED);
+            if (!mp || mp == self)
+                continue;
+            gort_g_t *gp = __atomic_load_n(&mp->curg, __ATOMIC_RELAXED);
+            if (!gp)
+                continue;
+            atomic_store_explicit(&gp->preempt, true, memory_order_release);
+            gort__hook(preempt_m, mp);
+            any = true;
+        }
+        if (!any)
+            break;
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
 }

@@ -105,7 +105,7 @@ static void syscall_enter_block(void)
     uint32_t st = P_SYSCALL;
     if (atomic_compare_exchange_strong(&pp->status, &st, P_IDLE)) {
         atomic_fetch_add_explicit(&pp->syscalltick, 1, memory_order_relaxed);
-        gort__sysmon_count_handoff();
+        gort__hook(sysmon_count_handoff);
         gort__m_locks_add(m, 1);
         gort__handoffp(pp);
         gort__m_locks_add(m, -1);

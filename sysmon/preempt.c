@@ -59,8 +59,6 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
-void gort__unwind_init(void); /* prof/unwind.c */
-
 /* Read by preempt_amd64.S. */
 uint64_t gort__xsave_size = 512;
 int32_t gort__have_xsave;
@@ -293,8 +291,8 @@ static void sigurg_handler(int sig, siginfo_t *info, void *uctx)
         return;
     }
     bool captured = false;
-    if (atomic_load_explicit(&m->capture_req, memory_order_acquire) && gort__sigurg_capture) {
-        gort__sigurg_capture(m, uctx);
+    if (atomic_load_explicit(&m->capture_req, memory_order_acquire) && gort__hooks.sigurg_capture) {
+        gort__hooks.sigurg_capture(m, uctx);
         captured = true;
     }
     if (!atomic_exchange_explicit(&m->preempt_pending, 0, memory_order_acq_rel)) {
@@ -370,7 +368,7 @@ void gort__preempt_init(void)
     if (e)
         snprintf(unsafe_extra, sizeof unsafe_extra, "%s", e);
     xsave_init();
-    gort__unwind_init(); /* caching policy: see prof/unwind.c */
+    gort__unwind_init();
     gort__preempt_refresh_modules();
 #if defined(GORT_TSAN)
     /* TSan runs an asynchronous signal's handler only at the thread's next
@@ -384,3 +382,9 @@ void gort__preempt_init(void)
 }
 
 bool gort__async_preempt_enabled(void) { return async_enabled && !gort__settings.asyncpreemptoff; }
+
+static pthread_once_t unwind_once = PTHREAD_ONCE_INIT;
+
+static void unwind_init_once(void) { unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_NONE); }
+
+void gort__unwind_init(void) { pthread_once(&unwind_once, unwind_init_once); }

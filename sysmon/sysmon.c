@@ -476,8 +476,7 @@ static void *sysmon_main(void *arg)
         }
         if (nrevoked)
             watch_revoked(now);
-        if (gort__prof_sysmon_tick)
-            gort__prof_sysmon_tick(now);
+        gort__hook(sysmon_tick, now);
         if (gort__preempt_refresh_wanted())
             gort__preempt_refresh_modules();
         if (now - last_scavenge >= SCAVENGE_NS) {
@@ -494,6 +493,10 @@ static void *sysmon_main(void *arg)
 
 void gort__sysmon_start(void)
 {
+    gort__hooks.sysmon_wake = gort__sysmon_wake;
+    gort__hooks.sysmon_count_handoff = gort__sysmon_count_handoff;
+    gort__hooks.stats_fill = gort__stats_fill_sysmon;
+    gort__hooks.preempt_m = gort__preempt_m;
     gort__preempt_init();
     sysmon_m = gort__allocm();
     sysmon_m->is_sysmon = true;

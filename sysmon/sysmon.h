@@ -13,7 +13,19 @@ bool gort__pc_is_runtime(uintptr_t pc);
 extern _Atomic uint64_t gort__pstat_requested, gort__pstat_signals, gort__pstat_done;
 extern _Atomic uint64_t gort__pstat_unsafe_runtime, gort__pstat_unsafe_frame, gort__pstat_unsafe_nopreempt;
 
-/* Profiler hook: sysmon calls it every round with the time (prof/). */
-void gort__prof_sysmon_tick(int64_t now) __attribute__((weak));
+/* sysmon.c.  gort__sysmon_start fills sysmon's entries of gort__hooks
+ * (runtime/hooks.h) and starts the monitor thread; prof/start.c calls it
+ * once, after runtime init. */
+void gort__sysmon_start(void);
+void gort__sysmon_wake(void);
+void gort__sysmon_count_handoff(void);
+void gort__stats_fill_sysmon(gort_stats *out);
+
+/* preempt.c: asks m to preempt its goroutine (gort__hooks.preempt_m). */
+void gort__preempt_m(gort_m_t *m);
+/* Turns off libunwind's global cache, which may deadlock a signal handler
+ * that unwinds (see prof/unwind.c).  Idempotent; preemption and every
+ * unwinder in prof/ call it before they first unwind. */
+void gort__unwind_init(void);
 
 #endif

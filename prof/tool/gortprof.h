@@ -21,7 +21,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "pprof.h"
+#include "../pprof.h" /* the codec: all of prof/ the tool may use */
 
 typedef struct gp_opts {
     int nodecount;        /* -n: rows to show, 0 = all */

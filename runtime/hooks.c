@@ -1,0 +1,8 @@
+/*
+ * hooks.c: the table through which runtime/ (and sysmon/) call the layers
+ * above them.  See hooks.h for the rules; the higher layers fill it from
+ * prof/start.c.
+ */
+#include "hooks.h"
+
+gort_hooks_t gort__hooks;

@@ -8,16 +8,12 @@
  * through an immutable sorted index (ranges_t) published with a release
  * store; a refresh builds a new index and leaks the old one, because a
  * signal handler may still be reading it.  Nothing on the query side
- * locks or allocates, so gort__pc_class and gort__module_of are
- * async-signal-safe.
+ * locks or allocates, so gort__module_of is async-signal-safe.
  *
- * libgort's own code.  When libgort is a shared object the whole module is
- * GORT_PC_GORT.  When it is linked statically, its functions sit among the
- * user's in the executable's .text, so at init we walk the executable's
- * DWARF compile units and take the address ranges of those compiled in
- * the same directory as this file and named runtime/, sysmon/ or prof/.
- * Rejected: symbol-name prefixes (static functions have none), a linker
- * section for libgort (the user's link, not ours).
+ * Classes.  What kind of code a PC is in (libgort, libc, the loader, ...)
+ * is sysmon/pcclass.c's question, for the dump as for preemption: one
+ * module list, one rule for unknown PCs.  Each module here carries the
+ * class pcclass.c gives its path.
  *
  * Symbols.  At init each module's ELF function symbols are copied into a
  * sorted array (name pointers into libelf's mapped string tables): a
@@ -90,13 +86,11 @@ static gort_module_t modtab[MAX_MODULES]; /* appended under initlock */
 static modpriv_t modpriv[MAX_MODULES];
 static _Atomic int nmods;                 /* release: publishes modtab[i < n] */
 static _Atomic(ranges_t *) mod_index;     /* every loaded segment */
-static _Atomic(ranges_t *) gort_index;    /* libgort's text inside other modules */
 
 static pthread_mutex_t initlock = PTHREAD_MUTEX_INITIALIZER; /* module table writers */
 static _Atomic bool inited;
 static Dwfl *dwfl;                        /* under symlock once inited */
 static char exe_path[4096];
-static uintptr_t gort_cu_text;           /* an address inside libgort */
 
 /* DWARF lock: protects dwfl and the arena; inserts into the cache. */
 static gort_lock_t symlock = GORT_LOCK_INIT(LR_LEAF);
@@ -131,41 +125,10 @@ static void *arena_alloc(size_t n)
 }
 
 /* ---------------------------------------------------------------- */
-/* Classes                                                           */
+/* Module lookup                                                     */
 /* ---------------------------------------------------------------- */
 
 static bool has_prefix(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
-
-static int class_of_path(const char *path)
-{
-    const char *b = strrchr(path, '/');
-    b = b ? b + 1 : path;
-    if (!strcmp(path, "[vdso]") || has_prefix(b, "linux-vdso") || has_prefix(b, "linux-gate"))
-        return GORT_PC_VDSO;
-    if (has_prefix(b, "libc.so") || has_prefix(b, "libc-2.") || has_prefix(b, "libpthread.so") ||
-        has_prefix(b, "libpthread-") || has_prefix(b, "libdl.so") || has_prefix(b, "librt.so"))
-        return GORT_PC_LIBC;
-    if (has_prefix(b, "ld-linux") || has_prefix(b, "ld64.so") || has_prefix(b, "ld.so") ||
-        has_prefix(b, "ld-2."))
-        return GORT_PC_LOADER;
-    if (has_prefix(b, "libunwind"))
-        return GORT_PC_UNWIND;
-    if (has_prefix(b, "libdw.so") || has_prefix(b, "libdw-") || has_prefix(b, "libelf.so") ||
-        has_prefix(b, "libelf-") || has_prefix(b, "libz.so") || has_prefix(b, "liblzma.so") ||
-        has_prefix(b, "libbz2.so") || has_prefix(b, "libzstd.so") || has_prefix(b, "libdebuginfod"))
-        return GORT_PC_DW;
-    if (has_prefix(b, "libgort"))
-        return GORT_PC_GORT;
-    return GORT_PC_USER;
-}
-
-const char *gort__pc_class_name(int cls)
-{
-    static const char *const names[GORT_PC_NCLASSES] = {
-        "unknown", "user", "gort", "libc", "loader", "libunwind", "libdw", "vdso",
-    };
-    return cls >= 0 && cls < GORT_PC_NCLASSES ? names[cls] : "?";
-}
 
 /* Async-signal-safe. */
 static const range_t *range_find(const ranges_t *rs, uintptr_t pc)
@@ -195,35 +158,6 @@ const gort_module_t *gort__module_of(uintptr_t pc)
 {
     const range_t *r = range_find(atomic_load_explicit(&mod_index, memory_order_acquire), pc);
     return r ? &modtab[r->mod] : NULL;
-}
-
-int gort__pc_class(uintptr_t pc)
-{
-    if (range_find(atomic_load_explicit(&gort_index, memory_order_acquire), pc))
-        return GORT_PC_GORT;
-    const range_t *r = range_find(atomic_load_explicit(&mod_index, memory_order_acquire), pc);
-    return r ? r->cls : GORT_PC_UNKNOWN;
-}
-
-int gort__pc_class_refresh(uintptr_t pc)
-{
-    int c = gort__pc_class(pc);
-    if (c == GORT_PC_UNKNOWN && gort__symtab_refresh())
-        c = gort__pc_class(pc);
-    return c;
-}
-
-bool gort__pc_is_unsafe(uintptr_t pc)
-{
-    switch (gort__pc_class(pc)) {
-    case GORT_PC_LIBC:
-    case GORT_PC_LOADER:
-    case GORT_PC_UNWIND:
-    case GORT_PC_DW:
-        return true;
-    default:
-        return false;
-    }
 }
 
 /* ---------------------------------------------------------------- */
@@ -468,7 +402,7 @@ static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
         m->bias = bias;
         m->lo = lo;
         m->hi = hi;
-        m->cls = (uint8_t)class_of_path(path);
+        m->cls = (uint8_t)gort__pc_class_of_path(path);
         m->id = idx;
         read_build_id(info, m->build_id, sizeof m->build_id);
         modpriv[idx].dm = NULL;
@@ -527,66 +461,6 @@ static ranges_t *ranges_publishable(range_t *r, int n)
     }
     out->n = w;
     return out;
-}
-
-/* The DWARF compile units of libgort inside module mod: those with the
- * comp_dir of the unit holding gort_cu_text and a name under runtime/,
- * sysmon/ or prof/.  initlock held. */
-static void find_gort_units(int mod)
-{
-    Dwfl_Module *dm = modpriv[mod].dm;
-    if (!dm)
-        return;
-    Dwarf_Addr bias;
-    Dwarf *dw = dwfl_module_getdwarf(dm, &bias);
-    if (!dw)
-        return;
-    Dwarf_Die *self_cu = dwfl_module_addrdie(dm, gort_cu_text, &bias);
-    if (!self_cu)
-        return;
-    Dwarf_Attribute a;
-    const char *gdir = dwarf_formstring(dwarf_attr(self_cu, DW_AT_comp_dir, &a));
-    if (!gdir)
-        return;
-    char *dir = strdup(gdir);
-    if (!dir)
-        return;
-    int n = 0, cap = 64;
-    range_t *rs = malloc((size_t)cap * sizeof *rs);
-    Dwarf_CU *cu = NULL;
-    Dwarf_Die cudie;
-    uint8_t unit_type;
-    while (rs && dwarf_get_units(dw, cu, &cu, NULL, &unit_type, &cudie, NULL) == 0) {
-        if (unit_type != DW_UT_compile && unit_type != DW_UT_partial)
-            continue;
-        const char *cdir = dwarf_formstring(dwarf_attr(&cudie, DW_AT_comp_dir, &a));
-        const char *name = dwarf_diename(&cudie);
-        if (!cdir || !name || strcmp(cdir, dir) != 0)
-            continue;
-        if (!has_prefix(name, "runtime/") && !has_prefix(name, "sysmon/") && !has_prefix(name, "prof/"))
-            continue;
-        if (has_prefix(name, "prof/tool/"))
-            continue;
-        Dwarf_Addr base, start, end;
-        ptrdiff_t off = 0;
-        while ((off = dwarf_ranges(&cudie, off, &base, &start, &end)) > 0) {
-            if (n == cap) {
-                cap *= 2;
-                range_t *nr = realloc(rs, (size_t)cap * sizeof *nr);
-                if (!nr)
-                    break;
-                rs = nr;
-            }
-            rs[n++] = (range_t){(uintptr_t)(start + bias), (uintptr_t)(end + bias), mod, GORT_PC_GORT};
-        }
-    }
-    free(dir);
-    if (!rs)
-        return;
-    ranges_t *pub = ranges_publishable(rs, n);
-    free(rs);
-    if (pub)
-        atomic_store_explicit(&gort_index, pub, memory_order_release);
 }
 
 /* initlock held.  Returns true if new modules appeared. */
@@ -650,18 +524,12 @@ void gort__symtab_init(void)
     if (!atomic_load_explicit(&inited, memory_order_relaxed)) {
         ssize_t n = readlink("/proc/self/exe", exe_path, sizeof exe_path - 1);
         exe_path[n > 0 ? n : 0] = 0;
-        gort_cu_text = (uintptr_t)&gort__symtab_init;
         dwfl = dwfl_begin(&dwfl_callbacks);
         gort__lock(&symlock);
         (void)arena_alloc(16); /* the first chunk, before any crash */
         gort__unlock(&symlock);
+        gort__pc_classes_init();
         scan_modules();
-        const gort_module_t *gm = gort__module_of(gort_cu_text);
-        if (gm && gm->cls != GORT_PC_GORT) {
-            gort__lock(&symlock);
-            find_gort_units(gm->id);
-            gort__unlock(&symlock);
-        }
         atomic_store_explicit(&inited, true, memory_order_release);
     }
     pthread_mutex_unlock(&initlock);
@@ -756,7 +624,7 @@ static bool is_public_api(const char *name)
 
 static void mark_runtime(gort_frame_t *f, int n, uintptr_t pc)
 {
-    bool in_gort = gort__pc_class(pc) == GORT_PC_GORT;
+    bool in_gort = gort__pc_class_is_gort(gort__pc_class(pc));
     for (int i = 0; i < n; i++)
         f[i].runtime = in_gort && !is_public_api(f[i].func);
 }

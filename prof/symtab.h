@@ -1,8 +1,9 @@
 /*
  * symtab.h: modules, PC classes and symbolization (prof/symtab.c).
  *
- * Used by goroutine dumps (prof/dump.c), the CPU profiler (pprof mappings
- * and locations) and sysmon's safe-point check (gort__pc_class).
+ * Used by goroutine dumps (prof/dump.c) and the CPU profiler (pprof
+ * mappings and locations).  What class of code a PC is in is
+ * sysmon/pcclass.c's.
  *
  * Three layers, each usable where the one above is not:
  *   1. The module table and PC classes: immutable snapshots built at init
@@ -22,20 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* What a PC belongs to.  sysmon's safe-point check refuses to switch a
- * goroutine away while any frame is in LIBC, LOADER, UNWIND or DW code. */
-enum gort_pc_class {
-    GORT_PC_UNKNOWN = 0, /* in no module we know of (JIT code, a module loaded
-                          * since the last refresh, garbage) */
-    GORT_PC_USER,        /* the executable or a library not listed below */
-    GORT_PC_GORT,        /* libgort itself (its sources, or libgort.so) */
-    GORT_PC_LIBC,        /* libc (and the libpthread/libdl/librt stubs) */
-    GORT_PC_LOADER,      /* the dynamic loader (ld-linux) */
-    GORT_PC_UNWIND,      /* libunwind */
-    GORT_PC_DW,          /* libdw, libelf and their decompressors */
-    GORT_PC_VDSO,        /* the vDSO */
-    GORT_PC_NCLASSES
-};
+#include "pcclass.h" /* enum gort_pc_class, gort__pc_class: sysmon/pcclass.c */
 
 /* One loaded module.  Immutable once published; lives forever. */
 typedef struct gort_module {
@@ -45,7 +33,7 @@ typedef struct gort_module {
     uintptr_t bias;       /* load bias: memory address - ELF virtual address */
     uintptr_t lo, hi;     /* all loaded segments */
     char build_id[65];    /* GNU build id in hex, "" when there is none */
-    uint8_t cls;          /* enum gort_pc_class */
+    uint8_t cls;          /* enum gort_pc_class of its path (pcclass.c) */
     int32_t id;           /* index in the table; stable across refreshes */
 } gort_module_t;
 
@@ -93,19 +81,6 @@ int gort__modules(const gort_module_t **mods);
 
 /* The module holding pc (any loaded segment), or NULL.  Async-signal-safe. */
 const gort_module_t *gort__module_of(uintptr_t pc);
-
-/* The class of code at pc.  Async-signal-safe: a PC in no known module is
- * GORT_PC_UNKNOWN, and a refresh is left to gort__pc_class_refresh. */
-int gort__pc_class(uintptr_t pc);
-/* Same, but refreshes the module table once on a miss (not in a signal
- * handler). */
-int gort__pc_class_refresh(uintptr_t pc);
-static inline bool gort__pc_in_module_class(uintptr_t pc, int cls) { return gort__pc_class(pc) == cls; }
-/* True when stopping a thread at pc could leave a lock held that the
- * runtime or the dump may need: libc, the loader, libunwind, libdw/libelf.
- * Async-signal-safe. */
-bool gort__pc_is_unsafe(uintptr_t pc);
-const char *gort__pc_class_name(int cls);
 
 /* True when pc lies in one of libc's allocator entry points (malloc, free,
  * realloc, ...), i.e. a thread stopped with pc on its stack may hold a

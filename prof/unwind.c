@@ -282,7 +282,6 @@ static bool known_stack(uintptr_t sp, uintptr_t *lo, uintptr_t *hi)
 
 static bool may_compute(void) { return atomic_load_explicit(&gort__panicking, memory_order_relaxed) == 0; }
 
-bool gort__pc_in_unsafe_module(uintptr_t pc); /* sysmon/preempt.c */
 
 int gort__unwind_sigctx(void *uctx, uintptr_t *pcs, int max)
 {
@@ -300,7 +299,7 @@ int gort__unwind_sigctx(void *uctx, uintptr_t *pcs, int max)
      * for ever on its own lock.  So no libunwind when the interrupted PC
      * is in libc or the loader: recipes only, and a miss ends the walk
      * (the PC is queued, so later samples there are whole). */
-    if (gort__pc_in_unsafe_module(rs.r[CR_RIP])) {
+    if (gort__pc_is_unsafe(rs.r[CR_RIP])) {
         int n = lo < hi ? recipe_walk_only(&rs, lo, hi, pcs, max) : 0;
         if (n == 0)
             pcs[n++] = (uintptr_t)g[REG_RIP];

@@ -60,7 +60,9 @@
 
 #include "gort_defer.h"
 
-#define USERTEXT __attribute__((section(".text.gort_user"), noinline))
+/* The section name is a C identifier so that the linker defines its
+ * bounds for sysmon/pcclass.c (GORT_PC_GORT_CALL). */
+#define USERTEXT __attribute__((section("gort_user_text"), noinline))
 
 struct gort_pmsg {
     gort_pmsg_t *next;

@@ -16,12 +16,11 @@
  *     runtime call), and the interrupted stack pointer lies in the
  *     goroutine's stack with room for the save area;
  *   - no frame of the interrupted stack, unwound with libunwind, lies in
- *     code that may hold a lock or is not reentrant: the runtime itself
- *     (its code is in section gort_text, see the Makefile), libc, the
- *     dynamic loader, libunwind, libdw/libelf and the compression libraries
- *     they use, libgcc_s, libstdc++, and any object named in
- *     GORT_PREEMPT_UNSAFE (comma-separated name fragments).  A goroutine in
- *     malloc or printf therefore never moves while it holds their locks.
+ *     the runtime itself or in code that pcclass.c judges unsafe (libc,
+ *     the dynamic loader, libunwind, libdw/libelf and their decompressors,
+ *     libgcc_s, libstdc++, sanitizer runtimes, any module named in
+ *     GORT_PREEMPT_UNSAFE, and unknown code).  A goroutine in malloc or
+ *     printf therefore never moves while it holds their locks.
  * Where it is not safe the handler does nothing and sysmon asks again a
  * little later; nothing waits, so nothing can deadlock.
  *
@@ -33,11 +32,11 @@
  * and the whole XSAVE state on the goroutine's stack below the red zone and
  * yields like an ordinary call.
  *
- * Module ranges are classified once at start-up and again by sysmon when
- * the handler meets a PC it cannot place (a library dlopen'ed later); the
- * handler only reads the table (seqlock), so it takes no lock and calls no
- * function that is not async-signal-safe apart from libunwind's local
- * unwinding, which is documented as such.  Residual risk, documented in
+ * Module ranges are classified (pcclass.c) once at start-up and again by
+ * sysmon when the handler meets a PC it cannot place (a library dlopen'ed
+ * later); the handler only reads the table (seqlock), so it takes no lock
+ * and calls no function that is not async-signal-safe apart from
+ * libunwind's local unwinding, which is documented as such.  Residual risk, documented in
  * docs/runtime.md: libunwind looks up unwind tables with dl_iterate_phdr,
  * which takes the loader's (recursive) lock.
  *
@@ -45,6 +44,7 @@
  * module boundary separates it from user code: async preemption is then
  * off and goroutines yield only at runtime calls.
  */
+#include "pcclass.h"
 #include "runtime.h"
 #include "sysmon.h"
 
@@ -64,134 +64,21 @@ uint64_t gort__xsave_size = 512;
 int32_t gort__have_xsave;
 void gort__async_preempt(void);
 
-extern char __start_gort_text[] __attribute__((weak, visibility("hidden")));
-extern char __stop_gort_text[] __attribute__((weak, visibility("hidden")));
-
-enum { MC_USER = 0, MC_RUNTIME, MC_UNSAFE };
-
-typedef struct modrange {
-    uintptr_t lo, hi;
-    uint8_t cls;
-} modrange_t;
-
-#define MAXRANGES 512
-static modrange_t ranges[MAXRANGES];
-static _Atomic uint32_t ranges_seq;  /* odd while sysmon rewrites */
-static int nranges;
-static _Atomic int refresh_wanted;
 static bool async_enabled = true;
-static char unsafe_extra[256];       /* GORT_PREEMPT_UNSAFE */
 
 _Atomic uint64_t gort__pstat_requested, gort__pstat_signals, gort__pstat_done;
 _Atomic uint64_t gort__pstat_unsafe_runtime, gort__pstat_unsafe_frame, gort__pstat_unsafe_nopreempt;
 
-static bool name_matches(const char *base, const char *frag)
-{
-    return frag[0] && strstr(base, frag) != NULL;
-}
-
-static int classify_name(const char *path)
-{
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    static const char *const unsafe[] = {
-        "libc.so", "libc-", "ld-linux", "ld64.so", "libpthread", "libunwind", "libdw.so", "libdw-",
-        "libelf", "libz.so", "liblzma", "libbz2", "libzstd", "libgcc_s", "libstdc++",
-        /* Sanitizer runtimes: their allocators keep per-thread caches, so
-         * a goroutine moved out of one leaves it mid-update for the next
-         * goroutine on the thread (ASan's CHECK on kAllocBegMagic). */
-        "libasan", "libtsan", "libubsan", "liblsan", "libhwasan",
-    };
-    if (strstr(base, "libgort"))
-        return MC_RUNTIME;
-    for (size_t i = 0; i < sizeof unsafe / sizeof unsafe[0]; i++)
-        if (name_matches(base, unsafe[i]))
-            return MC_UNSAFE;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", unsafe_extra);
-    char *save = NULL;
-    for (char *t = strtok_r(buf, ",:", &save); t; t = strtok_r(NULL, ",:", &save))
-        if (name_matches(base, t))
-            return MC_UNSAFE;
-    return MC_USER;
-}
-
-typedef struct {
-    modrange_t *out;
-    int n;
-    bool libc_seen;
-} collect_t;
-
-static int collect(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    (void)size;
-    collect_t *c = arg;
-    const char *name = info->dlpi_name;
-    int cls = MC_USER;
-    if (name && name[0]) {
-        cls = classify_name(name);
-        if (strstr(name, "libc.so"))
-            c->libc_seen = true;
-    }
-    for (int i = 0; i < info->dlpi_phnum && c->n < MAXRANGES; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
-            continue;
-        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
-        c->out[c->n++] = (modrange_t){lo, lo + ph->p_memsz, (uint8_t)cls};
-    }
-    return 0;
-}
-
-/* sysmon (or init) only: rebuilds the table under the seqlock. */
+/* sysmon (or init): the module table changed; see the file comment on
+ * static executables. */
 void gort__preempt_refresh_modules(void)
 {
-    static modrange_t tmp[MAXRANGES];
-    collect_t c = {tmp, 0, false};
-    dl_iterate_phdr(collect, &c);
-    if (!c.libc_seen)
-        async_enabled = false; /* static executable: see the file comment */
-    atomic_fetch_add_explicit(&ranges_seq, 1, memory_order_acq_rel);
-    memcpy(ranges, tmp, (size_t)c.n * sizeof *tmp);
-    nranges = c.n;
-    atomic_fetch_add_explicit(&ranges_seq, 1, memory_order_acq_rel);
-    atomic_store_explicit(&refresh_wanted, 0, memory_order_relaxed);
+    gort__pc_classes_refresh();
+    if (!gort__pc_classes_libc_separate())
+        async_enabled = false;
 }
 
-bool gort__preempt_refresh_wanted(void) { return atomic_load_explicit(&refresh_wanted, memory_order_relaxed); }
-
-/* Async-signal-safe.  The runtime's own section comes first: in a static
- * link it sits inside the executable's user-code range. */
-static int classify_pc(uintptr_t pc)
-{
-    if ((uintptr_t)__start_gort_text <= pc && pc < (uintptr_t)__stop_gort_text)
-        return MC_RUNTIME;
-    for (int tries = 0; tries < 3; tries++) {
-        uint32_t seq = atomic_load_explicit(&ranges_seq, memory_order_acquire);
-        if (seq & 1)
-            continue;
-        int cls = -1;
-        for (int i = 0; i < nranges; i++) {
-            if (ranges[i].lo <= pc && pc < ranges[i].hi) {
-                cls = ranges[i].cls;
-                break;
-            }
-        }
-        if (atomic_load_explicit(&ranges_seq, memory_order_acquire) != seq)
-            continue;
-        if (cls < 0) {
-            atomic_store_explicit(&refresh_wanted, 1, memory_order_relaxed);
-            return MC_UNSAFE; /* unknown code: not ours to judge */
-        }
-        return cls;
-    }
-    return MC_UNSAFE;
-}
-
-bool gort__pc_is_runtime(uintptr_t pc);
-bool gort__pc_is_runtime(uintptr_t pc) { return classify_pc(pc) == MC_RUNTIME; }
-bool gort__pc_in_unsafe_module(uintptr_t pc);
-bool gort__pc_in_unsafe_module(uintptr_t pc) { return classify_pc(pc) == MC_UNSAFE; }
+bool gort__preempt_refresh_wanted(void) { return gort__pc_classes_stale(); }
 
 enum { SAFE = 0, UNSAFE_RUNTIME, UNSAFE_FRAME, UNSAFE_NOPREEMPT };
 
@@ -209,8 +96,8 @@ static int frames_safe(ucontext_t *uc)
             return UNSAFE_FRAME;
         /* Return addresses point after the call; look the call up. */
         uintptr_t pc = i == 0 ? (uintptr_t)ip : (uintptr_t)ip - 1;
-        int cls = classify_pc(pc);
-        if (cls == MC_RUNTIME) {
+        int cls = gort__pc_class(pc);
+        if (cls == GORT_PC_GORT) {
             /* The goroutine's entry frames sit at the bottom of every
              * stack: reaching them means the whole stack was user code. */
             unw_proc_info_t pi;
@@ -219,7 +106,7 @@ static int frames_safe(ucontext_t *uc)
                 return SAFE;
             return i == 0 ? UNSAFE_RUNTIME : UNSAFE_FRAME;
         }
-        if (cls != MC_USER)
+        if (gort__pc_class_unsafe(cls))
             return UNSAFE_FRAME;
         int r = unw_step(&cur);
         if (r == 0)
@@ -270,7 +157,7 @@ static void try_preempt(gort_m_t *m, ucontext_t *uc)
         count_refusal(UNSAFE_RUNTIME);
         return;
     }
-    int why = classify_pc(pc) == MC_RUNTIME ? UNSAFE_RUNTIME : frames_safe(uc);
+    int why = gort__pc_class(pc) == GORT_PC_GORT ? UNSAFE_RUNTIME : frames_safe(uc);
     if (why != SAFE) {
         count_refusal(why);
         return;
@@ -364,11 +251,9 @@ static void xsave_init(void)
 
 void gort__preempt_init(void)
 {
-    const char *e = getenv("GORT_PREEMPT_UNSAFE");
-    if (e)
-        snprintf(unsafe_extra, sizeof unsafe_extra, "%s", e);
     xsave_init();
     gort__unwind_init();
+    gort__pc_classes_init();
     gort__preempt_refresh_modules();
 #if defined(GORT_TSAN)
     /* TSan runs an asynchronous signal's handler only at the thread's next

@@ -659,6 +659,19 @@ static void test_symbolize_and_classes(void)
     CU_ASSERT_FALSE(gort__pc_in_malloc((uintptr_t)getpid + 1));
     CU_ASSERT_TRUE(gort__pc_is_unsafe((uintptr_t)getpid));
     CU_ASSERT_FALSE(gort__pc_is_unsafe((uintptr_t)dump_api_fn));
+    /* One rule for every user (sysmon/pcclass.c): unknown code is unsafe;
+     * libgort's frames under user code are preemptible but libgort's. */
+    CU_ASSERT_TRUE(gort__pc_is_unsafe(0x10));
+    CU_ASSERT_EQUAL(gort__pc_class((uintptr_t)gort_call), GORT_PC_GORT_CALL);
+    CU_ASSERT_FALSE(gort__pc_is_unsafe((uintptr_t)gort_call));
+    CU_ASSERT_TRUE(gort__pc_class_is_gort(gort__pc_class((uintptr_t)gort_call)));
+    /* One module list: basename prefixes. */
+    CU_ASSERT_EQUAL(gort__pc_class_of_path("/lib/x86_64-linux-gnu/libc.so.6"), GORT_PC_LIBC);
+    CU_ASSERT_EQUAL(gort__pc_class_of_path("/usr/lib/libgcc_s.so.1"), GORT_PC_LANGRT);
+    CU_ASSERT_EQUAL(gort__pc_class_of_path("/usr/lib/libasan.so.8"), GORT_PC_SANITIZER);
+    CU_ASSERT_EQUAL(gort__pc_class_of_path("/opt/lib/libgort.so.0"), GORT_PC_GORT);
+    CU_ASSERT_EQUAL(gort__pc_class_of_path("[vdso]"), GORT_PC_VDSO);
+    CU_ASSERT_EQUAL(gort__pc_class_of_path("/opt/mylibc.so"), GORT_PC_USER);
     /* Modules: the executable with its build id, and libc. */
     const gort_module_t *mods;
     int nm = gort__modules(&mods);

@@ -28,7 +28,6 @@ __thread gort_m_t *gort__tls_m __attribute__((tls_model("initial-exec")));
 
 #define SIGSTACK_SIZE (256 * 1024)
 
-void gort__minit_sigmask(bool main_thread);
 
 gort_m_t *gort__allocm(void)
 {

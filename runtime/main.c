@@ -39,10 +39,6 @@ gort_settings_t gort__settings = {
 _Atomic int32_t gort__ncpu;
 gort_m_t *gort__m0;
 
-gort_p_t *gort__procresize(int32_t nprocs);
-void gort__start_world_locked_m(void);
-void gort__set_newprocs(int32_t n);
-int32_t gort__get_newprocs(void);
 
 static size_t parse_size(const char *s, size_t def)
 {

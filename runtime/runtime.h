@@ -117,6 +117,9 @@ bool gort__stack_check(const gort_stack_t *s); /* canary intact */
 size_t gort__stack_size(void);
 int gort__stack_guard_kind(const gort_stack_t *s);
 uintptr_t gort__stack_guard_lo(const gort_stack_t *s);
+size_t gort__stack_scavenge(void);     /* sysmon: returns bytes given back */
+uint64_t gort__stacks_allocated(void); /* counters for gort_stats_get */
+uint64_t gort__stacks_pooled(void);
 
 /* ------------------------------------------------------------------ */
 /* G                                                                    */
@@ -734,6 +737,13 @@ void gort__start_the_world(void);
 /* Best-effort stop for a crash dump: no waiting (stw.c).  Async-signal-safe. */
 void gort__freeze_world(void);
 gort_p_t *gort__procresize(int32_t nprocs); /* world stopped, sched.lock held; returns Ps with work */
+/* Starts the world with sched.lock not held, the caller's M taking a P
+ * (start_the_world and gort_main). */
+void gort__start_world_locked_m(void);
+/* GOMAXPROCS waiting for the next start of the world; 0: none.  Under
+ * sched.lock, or before the world first starts. */
+void gort__set_newprocs(int32_t n);
+int32_t gort__get_newprocs(void);
 
 /* Goroutines (proc.c) */
 gort_g_t *gort__newproc(void (*fn)(void *), void *arg, uintptr_t pc, bool main);
@@ -771,6 +781,7 @@ struct gort_sudog {
     bool success;              /* chan.c: woken by a value (not a close) */
 };
 gort_sudog_t *gort__acquire_sudog(void);
+void gort__sudog_pcache_flush(gort_p_t *pp); /* sema.c: a P's sudog cache back to the pool */
 void gort__release_sudog(gort_sudog_t *s);
 
 /* Semaphores (sema.c): park on a uint32 counter, as Go's sync runtime
@@ -853,6 +864,9 @@ void gort__signal_install(int sig, gort_sighandler_t h, int extra_flags);
 /* Calls the handler that was installed before ours (if any). */
 bool gort__signal_forward(int sig, siginfo_t *info, void *uctx);
 void gort__sigstack_init(gort_m_t *m);
+/* A new M's signal mask: the runtime's signals unblocked (the main thread
+ * keeps the rest of its own). */
+void gort__minit_sigmask(bool main_thread);
 
 /* Block and mutex profile events go to gort__hooks.prof_block/prof_mutex
  * (hooks.h).  Times are gort__nanotime() values.  Callers take timestamps

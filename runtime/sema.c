@@ -93,7 +93,6 @@ void gort__release_sudog(gort_sudog_t *s)
     gort__unlock(&sudog_lock);
 }
 
-void gort__sudog_pcache_flush(gort_p_t *pp);
 void gort__sudog_pcache_flush(gort_p_t *pp)
 {
     gort__lock(&sudog_lock);

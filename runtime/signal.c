@@ -36,7 +36,6 @@ void gort__signal_init(void)
 
 /* New threads take the process's initial mask; the thread that calls
  * gort_main keeps its own and only has the runtime's signals unblocked. */
-void gort__minit_sigmask(bool main_thread);
 void gort__minit_sigmask(bool main_thread)
 {
     if (!main_thread) {

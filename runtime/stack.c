@@ -213,7 +213,6 @@ static int stack_cmp(const void *a, const void *b)
  * shootdown for a run of stacks, not one per stack).  The guard page
  * between two slots goes with them: guard markers and PROT_NONE survive
  * MADV_DONTNEED, and a canary is rewritten when the stack is handed out. */
-size_t gort__stack_scavenge(void);
 size_t gort__stack_scavenge(void)
 {
     gort__lock(&pool_lock);
@@ -308,10 +307,8 @@ int gort__stack_guard_kind(const gort_stack_t *s) { return s->guard; }
 
 uintptr_t gort__stack_guard_lo(const gort_stack_t *s) { return s->lo - GORT_PAGE_SIZE; }
 
-uint64_t gort__stacks_allocated(void);
 uint64_t gort__stacks_allocated(void) { return atomic_load_explicit(&nallocated, memory_order_relaxed); }
 
-uint64_t gort__stacks_pooled(void);
 uint64_t gort__stacks_pooled(void)
 {
     gort__lock(&pool_lock); /* sysmon's scavenger moves npool (TSan) */

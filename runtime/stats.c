@@ -12,8 +12,6 @@
 _Atomic int64_t gort__block_rate;
 _Atomic int32_t gort__mutex_fraction;
 
-uint64_t gort__stacks_allocated(void);
-uint64_t gort__stacks_pooled(void);
 
 void gort_stats_get(gort_stats *out)
 {

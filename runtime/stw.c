@@ -36,7 +36,6 @@ static gort_p_t *palloc(int32_t id)
     return pp;
 }
 
-void gort__sudog_pcache_flush(gort_p_t *pp);
 
 static void pdestroy(gort_p_t *pp, gort_p_t *heir)
 {
@@ -179,14 +178,11 @@ void gort__stop_the_world(const char *reason)
 
 static int32_t newprocs;
 
-void gort__set_newprocs(int32_t n);
 void gort__set_newprocs(int32_t n) { newprocs = n; }
-int32_t gort__get_newprocs(void);
 int32_t gort__get_newprocs(void) { return newprocs; }
 
 /* Restarts the world with the current M holding a P (sched.lock held on
  * entry? no: takes it).  Used by start_the_world and gort_main. */
-void gort__start_world_locked_m(void);
 void gort__start_world_locked_m(void)
 {
     gort__lock(&gort__sched.lock);

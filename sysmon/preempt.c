@@ -62,7 +62,6 @@
 /* Read by preempt_amd64.S. */
 uint64_t gort__xsave_size = 512;
 int32_t gort__have_xsave;
-void gort__async_preempt(void);
 
 static bool async_enabled = true;
 
@@ -197,7 +196,6 @@ static void sigurg_handler(int sig, siginfo_t *info, void *uctx)
 
 /* Called by the trampoline, on the goroutine's stack, with its state
  * saved. */
-void gort__async_preempt2(void);
 void gort__async_preempt2(void)
 {
     atomic_fetch_add_explicit(&gort__pstat_done, 1, memory_order_relaxed);

@@ -53,7 +53,6 @@
 #define POKE_MIN_NS (200 * 1000)
 #define POKE_GAP_NS (5 * 1000 * 1000)
 
-size_t gort__stack_scavenge(void);
 
 typedef struct pdata {
     uint32_t schedtick;   /* last seen p->schedtick */

@@ -21,6 +21,11 @@ void gort__sysmon_wake(void);
 void gort__sysmon_count_handoff(void);
 void gort__stats_fill_sysmon(gort_stats *out);
 
+/* preempt_amd64.S: the trampoline a preempted goroutine returns into; it
+ * saves every register and calls gort__async_preempt2 (preempt.c). */
+void gort__async_preempt(void);
+void gort__async_preempt2(void);
+
 /* preempt.c: asks m to preempt its goroutine (gort__hooks.preempt_m). */
 void gort__preempt_m(gort_m_t *m);
 /* Turns off libunwind's global cache, which may deadlock a signal handler

@@ -7,11 +7,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#define VN 2048
+#include "preempt_kernels.h"
 
-uint64_t gt_vec_kernel(uint64_t seed, int rounds);
-double gt_fp_kernel(double seed, int rounds);
-int gt_redzone_spin(long iters);
+#define VN 2048
 
 uint64_t gt_vec_kernel(uint64_t seed, int rounds)
 {

@@ -18,6 +18,7 @@
 #include "runtime.h"
 #include "gort_prof.h"
 #include "test.h"
+#include "preempt_kernels.h"
 
 static _Atomic int stop;
 static volatile uint64_t sink;
@@ -220,11 +221,9 @@ static void test_spinner_does_not_starve_many(void)
 
 /* ---- floating-point and vector state survive preemption ---- */
 
-/* Built -O3 -march=native (see the Makefile): the loops below keep their
- * state in SSE/AVX/AVX-512 registers across preemptions. */
-uint64_t gt_vec_kernel(uint64_t seed, int rounds);
-double gt_fp_kernel(double seed, int rounds);
-int gt_redzone_spin(long iters);
+/* preempt_kernels.h: built -O3 -march=native (see the Makefile), the
+ * loops below keep their state in SSE/AVX/AVX-512 registers across
+ * preemptions. */
 
 #define NVEC 6
 static uint64_t vec_ref[NVEC], vec_got[NVEC];

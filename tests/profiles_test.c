@@ -379,7 +379,6 @@ static void labels_body(void *arg)
     CU_ASSERT_PTR_NULL(gort_label_get("a"));
 }
 
-extern _Atomic int64_t gort__labels_live; /* prof/labels.c */
 static void test_labels(void)
 {
     int64_t live0 = atomic_load(&gort__labels_live);

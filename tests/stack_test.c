@@ -202,7 +202,6 @@ static long scav_burst(void)
 static long scav_peak, scav_after, scav_released;
 static uint64_t scav_alloc1, scav_alloc2;
 static long scav_sum1, scav_sum2;
-size_t gort__stack_scavenge(void);
 
 static void scav_body(void *a)
 {

@@ -17,6 +17,7 @@
 
 #include "gort_prof.h"
 #include "pprof.h"
+#include "profiles.h"
 #include "runtime.h"
 #include "test.h"
 

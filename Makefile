@@ -181,6 +181,7 @@ ifeq ($(SANITIZER),)
 	tests/install_check.sh
 	$(MAKE) --no-print-directory san-soak
 endif
+	@echo "make test: ok"
 
 bench: $(BENCHB)
 
@@ -202,6 +203,7 @@ san-soak:
 
 # The suites valgrind runs (it is ~50x slower; children are traced too;
 # the stack suite's million goroutines would need ~20 GiB under it).
+# GORT_TEST_SCALE=0 runs each stress loop once (tests/test.h, gt_scale_n).
 # Goroutine stacks are registered with VALGRIND_STACK_REGISTER
 # (runtime/fiber_san.c); tests/valgrind.supp lists justified suppressions.
 VALGRIND_SUITES ?= runq sched chan sync

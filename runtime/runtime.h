@@ -649,6 +649,8 @@ extern void (*gort__affine_hook)(gort_p_t *lp);
 /* Tests only: channel hand-offs go home whatever the queues hold, so that
  * the put and take-back paths run with empty queues. */
 extern bool gort__handoff_always_home;
+/* Tests: affine puts taken back because the P went idle meanwhile. */
+extern _Atomic uint64_t gort__affine_takebacks;
 /* Makes a parked goroutine runnable on the current P (runnext if next). */
 void gort__ready(gort_g_t *gp, bool next);
 /* The same, for a goroutine a channel operation has just handed a value

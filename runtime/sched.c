@@ -797,6 +797,7 @@ bool gort__unlock_fn(gort_g_t *gp, void *l)
  * ns a lock (medians of 12). */
 void (*gort__affine_hook)(gort_p_t *lp);
 bool gort__handoff_always_home;
+_Atomic uint64_t gort__affine_takebacks;
 static inline uint32_t ringlen(gort_p_t *pp)
 {
     return atomic_load_explicit(&pp->runqtail, memory_order_relaxed) -
@@ -823,8 +824,10 @@ static bool affine_put(gort_p_t *pp, gort_g_t *gp, bool balance)
     if (atomic_load_explicit(&lp->status, memory_order_seq_cst) == P_RUNNING)
         return true;
     gort_g_t *x = gp;
-    return !atomic_compare_exchange_strong_explicit(&lp->inbox, &x, NULL, memory_order_acq_rel,
-                                                    memory_order_relaxed);
+    if (!atomic_compare_exchange_strong_explicit(&lp->inbox, &x, NULL, memory_order_acq_rel, memory_order_relaxed))
+        return true; /* its P's idle path took it: it runs there */
+    atomic_fetch_add_explicit(&gort__affine_takebacks, 1, memory_order_relaxed);
+    return false;
 }
 
 static inline __attribute__((always_inline)) void ready(gort_g_t *gp, bool next, bool balance)

@@ -188,8 +188,7 @@ static void check_goroutines(const char *out, const char *what)
 static void test_live(void)
 {
     if (!have_gdb()) {
-        printf("\n    (skipped: gdb is not installed) ");
-        return;
+        GT_SKIP("gdb is not installed");
     }
     char script[4200], envs[3][4300];
     script_path(script, sizeof script);
@@ -202,9 +201,8 @@ static void test_live(void)
     CU_ASSERT_EQUAL_FATAL(gt_child_run("gdb_live", env, 120, &r), 0);
     CU_ASSERT_FALSE(r.timed_out);
     if (gt_contains(r.out, "ptrace: Operation not permitted")) {
-        printf("\n    (skipped: ptrace is not permitted here) ");
         gt_child_free(&r);
-        return;
+        GT_SKIP("ptrace is not permitted here");
     }
     CU_ASSERT_TRUE(gt_contains(r.out, "gdb exit 0"));
     CU_ASSERT_TRUE(gt_contains(r.out, "ids 2 "));
@@ -215,8 +213,7 @@ static void test_live(void)
 static void test_core(void)
 {
     if (!have_gdb()) {
-        printf("\n    (skipped: gdb is not installed) ");
-        return;
+        GT_SKIP("gdb is not installed");
     }
     char pattern[256] = "";
     FILE *f = fopen("/proc/sys/kernel/core_pattern", "r");
@@ -226,8 +223,7 @@ static void test_core(void)
         fclose(f);
     }
     if (pattern[0] == '|' || strchr(pattern, '/')) {
-        printf("\n    (skipped: core_pattern sends cores elsewhere: %s) ", pattern);
-        return;
+        GT_SKIP("core_pattern sends cores elsewhere: %s", pattern);
     }
     char dir[] = "/tmp/gort-gdb-XXXXXX";
     CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
@@ -252,9 +248,8 @@ static void test_core(void)
     if (d)
         closedir(d);
     if (!core[0]) {
-        printf("\n    (skipped: no core file was written; RLIMIT_CORE or the kernel said no) ");
         rmdir(dir);
-        return;
+        GT_SKIP("no core file was written; RLIMIT_CORE or the kernel said no");
     }
     char src[4300];
     snprintf(src, sizeof src, "source %s", script);

@@ -65,7 +65,7 @@ static bool have(const char *prog)
     bool ok = gt_cmd_run(argv, NULL, 10, &r) == 0 && r.exited && r.status == 0;
     gt_child_free(&r);
     if (!ok)
-        fprintf(stderr, "\n  skipped: %s not installed\n", prog);
+        gt_skip("%s not installed", prog);
     return ok;
 }
 

@@ -82,8 +82,8 @@ static void *inbox_sender(void *a)
 static void test_runq_contention(void)
 {
     rq_ctx c = {0};
-    int nsend = 20000 * gt_scale();
-    c.ng = 200000 * gt_scale() + nsend;
+    int nsend = (int)gt_scale_n(20000);
+    c.ng = (int)gt_scale_n(200000) + nsend;
     c.gs = calloc((size_t)c.ng, sizeof(gort_g_t));
     c.seen = calloc((size_t)c.ng, sizeof(_Atomic int));
     _Atomic int done = 0;

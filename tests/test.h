@@ -16,7 +16,8 @@
  * stderr together, and reports how it ended.
  *
  * GORT_TEST_SCALE (default 1) multiplies the work of stress tests; CI runs
- * them at 1, a soak at more.
+ * them at 1, a soak at more.  0 is honoured: gt_scale_n(n) gives the
+ * smallest run that still checks something (valgrind's setting).
  */
 #ifndef GORT_TEST_H
 #define GORT_TEST_H
@@ -41,20 +42,27 @@ typedef struct gt_test {
     const gt_test *gt_suite_##sname(void);                                     \
     const gt_test *gt_suite_##sname(void) { return gt_tests_##sname; }
 
-/* Runs fn(arg) as the main goroutine of a gort_main call. */
+/* Skips the running test: prints "skipped: WHY" and counts the test as
+ * skipped, not passed, in the runner's closing line ("N passed, N failed,
+ * N skipped").  The test then returns; asserts it already made still
+ * count (a skipped test with a failure is a failed test). */
+void gt_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#define GT_SKIP(...)          \
+    do {                      \
+        gt_skip(__VA_ARGS__); \
+        return;               \
+    } while (0)
+
 /* Tests that need what a TSan build cannot give: asynchronous signals
  * delivered into a loop without calls (preemption, SIGPROF sampling, stack
- * capture), or timing close to a plain build's.  They say why and pass. */
+ * capture), or timing close to a plain build's.  They say why and skip. */
 #if defined(GORT_TSAN)
-#define GT_SKIP_UNDER_TSAN(why)                                                \
-    do {                                                                       \
-        printf("skipped under TSan (%s) ", why);                               \
-        return;                                                                \
-    } while (0)
+#define GT_SKIP_UNDER_TSAN(why) GT_SKIP("under TSan (%s)", why)
 #else
 #define GT_SKIP_UNDER_TSAN(why) ((void)0)
 #endif
 
+/* Runs fn(arg) as the main goroutine of a gort_main call. */
 #define GT_RUN(fn, arg) CU_ASSERT_EQUAL_FATAL(gort_main((fn), (arg)), 0)
 
 typedef struct gt_child_result {
@@ -108,7 +116,15 @@ bool gt_first_line_is(const char *s, const char *line);
         gort_leak_mark_free(mark);                                             \
     } while (0)
 
+/* GORT_TEST_SCALE: 0 (smallest), 1 (CI, the default), or more.  Anything
+ * else is refused (the runner exits 2). */
 int gt_scale(void);
+/* n * GORT_TEST_SCALE, but at least 1: at scale 0 a stress loop runs once. */
+static inline long gt_scale_n(long n)
+{
+    long v = n * gt_scale();
+    return v > 0 ? v : 1;
+}
 /* In a goroutine: yields until gort_numgoroutine() <= target or timeout_ms
  * passes; returns the last count.  Goroutines that signalled completion
  * still have to return, so counts settle a moment after a Wait. */

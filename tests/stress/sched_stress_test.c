@@ -53,7 +53,7 @@ static void storm_body(void *a)
     live_before = gort_numgoroutine();
     _Atomic int stop = 0;
     gort_go(resizer, (void *)&stop);
-    int rounds = 10 * gt_scale();
+    int rounds = (int)gt_scale_n(10);
     for (int r = 0; r < rounds; r++) {
         gort_waitgroup wg = {0};
         gort_wg_add(&wg, 8);
@@ -74,7 +74,7 @@ static void test_spawn_storm_with_resize(void)
     GT_RUN(storm_body, NULL);
     gort_maxprocs(old);
     CU_ASSERT_EQUAL(atomic_load(&work_done), atomic_load(&spawned));
-    CU_ASSERT_EQUAL(atomic_load(&spawned), 10LL * gt_scale() * 8 * 2000);
+    CU_ASSERT_EQUAL(atomic_load(&spawned), (long long)gt_scale_n(10) * 8 * 2000);
     CU_ASSERT_EQUAL(live_after, live_before);
 }
 
@@ -90,7 +90,7 @@ static void wave_sleeper(void *a)
 static void waves_body(void *a)
 {
     (void)a;
-    int waves = 20 * gt_scale();
+    int waves = (int)gt_scale_n(20);
     for (int w = 0; w < waves; w++) {
         gort_waitgroup wg = {0};
         gort_wg_add(&wg, 500);
@@ -105,7 +105,7 @@ static void test_wake_waves(void)
     int old = gort_maxprocs(4);
     GT_RUN(waves_body, NULL);
     gort_maxprocs(old);
-    CU_ASSERT_EQUAL(atomic_load(&wave_count), 20LL * gt_scale() * 500);
+    CU_ASSERT_EQUAL(atomic_load(&wave_count), (long long)gt_scale_n(20) * 500);
 }
 
 GT_SUITE(sched_stress, {"spawn_storm_with_resize", test_spawn_storm_with_resize},

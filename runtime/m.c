@@ -74,6 +74,14 @@ void gort__minit(gort_m_t *m)
     gort__sigstack_init(m);
     gort__minit_sigmask(m->is_main_thread);
     gort__san_minit(m);
+    /* So that top -H, perf and gdb's "info threads" tell the Ms apart.
+     * The thread that called gort_main keeps the name its program gave
+     * it. */
+    if (!m->is_main_thread) {
+        char name[16]; /* the kernel's limit, with the NUL */
+        snprintf(name, sizeof name, "gort-m%llu", (unsigned long long)m->id);
+        (void)pthread_setname_np(m->thread, name);
+    }
     gort__hook(m_start, m);
 }
 

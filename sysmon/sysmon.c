@@ -513,6 +513,7 @@ void gort__sysmon_start(void)
     if (err != 0)
         gort__throw("cannot start sysmon: %s", strerror(err));
     sysmon_m->thread = th;
+    (void)pthread_setname_np(th, "gort-sysmon"); /* top -H, perf, gdb */
 }
 
 void gort__sysmon_count_handoff(void) { atomic_fetch_add_explicit(&stat_handoffs, 1, memory_order_relaxed); }

@@ -1042,6 +1042,68 @@ static void test_lock_thread(void)
     CU_ASSERT_EQUAL(atomic_load(&lock_other_on_it), 0);
 }
 
+/* ---- threads are named: gort-sysmon, gort-mN; the main thread keeps its name ---- */
+
+static bool read_comm(pid_t tid, char *out, size_t len)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/comm", (int)tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    bool ok = fgets(out, (int)len, f) != NULL;
+    fclose(f);
+    out[strcspn(out, "\n")] = 0;
+    return ok;
+}
+static _Atomic int tn_bad, tn_ms, tn_sysmon;
+static char tn_main[32], tn_main_before[32];
+static void tn_spin(void *a)
+{
+    int64_t end = gort_nanotime() + 20000000;
+    while (gort_nanotime() < end)
+        ;
+    gort_wg_done((gort_waitgroup *)a);
+}
+static void tn_body(void *arg)
+{
+    (void)arg;
+    gort_waitgroup wg = {0};
+    for (int i = 0; i < 4; i++) { /* more Ms than the main thread's */
+        gort_wg_add(&wg, 1);
+        gort_go(tn_spin, &wg);
+    }
+    gort_wg_wait(&wg);
+    read_comm(getpid(), tn_main, sizeof tn_main);
+    gort__lock(&gort__sched.allm_lock);
+    for (gort_m_t *mp = gort__sched.allm; mp; mp = mp->alllink) {
+        char want[16], got[32];
+        if (mp->is_main_thread || mp->tid == 0 || !read_comm(mp->tid, got, sizeof got))
+            continue; /* the main thread, or an M whose thread has gone */
+        if (mp->is_sysmon)
+            snprintf(want, sizeof want, "gort-sysmon");
+        else
+            snprintf(want, sizeof want, "gort-m%llu", (unsigned long long)mp->id);
+        if (strcmp(got, want) != 0) {
+            fprintf(stderr, "\nthread %d: comm \"%s\", want \"%s\"\n", (int)mp->tid, got, want);
+            atomic_fetch_add(&tn_bad, 1);
+        }
+        atomic_fetch_add(mp->is_sysmon ? &tn_sysmon : &tn_ms, 1);
+    }
+    gort__unlock(&gort__sched.allm_lock);
+}
+static void test_thread_names(void)
+{
+    CU_ASSERT_TRUE_FATAL(read_comm(getpid(), tn_main_before, sizeof tn_main_before));
+    int old = gort_maxprocs(2);
+    GT_RUN(tn_body, NULL);
+    gort_maxprocs(old);
+    CU_ASSERT_EQUAL(atomic_load(&tn_bad), 0);
+    CU_ASSERT_EQUAL(atomic_load(&tn_sysmon), 1);
+    CU_ASSERT_TRUE(atomic_load(&tn_ms) >= 1);
+    CU_ASSERT_STRING_EQUAL(tn_main, tn_main_before); /* the main thread keeps its name */
+}
+
 GT_SUITE(sched,
          {"ids", test_ids},
          {"million", test_million},
@@ -1062,4 +1124,5 @@ GT_SUITE(sched,
          {"sleep_order", test_sleep_order},
          {"main_returns", test_main_returns},
          {"foreign_spawn", test_foreign_spawn},
-         {"lock_thread", test_lock_thread})
+         {"lock_thread", test_lock_thread},
+         {"thread_names", test_thread_names})

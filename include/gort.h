@@ -11,6 +11,19 @@
  * here so they can live in structs or on the stack; their fields are
  * private.  Zero-initialised means ready, as in Go.
  *
+ * How calls report errors:
+ *
+ *   kind of call                      on error
+ *   --------------------------------  ------------------------------------
+ *   misuse of any call (send on a     "fatal error: ..." or "panic: ..."
+ *   closed channel, unlock of an      with Go's words, a goroutine dump,
+ *   unlocked mutex, negative wait     exit status 2; runtime panics are
+ *   group counter, ...)               recoverable (gort_defer.h)
+ *   system-call wrappers (gort_read,  -1 and errno, as the call they wrap
+ *   gort_write, gort_poll, ...)       (read errno at once: see below)
+ *   gort_prof.h, gort_ctx.h (files,   a negative errno value (0 or more:
+ *   profiles, contexts, errgroups)    success); errno is never used
+ *
  * Thread-local state: a goroutine may resume on another OS thread after any
  * call that can block and, because of asynchronous preemption, between any
  * two instructions of user code.  errno and __thread variables belong to the

@@ -74,6 +74,16 @@ GORT_API int64_t gort_nanotime(void);        /* monotonic clock, ns */
 GORT_API uint64_t gort_self(void);           /* running goroutine's id; 0 outside one */
 GORT_API int gort_maxprocs(int n);           /* n > 0 sets; returns the previous value */
 GORT_API int gort_numgoroutine(void);        /* live goroutines, as runtime.NumGoroutine */
+/* One live goroutine, as gort_goroutines lists it. */
+typedef struct gort_goroutine_info {
+    uint64_t goid;
+    uint64_t parent_goid; /* the goroutine that called gort_go; 0: none */
+    uintptr_t created_pc; /* return address of that gort_go call */
+} gort_goroutine_info;
+/* The live goroutines: fills up to max entries of out (in no particular
+ * order) and returns how many there are; call again with more room if
+ * that is more than max.  A snapshot: goroutines come and go meanwhile. */
+GORT_API int gort_goroutines(gort_goroutine_info *out, int max);
 GORT_API int gort_numcpu(void);              /* CPUs this process may use */
 
 /* Pins the calling goroutine to its OS thread (runtime.LockOSThread):

@@ -15,13 +15,15 @@
  * Checking waits with backoff (1 ms doubling to 50 ms) up to the caller's
  * timeout, because a goroutine that was signalled to stop is still alive
  * until it returns; a test that passes never waits longer than that.
+ *
+ * Written against the public API only (gort_goroutines, gort_stack): it
+ * is a client of the runtime, and scripts/layers checks that it stays one.
  */
-#include "runtime.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "gort.h"
 #include "gort_leak.h"
 
 struct gort_leak_mark {
@@ -29,73 +31,53 @@ struct gort_leak_mark {
     size_t n;
 };
 
-typedef struct collect {
-    uint64_t *ids;
-    gort_leak_info *info;
-    size_t n, cap;
-    const gort_leak_mark *mark;
-    uint64_t self;
-    bool oom;
-} collect_t;
-
-static bool live(gort_g_t *gp)
-{
-    uint32_t st = atomic_load_explicit(&gp->status, memory_order_acquire);
-    return st != G_DEAD && st != G_IDLE;
-}
-
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
 }
 
-/* Under allglock: no blocking; realloc is fine. */
-static void collect_g(gort_g_t *gp, void *arg)
+/* The live goroutines (gort_goroutines), less those in mark and the
+ * caller when a mark is given.  *n: how many; the array is malloc'd. */
+static gort_goroutine_info *collect(const gort_leak_mark *mark, size_t *n)
 {
-    collect_t *c = arg;
-    if (!live(gp) || c->oom)
-        return;
-    uint64_t id = gp->goid;
-    if (c->mark) {
-        if (id == c->self || bsearch(&id, c->mark->ids, c->mark->n, sizeof id, cmp_u64))
-            return;
+    int cap = 64, k;
+    gort_goroutine_info *l = NULL;
+    for (;;) {
+        gort_goroutine_info *nl = realloc(l, (size_t)cap * sizeof *l);
+        if (!nl)
+            gort_panic("leak checker: out of memory");
+        l = nl;
+        k = gort_goroutines(l, cap);
+        if (k <= cap)
+            break;
+        cap = k + k / 4;
     }
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 64;
-        uint64_t *ids = realloc(c->ids, cap * sizeof *ids);
-        gort_leak_info *info = ids ? realloc(c->info, cap * sizeof *info) : NULL;
-        if (ids)
-            c->ids = ids;
-        if (!ids || !info) {
-            c->oom = true;
-            return;
-        }
-        c->info = info;
-        c->cap = cap;
+    size_t w = 0;
+    uint64_t self = gort_self();
+    for (int i = 0; i < k; i++) {
+        uint64_t id = l[i].goid;
+        if (mark && (id == self || bsearch(&id, mark->ids, mark->n, sizeof id, cmp_u64)))
+            continue;
+        l[w++] = l[i];
     }
-    c->ids[c->n] = id;
-    c->info[c->n] = (gort_leak_info){id, gp->parent_goid, gp->gopc};
-    c->n++;
-}
-
-static void collect_run(collect_t *c)
-{
-    gort__forallg(collect_g, c);
-    if (c->oom)
-        gort__throw("out of memory in the leak checker");
+    *n = w;
+    return l;
 }
 
 gort_leak_mark *gort_leak_mark_new(void)
 {
-    collect_t c = {0};
-    collect_run(&c);
-    free(c.info);
+    size_t n;
+    gort_goroutine_info *l = collect(NULL, &n);
     gort_leak_mark *m = malloc(sizeof *m);
-    if (!m)
-        gort__throw("out of memory in the leak checker");
-    m->ids = c.ids;
-    m->n = c.n;
+    uint64_t *ids = malloc((n ? n : 1) * sizeof *ids);
+    if (!m || !ids)
+        gort_panic("leak checker: out of memory");
+    for (size_t i = 0; i < n; i++)
+        ids[i] = l[i].goid;
+    free(l);
+    m->ids = ids;
+    m->n = n;
     if (m->n)
         qsort(m->ids, m->n, sizeof *m->ids, cmp_u64);
     return m;
@@ -111,13 +93,12 @@ void gort_leak_mark_free(gort_leak_mark *m)
 
 int gort_leak_list(gort_leak_mark *m, gort_leak_info *out, int max)
 {
-    collect_t c = {.mark = m, .self = gort_self()};
-    collect_run(&c);
-    for (size_t i = 0; i < c.n && (int)i < max; i++)
-        out[i] = c.info[i];
-    free(c.ids);
-    free(c.info);
-    return (int)c.n;
+    size_t n;
+    gort_goroutine_info *l = collect(m, &n);
+    for (size_t i = 0; i < n && (int)i < max; i++)
+        out[i] = (gort_leak_info){l[i].goid, l[i].parent_goid, l[i].created_pc};
+    free(l);
+    return (int)n;
 }
 
 static bool in_list(const gort_leak_info *l, int n, uint64_t id)

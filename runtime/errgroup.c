@@ -11,11 +11,14 @@
  * The group holds the context's creator reference; each running function
  * holds its own (gort_ctx_ref), so a function that outlives a misused free
  * still sees a valid context.
+ *
+ * Written against the public API only (scripts/layers checks it).  Out of
+ * memory is a panic, as misuse is.
  */
-#include "runtime.h"
-
+#include <stdatomic.h>
 #include <stdlib.h>
 
+#include "gort.h"
 #include "gort_ctx.h"
 
 struct gort_errgroup {
@@ -55,7 +58,7 @@ static void start(gort_errgroup *g, gort_errgroup_fn fn, void *arg)
 {
     job_t *j = malloc(sizeof(*j));
     if (!j)
-        gort__throw("out of memory starting an errgroup function");
+        gort_panic("errgroup: out of memory starting a function");
     j->g = g;
     j->fn = fn;
     j->arg = arg;
@@ -69,7 +72,7 @@ gort_errgroup *gort_errgroup_new(gort_ctx *parent)
 {
     gort_errgroup *g = calloc(1, sizeof(*g));
     if (!g)
-        gort__throw("out of memory allocating an errgroup");
+        gort_panic("errgroup: out of memory");
     g->ctx = gort_ctx_with_cancel(parent ? parent : gort_ctx_background());
     return g;
 }
@@ -79,7 +82,7 @@ gort_ctx *gort_errgroup_ctx(gort_errgroup *g) { return g->ctx; }
 void gort_errgroup_set_limit(gort_errgroup *g, int n)
 {
     if (atomic_load_explicit(&g->active, memory_order_relaxed) != 0)
-        gort__panic_str("errgroup: modify limit while goroutines in the group are still active");
+        gort_panic("errgroup: modify limit while goroutines in the group are still active");
     if (g->sem)
         gort_chan_free(g->sem);
     g->sem = n > 0 ? gort_chan_make(0, (size_t)n) : NULL;

@@ -352,3 +352,27 @@ void gort_yield(void)
     gort__gosched();
     gort__rt_leave(gort__getg());
 }
+
+typedef struct glist {
+    gort_goroutine_info *out;
+    int max, n;
+} glist_t;
+
+/* Under allglock: no blocking. */
+static void glist_add(gort_g_t *gp, void *arg)
+{
+    glist_t *l = arg;
+    uint32_t st = atomic_load_explicit(&gp->status, memory_order_acquire);
+    if (st == G_DEAD || st == G_IDLE)
+        return;
+    if (l->n < l->max)
+        l->out[l->n] = (gort_goroutine_info){gp->goid, gp->parent_goid, gp->gopc};
+    l->n++;
+}
+
+int gort_goroutines(gort_goroutine_info *out, int max)
+{
+    glist_t l = {out, out && max > 0 ? max : 0, 0};
+    gort__forallg(glist_add, &l);
+    return l.n;
+}

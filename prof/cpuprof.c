@@ -770,7 +770,7 @@ static void env_start(void)
             hz = (int)v;
         }
     }
-    /* Called from runtime init: gort_cpuprofile_start would re-enter it. */
+    /* Called at start-up (prof/start.c): gort_cpuprofile_start would re-enter it. */
     pthread_mutex_lock(&api_lock);
     int r = start_locked(path, hz);
     pthread_mutex_unlock(&api_lock);

@@ -1,12 +1,12 @@
 /*
  * crash.c: fatal signals, SIGQUIT and the crash watchdog.
  *
- * gort__crash_init (called once by runtime init) opens the symbol tables
- * and DWARF of every loaded module (so a crash does not open files), sets
- * libunwind's caching policy, and installs handlers for SIGSEGV, SIGBUS,
- * SIGFPE, SIGILL and SIGQUIT through gort__signal_install: they run on the
- * M's pre-faulted signal stack, which is what makes a stack overflow
- * reportable at all.
+ * gort__crash_init (called once at start-up, prof/start.c) opens the
+ * symbol tables and DWARF of every loaded module (so a crash does not open
+ * files), sets libunwind's caching policy, and installs handlers for
+ * SIGSEGV, SIGBUS, SIGFPE, SIGILL and SIGQUIT through
+ * gort__signal_install: they run on the M's pre-faulted signal stack, which
+ * is what makes a stack overflow reportable at all.
  *
  * What is printed follows Go:
  *   fault in user code    panic: runtime error: invalid memory address or

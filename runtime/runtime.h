@@ -290,7 +290,7 @@ struct gort_m {
     void *fatal_save;         /* fatal.c: crash bookkeeping */
     /* prof/dump.c asks a running M for its goroutine's stack: it sets
      * capture_req and sends SIGURG; the handler (sysmon/preempt.c) calls
-     * gort__sigurg_capture before anything else. */
+     * gort__hooks.sigurg_capture (prof/unwind.c) before anything else. */
     _Atomic uint32_t capture_req;
     void *capture_buf;
 #ifdef GORT_DEBUG_BUILD

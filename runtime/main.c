@@ -3,12 +3,13 @@
  * gort_maxprocs.
  *
  * gort_main (prof/start.c, which first starts the layers above the
- * runtime) calls gort__main here, which adopts the calling thread as an M.  Its scheduler stack (g0) is
- * the caller's own stack, a little below gort_main's frame; gort_main's
- * registers are saved in m->retctx, and the thread jumps back there when
- * the main goroutine has returned and the world is stopped (stw.c).  If
- * the main goroutine finishes on another thread, that thread wakes this
- * one.  The world stays stopped between gort_main calls.
+ * runtime) calls gort__main here, which adopts the calling thread as an M.
+ * Its scheduler stack (g0) is the caller's own stack, a little below
+ * gort_main's frame; gort_main's registers are saved in m->retctx, and
+ * the thread jumps back there when the main goroutine has returned and
+ * the world is stopped (stw.c).  If the main goroutine finishes on
+ * another thread, that thread wakes this one.  The world stays stopped
+ * between gort_main calls.
  *
  * Environment (read once, at the first runtime call):
  *   GORT_MAXPROCS    number of Ps (default: CPUs in our affinity mask)
@@ -38,7 +39,6 @@ gort_settings_t gort__settings = {
 };
 _Atomic int32_t gort__ncpu;
 gort_m_t *gort__m0;
-
 
 static size_t parse_size(const char *s, size_t def)
 {

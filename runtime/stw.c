@@ -36,7 +36,6 @@ static gort_p_t *palloc(int32_t id)
     return pp;
 }
 
-
 static void pdestroy(gort_p_t *pp, gort_p_t *heir)
 {
     gort_g_t *gs[GORT_RUNQ_SIZE + 1];

@@ -376,8 +376,11 @@ static void tb_hook(gort_p_t *lp)
     /* And its M asleep, past its idle path's last look at the inbox: only
      * the put's own wakep can then wake an M to take W from there. */
     gort_m_t *hm = atomic_load(&hs.hm);
-    while (!__atomic_load_n(&hm->blocked, __ATOMIC_ACQUIRE))
-        gort__cpu_relax();
+    for (bool blocked = false; !blocked;) {
+        gort__lock(&gort__sched.lock); /* blocked is under it */
+        blocked = hm->blocked;
+        gort__unlock(&gort__sched.lock);
+    }
     atomic_store(&tb_hooked, 1);
 }
 static void tb_body(void *arg)

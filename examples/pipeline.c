@@ -32,6 +32,9 @@ static void generate(void *arg)
     for (long i = 1;; i++)
         if (!send_or_done(s->out, s->done, &i))
             break;
+    /* As Go's `defer close(out)`: a stage blocked receiving from us (not
+     * in a select on done) must see the end too. */
+    gort_chan_close(s->out);
     gort_wg_done(s->wg);
 }
 

@@ -676,7 +676,7 @@ static int start_locked(const char *path, int hz)
 
 int gort_cpuprofile_start(const char *path, int hz)
 {
-    gort__runtime_init();
+    gort__start();
     pthread_mutex_lock(&api_lock);
     int r = start_locked(path, hz);
     pthread_mutex_unlock(&api_lock);

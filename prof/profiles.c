@@ -763,7 +763,7 @@ int gort_profile_write(const char *name, int fd, int debug)
         return -ENOENT;
     if (fd < 0)
         return -EBADF;
-    gort__runtime_init();
+    gort__start();
     if (which < 0) {
         if (debug >= 2) {
             gort_dump(fd);

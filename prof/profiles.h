@@ -65,6 +65,10 @@ int gort__write_all(int fd, const void *buf, size_t len);
  * stack (symbolization wants more room than a goroutine may have). */
 void gort__prof_on_big_stack(void (*fn)(void *), void *arg);
 
+/* start.c: brings the runtime, prof and sysmon up, once (gort_main and
+ * the profile API call it). */
+void gort__start(void);
+
 /* What prof/start.c puts in gort__hooks (runtime/hooks.h) and calls at
  * start-up; see hooks.h for when each runs. */
 void gort__prof_init(void);                             /* cpuprof.c */

@@ -9,6 +9,10 @@
  * Only then does runtime/main.c (gort__main) start the world and run the
  * main goroutine.
  *
+ * The profile API (gort_cpuprofile_start, gort_profile_write) may come
+ * before gort_main: it calls gort__start too.  Other calls before
+ * gort_main set up the runtime alone.
+ *
  * In a static link gort_main's references to sysmon/ and prof/ are what
  * pull their objects out of libgort.a: the runtime itself names nothing
  * above it.  A program that drives the runtime without gort_main (only
@@ -48,6 +52,10 @@ static void prof_start(void)
 
 static pthread_once_t start_once = PTHREAD_ONCE_INIT;
 
+static void start_layers(void);
+
+void gort__start(void) { pthread_once(&start_once, start_layers); }
+
 static void start_layers(void)
 {
     gort__runtime_init();
@@ -59,6 +67,6 @@ static void start_layers(void)
 
 int gort_main(void (*fn)(void *), void *arg)
 {
-    pthread_once(&start_once, start_layers);
+    gort__start();
     return gort__main(fn, arg);
 }

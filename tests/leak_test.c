@@ -17,14 +17,15 @@ static gort_chan *hold;
 
 __attribute__((noinline)) static void leaky_blocker(void *a)
 {
-    (void)a;
-    gort_chan_recv(hold, NULL); /* blocks until the test closes hold */
+    /* Its channel comes as the argument: the test reassigns hold while a
+     * blocker from before the mark may not have started yet. */
+    gort_chan_recv((gort_chan *)a, NULL); /* blocks until the test closes it */
     __asm__ volatile("" ::: "memory"); /* no tail call: keep this frame */
 }
 
 __attribute__((noinline)) static uint64_t leak_spawner(void)
 {
-    uint64_t id = gort_go(leaky_blocker, NULL);
+    uint64_t id = gort_go(leaky_blocker, hold);
     __asm__ volatile("" ::: "memory"); /* no tail call: the creation PC is here */
     return id;
 }
@@ -38,8 +39,7 @@ static void leak_body(void *a)
 {
     (void)a;
     gort_chan *old = gort_chan_make(0, 0); /* a goroutine from before the mark */
-    hold = old;
-    gort_go(leaky_blocker, NULL);
+    gort_go(leaky_blocker, old);
     n_before = gort_numgoroutine();
     gort_leak_mark *mark = gort_leak_mark_new();
     hold = gort_chan_make(0, 0);

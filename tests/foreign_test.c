@@ -487,17 +487,39 @@ static void defer_body(void *a)
 }
 GT_CHILD(foreign_defer) { gort_main(defer_body, NULL); }
 
+/* Misuse: changing gort_maxprocs needs a goroutine to stop the world. */
+static void *procs_thread(void *a)
+{
+    (void)a;
+    gort_maxprocs(3);
+    return NULL;
+}
+static void procs_body(void *a)
+{
+    (void)a;
+    pthread_t th;
+    pthread_create(&th, NULL, procs_thread, NULL);
+    pthread_join(th, NULL);
+}
+GT_CHILD(foreign_maxprocs) { gort_main(procs_body, NULL); }
+
+static void expect_fatal(const char *child, const char *line)
+{
+    gt_child_result r;
+    CU_ASSERT_EQUAL_FATAL(gt_child_run(child, NULL, 60, &r), 0);
+    CU_ASSERT_TRUE(r.exited);
+    CU_ASSERT_EQUAL(r.status, 2);
+    CU_ASSERT_TRUE(gt_first_line_is(r.out, line));
+    if (!gt_first_line_is(r.out, line))
+        fprintf(stderr, "\n%s output:\n%.2000s\n", child, r.out ? r.out : "");
+    gt_child_free(&r);
+}
+
 static void test_children(void)
 {
     CU_ASSERT_TRUE(gt_child_expect("foreign_late", NULL, 60, "late-ok 42"));
-    gt_child_result r;
-    CU_ASSERT_EQUAL_FATAL(gt_child_run("foreign_defer", NULL, 60, &r), 0);
-    CU_ASSERT_TRUE(r.exited);
-    CU_ASSERT_EQUAL(r.status, 2);
-    CU_ASSERT_TRUE(gt_first_line_is(r.out, "fatal error: gort_defer called outside a goroutine"));
-    if (!gt_first_line_is(r.out, "fatal error: gort_defer called outside a goroutine"))
-        fprintf(stderr, "\nforeign_defer output:\n%.2000s\n", r.out ? r.out : "");
-    gt_child_free(&r);
+    expect_fatal("foreign_defer", "fatal error: gort_defer called outside a goroutine");
+    expect_fatal("foreign_maxprocs", "fatal error: gort_maxprocs called outside a goroutine while the runtime runs");
 }
 
 GT_SUITE(foreign,

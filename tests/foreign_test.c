@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "chan.h" /* the wait queues, for the FIFO test */
+#include "gort_prof.h"
 #include "test.h"
 
 #define NT 4 /* plain threads */
@@ -87,6 +89,9 @@ static void ch_body(void *a)
 {
     int procs = (int)(intptr_t)a;
     int old = gort_maxprocs(procs);
+    /* At two Ps with the block profile on: plain threads' waits are
+     * stamped and recorded too. */
+    gort_set_block_profile_rate(procs == 2 ? 1 : 0);
     ch_in = gort_chan_make(sizeof(long), 0);
     ch_out = gort_chan_make(sizeof(long), 0);
     atomic_store(&ch_in_sum, 0);
@@ -105,6 +110,7 @@ static void ch_body(void *a)
     gort_wg_wait(&ch_wg);
     gort_chan_free(ch_in);
     gort_chan_free(ch_out);
+    gort_set_block_profile_rate(0);
     gort_maxprocs(old);
 }
 
@@ -165,6 +171,8 @@ static void mu_body(void *a)
 {
     (void)a;
     mu_counter = 0;
+    int frac = gort_set_mutex_profile_fraction(1);
+    gort_set_block_profile_rate(1);
     gort_wg_add(&mu_wg, NG);
     for (int i = 0; i < NG; i++)
         gort_go(mu_goroutine, NULL);
@@ -172,6 +180,8 @@ static void mu_body(void *a)
     start_threads(th, NT, mu_thread);
     gort_wg_wait(&mu_wg);
     join_threads(th, NT);
+    gort_set_block_profile_rate(0);
+    gort_set_mutex_profile_fraction(frac);
 }
 
 static void test_mutex(void)
@@ -444,6 +454,113 @@ static void test_sync_misc(void)
     CU_ASSERT_EQUAL(atomic_load(&sleep_short), 0);
 }
 
+/* ---- FIFO among goroutines and a plain thread on one wait queue ---- */
+
+/* Goroutine A, then the plain thread, then goroutine B queue on the same
+ * channel, each only once the one before is in the queue; three values
+ * must reach them in that order.  Then the same for senders. */
+#define FIFO_ROUNDS 200
+static gort_chan *fifo_c;
+static gort_sema fifo_go;
+static _Atomic long fifo_got[3];
+static _Atomic int fifo_bad, fifo_acks;
+static gort_waitgroup fifo_wg;
+
+static int queue_len(gort_chan *c, bool recvq)
+{
+    int n = 0;
+    gort_g_t *gp = gort__rt_enter();
+    gort__chan_lock(&c->lock);
+    for (gort_sudog_t *s = atomic_load_explicit(recvq ? &c->recvq.first : &c->sendq.first,
+                                                memory_order_relaxed);
+         s; s = s->next)
+        n++;
+    gort__unlock(&c->lock);
+    gort__rt_leave(gp);
+    return n;
+}
+
+static void fifo_one(intptr_t who, bool recv)
+{
+    long v = who + 1;
+    if (recv) {
+        gort_chan_recv(fifo_c, &v);
+        atomic_store(&fifo_got[who], v);
+    } else {
+        gort_chan_send(fifo_c, &v);
+    }
+}
+
+static void *fifo_thread(void *a)
+{
+    (void)a;
+    for (int r = 0; r < 2 * FIFO_ROUNDS; r++) {
+        gort_sema_acquire(&fifo_go);
+        fifo_one(1, r < FIFO_ROUNDS);
+        atomic_fetch_add(&fifo_acks, 1);
+    }
+    atomic_fetch_add(&threads_done, 1);
+    return NULL;
+}
+
+static void fifo_goroutine(void *a)
+{
+    intptr_t x = (intptr_t)a;
+    fifo_one(x >> 1, x & 1);
+    gort_wg_done(&fifo_wg);
+}
+
+static void wait_queued(bool recv, int n)
+{
+    while (queue_len(fifo_c, recv) < n)
+        gort_yield();
+}
+
+static void fifo_body(void *a)
+{
+    (void)a;
+    fifo_c = gort_chan_make(sizeof(long), 0);
+    pthread_t th[1];
+    start_threads(th, 1, fifo_thread);
+    for (int r = 0; r < 2 * FIFO_ROUNDS; r++) {
+        bool recv = r < FIFO_ROUNDS;
+        for (int i = 0; i < 3; i++)
+            atomic_store(&fifo_got[i], 0);
+        gort_wg_add(&fifo_wg, 2);
+        gort_go(fifo_goroutine, (void *)(intptr_t)(0 << 1 | recv));
+        wait_queued(recv, 1);
+        gort_sema_release(&fifo_go, 1);
+        wait_queued(recv, 2);
+        gort_go(fifo_goroutine, (void *)(intptr_t)(2 << 1 | recv));
+        wait_queued(recv, 3);
+        for (long i = 0; i < 3; i++) {
+            long v = i + 1;
+            if (recv) {
+                gort_chan_send(fifo_c, &v);
+            } else {
+                gort_chan_recv(fifo_c, &v);
+                if (v != i + 1)
+                    atomic_fetch_add(&fifo_bad, 1);
+            }
+        }
+        gort_wg_wait(&fifo_wg);
+        while (atomic_load(&fifo_acks) < r + 1) /* the thread's call returned */
+            gort_yield();
+        if (recv)
+            for (int i = 0; i < 3; i++)
+                if (atomic_load(&fifo_got[i]) != i + 1)
+                    atomic_fetch_add(&fifo_bad, 1);
+    }
+    join_threads(th, 1);
+    gort_chan_free(fifo_c);
+}
+
+static void test_fifo(void)
+{
+    GT_RUN(fifo_body, NULL);
+    CU_ASSERT_EQUAL(atomic_load(&fifo_bad), 0);
+}
+
 /* ---- a plain thread blocked forever is not a deadlock's end ---- */
 
 /* The goroutines all block on a channel only a plain thread will serve,
@@ -528,4 +645,5 @@ GT_SUITE(foreign,
          {"waitgroup", test_waitgroup},
          {"select", test_select},
          {"sync_misc", test_sync_misc},
+         {"fifo", test_fifo},
          {"children", test_children})

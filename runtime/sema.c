@@ -257,9 +257,9 @@ void gort__semrelease(_Atomic uint32_t *addr, bool handoff, int skip)
         s->ticket = 1;
     /* s belongs to the waiter from here on: it may run and free it.  A
      * plain thread's waiter runs on its own thread: no P to yield to it. */
-    gort_g_t *wg = s->g;
-    handed = handed && !wg->foreign;
-    gort__ready(wg, true);
+    gort_g_t *waiter = s->g;
+    handed = handed && !waiter->foreign;
+    gort__ready(waiter, true);
     if (handed && gort__getg()) {
         /* Direct handoff: let the waiter run now, on our time slice. */
         gort__gosched();

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "chan.h" /* the wait queues, for the FIFO test */
+#include "gort_ctx.h"
 #include "gort_prof.h"
 #include "test.h"
 
@@ -561,6 +562,53 @@ static void test_fifo(void)
     CU_ASSERT_EQUAL(atomic_load(&fifo_bad), 0);
 }
 
+/* ---- context and errgroup waits from a plain thread ---- */
+
+#define EG_FNS 20
+static _Atomic int eg_ran, eg_wait_ret, eg_sleep_ret;
+static int eg_fn(gort_ctx *ctx, void *arg)
+{
+    (void)ctx;
+    gort_sleep(100000);
+    atomic_fetch_add(&eg_ran, 1);
+    return (intptr_t)arg == 7 ? -5 : 0;
+}
+static void eg_canceller(void *a)
+{
+    gort_sleep(1000000);
+    gort_ctx_cancel(a);
+}
+static void *eg_thread(void *a)
+{
+    (void)a;
+    gort_errgroup *g = gort_errgroup_new(NULL);
+    gort_errgroup_set_limit(g, 2); /* gort_errgroup_go blocks this thread */
+    for (intptr_t i = 0; i < EG_FNS; i++)
+        gort_errgroup_go(g, eg_fn, (void *)i);
+    atomic_store(&eg_wait_ret, gort_errgroup_wait(g));
+    gort_errgroup_free(g);
+    gort_ctx *c = gort_ctx_with_cancel(gort_ctx_background());
+    gort_go(eg_canceller, c);
+    atomic_store(&eg_sleep_ret, gort_ctx_sleep(c, 60LL * 1000000000));
+    gort_ctx_free(c);
+    atomic_fetch_add(&threads_done, 1);
+    return NULL;
+}
+static void eg_body(void *a)
+{
+    (void)a;
+    pthread_t th[1];
+    start_threads(th, 1, eg_thread);
+    join_threads(th, 1);
+}
+static void test_ctx_errgroup(void)
+{
+    GT_RUN(eg_body, NULL);
+    CU_ASSERT_EQUAL(atomic_load(&eg_ran), EG_FNS);
+    CU_ASSERT_EQUAL(atomic_load(&eg_wait_ret), -5);
+    CU_ASSERT_EQUAL(atomic_load(&eg_sleep_ret), GORT_CTX_CANCELED);
+}
+
 /* ---- a plain thread blocked forever is not a deadlock's end ---- */
 
 /* The goroutines all block on a channel only a plain thread will serve,
@@ -646,4 +694,5 @@ GT_SUITE(foreign,
          {"select", test_select},
          {"sync_misc", test_sync_misc},
          {"fifo", test_fifo},
+         {"ctx_errgroup", test_ctx_errgroup},
          {"children", test_children})

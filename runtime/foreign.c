@@ -174,11 +174,28 @@ static bool tid_is_runtimes(pid_t tid)
     return ours;
 }
 
+/* Ms whose thread has not yet recorded its tid: sysmon's, just after
+ * gort_main started it (the others are counted running in mcount until
+ * they have, so checkdead never gets here meanwhile). */
+static int unstarted_ms(void)
+{
+    int n = 0;
+    gort__lock(&gort__sched.allm_lock);
+    for (gort_m_t *m = gort__sched.allm; m; m = m->alllink)
+        n += m->tid == 0;
+    gort__unlock(&gort__sched.allm_lock);
+    return n;
+}
+
 /* Called by checkdead only when it has found everything else asleep, so
  * the cost of reading /proc is paid once before a fatal error, not per
- * idle M.  A thread the runtime starts counts as foreign until its M has
- * set m->tid: that errs towards "not a deadlock", never the other way.
- * So does the profiler's writer thread, which is not an M. */
+ * idle M.  checkdead does not run again if this says "alive" when it was
+ * not, so a thread of the runtime's own must not pass for a plain one: an
+ * M that has not yet set m->tid is allowed for by count, counted after the
+ * scan (one that sets it meanwhile then errs towards "alive", never
+ * towards a false deadlock).  The profiler's writer thread, not an M,
+ * passes for a plain thread: no deadlock report while a CPU profile is
+ * being written. */
 bool gort__foreign_threads_live(void)
 {
     DIR *d = opendir("/proc/self/task");
@@ -186,11 +203,11 @@ bool gort__foreign_threads_live(void)
         return true; /* cannot tell: someone may still act */
     int others = 0;
     struct dirent *e;
-    while (others <= SANITIZER_THREADS && (e = readdir(d)) != NULL) {
+    while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] < '0' || e->d_name[0] > '9')
             continue;
         others += !tid_is_runtimes((pid_t)atoi(e->d_name));
     }
     closedir(d);
-    return others > SANITIZER_THREADS;
+    return others > SANITIZER_THREADS + unstarted_ms();
 }

@@ -29,6 +29,21 @@
  * two instructions of user code.  errno and __thread variables belong to the
  * thread, not the goroutine.  Read errno immediately after the call that set
  * it, or pin the goroutine with gort_lock_thread().  See docs/runtime.md.
+ *
+ * Threads gort did not start (the program's own pthreads, a library's
+ * callback thread) may make every call here, blocking ones included: a
+ * blocking call (channel send and receive, select, sleep, timers' channels,
+ * WaitGroup wait, mutex, rwmutex, cond, once, sema, the context and
+ * errgroup waits) queues the thread beside the goroutines in the same FIFO
+ * order and blocks it in the kernel until the operation completes.  Marked
+ * below:
+ *   [goroutine only]  fatal error from a plain thread: gort_defer,
+ *                     gort_call, and gort_maxprocs(n > 0) while gort_main
+ *                     runs;
+ *   [plain: ...]      what the call does on a plain thread, where it
+ *                     differs.
+ * While a plain thread is alive the runtime cannot know it will never wake
+ * a goroutine, so "all goroutines are asleep - deadlock!" is not reported.
  */
 #ifndef GORT_H
 #define GORT_H
@@ -68,11 +83,13 @@ GORT_API int gort_main(void (*fn)(void *), void *arg);
  * has started. */
 GORT_API uint64_t gort_go(void (*fn)(void *), void *arg);
 
-GORT_API void gort_yield(void);              /* runtime.Gosched */
-GORT_API void gort_sleep(int64_t ns);        /* time.Sleep; ns <= 0 returns at once */
+GORT_API void gort_yield(void);              /* runtime.Gosched [plain: sched_yield] */
+GORT_API void gort_sleep(int64_t ns);        /* time.Sleep; ns <= 0 returns at once [plain: nanosleep] */
 GORT_API int64_t gort_nanotime(void);        /* monotonic clock, ns */
-GORT_API uint64_t gort_self(void);           /* running goroutine's id; 0 outside one */
-GORT_API int gort_maxprocs(int n);           /* n > 0 sets; returns the previous value */
+GORT_API uint64_t gort_self(void);           /* running goroutine's id; 0 outside one [plain: 0] */
+/* n > 0 sets; returns the previous value.  [goroutine only while gort_main
+ * runs, for n > 0; before it, any thread: applies at the next start] */
+GORT_API int gort_maxprocs(int n);
 GORT_API int gort_numgoroutine(void);        /* live goroutines, as runtime.NumGoroutine */
 /* One live goroutine, as gort_goroutines lists it. */
 typedef struct gort_goroutine_info {
@@ -88,7 +105,8 @@ GORT_API int gort_numcpu(void);              /* CPUs this process may use */
 
 /* Pins the calling goroutine to its OS thread (runtime.LockOSThread):
  * calls nest; the goroutine runs only on this thread and the thread runs
- * nothing else until the matching number of unlocks. */
+ * nothing else until the matching number of unlocks.  [plain: no-op, a
+ * plain thread is always its own] */
 GORT_API void gort_lock_thread(void);
 GORT_API void gort_unlock_thread(void);
 
@@ -255,7 +273,8 @@ GORT_API void gort_sema_release(gort_sema *, uint32_t n);
 /* ------------------------------------------------------------------ */
 
 /* Bracket a blocking call the runtime cannot see: the P is free for other
- * goroutines while the call lasts (sysmon hands it off after one round). */
+ * goroutines while the call lasts (sysmon hands it off after one round).
+ * [plain: no-op; the wrappers below are the plain calls] */
 GORT_API void gort_syscall_enter(void);
 GORT_API void gort_syscall_exit(void);
 
@@ -277,7 +296,8 @@ GORT_API pid_t gort_waitpid(pid_t pid, int *status, int options);
 /* ------------------------------------------------------------------ */
 
 /* runtime.Stack: the calling goroutine's stack, or all goroutines (the
- * caller first) when all.  Returns the bytes written (truncated to len). */
+ * caller first) when all.  Returns the bytes written (truncated to len).
+ * [plain: the goroutines only, without stopping the world] */
 GORT_API size_t gort_stack(char *buf, size_t len, bool all);
 /* Writes every goroutine's stack to fd. */
 GORT_API void gort_dump(int fd);
@@ -317,13 +337,14 @@ GORT_API void gort_stats_get(gort_stats *out);
 /* ------------------------------------------------------------------ */
 
 /* Registers fn(arg) to run, last in first out, when the calling goroutine's
- * function returns or panics. */
+ * function returns or panics.  [goroutine only] */
 GORT_API void gort_defer(void (*fn)(void *), void *arg);
 /* Starts a panic with a printf-style message: deferred calls run; if none
- * recovers, the program prints "panic: MESSAGE", the dump, and exits 2. */
+ * recovers, the program prints "panic: MESSAGE", the dump, and exits 2.
+ * [plain: nothing to recover it, so the program exits at once] */
 GORT_API void gort_panic(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 /* Inside a deferred call during a panic: stops it and returns its message
- * (valid until the goroutine exits); NULL otherwise. */
+ * (valid until the goroutine exits); NULL otherwise.  [plain: NULL] */
 GORT_API const char *gort_recover(void);
 
 #ifdef __cplusplus

@@ -28,7 +28,8 @@ extern "C" {
 
 /* Runs fn(arg) in a new frame.  Returns true when fn returned, false when
  * a panic inside it was recovered by one of the frame's deferred calls.
- * In both cases the frame's deferred calls have run. */
+ * In both cases the frame's deferred calls have run.  [goroutine only:
+ * fatal from a thread gort did not start (gort.h)] */
 GORT_API bool gort_call(void (*fn)(void *), void *arg);
 
 /* True while the calling goroutine has a panic in progress (inside a

@@ -32,9 +32,10 @@
  * "not closed": a channel never goes from closed to open, and an empty
  * closed channel stays empty, so the answer is again a real instant.
  *
- * Blocking operations require a goroutine; the non-blocking ones and close
- * work from any thread (a thread without a P readies through the global
- * queue).  time.c sends on timer channels from g0 (timer callbacks).
+ * Every operation works from any thread: on a plain thread a blocking one
+ * queues that thread's waiter (gort__waiter, foreign.c) and sleeps in the
+ * kernel; a thread without a P readies through the global queue.  time.c
+ * sends on timer channels from g0 (timer callbacks).
  *
  * One P.  With gomaxprocs 1 (gort__chansolo, set by procresize with the
  * world stopped) the thread holding the P takes channel locks by plain
@@ -318,7 +319,7 @@ static inline void block_event(gort_sudog_t *sg, int64_t t0, int skip)
  * fewer levels between the switch and the user's code the better. */
 static inline __attribute__((always_inline)) int chan_park(gort_chan *c, gort_waitq_t *q, void *ep, int reason)
 {
-    gort_g_t *gp = gort__getg();
+    gort_g_t *gp = gort__waiter();
     /* On our own stack: it lives exactly as long as we are parked (a waker
      * is done with it before it readies us), and skips the per-P cache. */
     gort_sudog_t sgs = {.elem = ep, .g = gp, .c = c}, *sg = &sgs;

@@ -98,11 +98,10 @@ static __attribute__((noinline)) void notify_wait(gort_cond *c, uint32_t t, gort
 void gort_cond_wait(gort_cond *c, gort_mutex *m)
 {
     gort_g_t *gp = gort__rt_enter();
-    if (!gp)
-        gort__fatal("gort_cond_wait called outside a goroutine");
+    gort_g_t *self = gp ? gp : gort__foreign_g(); /* fatal on g0 */
     uint32_t t = atomic_fetch_add_explicit(cwait(c), 1, memory_order_acq_rel);
     gort_mutex_unlock(m);
-    notify_wait(c, t, gp);
+    notify_wait(c, t, self);
     gort__rt_leave(gp);
     gort_mutex_lock(m);
 }

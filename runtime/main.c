@@ -281,6 +281,9 @@ int gort_maxprocs(int n)
 {
     gort__runtime_init();
     gort_g_t *gp = gort__getg();
+    if (!gp && n > 0 && !gort__getm() && atomic_load(&gort__sched.main_running) &&
+        !atomic_load(&gort__sched.main_done))
+        gort__fatal("gort_maxprocs called outside a goroutine while the runtime runs");
     if (!gp || !atomic_load(&gort__sched.main_running) || atomic_load(&gort__sched.main_done)) {
         /* Runtime not running: applies when gort_main next starts it. */
         gort__lock(&gort__sched.lock);

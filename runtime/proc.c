@@ -325,10 +325,8 @@ void gort__goentry(gort_g_t *gp)
 uint64_t gort_go(void (*fn)(void *), void *arg)
 {
     gort_g_t *cur = gort__rt_enter();
-    if (!cur) {
+    if (!cur)
         gort__runtime_init();
-        atomic_store_explicit(&gort__sched.foreign_used, 1, memory_order_relaxed);
-    }
     uintptr_t pc = (uintptr_t)__builtin_return_address(0);
     gort_g_t *gp = gort__newproc(fn, arg, pc, false);
     uint64_t id = gp->goid;

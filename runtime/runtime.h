@@ -190,6 +190,8 @@ struct gort_g {
     _Atomic bool selectdone; /* select: first waker wins (chan.c) */
     bool parking_on_chan;    /* chan.c: park in progress */
     uint8_t lockedext;       /* gort_lock_thread nesting (external) */
+    bool foreign;            /* a plain thread's waiter, not a goroutine
+                                (foreign.c); const */
     _Atomic int32_t inrt;    /* inside a runtime call (gort__rt_enter); written
                                 by the goroutine only, read by sysmon */
     gort_m_t *m;             /* M running it (RUNNING/SYSCALL), else NULL */
@@ -417,7 +419,6 @@ typedef struct gort_sched {
     _Atomic uint32_t sysmonwait;   /* sysmon is sleeping on sysmonnote */
     gort_note_t sysmonnote;
     _Atomic int32_t nsyscall_ms;   /* Ms in a syscall without P */
-    _Atomic int32_t foreign_used;  /* a non-goroutine thread called in */
 } gort_sched_t;
 
 extern gort_sched_t gort__sched;
@@ -617,9 +618,25 @@ void gort__execute(gort_g_t *gp, bool inherit) __attribute__((noreturn));
 /* Parks the running goroutine.  unlockf(g, lock), if given, runs on the M's
  * own stack after the goroutine's context is saved; if it returns false the
  * goroutine resumes at once.  From the moment unlockf releases the lock,
- * another thread may ready the goroutine. */
+ * another thread may ready the goroutine.  On a plain thread the same, with
+ * gort__waiter()'s G, the thread sleeping in the kernel (foreign.c). */
 void gort__park_m(void *arg); /* g0's half (sched.c) */
-__attribute__((noreturn, cold)) void gort__park_nog(void);
+/* Threads the runtime did not start (foreign.c).  Such a thread blocks
+ * through a waiter shaped like a G (g->foreign) that it queues where a
+ * goroutine would, and sleeps on a futex until a waker readies it. */
+gort_g_t *gort__foreign_g(void);
+__attribute__((cold)) void gort__foreign_park(bool (*unlockf)(gort_g_t *, void *), void *lock, int reason);
+__attribute__((cold)) void gort__foreign_ready(gort_g_t *gp);
+/* A thread the runtime did not start is alive: it may still wake someone
+ * (checkdead).  Reads /proc; takes allm_lock. */
+bool gort__foreign_threads_live(void);
+/* The G a blocking call queues: the running goroutine, else the calling
+ * plain thread's waiter. */
+static inline gort_g_t *gort__waiter(void)
+{
+    gort_g_t *gp = gort__getg();
+    return likely(gp != NULL) ? gp : gort__foreign_g();
+}
 /* Inline, like the lock: every return between the switch and the caller's
  * own code is mispredicted when the goroutine resumes (the return stack
  * buffer holds g0's calls), so each call level here cost a few ns per
@@ -629,8 +646,10 @@ static inline __attribute__((always_inline)) void gort__park(bool (*unlockf)(gor
 {
     gort_m_t *m = gort__getm();
     gort_g_t *gp = m ? m->curg : NULL;
-    if (unlikely(!gp))
-        gort__park_nog();
+    if (unlikely(!gp)) {
+        gort__foreign_park(unlockf, lock, reason);
+        return;
+    }
     m->waitlock = lock;
     m->waitunlockf = unlockf;
     gp->waitreason = (uint8_t)reason;

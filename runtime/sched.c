@@ -769,8 +769,6 @@ void gort__park_m(void *arg)
     gort__schedule();
 }
 
-void gort__park_nog(void) { gort__throw("a blocking gort call was made outside a goroutine"); }
-
 bool gort__unlock_fn(gort_g_t *gp, void *l)
 {
     (void)gp;
@@ -832,6 +830,12 @@ static bool affine_put(gort_p_t *pp, gort_g_t *gp, bool balance)
 
 static inline __attribute__((always_inline)) void ready(gort_g_t *gp, bool next, bool balance)
 {
+    /* A plain thread's waiter sleeps in the kernel, not on a run queue.
+     * foreign is on the line the status transition touches anyway. */
+    if (unlikely(gp->foreign)) {
+        gort__foreign_ready(gp);
+        return;
+    }
     gort__casgstatus(gp, G_WAITING, G_RUNNABLE);
     gort_m_t *m = gort__getm();
     if (m && m->readybatch) {
@@ -881,13 +885,19 @@ void gort__ready_handoff(gort_g_t *gp, bool sender)
  * have a P (waking Ms for the ones others can steal), else globally. */
 void gort__injectglist(gort_g_t *list)
 {
-    if (!list)
-        return;
     int n = 0;
-    for (gort_g_t *g = list; g; g = g->schedlink) {
+    for (gort_g_t **link = &list, *g; (g = *link) != NULL;) {
+        if (unlikely(g->foreign)) {
+            *link = g->schedlink; /* read before the wake: g is its thread's then */
+            gort__foreign_ready(g);
+            continue;
+        }
         gort__casgstatus(g, G_WAITING, G_RUNNABLE);
         n++;
+        link = &g->schedlink;
     }
+    if (!list)
+        return;
     gort_m_t *m = gort__getm();
     if (!m || !m->p) {
         gort__lock(&gort__sched.lock);
@@ -999,8 +1009,6 @@ void gort__checkdead(void)
         return;
     if (atomic_load_explicit(&gort__sched.main_done, memory_order_acquire))
         return;
-    if (atomic_load_explicit(&gort__sched.foreign_used, memory_order_relaxed))
-        return; /* a thread the runtime does not own may still wake someone */
     if (atomic_load_explicit(&gort__panicking, memory_order_relaxed))
         return;
     int32_t run = gort__sched.mcount - gort__sched.nmidle - gort__sched.nmidlelocked;
@@ -1024,6 +1032,10 @@ void gort__checkdead(void)
     for (int32_t i = 0; i < n; i++)
         if (atomic_load_explicit(&gort__allp[i]->timer0when, memory_order_relaxed) != 0)
             return;
+    /* Last, as the dearest check: a thread of the program's own may still
+     * send, unlock or start a goroutine (foreign.c). */
+    if (gort__foreign_threads_live())
+        return;
     gort__unlock(&gort__sched.lock);
     gort__fatal("all goroutines are asleep - deadlock!");
 }

@@ -243,13 +243,14 @@ int gort_select(gort_case *cases, int n, bool block)
     bool prof = atomic_load_explicit(&gort__block_rate, memory_order_relaxed) > 0;
     if (unlikely(prof))
         t0 = gort__nanotime();
-    atomic_store_explicit(&gp->selectdone, false, memory_order_relaxed);
-    gort_sudog_t **nextp = &gp->waiting;
+    gort_g_t *self = gp ? gp : gort__foreign_g(); /* what we queue */
+    atomic_store_explicit(&self->selectdone, false, memory_order_relaxed);
+    gort_sudog_t **nextp = &self->waiting;
     for (int32_t k = 0; k < norder; k++) {
         int32_t i = lockorder[k];
         gort_case *cs = &cases[i];
         gort_sudog_t *sg = gort__acquire_sudog();
-        sg->g = gp;
+        sg->g = self;
         sg->isselect = true;
         sg->elem = cs->elem;
         sg->c = cs->ch;
@@ -261,16 +262,16 @@ int gort_select(gort_case *cases, int n, bool block)
         gort__waitq_enqueue(cs->op == GORT_SEND ? &cs->ch->sendq : &cs->ch->recvq, sg);
     }
     *nextp = NULL;
-    gp->param = NULL;
+    self->param = NULL;
     gort__park(selparkcommit, NULL, WR_SELECT);
 
     /* Pass 3: we were claimed through the sudog in param. */
-    gort_sudog_t *won = gp->param;
-    gp->param = NULL;
+    gort_sudog_t *won = self->param;
+    self->param = NULL;
     sellock(&s);
     int64_t rtime = 0;
-    gort_sudog_t *sglist = gp->waiting;
-    gp->waiting = NULL;
+    gort_sudog_t *sglist = self->waiting;
+    self->waiting = NULL;
     for (int32_t k = 0; k < norder; k++) {
         int32_t i = lockorder[k];
         gort_case *cs = &cases[i];

@@ -193,8 +193,7 @@ void gort__semacquire(_Atomic uint32_t *addr, bool lifo, int reason, int profile
 {
     if (gort__semcanacquire(addr))
         return;
-    if (unlikely(!gort__getg()))
-        gort__throw("semacquire outside a goroutine");
+    gort_g_t *gp = gort__waiter();
     pthread_once(&semtab_once, semtab_init);
     gort_sudog_t *s = gort__acquire_sudog();
     semroot_t *root = semroot(addr);
@@ -214,7 +213,7 @@ void gort__semacquire(_Atomic uint32_t *addr, bool lifo, int reason, int profile
             gort__unlock(&root->lock);
             break;
         }
-        s->g = gort__getg();
+        s->g = gp;
         s->ticket = 0;
         queue(root, addr, s, lifo);
         gort__park_unlock(&root->lock, reason);
@@ -255,8 +254,11 @@ void gort__semrelease(_Atomic uint32_t *addr, bool handoff, int skip)
     bool handed = handoff && gort__semcanacquire(addr);
     if (handed)
         s->ticket = 1;
-    /* s belongs to the waiter from here on: it may run and free it. */
-    gort__ready(s->g, true);
+    /* s belongs to the waiter from here on: it may run and free it.  A
+     * plain thread's waiter runs on its own thread: no P to yield to it. */
+    gort_g_t *waiter = s->g;
+    handed = handed && !waiter->foreign;
+    gort__ready(waiter, true);
     if (handed && gort__getg()) {
         /* Direct handoff: let the waiter run now, on our time slice. */
         gort__gosched();

@@ -46,9 +46,7 @@ void gort_wg_done(gort_waitgroup *wg) { gort_wg_add(wg, -1); }
 
 void gort_wg_wait(gort_waitgroup *wg)
 {
-    gort_g_t *gp = gort__rt_enter();
-    if (!gp)
-        gort__fatal("gort_wg_wait called outside a goroutine");
+    (void)gort__rt_enter(); /* gp may change Ms while it waits: reread below */
     for (;;) {
         uint64_t state = atomic_load_explicit(wg_state(wg), memory_order_acquire);
         if ((int32_t)(state >> 32) == 0)

@@ -853,6 +853,9 @@ void gort__sigstack_init(gort_m_t *m);
  * sysmon's objects out of libgort.a in a static link). */
 void gort__sysmon_start(void);
 void gort__sysmon_wake(void);
+/* Wakes sysmon only from its sleep with every P idle: a P went into a
+ * system call, and only sysmon can run its timers or hand it off. */
+void gort__sysmon_wake_quiet(void);
 void gort__preempt_m(gort_m_t *m);
 void gort__sysmon_count_handoff(void);
 

@@ -69,12 +69,18 @@ typedef struct pdata {
     gort_m_t *cpum;       /* the M those samples belong to */
     bool busy;            /* used at least half of the last interval */
     int64_t lastsignal;
+    /* The kernel's word on a thread that looks off the CPU: 'R' (waits
+     * for one), 'S' (sleeps) or 0 (not asked), for cpum running the G of
+     * (cputick, cpugen), read at stateat. */
+    char kstate;
+    int64_t stateat;
 } pdata_t;
 
 static pdata_t pdata[GORT_MAX_PROCS];
 static gort_m_t *sysmon_m;
 static _Atomic uint32_t wakeword;
 static _Atomic uint32_t sleeping_long;
+static _Atomic uint32_t sleeping_quiet; /* in the every-P-idle sleep */
 
 /* Ms running without a P after a revoke, and their CPU samples. */
 typedef struct revoked {
@@ -99,6 +105,12 @@ void gort__sysmon_wake(void)
     }
 }
 
+void gort__sysmon_wake_quiet(void)
+{
+    if (atomic_load_explicit(&sleeping_quiet, memory_order_seq_cst))
+        gort__sysmon_wake();
+}
+
 /* Sleeps ns; a pokeable sleep can be cut short by gort__sysmon_wake.
  * Returns true if it was.
  *
@@ -112,38 +124,63 @@ static bool sysmon_sleep(int64_t ns, bool all_idle, bool pokeable)
     uint32_t w = atomic_load_explicit(&wakeword, memory_order_acquire);
     if (pokeable) {
         atomic_store_explicit(&sleeping_long, 1, memory_order_seq_cst);
+        if (all_idle)
+            atomic_store_explicit(&sleeping_quiet, 1, memory_order_seq_cst);
         /* Re-check after announcing: whoever made work after our check
          * and before the store either saw sleeping_long, or made work
          * that we see here. */
         int32_t procs = atomic_load(&gort__gomaxprocs);
         if (all_idle && !atomic_load(&gort__sched.gcwaiting) && atomic_load(&gort__sched.npidle) != procs) {
             atomic_store(&sleeping_long, 0);
+            atomic_store(&sleeping_quiet, 0);
             return true;
         }
     }
     gort__futex_wait(&wakeword, w, ns);
     atomic_store_explicit(&sleeping_long, 0, memory_order_relaxed);
+    atomic_store_explicit(&sleeping_quiet, 0, memory_order_relaxed);
     return atomic_load_explicit(&wakeword, memory_order_acquire) != w;
 }
 
-/* The kernel's view: is this thread asleep (S) or in uninterruptible
- * wait (D)?  Only asked about candidates, so the /proc read is rare. */
-static bool thread_sleeping(pid_t tid)
+/* The kernel's view of a thread: 'R' if it runs or waits for a CPU, 'S'
+ * if it sleeps (S) or waits uninterruptibly (D), 0 if unknown.  Read only
+ * for threads that look off the CPU, so the /proc read is rare. */
+static char thread_kstate(pid_t tid)
 {
     char path[64], buf[256];
     snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return false;
+        return 0;
     ssize_t n = read(fd, buf, sizeof buf - 1);
     close(fd);
     if (n <= 0)
-        return false;
+        return 0;
     buf[n] = 0;
     const char *p = strrchr(buf, ')'); /* the name may contain spaces */
     if (!p || p[1] != ' ')
-        return false;
-    return p[2] == 'S' || p[2] == 'D';
+        return 0;
+    if (p[2] == 'S' || p[2] == 'D')
+        return 'S';
+    return p[2] == 'R' ? 'R' : 0;
+}
+
+static bool thread_sleeping(pid_t tid) { return thread_kstate(tid) == 'S'; }
+
+/* A thread that got little CPU since the last sample: does it wait for a
+ * CPU (oversubscription: more Ps than CPUs, a CPU quota, other programs)
+ * or sleep in the kernel?  The answer is kept for the rest of this G's
+ * turn, re-read at most once a slice: a spinner that waits for a CPU stays
+ * that way, and a goroutine that goes from computing into a blocking call
+ * its own thread makes is found a slice later at worst. */
+static bool thread_waits_cpu(pdata_t *pd, gort_m_t *m, int64_t now)
+{
+    int64_t ttl = __atomic_load_n(&gort__settings.slice_ns, __ATOMIC_RELAXED);
+    if (pd->kstate == 0 || now - pd->stateat >= ttl) {
+        pd->kstate = thread_kstate(m->tid);
+        pd->stateat = now;
+    }
+    return pd->kstate == 'R';
 }
 
 static bool p_has_other_work(gort_p_t *pp, int64_t now)
@@ -154,27 +191,33 @@ static bool p_has_other_work(gort_p_t *pp, int64_t now)
     return w != 0 && w <= now + 1000000;
 }
 
-static void preemptone(gort_p_t *pp, pdata_t *pd, int64_t now)
+/* The goroutine on pp has held it for a slice.  A slice is wall time, as
+ * in Go: it is preempted whether its thread burned the CPU or waited for
+ * one.  Only a thread asleep in the kernel is spared the signal (its call
+ * would fail with EINTR, and one that wakes now and then from a blocking
+ * loop would be woken again and again): that is a thread that neither
+ * burned CPU in two samples in a row of this very G (one may cover a
+ * thread that was still starting up just before it entered a slow call)
+ * nor is runnable by the kernel's word.  Returns true if it asked. */
+static bool preemptone(gort_p_t *pp, pdata_t *pd, int64_t now)
 {
     gort_m_t *m = pp->m;
     gort_g_t *gp = m ? m->curg : NULL;
     if (!gp || m == sysmon_m || atomic_load(&gp->status) != G_RUNNING)
-        return;
-    if (now - pd->lastsignal < RESIGNAL_NS)
-        return;
-    /* Only threads burning CPU: a thread blocked in the kernel would see
-     * its call fail with EINTR, and a thread that wakes now and then from
-     * a blocking loop would be woken again and again by our signals. */
-    /* Two busy samples in a row of this very G (one may cover a thread
-     * that was still starting up, faulting in pages or binding symbols
-     * just before it entered a slow call), and no switch since. */
-    if (pd->cpum != m || !pd->busy || pd->busyrun < 2 ||
+        return false;
+    /* No switch since the samples. */
+    if (pd->cpum != m ||
         (uint32_t)atomic_load_explicit(&m->preempt_gen, memory_order_relaxed) != pd->cpugen)
-        return;
+        return false;
+    if (!(pd->busy && pd->busyrun >= 2) && !thread_waits_cpu(pd, m, now))
+        return false;
     atomic_store_explicit(&gp->preempt, true, memory_order_release);
     atomic_fetch_add_explicit(&gort__pstat_requested, 1, memory_order_relaxed);
     pd->lastsignal = now;
+    /* A signal still pending (a thread waiting for a CPU has not taken
+     * it yet) is not sent again: gort__preempt_m coalesces. */
     gort__preempt_m(m);
+    return true;
 }
 
 static void revoked_add(gort_m_t *m, int64_t now)
@@ -227,19 +270,138 @@ static int revoke_p(gort_p_t *pp, pdata_t *pd, int64_t now)
     return 1;
 }
 
-/* *due: the earliest time a running goroutine's slice ends (0: none).
- * *fresh: some P runs a goroutine that started since the last round, at a
- * moment somewhere in that round's sleep.
- * *hurry: goroutines wait for a P whose thread is new to us or was not
- * seen burning CPU: it may be blocked in a call nobody wrapped, and only
- * the next round can tell. */
-static int retake(int64_t now, int64_t *due, bool *fresh, bool *hurry, int *revokes)
+/* What one look at every P found (retake). */
+typedef struct retake_result {
+    int handoffs;  /* Ps taken from wrapped system calls */
+    int revokes;   /* Ps taken from threads blocked in unwrapped calls */
+    /* The earliest time sysmon has to look again (0: none): a running
+     * goroutine's slice ends, or a timer of a P in a system call falls
+     * due (nobody else may be there to run it). */
+    int64_t due;
+    /* Some P runs a goroutine that started since the last round, at a
+     * moment somewhere in that round's sleep. */
+    bool fresh;
+    /* Goroutines wait for a P whose thread is new to us or was not seen
+     * burning CPU: it may be blocked in a call nobody wrapped, and only
+     * the next round can tell. */
+    bool hurry;
+} retake_result_t;
+
+static void due_at(retake_result_t *r, int64_t when)
 {
-    int n = 0;
-    *revokes = 0;
-    *due = 0;
-    *fresh = false;
-    *hurry = false;
+    if (r->due == 0 || when < r->due)
+        r->due = when;
+}
+
+/* A running P: time slices and calls nobody wrapped. */
+static void retake_running(gort_p_t *pp, pdata_t *pd, int64_t now, retake_result_t *r)
+{
+    gort_m_t *m = pp->m;
+    bool shared = false; /* goroutines switched, the slice's tick did not */
+    if (m && m != sysmon_m) {
+        /* How much of the interval since the last sample did the thread
+         * spend on a CPU?  Half or more: it burns CPU.  Under an eighth,
+         * with no switch: it is off the CPU, either blocked in the kernel
+         * (perhaps waking now and then), a candidate for revoking, or
+         * waiting for a CPU, which only the kernel can tell us. */
+        int64_t cpu = gort__thread_cputime(m);
+        uint32_t tick = atomic_load_explicit(&pp->schedtick, memory_order_relaxed);
+        bool sampled = pd->cpum == m;
+        int64_t dt = now - pd->cpuat, dc = cpu - pd->cpu;
+        uint32_t gen = (uint32_t)atomic_load_explicit(&m->preempt_gen, memory_order_relaxed);
+        bool was_same_g = sampled && pd->cputick == tick && pd->cpugen == gen;
+        shared = sampled && pd->cputick == tick && pd->cpugen != gen;
+        if (!was_same_g)
+            pd->kstate = 0;
+        pd->busy = was_same_g && dc * 2 >= dt;
+        pd->busyrun = pd->busy ? pd->busyrun + 1 : 0;
+        pd->cpum = m;
+        pd->cpu = cpu;
+        pd->cpuat = now;
+        pd->cputick = tick;
+        pd->cpugen = gen;
+        if (was_same_g && dt >= ROUND_MIN_NS && dc * 8 < dt) {
+            /* Nothing waits for this P: whatever its thread does, leave
+             * it alone. */
+            if (!p_has_other_work(pp, now))
+                return;
+            /* Asleep: revoke.  Waiting for a CPU: a running goroutine,
+             * whose slice runs on below; taking its P would only start
+             * another thread to wait for a CPU. */
+            if (!thread_waits_cpu(pd, m, now)) {
+                r->revokes += revoke_p(pp, pd, now);
+                return;
+            }
+        }
+        /* Not pd->busy, which wants one goroutine throughout: a thread
+         * that switches goroutines while burning CPU (a channel pair) is
+         * not stuck, and hurrying for it cost ~1,000 extra rounds a
+         * second.  Nor is one the kernel says waits for a CPU. */
+        bool burning = (sampled && dt > 0 && dc * 2 >= dt) || pd->kstate == 'R';
+        if (!burning && (!gort__runqempty(pp) || atomic_load(&gort__sched.runqsize) != 0))
+            r->hurry = true;
+    }
+    int64_t end = pd->schedwhen + __atomic_load_n(&gort__settings.slice_ns, __ATOMIC_RELAXED);
+    if (end <= now) {
+        if (now - pd->lastsignal < RESIGNAL_NS) {
+            end = pd->lastsignal + RESIGNAL_NS;
+        } else if (preemptone(pp, pd, now)) {
+            end = now + RESIGNAL_NS;
+        } else if (shared) {
+            /* Goroutines handing off through runnext share one slice
+             * (each inherits it), so a pair talking over a channel never
+             * lets the P's queue run.  Its slice is over: the P's next
+             * schedule serves the queue first (sched.c).  No signal and
+             * no g->preempt: the pair switches every few hundred ns, and
+             * a flag on whichever G was current was mostly lost to a
+             * park. */
+            atomic_store_explicit(&pp->slice_over, true, memory_order_relaxed);
+            end = now + RESIGNAL_NS;
+        } else if (pd->kstate == 'S') {
+            end = pd->stateat + __atomic_load_n(&gort__settings.slice_ns, __ATOMIC_RELAXED);
+        } else {
+            end = now + ROUND_MIN_NS; /* sample again first */
+        }
+    }
+    due_at(r, end);
+}
+
+/* A P in a wrapped system call.  Hand it off (as Go's retake) if it has
+ * been in the call a whole round and there is work for it: goroutines in
+ * its queue or the global one, or a timer due (its thread cannot run it,
+ * and at one P nobody else can), or nobody else to find work, or the call
+ * is long.  A timer due later brings sysmon back then. */
+static void retake_syscall(gort_p_t *pp, pdata_t *pd, int64_t now, retake_result_t *r)
+{
+    int64_t w = atomic_load_explicit(&pp->timer0when, memory_order_acquire);
+    bool timer_due = w != 0 && w <= now;
+    if (w != 0 && !timer_due)
+        due_at(r, w);
+    uint32_t t = atomic_load_explicit(&pp->syscalltick, memory_order_relaxed);
+    if (pd->syscalltick != t) {
+        pd->syscalltick = t;
+        pd->syscallwhen = now;
+        /* A due timer does not wait for a second look: sysmon came
+         * because of it, perhaps after a long sleep. */
+        if (!timer_due)
+            return;
+    }
+    if (gort__runqempty(pp) && !timer_due &&
+        atomic_load(&gort__sched.nmspinning) + atomic_load(&gort__sched.npidle) > 0 &&
+        pd->syscallwhen + 10 * 1000 * 1000 > now)
+        return;
+    uint32_t exp = P_SYSCALL;
+    if (atomic_compare_exchange_strong(&pp->status, &exp, P_IDLE)) {
+        atomic_fetch_add_explicit(&pp->syscalltick, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&stat_handoffs, 1, memory_order_relaxed);
+        r->handoffs++;
+        gort__handoffp(pp);
+    }
+}
+
+static retake_result_t retake(int64_t now)
+{
+    retake_result_t r = {0};
     int32_t procs = atomic_load_explicit(&gort__gomaxprocs, memory_order_acquire);
     for (int32_t i = 0; i < procs; i++) {
         gort_p_t *pp = gort__allp[i];
@@ -256,88 +418,15 @@ static int retake(int64_t now, int64_t *due, bool *fresh, bool *hurry, int *revo
                 pd->schedwhen = now;
                 pd->cpum = NULL;
                 if (s == P_RUNNING)
-                    *fresh = true;
+                    r.fresh = true;
             }
         }
-        if (s == P_RUNNING) {
-            gort_m_t *m = pp->m;
-            bool shared = false; /* goroutines switched, the slice's tick did not */
-            if (m && m != sysmon_m) {
-                /* How much of the interval since the last sample did the
-                 * thread spend on a CPU?  Under an eighth, with no switch,
-                 * means blocked in the kernel (perhaps waking now and
-                 * then): a candidate for revoking.  Half or more means it
-                 * burns CPU and may be signalled. */
-                int64_t cpu = gort__thread_cputime(m);
-                uint32_t tick = atomic_load_explicit(&pp->schedtick, memory_order_relaxed);
-                bool sampled = pd->cpum == m;
-                int64_t dt = now - pd->cpuat, dc = cpu - pd->cpu;
-                uint32_t gen = (uint32_t)atomic_load_explicit(&m->preempt_gen, memory_order_relaxed);
-                bool was_same_g = sampled && pd->cputick == tick && pd->cpugen == gen;
-                shared = sampled && pd->cputick == tick && pd->cpugen != gen;
-                pd->busy = was_same_g && dc * 2 >= dt;
-                pd->busyrun = pd->busy ? pd->busyrun + 1 : 0;
-                pd->cpum = m;
-                pd->cpu = cpu;
-                pd->cpuat = now;
-                pd->cputick = tick;
-                pd->cpugen = gen;
-                if (was_same_g && dt >= ROUND_MIN_NS && dc * 8 < dt) {
-                    *revokes += revoke_p(pp, pd, now);
-                    continue;
-                }
-                /* Not pd->busy, which wants one goroutine throughout: a
-                 * thread that switches goroutines while burning CPU (a
-                 * channel pair) is not stuck, and hurrying for it cost
-                 * ~1,000 extra rounds a second. */
-                bool burning = sampled && dt > 0 && dc * 2 >= dt;
-                if (!burning && (!gort__runqempty(pp) || atomic_load(&gort__sched.runqsize) != 0))
-                    *hurry = true;
-            }
-            int64_t end = pd->schedwhen + __atomic_load_n(&gort__settings.slice_ns, __ATOMIC_RELAXED);
-            if (end <= now) {
-                if (pd->busyrun >= 2) {
-                    preemptone(pp, pd, now);
-                    end = now + RESIGNAL_NS;
-                } else if (shared) {
-                    /* Goroutines handing off through runnext share one
-                     * slice (each inherits it), so a pair talking over a
-                     * channel never lets the P's queue run.  Its slice is
-                     * over: the P's next schedule serves the queue first
-                     * (sched.c).  No signal and no g->preempt: the pair
-                     * switches every few hundred ns, and a flag on
-                     * whichever G was current was mostly lost to a park. */
-                    atomic_store_explicit(&pp->slice_over, true, memory_order_relaxed);
-                    end = now + RESIGNAL_NS;
-                } else {
-                    end = now + ROUND_MIN_NS; /* sample again first */
-                }
-            }
-            if (*due == 0 || end < *due)
-                *due = end;
-        } else if (s == P_SYSCALL) {
-            uint32_t t = atomic_load_explicit(&pp->syscalltick, memory_order_relaxed);
-            if (pd->syscalltick != t) {
-                pd->syscalltick = t;
-                pd->syscallwhen = now;
-                continue;
-            }
-            /* A whole round in the call.  Hand the P off if there is
-             * work, nobody else to find it, or the call is long. */
-            if (gort__runqempty(pp) &&
-                atomic_load(&gort__sched.nmspinning) + atomic_load(&gort__sched.npidle) > 0 &&
-                pd->syscallwhen + 10 * 1000 * 1000 > now)
-                continue;
-            uint32_t exp = P_SYSCALL;
-            if (atomic_compare_exchange_strong(&pp->status, &exp, P_IDLE)) {
-                atomic_fetch_add_explicit(&pp->syscalltick, 1, memory_order_relaxed);
-                atomic_fetch_add_explicit(&stat_handoffs, 1, memory_order_relaxed);
-                n++;
-                gort__handoffp(pp);
-            }
-        }
+        if (s == P_RUNNING)
+            retake_running(pp, pd, now, &r);
+        else if (s == P_SYSCALL)
+            retake_syscall(pp, pd, now, &r);
     }
-    return n;
+    return r;
 }
 
 /* Ms running without a P after a revoke: preempt them once they have
@@ -437,14 +526,18 @@ static void *sysmon_main(void *arg)
         }
         int64_t now = gort__nanotime();
         atomic_store_explicit(&gort__sysmon_now, now, memory_order_relaxed);
-        int revokes;
         /* Only P hand-offs from wrapped calls put sysmon back to 20 us
          * rounds for a while (Go's rhythm: more calls may follow).  A
          * revoke does not: on the development VM a round costs ~20 us of
          * CPU, and 50 quick rounds after each revoke took a fifth of the
          * CPU from the goroutine that got the P (the unwrapped syscall
          * bench ran its work 1.9x slower, the wrapped one 1.0x). */
-        if (retake(now, &due, &fresh, &hurry, &revokes) != 0)
+        retake_result_t rt = retake(now);
+        due = rt.due;
+        fresh = rt.fresh;
+        hurry = rt.hurry;
+        int revokes = rt.revokes;
+        if (rt.handoffs != 0)
             idle = 0;
         else
             idle++;

@@ -66,14 +66,16 @@ typedef struct pdata {
     uint32_t cpugen;      /* m->preempt_gen then: moves on every switch,
                            * even one that inherits the slice */
     int busyrun;          /* consecutive busy samples of that one G */
+    bool same_g;          /* the last sample saw the G of the one before */
     gort_m_t *cpum;       /* the M those samples belong to */
     bool busy;            /* used at least half of the last interval */
     int64_t lastsignal;
     /* The kernel's word on a thread that looks off the CPU: 'R' (waits
-     * for one), 'S' (sleeps) or 0 (not asked), for cpum running the G of
-     * (cputick, cpugen), read at stateat. */
+     * for one), 'S' (sleeps), 'D' (uninterruptible) or 0 (not asked), for
+     * cpum running the G of (cputick, cpugen), read at stateat; dsince:
+     * when the current run of 'D' answers began. */
     char kstate;
-    int64_t stateat;
+    int64_t stateat, dsince;
 } pdata_t;
 
 static pdata_t pdata[GORT_MAX_PROCS];
@@ -143,8 +145,7 @@ static bool sysmon_sleep(int64_t ns, bool all_idle, bool pokeable)
 }
 
 /* The kernel's view of a thread: 'R' if it runs or waits for a CPU, 'S'
- * if it sleeps (S) or waits uninterruptibly (D), 0 if unknown.  Read only
- * for threads that look off the CPU, so the /proc read is rare. */
+ * if it sleeps, 'D' if it waits uninterruptibly, 0 if unknown. */
 static char thread_kstate(pid_t tid)
 {
     char path[64], buf[256];
@@ -160,27 +161,52 @@ static char thread_kstate(pid_t tid)
     const char *p = strrchr(buf, ')'); /* the name may contain spaces */
     if (!p || p[1] != ' ')
         return 0;
-    if (p[2] == 'S' || p[2] == 'D')
-        return 'S';
-    return p[2] == 'R' ? 'R' : 0;
+    return p[2] == 'R' || p[2] == 'S' || p[2] == 'D' ? p[2] : 0;
 }
 
-static bool thread_sleeping(pid_t tid) { return thread_kstate(tid) == 'S'; }
+static bool thread_sleeping(pid_t tid)
+{
+    char st = thread_kstate(tid);
+    return st == 'S' || st == 'D';
+}
+
+enum { OFF_UNKNOWN, OFF_WAITS_CPU, OFF_BLOCKED };
 
 /* A thread that got little CPU since the last sample: does it wait for a
  * CPU (oversubscription: more Ps than CPUs, a CPU quota, other programs)
- * or sleep in the kernel?  The answer is kept for the rest of this G's
- * turn, re-read at most once a slice: a spinner that waits for a CPU stays
- * that way, and a goroutine that goes from computing into a blocking call
- * its own thread makes is found a slice later at worst. */
-static bool thread_waits_cpu(pdata_t *pd, gort_m_t *m, int64_t now)
+ * or is it blocked in the kernel?  Asked only about such threads, so the
+ * /proc read is rare.  'R' and 'S' are kept for the rest of this G's
+ * turn, re-read at most once a slice: a spinner that waits for a CPU
+ * stays that way, and a goroutine that goes from computing into a
+ * blocking call its own thread makes is found a slice later at worst.
+ *
+ * 'D' is blocked only once it has lasted DWAIT_NS.  Page faults and
+ * mmap_lock waits are short and uninterruptible, and under
+ * oversubscription they pile up: libunwind's mincore(2) in the
+ * preemption handler of a hundred threads waiting for two CPUs showed as
+ * 'D' for whole rounds, and revoking those Ps started a thread for each.
+ * A slow disk read is still revoked, later. */
+#define DWAIT_NS (50 * 1000 * 1000)
+static int thread_offcpu(pdata_t *pd, gort_m_t *m, int64_t now)
 {
     int64_t ttl = __atomic_load_n(&gort__settings.slice_ns, __ATOMIC_RELAXED);
-    if (pd->kstate == 0 || now - pd->stateat >= ttl) {
-        pd->kstate = thread_kstate(m->tid);
+    if (pd->kstate == 0 || pd->kstate == 'D' || now - pd->stateat >= ttl) {
+        char st = thread_kstate(m->tid);
+        if (st == 'D' && pd->kstate != 'D')
+            pd->dsince = now;
+        pd->kstate = st;
         pd->stateat = now;
     }
-    return pd->kstate == 'R';
+    switch (pd->kstate) {
+    case 'R':
+        return OFF_WAITS_CPU;
+    case 'S':
+        return OFF_BLOCKED;
+    case 'D':
+        return now - pd->dsince >= DWAIT_NS ? OFF_BLOCKED : OFF_UNKNOWN;
+    default:
+        return OFF_UNKNOWN;
+    }
 }
 
 static bool p_has_other_work(gort_p_t *pp, int64_t now)
@@ -198,7 +224,9 @@ static bool p_has_other_work(gort_p_t *pp, int64_t now)
  * loop would be woken again and again): that is a thread that neither
  * burned CPU in two samples in a row of this very G (one may cover a
  * thread that was still starting up just before it entered a slow call)
- * nor is runnable by the kernel's word.  Returns true if it asked. */
+ * nor is runnable by the kernel's word in a second sample of the same G
+ * (a goroutine that has just come in through runnext, sharing the slice,
+ * has had no turn to speak of).  Returns true if it asked. */
 static bool preemptone(gort_p_t *pp, pdata_t *pd, int64_t now)
 {
     gort_m_t *m = pp->m;
@@ -209,7 +237,7 @@ static bool preemptone(gort_p_t *pp, pdata_t *pd, int64_t now)
     if (pd->cpum != m ||
         (uint32_t)atomic_load_explicit(&m->preempt_gen, memory_order_relaxed) != pd->cpugen)
         return false;
-    if (!(pd->busy && pd->busyrun >= 2) && !thread_waits_cpu(pd, m, now))
+    if (!(pd->busy && pd->busyrun >= 2) && (!pd->same_g || thread_offcpu(pd, m, now) != OFF_WAITS_CPU))
         return false;
     atomic_store_explicit(&gp->preempt, true, memory_order_release);
     atomic_fetch_add_explicit(&gort__pstat_requested, 1, memory_order_relaxed);
@@ -311,6 +339,7 @@ static void retake_running(gort_p_t *pp, pdata_t *pd, int64_t now, retake_result
         uint32_t gen = (uint32_t)atomic_load_explicit(&m->preempt_gen, memory_order_relaxed);
         bool was_same_g = sampled && pd->cputick == tick && pd->cpugen == gen;
         shared = sampled && pd->cputick == tick && pd->cpugen != gen;
+        pd->same_g = was_same_g;
         if (!was_same_g)
             pd->kstate = 0;
         pd->busy = was_same_g && dc * 2 >= dt;
@@ -325,13 +354,14 @@ static void retake_running(gort_p_t *pp, pdata_t *pd, int64_t now, retake_result
              * it alone. */
             if (!p_has_other_work(pp, now))
                 return;
-            /* Asleep: revoke.  Waiting for a CPU: a running goroutine,
+            /* Blocked: revoke.  Waiting for a CPU: a running goroutine,
              * whose slice runs on below; taking its P would only start
              * another thread to wait for a CPU. */
-            if (!thread_waits_cpu(pd, m, now)) {
+            int off = thread_offcpu(pd, m, now);
+            if (off == OFF_BLOCKED)
                 r->revokes += revoke_p(pp, pd, now);
+            if (off != OFF_WAITS_CPU)
                 return;
-            }
         }
         /* Not pd->busy, which wants one goroutine throughout: a thread
          * that switches goroutines while burning CPU (a channel pair) is
@@ -357,7 +387,7 @@ static void retake_running(gort_p_t *pp, pdata_t *pd, int64_t now, retake_result
              * park. */
             atomic_store_explicit(&pp->slice_over, true, memory_order_relaxed);
             end = now + RESIGNAL_NS;
-        } else if (pd->kstate == 'S') {
+        } else if (pd->kstate == 'S' || pd->kstate == 'D') {
             end = pd->stateat + __atomic_load_n(&gort__settings.slice_ns, __ATOMIC_RELAXED);
         } else {
             end = now + ROUND_MIN_NS; /* sample again first */
@@ -415,7 +445,12 @@ static retake_result_t retake(int64_t now)
              * preempted (and its thread signalled) at once. */
             if (pd->schedtick != t || pd->schedwhen == 0) {
                 pd->schedtick = t;
-                pd->schedwhen = now;
+                /* The clock read after the tick: now may be older than
+                 * the switch when sysmon lost its CPU in between, and a
+                 * slice counted from it would end early (a wall-time
+                 * slice no longer waits for busy samples to cover
+                 * that). */
+                pd->schedwhen = gort__nanotime();
                 pd->cpum = NULL;
                 if (s == P_RUNNING)
                     r.fresh = true;

@@ -399,6 +399,10 @@ typedef struct gort_sched {
 
     _Atomic int64_t lastpoll;      /* 0: an M is blocked in netpoll */
     _Atomic int64_t pollUntil;     /* when that poll will wake */
+    /* Set by sysmon when a timer is overdue while no P idles (its P's
+     * thread waits for a CPU or sits in a call); the next M to schedule
+     * takes it (exchange) and runs every P's due timers. */
+    _Atomic uint32_t timers_overdue;
 
     _Atomic uint64_t goidgen;
     _Atomic int32_t ngsys;         /* runtime-internal goroutines (not counted) */

@@ -684,7 +684,12 @@ top:;
     gort_g_t *gp = NULL;
     int64_t next;
     bool ran;
-    (void)gort__check_timers(pp, 0, &next, &ran);
+    int64_t now = gort__check_timers(pp, 0, &next, &ran);
+    if (unlikely(atomic_load_explicit(&gort__sched.timers_overdue, memory_order_relaxed)) &&
+        atomic_exchange_explicit(&gort__sched.timers_overdue, 0, memory_order_acquire)) {
+        next = 0;
+        ran |= run_other_timers(pp, &now, &next);
+    }
 
     /* Every 61 ticks the global queue goes first, so that it cannot
      * starve.  Not when a timer has just readied a goroutine, though: the

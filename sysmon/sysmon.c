@@ -170,6 +170,39 @@ static bool thread_sleeping(pid_t tid)
     return st == 'S' || st == 'D';
 }
 
+/* Is the thread's system call made from its signal stack, that is from
+ * the runtime's preemption or profiling handler?  Such a thread waits on
+ * the loader's lock or mmap_lock inside libunwind, behind threads that
+ * hold them and wait for a CPU: it is not blocked in its goroutine's
+ * code, and revoking its P only starts another thread.  (From
+ * /proc/self/task/TID/syscall: the call number, six arguments, the stack
+ * pointer and the PC.) */
+static bool thread_in_handler(gort_m_t *m)
+{
+    if (!m->sigstack)
+        return false;
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)m->tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = 0;
+    char *p = buf;
+    for (int field = 0; field < 7; field++) {
+        p = strchr(p, ' ');
+        if (!p)
+            return false; /* "running", or not in a call */
+        p++;
+    }
+    uintptr_t sp = (uintptr_t)strtoull(p, NULL, 16);
+    uintptr_t lo = (uintptr_t)m->sigstack;
+    return sp >= lo && sp < lo + m->sigstack_size;
+}
+
 enum { OFF_UNKNOWN, OFF_WAITS_CPU, OFF_BLOCKED };
 
 /* A thread that got little CPU since the last sample: does it wait for a
@@ -266,7 +299,7 @@ static int revoke_p(gort_p_t *pp, pdata_t *pd, int64_t now)
         return 0;
     if (atomic_load(&gp->status) != G_RUNNING || gp->inrt || atomic_load(&m->locks) || !atomic_load(&m->ing))
         return 0;
-    if (!p_has_other_work(pp, now) || !thread_sleeping(m->tid))
+    if (!p_has_other_work(pp, now) || !thread_sleeping(m->tid) || thread_in_handler(m))
         return 0;
     uint32_t zero = 0;
     if (!atomic_compare_exchange_strong(&m->pstate, &zero, 1))
@@ -595,12 +628,17 @@ static void *sysmon_main(void *arg)
             hurry_on = false;
             cool_until = now + COOL_NS;
         }
-        /* A timer a millisecond overdue while a P idles: its wake-up went
-         * astray (Go's sysmon has the same net).  A spinning M runs other
-         * Ps' timers. */
+        /* A timer a millisecond overdue.  While a P idles, its wake-up
+         * went astray (Go's sysmon has the same net): a spinning M runs
+         * other Ps' timers.  While none idles, its P's thread waits for a
+         * CPU or is in a call, and its goroutine would wait for that
+         * thread: the next M that schedules runs it (schedule). */
         int64_t next = gort__timers_earliest();
-        if (next != 0 && next < now - 1000000 && atomic_load(&gort__sched.npidle) > 0) {
-            gort__wakep();
+        if (next != 0 && next < now - 1000000) {
+            if (atomic_load(&gort__sched.npidle) > 0)
+                gort__wakep();
+            else
+                atomic_store_explicit(&gort__sched.timers_overdue, 1, memory_order_release);
         }
         if (nrevoked)
             watch_revoked(now);

@@ -10,26 +10,32 @@
  * work waits behind a P that may be blocked (see the loop).  Each round it
  * looks at every P:
  *
- *  - Time slices.  If a P's schedtick has not moved for GORT_SLICE_US, its
- *    goroutine has run too long: set g->preempt and, if the thread is using
- *    CPU (its CPU clock moved since we last looked), signal it
- *    (preempt.c).  A refused preemption is retried no sooner than
- *    RESIGNAL_NS later.
+ *  - Time slices.  If a P's schedtick has not moved for GORT_SLICE_US of
+ *    wall time, its goroutine has run too long, whether its thread burned
+ *    the CPU or waited for one (as Go): set g->preempt and signal it
+ *    (preempt.c) if the thread burns CPU or the kernel reports it
+ *    runnable, never if it sleeps in the kernel.  A refused preemption is
+ *    retried no sooner than RESIGNAL_NS later.
  *
  *  - System calls.  A P in P_SYSCALL whose syscalltick has not moved since
  *    the previous round is taken (CAS to P_IDLE) and handed to another M,
- *    unless there is nothing else to run (as Go's retake).
+ *    unless there is nothing else to run (as Go's retake); a due timer of
+ *    the P is something to run, and one due later bounds sysmon's sleep.
  *
  *  - Calls nobody wrapped.  A P in P_RUNNING whose goroutine has not
- *    switched and whose thread's CPU clock has not moved for a whole round,
- *    and whose thread the kernel reports sleeping, is blocked in a call the
- *    runtime never heard of.  If there is other work, sysmon revokes the P:
+ *    switched and whose thread's CPU clock has hardly moved for a whole
+ *    round is off the CPU.  If the kernel reports its thread sleeping (not
+ *    waiting for a CPU: oversubscription must never revoke Ps from running
+ *    goroutines), it is blocked in a call the runtime never heard of.  If there is other work, sysmon revokes the P:
  *    m->pstate 0 -> 1 by CAS, membarrier(2) so that the M's plain stores to
  *    g->inrt and m->locks are visible, re-check that it is still outside
  *    the runtime, take the P, pstate = 2.  The M, when its call returns,
  *    runs without a P until its next runtime call (gort__rt_enter) or
  *    preemption; both send it through the system-call exit path, which
  *    queues its goroutine and parks it.  Go cannot do this.
+ *
+ *  - Overdue timers: one a millisecond late is run by a spinning M if a P
+ *    idles, else by the next M that schedules (sched.timers_overdue).
  *
  *  - Housekeeping: stack scavenging every 250ms, refreshing the module map
  *    for the preemption check when asked, GORT_DEBUG=schedtrace output.

@@ -7,7 +7,7 @@
  * when every P is idle or the world is stopped it sleeps until woken
  * (startm and start-the-world wake it) or 100ms pass.  Work queued while
  * every P is busy may poke it, and hurry episodes sample every 20us while
- * work waits behind a P that may be blocked (see the loop).  Each round it
+ * work waits behind a P that may be blocked (pace.c).  Each round it
  * looks at every P:
  *
  *  - Time slices.  If a P's schedtick has not moved for GORT_SLICE_US of
@@ -54,10 +54,6 @@
 #define ROUND_MIN_NS (20 * 1000)
 #define RESIGNAL_NS (100 * 1000)
 #define SCAVENGE_NS (250 * 1000 * 1000)
-#define HURRY_NS (1000 * 1000)
-#define COOL_NS (10 * 1000 * 1000)
-#define POKE_MIN_NS (200 * 1000)
-#define POKE_GAP_NS (5 * 1000 * 1000)
 
 size_t gort__stack_scavenge(void);
 
@@ -538,102 +534,33 @@ static void *sysmon_main(void *arg)
     (void)arg;
     gort__setm(sysmon_m);
     sysmon_m->tid = (pid_t)syscall(SYS_gettid);
-    int64_t delay = 20 * 1000;
-    int idle = 0;
-    int64_t due = 0;
-    bool fresh = false, hurry = false, hurry_on = false;
-    int64_t hurry_end = 0, cool_until = 0, poke_quiet_until = 0;
+    sysmon_pace_t pace;
+    gort__pace_init(&pace);
+    retake_result_t rt = {0};
     int64_t last_scavenge = gort__nanotime(), last_trace = last_scavenge;
     for (;;) {
-        if (idle == 0)
-            delay = 20 * 1000;
-        else if (idle > 50)
-            delay *= 2;
-        if (delay > 10 * 1000 * 1000)
-            delay = 10 * 1000 * 1000;
-        int64_t sleep = delay;
-        if (due) {
-            /* Wake when the next slice ends, not a round later. */
-            int64_t left = due - gort__nanotime();
-            if (left < sleep)
-                sleep = left < 20 * 1000 ? 20 * 1000 : left;
-        }
-        if (fresh) {
-            /* A goroutine that started during the last sleep has its slice
-             * counted from when we noticed it, up to a whole sleep late.
-             * Often it is a short one (a sleeper that ran for microseconds
-             * while a spinner waits to come back): sleeping to its slice's
-             * end would then give the spinner that follows it two slices
-             * (1.3% of the preempt bench's wake-ups came 20 ms late).
-             * Looking again after an eighth of a slice bounds the error. */
-            int64_t cap = __atomic_load_n(&gort__settings.slice_ns, __ATOMIC_RELAXED) / 8;
-            if (cap < ROUND_MIN_NS)
-                cap = ROUND_MIN_NS;
-            if (sleep > cap)
-                sleep = cap;
-        }
-        if (hurry_on)
-            sleep = ROUND_MIN_NS;
-        if (gort__settings.schedtrace_ms > 0 && sleep > (int64_t)gort__settings.schedtrace_ms * 1000000)
-            sleep = (int64_t)gort__settings.schedtrace_ms * 1000000;
         int32_t procs = atomic_load(&gort__gomaxprocs);
-        bool quiet = atomic_load(&gort__sched.gcwaiting) || atomic_load(&gort__sched.npidle) == procs;
-        if (quiet && gort__settings.schedtrace_ms <= 0) {
-            sysmon_sleep(100 * 1000 * 1000, true, true);
-            /* Work is back: this round looks at once, and the sleeps
-             * after it keep backing off.  Go starts 50 rounds of 20 us
-             * here; on the development VM a round costs ~20 us of CPU, and
-             * those rounds slowed the goroutine that woke us by up to a
-             * fifth whenever they shared its CPU. */
-            idle = 50;
-        } else {
-            /* A poke here (work queued while every P is busy) asks for one
-             * look, not for quick rounds: see the hurry episodes below. */
-            int64_t t = gort__nanotime();
-            bool pokeable = !hurry_on && sleep >= POKE_MIN_NS && t >= cool_until && t >= poke_quiet_until;
-            /* At most one poke per POKE_GAP_NS: in a switch-heavy program
-             * every ready finds all Ps busy, and each poke buys a round
-             * (~20 us of CPU on the development VM) that a goroutine
-             * stuck in an unwrapped call does not need so often. */
-            if (sysmon_sleep(sleep, false, pokeable))
-                poke_quiet_until = gort__nanotime() + POKE_GAP_NS;
-        }
+        sysmon_obs_t o = {
+            .now = gort__nanotime(),
+            .quiet = atomic_load(&gort__sched.gcwaiting) || atomic_load(&gort__sched.npidle) == procs,
+            .slice_ns = __atomic_load_n(&gort__settings.slice_ns, __ATOMIC_RELAXED),
+            .trace_ns = gort__settings.schedtrace_ms > 0 ? (int64_t)gort__settings.schedtrace_ms * 1000000 : 0,
+            .due = rt.due,
+            .fresh = rt.fresh,
+        };
+        sysmon_nap_t nap = gort__pace_sleep(&pace, &o);
+        bool poked = sysmon_sleep(nap.ns, nap.quiet, nap.pokeable);
         int64_t now = gort__nanotime();
+        gort__pace_woke(&pace, &nap, poked, now);
         atomic_store_explicit(&gort__sysmon_now, now, memory_order_relaxed);
-        /* Only P hand-offs from wrapped calls put sysmon back to 20 us
-         * rounds for a while (Go's rhythm: more calls may follow).  A
-         * revoke does not: on the development VM a round costs ~20 us of
-         * CPU, and 50 quick rounds after each revoke took a fifth of the
-         * CPU from the goroutine that got the P (the unwrapped syscall
-         * bench ran its work 1.9x slower, the wrapped one 1.0x). */
-        retake_result_t rt = retake(now);
-        due = rt.due;
-        fresh = rt.fresh;
-        hurry = rt.hurry;
-        int revokes = rt.revokes;
-        if (rt.handoffs != 0)
-            idle = 0;
-        else
-            idle++;
-        /* Hurry episodes.  Work waits behind a P whose thread is new to us
-         * or not burning CPU: it may have entered a call nobody wrapped, and
-         * only the next sample can tell, so take it ROUND_MIN_NS later
-         * instead of a slice later.  An episode lasts at most HURRY_NS.
-         * One that revoked nothing (a switch-heavy program: every sample
-         * sees a new goroutine and a queue) is followed by COOL_NS without
-         * hurrying or being poked, so that sysmon polls at most a tenth of
-         * the time; one that revoked leaves sysmon free to be poked again
-         * at once. */
-        if (revokes != 0 && hurry_on) {
-            hurry_on = false;
-            cool_until = 0;
-        } else if (hurry && !hurry_on && now >= cool_until) {
-            hurry_on = true;
-            hurry_end = now + HURRY_NS;
-        } else if (hurry_on && (!hurry || now >= hurry_end)) {
-            hurry_on = false;
-            cool_until = now + COOL_NS;
-        }
+        rt = retake(now);
+        o = (sysmon_obs_t){
+            .now = now,
+            .hurry = rt.hurry,
+            .handoffs = rt.handoffs,
+            .revokes = rt.revokes,
+        };
+        gort__pace_round(&pace, &o);
         /* A timer a millisecond overdue.  While a P idles, its wake-up
          * went astray (Go's sysmon has the same net): a spinning M runs
          * other Ps' timers.  While none idles, its P's thread waits for a

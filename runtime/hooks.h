@@ -44,6 +44,9 @@ struct gort_m;
 typedef struct gort_hooks {
     /* sysmon/sysmon.c */
     void (*sysmon_wake)(void);                 /* work appeared: look soon */
+    /* a P entered a system call: wake sysmon if it sleeps with every P
+     * idle, since only sysmon runs that P's timers or hands it off */
+    void (*sysmon_wake_quiet)(void);
     void (*sysmon_count_handoff)(void);        /* a P left a wrapped system call */
     void (*stats_fill)(gort_stats *out);       /* sysmon's and preemption's counters */
     /* sysmon/preempt.c: ask m to give up its goroutine (g->preempt is set).

@@ -12,7 +12,9 @@
  * between gort_main calls.
  *
  * Environment (read once, at the first runtime call):
- *   GORT_MAXPROCS    number of Ps (default: CPUs in our affinity mask)
+ *   GORT_MAXPROCS    number of Ps (default: CPUs in our affinity mask, or
+ *                    fewer if our cgroup's CPU quota allows fewer, rounded
+ *                    up: cpuquota.c)
  *   GORT_STACK_SIZE  goroutine stack size in bytes, k/m suffixes (256k)
  *   GORT_SLICE_US    preemption time slice (10000, at least 100)
  *   GORT_TRACEBACK   none|single|all|system|crash (single)
@@ -141,9 +143,20 @@ static void runtime_init_once(void)
 {
     int ncpu = count_cpus();
     atomic_store(&gort__ncpu, ncpu);
-    int procs = gort__atoi_env("GORT_MAXPROCS", ncpu);
-    if (procs < 1)
-        procs = ncpu;
+    /* The default: the affinity mask, or the cgroup quota if lower. */
+    char quota_src[256];
+    int quota = gort__cpuquota(quota_src, sizeof quota_src);
+    int def = ncpu;
+    const char *from = "affinity";
+    if (quota > 0 && quota < ncpu) {
+        def = quota;
+        from = "cgroup quota";
+    }
+    int procs = gort__atoi_env("GORT_MAXPROCS", 0);
+    if (procs >= 1)
+        from = "env";
+    else
+        procs = def;
     if (procs > GORT_MAX_PROCS)
         procs = GORT_MAX_PROCS;
     gort__settings.stack_size = parse_size(getenv("GORT_STACK_SIZE"), 256 * 1024);
@@ -153,6 +166,13 @@ static void runtime_init_once(void)
     gort__settings.slice_ns = (int64_t)slice * 1000;
     gort__settings.traceback = parse_traceback(getenv("GORT_TRACEBACK"));
     parse_debug(getenv("GORT_DEBUG"));
+    if (gort__settings.schedtrace_ms > 0) {
+        if (quota > 0)
+            fprintf(stderr, "gort: maxprocs=%d from %s (affinity %d, cgroup quota %d from %s)\n", procs, from,
+                    ncpu, quota, quota_src);
+        else
+            fprintf(stderr, "gort: maxprocs=%d from %s (affinity %d, no cgroup quota)\n", procs, from, ncpu);
+    }
     /* valgrind emulates signal delivery and checks every access below the
      * stack pointer: rewriting an interrupted context to enter the XSAVE
      * trampoline is outside what it models.  Goroutines still yield at

@@ -405,6 +405,10 @@ typedef struct gort_sched {
 
     _Atomic int64_t lastpoll;      /* 0: an M is blocked in netpoll */
     _Atomic int64_t pollUntil;     /* when that poll will wake */
+    /* Set by sysmon when a timer is overdue while no P idles (its P's
+     * thread waits for a CPU or sits in a call); the next M to schedule
+     * takes it (exchange) and runs every P's due timers. */
+    _Atomic uint32_t timers_overdue;
 
     _Atomic uint64_t goidgen;
     _Atomic int32_t ngsys;         /* runtime-internal goroutines (not counted) */
@@ -927,6 +931,16 @@ void gort__defer_run_all(gort_g_t *gp);
 uint32_t gort__fastrand(void);
 uint32_t gort__fastrandn(uint32_t n);
 int gort__atoi_env(const char *name, int def);
+
+/* cpuquota.c: CPUs our cgroup's quota allows (rounded up, at least 1), 0
+ * if no quota is set or none can be read; src gets the file it came from.
+ * The parsers return the same, or -1 for text they cannot read. */
+int gort__cpuquota(char *src, size_t srclen);
+int gort__cpuquota_parse_v2(const char *cpu_max);
+int gort__cpuquota_parse_v1(const char *quota_us, const char *period_us);
+/* The smallest quota from cgroup path up to root, under the hierarchy's
+ * mount point mnt, which shows cgroup root. */
+int gort__cpuquota_along(bool v2, const char *mnt, const char *root, const char *path, char *src, size_t srclen);
 void *gort__sysalloc(size_t n); /* mmap'd, zeroed, fatal on failure */
 void gort__sysfree(void *p, size_t n);
 

@@ -450,6 +450,27 @@ static gort_g_t *steal_work(gort_p_t *pp, int64_t *now, int64_t *pollUntil, bool
     return NULL;
 }
 
+/* Runs the due timers of every other P (an M that may not spin, on its
+ * way to idling).  Folds their next whens into *pollUntil; true if a
+ * callback ran. */
+static bool run_other_timers(gort_p_t *pp, int64_t *now, int64_t *pollUntil)
+{
+    bool any = false;
+    int32_t n = atomic_load_explicit(&gort__gomaxprocs, memory_order_acquire);
+    for (int32_t i = 0; i < n; i++) {
+        gort_p_t *p2 = gort__allp[i];
+        if (p2 == pp || atomic_load_explicit(&p2->timer0when, memory_order_relaxed) == 0)
+            continue;
+        int64_t w;
+        bool ran;
+        *now = gort__check_timers(p2, *now, &w, &ran);
+        if (w != 0 && (*pollUntil == 0 || w < *pollUntil))
+            *pollUntil = w;
+        any |= ran;
+    }
+    return any;
+}
+
 /* Finds a runnable goroutine, blocking until there is one.  Returns with a
  * P held. */
 static gort_g_t *findrunnable(bool *inherit)
@@ -510,6 +531,11 @@ top:;
             goto top;
         if (w != 0 && (pollUntil == 0 || w < pollUntil))
             pollUntil = w;
+    } else if (run_other_timers(pp, &now, &pollUntil)) {
+        /* Not allowed to spin, but other Ps' timers are due: their Ms may
+         * be in system calls or waiting for a CPU.  Run them as a
+         * stealing M would; their goroutines are in our queue now. */
+        goto top;
     }
 
     /* Nothing to do: give up the P. */
@@ -564,8 +590,12 @@ top:;
                 break;
             }
         }
-        /* Re-check timers too: one may have been added to a P whose M then
-         * went idle without anyone waiting for it. */
+    }
+    /* The poll below waits for the earliest timer of every P, not only
+     * those we looked at: a P's own M may be in a system call or waiting
+     * for a CPU, and a timer may have been added to a P whose M then went
+     * idle.  Whoever wakes then runs it (steal_work, run_other_timers). */
+    {
         int64_t w = gort__timers_earliest();
         if (w != 0 && (pollUntil == 0 || w < pollUntil))
             pollUntil = w;
@@ -654,7 +684,12 @@ top:;
     gort_g_t *gp = NULL;
     int64_t next;
     bool ran;
-    (void)gort__check_timers(pp, 0, &next, &ran);
+    int64_t now = gort__check_timers(pp, 0, &next, &ran);
+    if (unlikely(atomic_load_explicit(&gort__sched.timers_overdue, memory_order_relaxed)) &&
+        atomic_exchange_explicit(&gort__sched.timers_overdue, 0, memory_order_acquire)) {
+        next = 0;
+        ran |= run_other_timers(pp, &now, &next);
+    }
 
     /* Every 61 ticks the global queue goes first, so that it cannot
      * starve.  Not when a timer has just readied a goroutine, though: the

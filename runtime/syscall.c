@@ -69,6 +69,10 @@ __attribute__((always_inline)) static inline void syscall_enter(void)
         gort__unlock(&gort__sched.lock);
     }
     atomic_fetch_add_explicit(&gort__sched.nsyscall_ms, 1, memory_order_relaxed);
+    /* sysmon may sleep long, having seen every P idle just before this
+     * one left its idle list (exitsyscallfast, or a timer's wake-up):
+     * the P's timers now wait for it (Go's entersyscall_sysmon). */
+    gort__hook(sysmon_wake_quiet);
     gort__m_locks_add(m, -1);
 }
 

@@ -7,29 +7,35 @@
  * when every P is idle or the world is stopped it sleeps until woken
  * (startm and start-the-world wake it) or 100ms pass.  Work queued while
  * every P is busy may poke it, and hurry episodes sample every 20us while
- * work waits behind a P that may be blocked (see the loop).  Each round it
+ * work waits behind a P that may be blocked (pace.c).  Each round it
  * looks at every P:
  *
- *  - Time slices.  If a P's schedtick has not moved for GORT_SLICE_US, its
- *    goroutine has run too long: set g->preempt and, if the thread is using
- *    CPU (its CPU clock moved since we last looked), signal it
- *    (preempt.c).  A refused preemption is retried no sooner than
- *    RESIGNAL_NS later.
+ *  - Time slices.  If a P's schedtick has not moved for GORT_SLICE_US of
+ *    wall time, its goroutine has run too long, whether its thread burned
+ *    the CPU or waited for one (as Go): set g->preempt and signal it
+ *    (preempt.c) if the thread burns CPU or the kernel reports it
+ *    runnable, never if it sleeps in the kernel.  A refused preemption is
+ *    retried no sooner than RESIGNAL_NS later.
  *
  *  - System calls.  A P in P_SYSCALL whose syscalltick has not moved since
  *    the previous round is taken (CAS to P_IDLE) and handed to another M,
- *    unless there is nothing else to run (as Go's retake).
+ *    unless there is nothing else to run (as Go's retake); a due timer of
+ *    the P is something to run, and one due later bounds sysmon's sleep.
  *
  *  - Calls nobody wrapped.  A P in P_RUNNING whose goroutine has not
- *    switched and whose thread's CPU clock has not moved for a whole round,
- *    and whose thread the kernel reports sleeping, is blocked in a call the
- *    runtime never heard of.  If there is other work, sysmon revokes the P:
+ *    switched and whose thread's CPU clock has hardly moved for a whole
+ *    round is off the CPU.  If the kernel reports its thread sleeping (not
+ *    waiting for a CPU: oversubscription must never revoke Ps from running
+ *    goroutines), it is blocked in a call the runtime never heard of.  If there is other work, sysmon revokes the P:
  *    m->pstate 0 -> 1 by CAS, membarrier(2) so that the M's plain stores to
  *    g->inrt and m->locks are visible, re-check that it is still outside
  *    the runtime, take the P, pstate = 2.  The M, when its call returns,
  *    runs without a P until its next runtime call (gort__rt_enter) or
  *    preemption; both send it through the system-call exit path, which
  *    queues its goroutine and parks it.  Go cannot do this.
+ *
+ *  - Overdue timers: one a millisecond late is run by a spinning M if a P
+ *    idles, else by the next M that schedules (sched.timers_overdue).
  *
  *  - Housekeeping: stack scavenging every 250ms, refreshing the module map
  *    for the preemption check when asked, GORT_DEBUG=schedtrace output.
@@ -48,10 +54,6 @@
 #define ROUND_MIN_NS (20 * 1000)
 #define RESIGNAL_NS (100 * 1000)
 #define SCAVENGE_NS (250 * 1000 * 1000)
-#define HURRY_NS (1000 * 1000)
-#define COOL_NS (10 * 1000 * 1000)
-#define POKE_MIN_NS (200 * 1000)
-#define POKE_GAP_NS (5 * 1000 * 1000)
 
 
 typedef struct pdata {
@@ -65,15 +67,23 @@ typedef struct pdata {
     uint32_t cpugen;      /* m->preempt_gen then: moves on every switch,
                            * even one that inherits the slice */
     int busyrun;          /* consecutive busy samples of that one G */
+    bool same_g;          /* the last sample saw the G of the one before */
     gort_m_t *cpum;       /* the M those samples belong to */
     bool busy;            /* used at least half of the last interval */
     int64_t lastsignal;
+    /* The kernel's word on a thread that looks off the CPU: 'R' (waits
+     * for one), 'S' (sleeps), 'D' (uninterruptible) or 0 (not asked), for
+     * cpum running the G of (cputick, cpugen), read at stateat; dsince:
+     * when the current run of 'D' answers began. */
+    char kstate;
+    int64_t stateat, dsince;
 } pdata_t;
 
 static pdata_t pdata[GORT_MAX_PROCS];
 static gort_m_t *sysmon_m;
 static _Atomic uint32_t wakeword;
 static _Atomic uint32_t sleeping_long;
+static _Atomic uint32_t sleeping_quiet; /* in the every-P-idle sleep */
 
 /* Ms running without a P after a revoke, and their CPU samples. */
 typedef struct revoked {
@@ -98,6 +108,12 @@ void gort__sysmon_wake(void)
     }
 }
 
+void gort__sysmon_wake_quiet(void)
+{
+    if (atomic_load_explicit(&sleeping_quiet, memory_order_seq_cst))
+        gort__sysmon_wake();
+}
+
 /* Sleeps ns; a pokeable sleep can be cut short by gort__sysmon_wake.
  * Returns true if it was.
  *
@@ -111,26 +127,63 @@ static bool sysmon_sleep(int64_t ns, bool all_idle, bool pokeable)
     uint32_t w = atomic_load_explicit(&wakeword, memory_order_acquire);
     if (pokeable) {
         atomic_store_explicit(&sleeping_long, 1, memory_order_seq_cst);
+        if (all_idle)
+            atomic_store_explicit(&sleeping_quiet, 1, memory_order_seq_cst);
         /* Re-check after announcing: whoever made work after our check
          * and before the store either saw sleeping_long, or made work
          * that we see here. */
         int32_t procs = atomic_load(&gort__gomaxprocs);
         if (all_idle && !atomic_load(&gort__sched.gcwaiting) && atomic_load(&gort__sched.npidle) != procs) {
             atomic_store(&sleeping_long, 0);
+            atomic_store(&sleeping_quiet, 0);
             return true;
         }
     }
     gort__futex_wait(&wakeword, w, ns);
     atomic_store_explicit(&sleeping_long, 0, memory_order_relaxed);
+    atomic_store_explicit(&sleeping_quiet, 0, memory_order_relaxed);
     return atomic_load_explicit(&wakeword, memory_order_acquire) != w;
 }
 
-/* The kernel's view: is this thread asleep (S) or in uninterruptible
- * wait (D)?  Only asked about candidates, so the /proc read is rare. */
-static bool thread_sleeping(pid_t tid)
+/* The kernel's view of a thread: 'R' if it runs or waits for a CPU, 'S'
+ * if it sleeps, 'D' if it waits uninterruptibly, 0 if unknown. */
+static char thread_kstate(pid_t tid)
 {
     char path[64], buf[256];
     snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* the name may contain spaces */
+    if (!p || p[1] != ' ')
+        return 0;
+    return p[2] == 'R' || p[2] == 'S' || p[2] == 'D' ? p[2] : 0;
+}
+
+static bool thread_sleeping(pid_t tid)
+{
+    char st = thread_kstate(tid);
+    return st == 'S' || st == 'D';
+}
+
+/* Is the thread's system call made from its signal stack, that is from
+ * the runtime's preemption or profiling handler?  Such a thread waits on
+ * the loader's lock or mmap_lock inside libunwind, behind threads that
+ * hold them and wait for a CPU: it is not blocked in its goroutine's
+ * code, and revoking its P only starts another thread.  (From
+ * /proc/self/task/TID/syscall: the call number, six arguments, the stack
+ * pointer and the PC.) */
+static bool thread_in_handler(gort_m_t *m)
+{
+    if (!m->sigstack)
+        return false;
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)m->tid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return false;
@@ -139,10 +192,55 @@ static bool thread_sleeping(pid_t tid)
     if (n <= 0)
         return false;
     buf[n] = 0;
-    const char *p = strrchr(buf, ')'); /* the name may contain spaces */
-    if (!p || p[1] != ' ')
-        return false;
-    return p[2] == 'S' || p[2] == 'D';
+    char *p = buf;
+    for (int field = 0; field < 7; field++) {
+        p = strchr(p, ' ');
+        if (!p)
+            return false; /* "running", or not in a call */
+        p++;
+    }
+    uintptr_t sp = (uintptr_t)strtoull(p, NULL, 16);
+    uintptr_t lo = (uintptr_t)m->sigstack;
+    return sp >= lo && sp < lo + m->sigstack_size;
+}
+
+enum { OFF_UNKNOWN, OFF_WAITS_CPU, OFF_BLOCKED };
+
+/* A thread that got little CPU since the last sample: does it wait for a
+ * CPU (oversubscription: more Ps than CPUs, a CPU quota, other programs)
+ * or is it blocked in the kernel?  Asked only about such threads, so the
+ * /proc read is rare.  'R' and 'S' are kept for the rest of this G's
+ * turn, re-read at most once a slice: a spinner that waits for a CPU
+ * stays that way, and a goroutine that goes from computing into a
+ * blocking call its own thread makes is found a slice later at worst.
+ *
+ * 'D' is blocked only once it has lasted DWAIT_NS.  Page faults and
+ * mmap_lock waits are short and uninterruptible, and under
+ * oversubscription they pile up: libunwind's mincore(2) in the
+ * preemption handler of a hundred threads waiting for two CPUs showed as
+ * 'D' for whole rounds, and revoking those Ps started a thread for each.
+ * A slow disk read is still revoked, later. */
+#define DWAIT_NS (50 * 1000 * 1000)
+static int thread_offcpu(pdata_t *pd, gort_m_t *m, int64_t now)
+{
+    int64_t ttl = __atomic_load_n(&gort__settings.slice_ns, __ATOMIC_RELAXED);
+    if (pd->kstate == 0 || pd->kstate == 'D' || now - pd->stateat >= ttl) {
+        char st = thread_kstate(m->tid);
+        if (st == 'D' && pd->kstate != 'D')
+            pd->dsince = now;
+        pd->kstate = st;
+        pd->stateat = now;
+    }
+    switch (pd->kstate) {
+    case 'R':
+        return OFF_WAITS_CPU;
+    case 'S':
+        return OFF_BLOCKED;
+    case 'D':
+        return now - pd->dsince >= DWAIT_NS ? OFF_BLOCKED : OFF_UNKNOWN;
+    default:
+        return OFF_UNKNOWN;
+    }
 }
 
 static bool p_has_other_work(gort_p_t *pp, int64_t now)
@@ -153,27 +251,35 @@ static bool p_has_other_work(gort_p_t *pp, int64_t now)
     return w != 0 && w <= now + 1000000;
 }
 
-static void preemptone(gort_p_t *pp, pdata_t *pd, int64_t now)
+/* The goroutine on pp has held it for a slice.  A slice is wall time, as
+ * in Go: it is preempted whether its thread burned the CPU or waited for
+ * one.  Only a thread asleep in the kernel is spared the signal (its call
+ * would fail with EINTR, and one that wakes now and then from a blocking
+ * loop would be woken again and again): that is a thread that neither
+ * burned CPU in two samples in a row of this very G (one may cover a
+ * thread that was still starting up just before it entered a slow call)
+ * nor is runnable by the kernel's word in a second sample of the same G
+ * (a goroutine that has just come in through runnext, sharing the slice,
+ * has had no turn to speak of).  Returns true if it asked. */
+static bool preemptone(gort_p_t *pp, pdata_t *pd, int64_t now)
 {
     gort_m_t *m = pp->m;
     gort_g_t *gp = m ? m->curg : NULL;
     if (!gp || m == sysmon_m || atomic_load(&gp->status) != G_RUNNING)
-        return;
-    if (now - pd->lastsignal < RESIGNAL_NS)
-        return;
-    /* Only threads burning CPU: a thread blocked in the kernel would see
-     * its call fail with EINTR, and a thread that wakes now and then from
-     * a blocking loop would be woken again and again by our signals. */
-    /* Two busy samples in a row of this very G (one may cover a thread
-     * that was still starting up, faulting in pages or binding symbols
-     * just before it entered a slow call), and no switch since. */
-    if (pd->cpum != m || !pd->busy || pd->busyrun < 2 ||
+        return false;
+    /* No switch since the samples. */
+    if (pd->cpum != m ||
         (uint32_t)atomic_load_explicit(&m->preempt_gen, memory_order_relaxed) != pd->cpugen)
-        return;
+        return false;
+    if (!(pd->busy && pd->busyrun >= 2) && (!pd->same_g || thread_offcpu(pd, m, now) != OFF_WAITS_CPU))
+        return false;
     atomic_store_explicit(&gp->preempt, true, memory_order_release);
     atomic_fetch_add_explicit(&gort__pstat_requested, 1, memory_order_relaxed);
     pd->lastsignal = now;
+    /* A signal still pending (a thread waiting for a CPU has not taken
+     * it yet) is not sent again: gort__preempt_m coalesces. */
     gort__preempt_m(m);
+    return true;
 }
 
 static void revoked_add(gort_m_t *m, int64_t now)
@@ -194,7 +300,7 @@ static int revoke_p(gort_p_t *pp, pdata_t *pd, int64_t now)
         return 0;
     if (atomic_load(&gp->status) != G_RUNNING || gp->inrt || atomic_load(&m->locks) || !atomic_load(&m->ing))
         return 0;
-    if (!p_has_other_work(pp, now) || !thread_sleeping(m->tid))
+    if (!p_has_other_work(pp, now) || !thread_sleeping(m->tid) || thread_in_handler(m))
         return 0;
     uint32_t zero = 0;
     if (!atomic_compare_exchange_strong(&m->pstate, &zero, 1))
@@ -226,19 +332,140 @@ static int revoke_p(gort_p_t *pp, pdata_t *pd, int64_t now)
     return 1;
 }
 
-/* *due: the earliest time a running goroutine's slice ends (0: none).
- * *fresh: some P runs a goroutine that started since the last round, at a
- * moment somewhere in that round's sleep.
- * *hurry: goroutines wait for a P whose thread is new to us or was not
- * seen burning CPU: it may be blocked in a call nobody wrapped, and only
- * the next round can tell. */
-static int retake(int64_t now, int64_t *due, bool *fresh, bool *hurry, int *revokes)
+/* What one look at every P found (retake). */
+typedef struct retake_result {
+    int handoffs;  /* Ps taken from wrapped system calls */
+    int revokes;   /* Ps taken from threads blocked in unwrapped calls */
+    /* The earliest time sysmon has to look again (0: none): a running
+     * goroutine's slice ends, or a timer of a P in a system call falls
+     * due (nobody else may be there to run it). */
+    int64_t due;
+    /* Some P runs a goroutine that started since the last round, at a
+     * moment somewhere in that round's sleep. */
+    bool fresh;
+    /* Goroutines wait for a P whose thread is new to us or was not seen
+     * burning CPU: it may be blocked in a call nobody wrapped, and only
+     * the next round can tell. */
+    bool hurry;
+} retake_result_t;
+
+static void due_at(retake_result_t *r, int64_t when)
 {
-    int n = 0;
-    *revokes = 0;
-    *due = 0;
-    *fresh = false;
-    *hurry = false;
+    if (r->due == 0 || when < r->due)
+        r->due = when;
+}
+
+/* A running P: time slices and calls nobody wrapped. */
+static void retake_running(gort_p_t *pp, pdata_t *pd, int64_t now, retake_result_t *r)
+{
+    gort_m_t *m = pp->m;
+    bool shared = false; /* goroutines switched, the slice's tick did not */
+    if (m && m != sysmon_m) {
+        /* How much of the interval since the last sample did the thread
+         * spend on a CPU?  Half or more: it burns CPU.  Under an eighth,
+         * with no switch: it is off the CPU, either blocked in the kernel
+         * (perhaps waking now and then), a candidate for revoking, or
+         * waiting for a CPU, which only the kernel can tell us. */
+        int64_t cpu = gort__thread_cputime(m);
+        uint32_t tick = atomic_load_explicit(&pp->schedtick, memory_order_relaxed);
+        bool sampled = pd->cpum == m;
+        int64_t dt = now - pd->cpuat, dc = cpu - pd->cpu;
+        uint32_t gen = (uint32_t)atomic_load_explicit(&m->preempt_gen, memory_order_relaxed);
+        bool was_same_g = sampled && pd->cputick == tick && pd->cpugen == gen;
+        shared = sampled && pd->cputick == tick && pd->cpugen != gen;
+        pd->same_g = was_same_g;
+        if (!was_same_g)
+            pd->kstate = 0;
+        pd->busy = was_same_g && dc * 2 >= dt;
+        pd->busyrun = pd->busy ? pd->busyrun + 1 : 0;
+        pd->cpum = m;
+        pd->cpu = cpu;
+        pd->cpuat = now;
+        pd->cputick = tick;
+        pd->cpugen = gen;
+        if (was_same_g && dt >= ROUND_MIN_NS && dc * 8 < dt) {
+            /* Nothing waits for this P: whatever its thread does, leave
+             * it alone. */
+            if (!p_has_other_work(pp, now))
+                return;
+            /* Blocked: revoke.  Waiting for a CPU: a running goroutine,
+             * whose slice runs on below; taking its P would only start
+             * another thread to wait for a CPU. */
+            int off = thread_offcpu(pd, m, now);
+            if (off == OFF_BLOCKED)
+                r->revokes += revoke_p(pp, pd, now);
+            if (off != OFF_WAITS_CPU)
+                return;
+        }
+        /* Not pd->busy, which wants one goroutine throughout: a thread
+         * that switches goroutines while burning CPU (a channel pair) is
+         * not stuck, and hurrying for it cost ~1,000 extra rounds a
+         * second.  Nor is one the kernel says waits for a CPU. */
+        bool burning = (sampled && dt > 0 && dc * 2 >= dt) || pd->kstate == 'R';
+        if (!burning && (!gort__runqempty(pp) || atomic_load(&gort__sched.runqsize) != 0))
+            r->hurry = true;
+    }
+    int64_t end = pd->schedwhen + __atomic_load_n(&gort__settings.slice_ns, __ATOMIC_RELAXED);
+    if (end <= now) {
+        if (now - pd->lastsignal < RESIGNAL_NS) {
+            end = pd->lastsignal + RESIGNAL_NS;
+        } else if (preemptone(pp, pd, now)) {
+            end = now + RESIGNAL_NS;
+        } else if (shared) {
+            /* Goroutines handing off through runnext share one slice
+             * (each inherits it), so a pair talking over a channel never
+             * lets the P's queue run.  Its slice is over: the P's next
+             * schedule serves the queue first (sched.c).  No signal and
+             * no g->preempt: the pair switches every few hundred ns, and
+             * a flag on whichever G was current was mostly lost to a
+             * park. */
+            atomic_store_explicit(&pp->slice_over, true, memory_order_relaxed);
+            end = now + RESIGNAL_NS;
+        } else if (pd->kstate == 'S' || pd->kstate == 'D') {
+            end = pd->stateat + __atomic_load_n(&gort__settings.slice_ns, __ATOMIC_RELAXED);
+        } else {
+            end = now + ROUND_MIN_NS; /* sample again first */
+        }
+    }
+    due_at(r, end);
+}
+
+/* A P in a wrapped system call.  Hand it off (as Go's retake) if it has
+ * been in the call a whole round and there is work for it: goroutines in
+ * its queue or the global one, or a timer due (its thread cannot run it,
+ * and at one P nobody else can), or nobody else to find work, or the call
+ * is long.  A timer due later brings sysmon back then. */
+static void retake_syscall(gort_p_t *pp, pdata_t *pd, int64_t now, retake_result_t *r)
+{
+    int64_t w = atomic_load_explicit(&pp->timer0when, memory_order_acquire);
+    bool timer_due = w != 0 && w <= now;
+    if (w != 0 && !timer_due)
+        due_at(r, w);
+    uint32_t t = atomic_load_explicit(&pp->syscalltick, memory_order_relaxed);
+    if (pd->syscalltick != t) {
+        pd->syscalltick = t;
+        pd->syscallwhen = now;
+        /* A due timer does not wait for a second look: sysmon came
+         * because of it, perhaps after a long sleep. */
+        if (!timer_due)
+            return;
+    }
+    if (gort__runqempty(pp) && !timer_due &&
+        atomic_load(&gort__sched.nmspinning) + atomic_load(&gort__sched.npidle) > 0 &&
+        pd->syscallwhen + 10 * 1000 * 1000 > now)
+        return;
+    uint32_t exp = P_SYSCALL;
+    if (atomic_compare_exchange_strong(&pp->status, &exp, P_IDLE)) {
+        atomic_fetch_add_explicit(&pp->syscalltick, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&stat_handoffs, 1, memory_order_relaxed);
+        r->handoffs++;
+        gort__handoffp(pp);
+    }
+}
+
+static retake_result_t retake(int64_t now)
+{
+    retake_result_t r = {0};
     int32_t procs = atomic_load_explicit(&gort__gomaxprocs, memory_order_acquire);
     for (int32_t i = 0; i < procs; i++) {
         gort_p_t *pp = gort__allp[i];
@@ -252,91 +479,23 @@ static int retake(int64_t now, int64_t *due, bool *fresh, bool *hurry, int *revo
              * preempted (and its thread signalled) at once. */
             if (pd->schedtick != t || pd->schedwhen == 0) {
                 pd->schedtick = t;
-                pd->schedwhen = now;
+                /* The clock read after the tick: now may be older than
+                 * the switch when sysmon lost its CPU in between, and a
+                 * slice counted from it would end early (a wall-time
+                 * slice no longer waits for busy samples to cover
+                 * that). */
+                pd->schedwhen = gort__nanotime();
                 pd->cpum = NULL;
                 if (s == P_RUNNING)
-                    *fresh = true;
+                    r.fresh = true;
             }
         }
-        if (s == P_RUNNING) {
-            gort_m_t *m = pp->m;
-            bool shared = false; /* goroutines switched, the slice's tick did not */
-            if (m && m != sysmon_m) {
-                /* How much of the interval since the last sample did the
-                 * thread spend on a CPU?  Under an eighth, with no switch,
-                 * means blocked in the kernel (perhaps waking now and
-                 * then): a candidate for revoking.  Half or more means it
-                 * burns CPU and may be signalled. */
-                int64_t cpu = gort__thread_cputime(m);
-                uint32_t tick = atomic_load_explicit(&pp->schedtick, memory_order_relaxed);
-                bool sampled = pd->cpum == m;
-                int64_t dt = now - pd->cpuat, dc = cpu - pd->cpu;
-                uint32_t gen = (uint32_t)atomic_load_explicit(&m->preempt_gen, memory_order_relaxed);
-                bool was_same_g = sampled && pd->cputick == tick && pd->cpugen == gen;
-                shared = sampled && pd->cputick == tick && pd->cpugen != gen;
-                pd->busy = was_same_g && dc * 2 >= dt;
-                pd->busyrun = pd->busy ? pd->busyrun + 1 : 0;
-                pd->cpum = m;
-                pd->cpu = cpu;
-                pd->cpuat = now;
-                pd->cputick = tick;
-                pd->cpugen = gen;
-                if (was_same_g && dt >= ROUND_MIN_NS && dc * 8 < dt) {
-                    *revokes += revoke_p(pp, pd, now);
-                    continue;
-                }
-                /* Not pd->busy, which wants one goroutine throughout: a
-                 * thread that switches goroutines while burning CPU (a
-                 * channel pair) is not stuck, and hurrying for it cost
-                 * ~1,000 extra rounds a second. */
-                bool burning = sampled && dt > 0 && dc * 2 >= dt;
-                if (!burning && (!gort__runqempty(pp) || atomic_load(&gort__sched.runqsize) != 0))
-                    *hurry = true;
-            }
-            int64_t end = pd->schedwhen + __atomic_load_n(&gort__settings.slice_ns, __ATOMIC_RELAXED);
-            if (end <= now) {
-                if (pd->busyrun >= 2) {
-                    preemptone(pp, pd, now);
-                    end = now + RESIGNAL_NS;
-                } else if (shared) {
-                    /* Goroutines handing off through runnext share one
-                     * slice (each inherits it), so a pair talking over a
-                     * channel never lets the P's queue run.  Its slice is
-                     * over: the P's next schedule serves the queue first
-                     * (sched.c).  No signal and no g->preempt: the pair
-                     * switches every few hundred ns, and a flag on
-                     * whichever G was current was mostly lost to a park. */
-                    atomic_store_explicit(&pp->slice_over, true, memory_order_relaxed);
-                    end = now + RESIGNAL_NS;
-                } else {
-                    end = now + ROUND_MIN_NS; /* sample again first */
-                }
-            }
-            if (*due == 0 || end < *due)
-                *due = end;
-        } else if (s == P_SYSCALL) {
-            uint32_t t = atomic_load_explicit(&pp->syscalltick, memory_order_relaxed);
-            if (pd->syscalltick != t) {
-                pd->syscalltick = t;
-                pd->syscallwhen = now;
-                continue;
-            }
-            /* A whole round in the call.  Hand the P off if there is
-             * work, nobody else to find it, or the call is long. */
-            if (gort__runqempty(pp) &&
-                atomic_load(&gort__sched.nmspinning) + atomic_load(&gort__sched.npidle) > 0 &&
-                pd->syscallwhen + 10 * 1000 * 1000 > now)
-                continue;
-            uint32_t exp = P_SYSCALL;
-            if (atomic_compare_exchange_strong(&pp->status, &exp, P_IDLE)) {
-                atomic_fetch_add_explicit(&pp->syscalltick, 1, memory_order_relaxed);
-                atomic_fetch_add_explicit(&stat_handoffs, 1, memory_order_relaxed);
-                n++;
-                gort__handoffp(pp);
-            }
-        }
+        if (s == P_RUNNING)
+            retake_running(pp, pd, now, &r);
+        else if (s == P_SYSCALL)
+            retake_syscall(pp, pd, now, &r);
     }
-    return n;
+    return r;
 }
 
 /* Ms running without a P after a revoke: preempt them once they have
@@ -374,104 +533,44 @@ static void *sysmon_main(void *arg)
     (void)arg;
     gort__setm(sysmon_m);
     sysmon_m->tid = (pid_t)syscall(SYS_gettid);
-    int64_t delay = 20 * 1000;
-    int idle = 0;
-    int64_t due = 0;
-    bool fresh = false, hurry = false, hurry_on = false;
-    int64_t hurry_end = 0, cool_until = 0, poke_quiet_until = 0;
+    sysmon_pace_t pace;
+    gort__pace_init(&pace);
+    retake_result_t rt = {0};
     int64_t last_scavenge = gort__nanotime(), last_trace = last_scavenge;
     for (;;) {
-        if (idle == 0)
-            delay = 20 * 1000;
-        else if (idle > 50)
-            delay *= 2;
-        if (delay > 10 * 1000 * 1000)
-            delay = 10 * 1000 * 1000;
-        int64_t sleep = delay;
-        if (due) {
-            /* Wake when the next slice ends, not a round later. */
-            int64_t left = due - gort__nanotime();
-            if (left < sleep)
-                sleep = left < 20 * 1000 ? 20 * 1000 : left;
-        }
-        if (fresh) {
-            /* A goroutine that started during the last sleep has its slice
-             * counted from when we noticed it, up to a whole sleep late.
-             * Often it is a short one (a sleeper that ran for microseconds
-             * while a spinner waits to come back): sleeping to its slice's
-             * end would then give the spinner that follows it two slices
-             * (1.3% of the preempt bench's wake-ups came 20 ms late).
-             * Looking again after an eighth of a slice bounds the error. */
-            int64_t cap = __atomic_load_n(&gort__settings.slice_ns, __ATOMIC_RELAXED) / 8;
-            if (cap < ROUND_MIN_NS)
-                cap = ROUND_MIN_NS;
-            if (sleep > cap)
-                sleep = cap;
-        }
-        if (hurry_on)
-            sleep = ROUND_MIN_NS;
-        if (gort__settings.schedtrace_ms > 0 && sleep > (int64_t)gort__settings.schedtrace_ms * 1000000)
-            sleep = (int64_t)gort__settings.schedtrace_ms * 1000000;
         int32_t procs = atomic_load(&gort__gomaxprocs);
-        bool quiet = atomic_load(&gort__sched.gcwaiting) || atomic_load(&gort__sched.npidle) == procs;
-        if (quiet && gort__settings.schedtrace_ms <= 0) {
-            sysmon_sleep(100 * 1000 * 1000, true, true);
-            /* Work is back: this round looks at once, and the sleeps
-             * after it keep backing off.  Go starts 50 rounds of 20 us
-             * here; on the development VM a round costs ~20 us of CPU, and
-             * those rounds slowed the goroutine that woke us by up to a
-             * fifth whenever they shared its CPU. */
-            idle = 50;
-        } else {
-            /* A poke here (work queued while every P is busy) asks for one
-             * look, not for quick rounds: see the hurry episodes below. */
-            int64_t t = gort__nanotime();
-            bool pokeable = !hurry_on && sleep >= POKE_MIN_NS && t >= cool_until && t >= poke_quiet_until;
-            /* At most one poke per POKE_GAP_NS: in a switch-heavy program
-             * every ready finds all Ps busy, and each poke buys a round
-             * (~20 us of CPU on the development VM) that a goroutine
-             * stuck in an unwrapped call does not need so often. */
-            if (sysmon_sleep(sleep, false, pokeable))
-                poke_quiet_until = gort__nanotime() + POKE_GAP_NS;
-        }
+        sysmon_obs_t o = {
+            .now = gort__nanotime(),
+            .quiet = atomic_load(&gort__sched.gcwaiting) || atomic_load(&gort__sched.npidle) == procs,
+            .slice_ns = __atomic_load_n(&gort__settings.slice_ns, __ATOMIC_RELAXED),
+            .trace_ns = gort__settings.schedtrace_ms > 0 ? (int64_t)gort__settings.schedtrace_ms * 1000000 : 0,
+            .due = rt.due,
+            .fresh = rt.fresh,
+        };
+        sysmon_nap_t nap = gort__pace_sleep(&pace, &o);
+        bool poked = sysmon_sleep(nap.ns, nap.quiet, nap.pokeable);
         int64_t now = gort__nanotime();
+        gort__pace_woke(&pace, &nap, poked, now);
         atomic_store_explicit(&gort__sysmon_now, now, memory_order_relaxed);
-        int revokes;
-        /* Only P hand-offs from wrapped calls put sysmon back to 20 us
-         * rounds for a while (Go's rhythm: more calls may follow).  A
-         * revoke does not: on the development VM a round costs ~20 us of
-         * CPU, and 50 quick rounds after each revoke took a fifth of the
-         * CPU from the goroutine that got the P (the unwrapped syscall
-         * bench ran its work 1.9x slower, the wrapped one 1.0x). */
-        if (retake(now, &due, &fresh, &hurry, &revokes) != 0)
-            idle = 0;
-        else
-            idle++;
-        /* Hurry episodes.  Work waits behind a P whose thread is new to us
-         * or not burning CPU: it may have entered a call nobody wrapped, and
-         * only the next sample can tell, so take it ROUND_MIN_NS later
-         * instead of a slice later.  An episode lasts at most HURRY_NS.
-         * One that revoked nothing (a switch-heavy program: every sample
-         * sees a new goroutine and a queue) is followed by COOL_NS without
-         * hurrying or being poked, so that sysmon polls at most a tenth of
-         * the time; one that revoked leaves sysmon free to be poked again
-         * at once. */
-        if (revokes != 0 && hurry_on) {
-            hurry_on = false;
-            cool_until = 0;
-        } else if (hurry && !hurry_on && now >= cool_until) {
-            hurry_on = true;
-            hurry_end = now + HURRY_NS;
-        } else if (hurry_on && (!hurry || now >= hurry_end)) {
-            hurry_on = false;
-            cool_until = now + COOL_NS;
-        }
-        /* A timer a millisecond overdue while a P idles: its wake-up went
-         * astray (Go's sysmon has the same net).  A spinning M runs other
-         * Ps' timers. */
+        rt = retake(now);
+        o = (sysmon_obs_t){
+            .now = now,
+            .hurry = rt.hurry,
+            .handoffs = rt.handoffs,
+            .revokes = rt.revokes,
+        };
+        gort__pace_round(&pace, &o);
+        /* A timer a millisecond overdue.  While a P idles, its wake-up
+         * went astray (Go's sysmon has the same net): a spinning M runs
+         * other Ps' timers.  While none idles, its P's thread waits for a
+         * CPU or is in a call, and its goroutine would wait for that
+         * thread: the next M that schedules runs it (schedule). */
         int64_t next = gort__timers_earliest();
-        if (next != 0 && next < now - 1000000 && atomic_load(&gort__sched.npidle) > 0) {
-            gort__wakep();
+        if (next != 0 && next < now - 1000000) {
+            if (atomic_load(&gort__sched.npidle) > 0)
+                gort__wakep();
+            else
+                atomic_store_explicit(&gort__sched.timers_overdue, 1, memory_order_release);
         }
         if (nrevoked)
             watch_revoked(now);
@@ -493,6 +592,7 @@ static void *sysmon_main(void *arg)
 void gort__sysmon_start(void)
 {
     gort__hooks.sysmon_wake = gort__sysmon_wake;
+    gort__hooks.sysmon_wake_quiet = gort__sysmon_wake_quiet;
     gort__hooks.sysmon_count_handoff = gort__sysmon_count_handoff;
     gort__hooks.stats_fill = gort__stats_fill_sysmon;
     gort__hooks.preempt_m = gort__preempt_m;

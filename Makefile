@@ -73,6 +73,8 @@ BENCH_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(BENCH_C))
 EXAMPLE_C   := $(wildcard examples/*.c)
 EXAMPLE_BIN := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_C))
 
+LOCKS_PROGS := $(BUILD)/tests/locks-static $(BUILD)/tests/locks-shared $(BUILD)/tests/locks-cxx
+
 LIBA  := $(BUILD)/libgort.a
 LIBSO := $(BUILD)/libgort.so
 TOOL  := $(BUILD)/gortprof
@@ -131,8 +133,25 @@ $(LIBSO): $(LIB_OBJ)
 $(TOOL): $(TOOL_OBJ) $(LIBA)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(TOOL_OBJ) $(LIBA) $(DEPLIBS)
 
-$(TESTB): $(TEST_OBJ) $(LIBA)
+$(TESTB): $(TEST_OBJ) $(LIBA) | $(LOCKS_PROGS)
 	$(CC) $(LDFLAGS_ALL) -rdynamic -o $@ $(TEST_OBJ) $(LIBA) -lcunit $(DEPLIBS)
+
+# The C-locks programs (tests/locks/, run by tests/locks_test.c), built the
+# way a user builds: only include/, no runtime flags.  The same C program
+# against libgort.a and against libgort.so (interposition differs), and a
+# C++ one against libgort.a.
+PROG_CFLAGS := $(OPT) -g -pthread $(WARN) -Iinclude -D_GNU_SOURCE $(if $(SANITIZER),-fsanitize=$(SANITIZER))
+CXX ?= g++
+$(BUILD)/tests/locks-static: tests/locks/locks_prog.c include/gort.h $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(PROG_CFLAGS) -o $@ $< $(LIBA) $(DEPLIBS)
+$(BUILD)/tests/locks-shared: tests/locks/locks_prog.c include/gort.h $(LIBSO)
+	@mkdir -p $(dir $@)
+	ln -sf libgort.so $(BUILD)/libgort.so.0
+	$(CC) -std=gnu11 $(PROG_CFLAGS) -o $@ $< $(LIBSO) -Wl,-rpath,$(abspath $(BUILD)) -pthread
+$(BUILD)/tests/locks-cxx: tests/locks/locks_cxx.cc include/gort.h $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CXX) -std=gnu++17 $(PROG_CFLAGS) -o $@ $< $(LIBA) $(DEPLIBS)
 
 $(STRESSB): $(STRESS_OBJ) $(LIBA)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(STRESS_OBJ) $(LIBA) $(DEPLIBS)

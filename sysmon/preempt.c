@@ -19,9 +19,15 @@
  *     code that may hold a lock or is not reentrant: the runtime itself
  *     (its code is in section gort_text, see the Makefile), libc, the
  *     dynamic loader, libunwind, libdw/libelf and the compression libraries
- *     they use, libgcc_s, libstdc++, and any object named in
- *     GORT_PREEMPT_UNSAFE (comma-separated name fragments).  A goroutine in
- *     malloc or printf therefore never moves while it holds their locks.
+ *     they use, libgcc_s, the C++ runtimes, the allocators with per-thread
+ *     caches (jemalloc, tcmalloc, mimalloc), and any object named in
+ *     GORT_PREEMPT_UNSAFE (comma-separated name fragments); functions
+ *     marked GORT_NOPREEMPT (nopreempt.c finds them) count like libc.  A
+ *     goroutine in malloc or printf therefore never moves while it holds
+ *     their locks.  docs/runtime.md ("Where preemption is refused") is the
+ *     one description of the list;
+ *   - the goroutine holds no C lock and is in no gort_preempt_off region
+ *     (runtime/locks_interpose.c).
  * Where it is not safe the handler does nothing and sysmon asks again a
  * little later; nothing waits, so nothing can deadlock.
  *
@@ -69,7 +75,7 @@ void gort__async_preempt(void);
 extern char __start_gort_text[] __attribute__((weak, visibility("hidden")));
 extern char __stop_gort_text[] __attribute__((weak, visibility("hidden")));
 
-enum { MC_USER = 0, MC_RUNTIME, MC_UNSAFE };
+enum { MC_USER = 0, MC_RUNTIME, MC_UNSAFE, MC_NOPREEMPT };
 
 typedef struct modrange {
     uintptr_t lo, hi;
@@ -99,6 +105,10 @@ static int classify_name(const char *path)
     static const char *const unsafe[] = {
         "libc.so", "libc-", "ld-linux", "ld64.so", "libpthread", "libunwind", "libdw.so", "libdw-",
         "libelf", "libz.so", "liblzma", "libbz2", "libzstd", "libgcc_s", "libstdc++",
+        /* C++ runtimes (operator new, exception allocation) and the
+         * allocators with per-thread caches, whose fast paths take no
+         * lock but do hold a thread cache's address across a call. */
+        "libc++", "libjemalloc", "libtcmalloc", "libmimalloc",
         /* Sanitizer runtimes: their allocators keep per-thread caches, so
          * a goroutine moved out of one leaves it mid-update for the next
          * goroutine on the thread (ASan's CHECK on kAllocBegMagic). */
@@ -135,6 +145,10 @@ static int collect(struct dl_phdr_info *info, size_t size, void *arg)
         if (strstr(name, "libc.so"))
             c->libc_seen = true;
     }
+    /* Before the module's own ranges: classify_pc takes the first match. */
+    uintptr_t nlo, nhi;
+    if (cls == MC_USER && c->n < MAXRANGES && gort__nopreempt_range(info, &nlo, &nhi))
+        c->out[c->n++] = (modrange_t){nlo, nhi, MC_NOPREEMPT};
     for (int i = 0; i < info->dlpi_phnum && c->n < MAXRANGES; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
@@ -195,7 +209,7 @@ bool gort__pc_is_runtime(uintptr_t pc) { return classify_pc(pc) == MC_RUNTIME; }
 bool gort__pc_in_unsafe_module(uintptr_t pc);
 bool gort__pc_in_unsafe_module(uintptr_t pc) { return classify_pc(pc) == MC_UNSAFE; }
 
-enum { SAFE = 0, UNSAFE_RUNTIME, UNSAFE_FRAME, UNSAFE_NOPREEMPT };
+enum { SAFE = 0, UNSAFE_RUNTIME, UNSAFE_FRAME, UNSAFE_NOPREEMPT, UNSAFE_CLOCK, UNSAFE_MARKED };
 
 #define MAX_UNWIND 512
 
@@ -221,6 +235,8 @@ static int frames_safe(ucontext_t *uc)
                 return SAFE;
             return i == 0 ? UNSAFE_RUNTIME : UNSAFE_FRAME;
         }
+        if (cls == MC_NOPREEMPT)
+            return UNSAFE_MARKED;
         if (cls != MC_USER)
             return UNSAFE_FRAME;
         int r = unw_step(&cur);
@@ -241,6 +257,12 @@ static void count_refusal(int why)
     case UNSAFE_NOPREEMPT:
         atomic_fetch_add_explicit(&gort__pstat_unsafe_nopreempt, 1, memory_order_relaxed);
         break;
+    case UNSAFE_CLOCK:
+        atomic_fetch_add_explicit(&gort__pstat_refused_lock, 1, memory_order_relaxed);
+        break;
+    case UNSAFE_MARKED:
+        atomic_fetch_add_explicit(&gort__pstat_refused_marked, 1, memory_order_relaxed);
+        break;
     default:
         atomic_fetch_add_explicit(&gort__pstat_unsafe_frame, 1, memory_order_relaxed);
         break;
@@ -256,6 +278,10 @@ static void try_preempt(gort_m_t *m, ucontext_t *uc)
         return;
     if (atomic_load_explicit(&m->locks, memory_order_relaxed) != 0) {
         count_refusal(UNSAFE_NOPREEMPT);
+        return;
+    }
+    if (gort__g_pinned(gp)) {
+        count_refusal(atomic_load_explicit(&gp->clocks, memory_order_relaxed) ? UNSAFE_CLOCK : UNSAFE_MARKED);
         return;
     }
     /* Without a P only a goroutine whose P sysmon revoked may be moved. */

@@ -9,6 +9,9 @@ void gort__preempt_refresh_modules(void);
 bool gort__preempt_refresh_wanted(void);
 bool gort__async_preempt_enabled(void);
 bool gort__pc_is_runtime(uintptr_t pc);
+/* The module's GORT_NOPREEMPT code, if it has any (nopreempt.c). */
+struct dl_phdr_info;
+bool gort__nopreempt_range(const struct dl_phdr_info *info, uintptr_t *lo, uintptr_t *hi);
 
 extern _Atomic uint64_t gort__pstat_requested, gort__pstat_signals, gort__pstat_done;
 extern _Atomic uint64_t gort__pstat_unsafe_runtime, gort__pstat_unsafe_frame, gort__pstat_unsafe_nopreempt;

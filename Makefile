@@ -181,7 +181,15 @@ ifeq ($(SANITIZER),)
 	$(MAKE) --no-print-directory san-soak
 endif
 
-bench: $(BENCHB)
+bench: $(BENCHB) $(BUILD)/lockpair-plain $(BUILD)/lockpair-gort
+
+# A lock/unlock pair with and without libgort's interposition (lockpair.c).
+$(BUILD)/lockpair-plain: tests/locks/lockpair.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(PROG_CFLAGS) -o $@ $<
+$(BUILD)/lockpair-gort: tests/locks/lockpair.c include/gort.h $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(PROG_CFLAGS) -DWITH_GORT -o $@ $< $(LIBA) $(DEPLIBS)
 
 stress: $(STRESSB)
 

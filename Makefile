@@ -127,7 +127,16 @@ $(LIBA): $(LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^
 
-$(LIBSO): $(LIB_OBJ)
+# libgort.so gets its own build of locks_interpose.c, without the undefined
+# globals that pull libc.a's lock members into a static link (see there).
+LOCKS_SO_OBJ := $(BUILD)/obj/runtime/locks_interpose_so.o
+SO_OBJ := $(filter-out $(BUILD)/obj/runtime/locks_interpose.o,$(LIB_OBJ)) $(LOCKS_SO_OBJ)
+$(LOCKS_SO_OBJ): runtime/locks_interpose.c
+	@mkdir -p $(dir $@)
+	$(call SAY,CC,$< [so])$(CC) $(CFLAGS_ALL) -DGORT_SHARED_LIB -c $< -o $@
+	$(Q)objcopy $(GORT_TEXT) $@
+
+$(LIBSO): $(SO_OBJ)
 	$(CC) -shared -Wl,-soname,libgort.so.0 $(LDFLAGS_ALL) -o $@ $^ $(DEPLIBS)
 
 $(TOOL): $(TOOL_OBJ) $(LIBA)

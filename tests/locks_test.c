@@ -78,6 +78,42 @@ static void test_locks_cxx(void) { CU_ASSERT_TRUE(run_prog("locks-cxx", rounds()
 static void test_nopreempt_static(void) { CU_ASSERT_TRUE(run_prog("locks-static", "nopreempt", "100", MIGRATE)); }
 static void test_nopreempt_shared(void) { CU_ASSERT_TRUE(run_prog("locks-shared", "nopreempt", "100", MIGRATE)); }
 
+/* A fully static executable (libc.a): the real functions come from the
+ * executable's symbol table.  Built here with cc, since its static
+ * archives (libdw.a, liblzma.a, ...) need not exist where the suite is
+ * built; skipped where they do not.  No sanitizer links statically. */
+static void test_fully_static(void)
+{
+#if defined(GORT_ASAN) || defined(GORT_TSAN) || defined(__SANITIZE_UNDEFINED__)
+    printf("skipped under a sanitizer ");
+    return;
+#else
+    char self[PATH_MAX], dir[PATH_MAX - 64], exe[PATH_MAX], src[PATH_MAX], inc[PATH_MAX], lib[PATH_MAX];
+    snprintf(self, sizeof self, "%s", gt_self_path());
+    snprintf(dir, sizeof dir, "%.*s", (int)sizeof dir - 1, dirname(self)); /* build/ */
+    snprintf(exe, sizeof exe, "%s/tests/locks-fullstatic", dir);
+    snprintf(src, sizeof src, "%s/../tests/locks/locks_prog.c", dir);
+    snprintf(inc, sizeof inc, "-I%s/../include", dir);
+    snprintf(lib, sizeof lib, "%s/libgort.a", dir);
+    const char *cc[] = {"cc", "-static", "-O2", "-pthread", "-D_GNU_SOURCE", inc, src, "-o", exe, lib, "-lunwind",
+                        "-ldw", "-lelf", "-lz", "-llzma", "-lbz2", "-lzstd", "-pthread", "-lm", NULL};
+    gt_child_result r;
+    if (gt_cmd_run(cc, NULL, 120, &r) != 0 || !r.exited || r.status != 0) {
+        /* Try without zstd, which some libdw builds do not use. */
+        gt_child_free(&r);
+        cc[16] = NULL;
+        if (gt_cmd_run(cc, NULL, 120, &r) != 0 || !r.exited || r.status != 0) {
+            printf("skipped: no static link here ");
+            gt_child_free(&r);
+            return;
+        }
+    }
+    gt_child_free(&r);
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        CU_ASSERT_TRUE(run_prog("locks-fullstatic", kinds[i], "300", NULL));
+#endif
+}
+
 /* ---- the counts and the pin, in process ---- */
 
 static _Atomic int pin_bad;
@@ -223,4 +259,5 @@ GT_SUITE(locks,
          {"locks_cxx", test_locks_cxx},
          {"nopreempt_static", test_nopreempt_static},
          {"nopreempt_shared", test_nopreempt_shared},
+         {"fully_static", test_fully_static},
          {"schedtrace", test_schedtrace})

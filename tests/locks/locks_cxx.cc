@@ -20,7 +20,7 @@ std::recursive_mutex mu;
 gort_waitgroup wg;
 std::atomic<int> inside{0}, max_inside{0}, moved{0}, errors{0};
 int rounds;
-volatile unsigned long sink;
+std::atomic<unsigned long> sink;
 
 pid_t tid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
 
@@ -31,7 +31,7 @@ void busy(std::chrono::nanoseconds d)
     while (std::chrono::steady_clock::now() < end)
         for (int i = 0; i < 64; i++)
             x = x * 6364136223846793005UL + 1442695040888963407UL;
-    sink = x;
+    sink.store(x, std::memory_order_relaxed);
 }
 
 void worker(void *)

@@ -56,7 +56,7 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static volatile uint64_t sink;
+static _Atomic uint64_t sink; /* keeps the loops; written by every goroutine */
 
 /* Plain user code: preemptible anywhere. */
 static __attribute__((noinline)) void busy(int64_t ns)
@@ -66,7 +66,7 @@ static __attribute__((noinline)) void busy(int64_t ns)
     while (now_ns() < end)
         for (int i = 0; i < 64; i++)
             x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-    sink = x;
+    atomic_store_explicit(&sink, x, memory_order_relaxed);
 }
 
 static void check(int r, const char *what)
@@ -169,7 +169,7 @@ static GORT_NOPREEMPT void busy_marked(int64_t ns)
     while (now_ns() < end)
         for (int i = 0; i < 64; i++)
             x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-    sink = x;
+    atomic_store_explicit(&sink, x, memory_order_relaxed);
 }
 
 static _Atomic int moved[4], tries[4];

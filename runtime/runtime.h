@@ -200,7 +200,8 @@ struct gort_g {
      * M's signal handler, on the same thread. */
     _Atomic int32_t clocks;
     _Atomic int32_t nopreempt;
-    gort_m_t *lockedm;       /* M it is locked to (gort_lock_thread) */
+    gort_m_t *lockedm;       /* M it is locked to (gort_lock_thread, or
+                                pinned by clocks/nopreempt) */
     gort_g_t *schedlink;     /* run queue / free list link; owner: that list */
     gort_sudog_t *waiting;   /* chan.c: sudogs this G waits with (select) */
     void *param;             /* passed by the waker (chan.c: the sudog) */

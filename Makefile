@@ -89,6 +89,8 @@ BENCH_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(BENCH_C))
 EXAMPLE_C   := $(wildcard examples/*.c)
 EXAMPLE_BIN := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_C))
 
+LOCKS_PROGS := $(BUILD)/tests/locks-static $(BUILD)/tests/locks-shared $(BUILD)/tests/locks-cxx
+
 LIBA  := $(BUILD)/libgort.a
 LIBSO := $(BUILD)/libgort.so
 TOOL  := $(BUILD)/gortprof
@@ -141,14 +143,40 @@ $(LIBA): $(LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^
 
-$(LIBSO): $(LIB_OBJ)
+# libgort.so gets its own build of locks_interpose.c, without the undefined
+# globals that pull libc.a's lock members into a static link (see there).
+LOCKS_SO_OBJ := $(BUILD)/obj/runtime/locks_interpose_so.o
+SO_OBJ := $(filter-out $(BUILD)/obj/runtime/locks_interpose.o,$(LIB_OBJ)) $(LOCKS_SO_OBJ)
+$(LOCKS_SO_OBJ): runtime/locks_interpose.c
+	@mkdir -p $(dir $@)
+	$(call SAY,CC,$< [so])$(CC) $(CFLAGS_ALL) $(INC) -DGORT_SHARED_LIB -c $< -o $@
+	$(Q)objcopy $(GORT_TEXT) $@
+
+$(LIBSO): $(SO_OBJ)
 	$(CC) -shared -Wl,-soname,libgort.so.0 $(LDFLAGS_ALL) -o $@ $^ $(DEPLIBS)
 
 $(TOOL): $(TOOL_OBJ) $(CODEC_OBJ)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(TOOL_OBJ) $(CODEC_OBJ) $(DEPLIBS)
 
-$(TESTB): $(TEST_OBJ) $(LIBA)
+$(TESTB): $(TEST_OBJ) $(LIBA) | $(LOCKS_PROGS)
 	$(CC) $(LDFLAGS_ALL) -rdynamic -o $@ $(TEST_OBJ) $(LIBA) -lcunit $(DEPLIBS)
+
+# The C-locks programs (tests/locks/, run by tests/locks_test.c), built the
+# way a user builds: only include/, no runtime flags.  The same C program
+# against libgort.a and against libgort.so (interposition differs), and a
+# C++ one against libgort.a.
+PROG_CFLAGS := $(OPT) -g -pthread $(WARN) -Iinclude -D_GNU_SOURCE $(if $(SANITIZER),-fsanitize=$(SANITIZER))
+CXX ?= g++
+$(BUILD)/tests/locks-static: tests/locks/locks_prog.c include/gort.h $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(PROG_CFLAGS) -o $@ $< $(LIBA) $(DEPLIBS)
+$(BUILD)/tests/locks-shared: tests/locks/locks_prog.c include/gort.h $(LIBSO)
+	@mkdir -p $(dir $@)
+	ln -sf libgort.so $(BUILD)/libgort.so.0
+	$(CC) -std=gnu11 $(PROG_CFLAGS) -o $@ $< $(LIBSO) -Wl,-rpath,$(abspath $(BUILD)) -pthread
+$(BUILD)/tests/locks-cxx: tests/locks/locks_cxx.cc include/gort.h $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CXX) -std=gnu++17 $(PROG_CFLAGS) -o $@ $< $(LIBA) $(DEPLIBS)
 
 $(STRESSB): $(STRESS_OBJ) $(LIBA)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(STRESS_OBJ) $(LIBA) $(DEPLIBS)
@@ -185,7 +213,15 @@ ifeq ($(SANITIZER),)
 endif
 	@echo "make test: ok"
 
-bench: $(BENCHB)
+bench: $(BENCHB) $(BUILD)/lockpair-plain $(BUILD)/lockpair-gort
+
+# A lock/unlock pair with and without libgort's interposition (lockpair.c).
+$(BUILD)/lockpair-plain: tests/locks/lockpair.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(PROG_CFLAGS) -o $@ $<
+$(BUILD)/lockpair-gort: tests/locks/lockpair.c include/gort.h $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(PROG_CFLAGS) -DWITH_GORT -o $@ $< $(LIBA) $(DEPLIBS)
 
 stress: $(STRESSB)
 

@@ -110,6 +110,36 @@ GORT_API int gort_numcpu(void);              /* CPUs this process may use */
 GORT_API void gort_lock_thread(void);
 GORT_API void gort_unlock_thread(void);
 
+/* Code that keeps thread-local state across instructions: a __thread
+ * address held in a local, a per-thread cache, a lock whose owner is the
+ * thread.
+ *
+ * C locks: while a goroutine holds a pthread mutex (any type), rwlock or
+ * spinlock, or a C11 mtx_t, taken through libc's functions, it is not
+ * preempted asynchronously and does not change threads, not even at a
+ * runtime call (it may block; its thread then waits for it).  libgort
+ * interposes those functions (docs/runtime.md, "C locks").
+ *
+ * GORT_NOPREEMPT marks a function: no goroutine is preempted
+ * asynchronously while a frame of it is on its stack, as for libc.  Runtime
+ * calls it makes may still move the goroutine to another thread.  The
+ * function is never inlined into its callers; what it calls is not marked.
+ *
+ * gort_preempt_off() .. gort_preempt_on(): a region (calls nest) in which
+ * the goroutine is neither preempted asynchronously nor moved to another
+ * thread.  A call that blocks the goroutine inside one (a channel
+ * operation, gort_sleep, a gort_mutex that is taken) is a fatal error;
+ * blocking system calls are allowed.  Outside a goroutine both do nothing.
+ *
+ * gort_stats counts the preemptions each of these refused. */
+#if defined(__clang__)
+#define GORT_NOPREEMPT __attribute__((section("gort_nopreempt"), noinline))
+#else
+#define GORT_NOPREEMPT __attribute__((section("gort_nopreempt"), noinline, noclone))
+#endif
+GORT_API void gort_preempt_off(void);
+GORT_API void gort_preempt_on(void);
+
 /* sync.WaitGroup.  Zero-initialised is ready. */
 typedef struct gort_waitgroup {
     uint64_t _state; /* private: counter << 32 | waiters */
@@ -329,6 +359,8 @@ typedef struct gort_stats {
     uint64_t stacks_allocated;
     uint64_t stacks_cached;
     uint64_t migrations;           /* goroutines resumed on another P than they last ran on */
+    uint64_t preempt_refused_lock;     /* refused: the goroutine held a C lock */
+    uint64_t preempt_refused_nopreempt;/* refused: GORT_NOPREEMPT frame or gort_preempt_off */
 } gort_stats;
 GORT_API void gort_stats_get(gort_stats *out);
 

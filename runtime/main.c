@@ -186,6 +186,7 @@ static void runtime_init_once(void)
     gort__stack_init();
     gort__membarrier_init();
     gort__mutex_init();
+    gort__clocks_init();
     gort__netpoll_init();
     gort__signal_init();
 

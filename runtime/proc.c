@@ -206,6 +206,8 @@ gort_g_t *gort__newproc(void (*fn)(void *), void *arg, uintptr_t pc, bool main)
     atomic_store_explicit(&gp->lastp, NULL, memory_order_relaxed);
     gp->lockedm = NULL;
     gp->lockedext = 0;
+    gp->clocks = 0;
+    gp->nopreempt = 0;
     gp->inrt = 0;
     gp->schedlink = NULL;
     gp->waiting = NULL;

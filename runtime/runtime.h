@@ -199,7 +199,15 @@ struct gort_g {
     /* Above: the first cache line, what every switch touches; the next
      * holds the rest a park and a wake use (malg aligns Gs to lines). */
     int64_t waitsince;       /* coarse ns when it last parked */
-    gort_m_t *lockedm;       /* M it is locked to (gort_lock_thread) */
+    /* C locks (pthread mutex, rwlock, spinlock, C11 mtx) this goroutine
+     * holds, and its gort_preempt_off nesting: while either is non-zero it
+     * is pinned to its M and never preempted asynchronously
+     * (locks_interpose.c).  Written by the goroutine only; read by its
+     * M's signal handler, on the same thread. */
+    _Atomic int32_t clocks;
+    _Atomic int32_t nopreempt;
+    gort_m_t *lockedm;       /* M it is locked to (gort_lock_thread, or
+                                pinned by clocks/nopreempt) */
     gort_g_t *schedlink;     /* run queue / free list link; owner: that list */
     gort_sudog_t *waiting;   /* chan.c: sudogs this G waits with (select) */
     void *param;             /* passed by the waker (chan.c: the sudog) */
@@ -537,6 +545,21 @@ static inline void gort__rt_leave_preempt(gort_g_t *gp)
     }
 }
 static inline void gort__m_locks_add(gort_m_t *m, int32_t d) { GORT_OWNER_ADD(&m->locks, d); }
+
+/* Pinned by a held C lock or a gort_preempt_off region (locks_interpose.c),
+ * apart from gort_lock_thread's own count. */
+static inline bool gort__g_pinned(const gort_g_t *gp)
+{
+    return atomic_load_explicit(&gp->clocks, memory_order_relaxed) != 0 ||
+           atomic_load_explicit(&gp->nopreempt, memory_order_relaxed) != 0;
+}
+/* Preemptions the SIGURG handler refused because the goroutine held a C
+ * lock, or because it was in a GORT_NOPREEMPT function or a
+ * gort_preempt_off region (locks_interpose.c; counted by sysmon/preempt.c). */
+extern _Atomic uint64_t gort__pstat_refused_lock, gort__pstat_refused_marked;
+/* Resolves the real lock functions; runtime init calls it, which also
+ * links the interposers into every program that uses libgort.a. */
+void gort__clocks_init(void);
 
 /* Inline, as a channel operation takes and drops its lock on every call.
  * The lock is one CAS; the unlock is a plain release store and a load of

@@ -789,6 +789,10 @@ void gort__park_m(void *arg)
     gp->waitsince = gort__nanotime_stale();
     m->curg = NULL;
     gp->m = NULL;
+    /* Checked on g0, off the goroutine's path; the dump then shows the
+     * goroutine where it parked. */
+    if (unlikely(atomic_load_explicit(&gp->nopreempt, memory_order_relaxed) != 0))
+        gort__fatal("blocking call inside gort_preempt_off region");
     if (gp->stack.guard == GUARD_CANARY && !gort__stack_check(&gp->stack))
         gort__throw("goroutine %llu stack overflow", (unsigned long long)gp->goid);
     bool (*f)(gort_g_t *, void *) = m->waitunlockf;
@@ -1112,7 +1116,7 @@ void gort_unlock_thread(void)
     gort_g_t *gp = m ? m->curg : NULL;
     if (!gp || gp->lockedext == 0)
         return;
-    if (--gp->lockedext == 0) {
+    if (--gp->lockedext == 0 && !gort__g_pinned(gp)) { /* a held C lock keeps it */
         m->lockedg = NULL;
         gp->lockedm = NULL;
     }

@@ -37,6 +37,8 @@ void gort_stats_get(gort_stats *out)
     out->idle_procs = (uint64_t)atomic_load(&gort__sched.npidle);
     out->stacks_allocated = gort__stacks_allocated();
     out->stacks_cached = gort__stacks_pooled();
+    out->preempt_refused_lock = atomic_load_explicit(&gort__pstat_refused_lock, memory_order_relaxed);
+    out->preempt_refused_nopreempt = atomic_load_explicit(&gort__pstat_refused_marked, memory_order_relaxed);
     gort__hook(stats_fill, out); /* sysmon's and preemption's counters */
 }
 
@@ -58,13 +60,15 @@ void gort__schedtrace(int fd, bool detail)
     int off = snprintf(buf, sizeof buf,
                        "SCHED %lldms: gomaxprocs=%d idleprocs=%d threads=%d spinningthreads=%d "
                        "idlethreads=%d runqueue=%d goroutines=%llu steals=%llu migrations=%llu "
-                       "preempt=%llu/%llu handoffs=%llu unwrapped=%llu [",
+                       "preempt=%llu/%llu refused_lock=%llu refused_nopreempt=%llu handoffs=%llu "
+                       "unwrapped=%llu [",
                        (long long)((now - start) / 1000000), n, atomic_load(&gort__sched.npidle),
                        gort__sched.mcount, atomic_load(&gort__sched.nmspinning), gort__sched.nmidle,
                        atomic_load(&gort__sched.runqsize), (unsigned long long)st.goroutines_live,
                        (unsigned long long)st.steals, (unsigned long long)st.migrations,
                        (unsigned long long)st.preempt_done,
-                       (unsigned long long)st.preempt_requested, (unsigned long long)st.handoffs,
+                       (unsigned long long)st.preempt_requested, (unsigned long long)st.preempt_refused_lock,
+                       (unsigned long long)st.preempt_refused_nopreempt, (unsigned long long)st.handoffs,
                        (unsigned long long)st.unwrapped_blocks);
     for (int32_t i = 0; i < n && off < (int)sizeof buf - 16; i++)
         off += snprintf(buf + off, sizeof buf - (size_t)off, "%s%u", i ? " " : "",

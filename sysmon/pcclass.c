@@ -69,6 +69,12 @@ static const struct {
     {"libdebuginfod", GORT_PC_DW},
     {"libgcc_s", GORT_PC_LANGRT},
     {"libstdc++", GORT_PC_LANGRT},
+    {"libc++", GORT_PC_LANGRT},
+    /* Allocators with per-thread caches: their fast paths take no lock but
+     * hold a thread cache's address across a call. */
+    {"libjemalloc", GORT_PC_ALLOC},
+    {"libtcmalloc", GORT_PC_ALLOC},
+    {"libmimalloc", GORT_PC_ALLOC},
     /* Sanitizer runtimes: their allocators keep per-thread caches, so a
      * goroutine moved out of one leaves it mid-update for the next
      * goroutine on the thread (ASan's CHECK on kAllocBegMagic). */
@@ -136,6 +142,10 @@ static int collect(struct dl_phdr_info *info, size_t size, void *arg)
         if (cls == GORT_PC_LIBC)
             c->libc_seen = true;
     }
+    /* Before the module's own ranges: gort__pc_class takes the first match. */
+    uintptr_t nlo, nhi;
+    if (cls == GORT_PC_USER && c->n < MAXRANGES && gort__nopreempt_range(info, &nlo, &nhi))
+        c->out[c->n++] = (modrange_t){nlo, nhi, GORT_PC_NOPREEMPT};
     for (int i = 0; i < info->dlpi_phnum && c->n < MAXRANGES; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))

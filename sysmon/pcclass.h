@@ -30,6 +30,8 @@ enum gort_pc_class {
     GORT_PC_ALLOC,       /* malloc replacements with per-thread caches */
     GORT_PC_SANITIZER,   /* sanitizer runtimes (per-thread allocator caches) */
     GORT_PC_LISTED,      /* named in GORT_PREEMPT_UNSAFE */
+    GORT_PC_NOPREEMPT,   /* a GORT_NOPREEMPT function (nopreempt.c): no
+                          * preemption, but safe to unwind and symbolize */
     GORT_PC_NCLASSES
 };
 
@@ -47,12 +49,15 @@ int gort__pc_class_of_path(const char *path);
  * no lock, no allocation.  A miss is GORT_PC_UNKNOWN and asks sysmon to
  * refresh the table. */
 int gort__pc_class(uintptr_t pc);
-/* The one rule: true for every class but USER, GORT, GORT_CALL and VDSO.
+/* The one rule: true for every class but USER, GORT, GORT_CALL, VDSO and
+ * NOPREEMPT (user code the user asked us not to preempt; preempt.c checks
+ * that class itself, and the unwinder and the dump may enter it).
  * (GORT is not "unsafe" here: preemption and the dump treat runtime frames
  * apart.) */
 static inline bool gort__pc_class_unsafe(int cls)
 {
-    return cls != GORT_PC_USER && cls != GORT_PC_GORT && cls != GORT_PC_GORT_CALL && cls != GORT_PC_VDSO;
+    return cls != GORT_PC_USER && cls != GORT_PC_GORT && cls != GORT_PC_GORT_CALL && cls != GORT_PC_VDSO &&
+           cls != GORT_PC_NOPREEMPT;
 }
 /* libgort's code, either kind: hidden from dumps unless GORT_TRACEBACK=system. */
 static inline bool gort__pc_class_is_gort(int cls) { return cls == GORT_PC_GORT || cls == GORT_PC_GORT_CALL; }
@@ -61,5 +66,10 @@ static inline bool gort__pc_is_unsafe(uintptr_t pc) { return gort__pc_class_unsa
 /* False in a fully static executable (libc inside the executable, no
  * module boundary to judge by): asynchronous preemption is then off. */
 bool gort__pc_classes_libc_separate(void);
+
+/* The module's GORT_NOPREEMPT code (section gort_nopreempt), if it has
+ * any (nopreempt.c).  Not async-signal-safe. */
+struct dl_phdr_info;
+bool gort__nopreempt_range(const struct dl_phdr_info *info, uintptr_t *lo, uintptr_t *hi);
 
 #endif

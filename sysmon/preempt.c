@@ -18,9 +18,15 @@
  *   - no frame of the interrupted stack, unwound with libunwind, lies in
  *     the runtime itself or in code that pcclass.c judges unsafe (libc,
  *     the dynamic loader, libunwind, libdw/libelf and their decompressors,
- *     libgcc_s, libstdc++, sanitizer runtimes, any module named in
- *     GORT_PREEMPT_UNSAFE, and unknown code).  A goroutine in malloc or
- *     printf therefore never moves while it holds their locks.
+ *     libgcc_s, the C++ runtimes, the allocators with per-thread caches
+ *     (jemalloc, tcmalloc, mimalloc), sanitizer runtimes, any module named
+ *     in GORT_PREEMPT_UNSAFE, and unknown code); functions marked
+ *     GORT_NOPREEMPT (nopreempt.c finds them) count like libc.  A
+ *     goroutine in malloc or printf therefore never moves while it holds
+ *     their locks.  docs/runtime.md ("Where preemption is refused") is the
+ *     one description of the list;
+ *   - the goroutine holds no C lock and is in no gort_preempt_off region
+ *     (runtime/locks_interpose.c).
  * Where it is not safe the handler does nothing and sysmon asks again a
  * little later; nothing waits, so nothing can deadlock.
  *
@@ -79,7 +85,7 @@ void gort__preempt_refresh_modules(void)
 
 bool gort__preempt_refresh_wanted(void) { return gort__pc_classes_stale(); }
 
-enum { SAFE = 0, UNSAFE_RUNTIME, UNSAFE_FRAME, UNSAFE_NOPREEMPT };
+enum { SAFE = 0, UNSAFE_RUNTIME, UNSAFE_FRAME, UNSAFE_NOPREEMPT, UNSAFE_CLOCK, UNSAFE_MARKED };
 
 #define MAX_UNWIND 512
 
@@ -105,6 +111,8 @@ static int frames_safe(ucontext_t *uc)
                 return SAFE;
             return i == 0 ? UNSAFE_RUNTIME : UNSAFE_FRAME;
         }
+        if (cls == GORT_PC_NOPREEMPT)
+            return UNSAFE_MARKED;
         if (gort__pc_class_unsafe(cls))
             return UNSAFE_FRAME;
         int r = unw_step(&cur);
@@ -125,6 +133,12 @@ static void count_refusal(int why)
     case UNSAFE_NOPREEMPT:
         atomic_fetch_add_explicit(&gort__pstat_unsafe_nopreempt, 1, memory_order_relaxed);
         break;
+    case UNSAFE_CLOCK:
+        atomic_fetch_add_explicit(&gort__pstat_refused_lock, 1, memory_order_relaxed);
+        break;
+    case UNSAFE_MARKED:
+        atomic_fetch_add_explicit(&gort__pstat_refused_marked, 1, memory_order_relaxed);
+        break;
     default:
         atomic_fetch_add_explicit(&gort__pstat_unsafe_frame, 1, memory_order_relaxed);
         break;
@@ -140,6 +154,10 @@ static void try_preempt(gort_m_t *m, ucontext_t *uc)
         return;
     if (atomic_load_explicit(&m->locks, memory_order_relaxed) != 0) {
         count_refusal(UNSAFE_NOPREEMPT);
+        return;
+    }
+    if (gort__g_pinned(gp)) {
+        count_refusal(atomic_load_explicit(&gp->clocks, memory_order_relaxed) ? UNSAFE_CLOCK : UNSAFE_MARKED);
         return;
     }
     /* Without a P only a goroutine whose P sysmon revoked may be moved. */

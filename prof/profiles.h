@@ -37,9 +37,6 @@ static inline void gort__labels_ref(gort_labels_t *l)
 }
 /* Frees the set on the last reference.  Not in a signal handler. */
 void gort__labels_unref(gort_labels_t *l);
-/* The calling goroutine's label set, with a reference for the caller
- * (NULL: none). */
-gort_labels_t *gort__labels_current(void);
 
 /* ---- turning stacks into pprof locations (profiles.c) ---- */
 

@@ -159,14 +159,6 @@ static int class_of_path(const char *path)
     return GORT_PC_USER;
 }
 
-const char *gort__pc_class_name(int cls)
-{
-    static const char *const names[GORT_PC_NCLASSES] = {
-        "unknown", "user", "gort", "libc", "loader", "libunwind", "libdw", "vdso",
-    };
-    return cls >= 0 && cls < GORT_PC_NCLASSES ? names[cls] : "?";
-}
-
 /* Async-signal-safe. */
 static const range_t *range_find(const ranges_t *rs, uintptr_t pc)
 {
@@ -203,14 +195,6 @@ int gort__pc_class(uintptr_t pc)
         return GORT_PC_GORT;
     const range_t *r = range_find(atomic_load_explicit(&mod_index, memory_order_acquire), pc);
     return r ? r->cls : GORT_PC_UNKNOWN;
-}
-
-int gort__pc_class_refresh(uintptr_t pc)
-{
-    int c = gort__pc_class(pc);
-    if (c == GORT_PC_UNKNOWN && gort__symtab_refresh())
-        c = gort__pc_class(pc);
-    return c;
 }
 
 bool gort__pc_is_unsafe(uintptr_t pc)
@@ -317,19 +301,6 @@ static const sym_t *sym_find_aliases(int mod, uintptr_t pc, int *nalias)
 }
 
 static const sym_t *sym_find(int mod, uintptr_t pc) { return sym_find_aliases(mod, pc, NULL); }
-
-const char *gort__symtab_lookup(uintptr_t pc, uintptr_t *start)
-{
-    const range_t *r = range_find(atomic_load_explicit(&mod_index, memory_order_acquire), pc);
-    if (!r)
-        return NULL;
-    const sym_t *s = sym_find(r->mod, pc);
-    if (!s)
-        return NULL;
-    if (start)
-        *start = s->addr;
-    return s->name;
-}
 
 /* libc's allocator entry points (exported names, plus the internal ones a
  * libc with a full symbol table shows).  Every path that takes an arena

@@ -95,17 +95,12 @@ int gort__modules(const gort_module_t **mods);
 const gort_module_t *gort__module_of(uintptr_t pc);
 
 /* The class of code at pc.  Async-signal-safe: a PC in no known module is
- * GORT_PC_UNKNOWN, and a refresh is left to gort__pc_class_refresh. */
+ * GORT_PC_UNKNOWN (gort__symtab_refresh rereads the module table). */
 int gort__pc_class(uintptr_t pc);
-/* Same, but refreshes the module table once on a miss (not in a signal
- * handler). */
-int gort__pc_class_refresh(uintptr_t pc);
-static inline bool gort__pc_in_module_class(uintptr_t pc, int cls) { return gort__pc_class(pc) == cls; }
 /* True when stopping a thread at pc could leave a lock held that the
  * runtime or the dump may need: libc, the loader, libunwind, libdw/libelf.
  * Async-signal-safe. */
 bool gort__pc_is_unsafe(uintptr_t pc);
-const char *gort__pc_class_name(int cls);
 
 /* True when pc lies in one of libc's allocator entry points (malloc, free,
  * realloc, ...), i.e. a thread stopped with pc on its stack may hold a
@@ -119,10 +114,6 @@ bool gort__pc_in_malloc(uintptr_t pc);
  * number of frames written (at least 1 when max >= 1).  Thread-safe;
  * async-signal-safe with GORT_SYM_NODWARF. */
 int gort__symbolize(uintptr_t pc, gort_frame_t *out, int max, int flags);
-
-/* The name of the ELF function symbol holding pc and its start, from the
- * tables built at init; NULL if none.  Async-signal-safe. */
-const char *gort__symtab_lookup(uintptr_t pc, uintptr_t *start);
 
 /* Cache statistics, for tests and benchmarks. */
 typedef struct gort_symtab_stats {

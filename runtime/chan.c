@@ -39,9 +39,9 @@
  * One P.  With gomaxprocs 1 (gort__chansolo, set by procresize with the
  * world stopped) the thread holding the P takes channel locks by plain
  * load and store (key GORT_LOCK_SOLO) instead of a CAS: a locked
- * instruction costs ~8 ns on the Xeon VM and waits for every store before
- * it, often to cold goroutine lines (chanthru at 1 proc 32 -> ~15 ns,
- * pingpong 114 -> ~98 ns).  That is only safe while nobody else takes a
+ * instruction is slow and waits for every store before it, often to cold
+ * goroutine lines (chanthru and pingpong at 1 proc gained most: see
+ * docs/benchmarks.md).  That is only safe while nobody else takes a
  * channel lock: a thread without a P (a foreign thread, a goroutine
  * between gort_syscall_enter and _exit) first revokes the mode, once
  * until the next procresize: it clears the flag, issues membarrier(2) and

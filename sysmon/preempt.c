@@ -190,8 +190,6 @@ static int classify_pc(uintptr_t pc)
     return MC_UNSAFE;
 }
 
-bool gort__pc_is_runtime(uintptr_t pc);
-bool gort__pc_is_runtime(uintptr_t pc) { return classify_pc(pc) == MC_RUNTIME; }
 bool gort__pc_in_unsafe_module(uintptr_t pc);
 bool gort__pc_in_unsafe_module(uintptr_t pc) { return classify_pc(pc) == MC_UNSAFE; }
 
@@ -382,5 +380,3 @@ void gort__preempt_init(void)
 #endif
     gort__signal_install(SIGURG, sigurg_handler, 0);
 }
-
-bool gort__async_preempt_enabled(void) { return async_enabled && !gort__settings.asyncpreemptoff; }

@@ -294,10 +294,6 @@ static inline bool chan_empty(gort_chan *c)
     return atomic_load_explicit(&c->qcount, memory_order_acquire) == 0;
 }
 
-static inline void qcount_set(gort_chan *c, size_t v)
-{
-    atomic_store_explicit(&c->qcount, v, memory_order_relaxed);
-}
 
 void gort__block_forever(int reason)
 {
@@ -346,10 +342,7 @@ bool gort__chan_trysend_locked(gort_chan *c, const void *ep)
     }
     size_t q = atomic_load_explicit(&c->qcount, memory_order_relaxed);
     if (q < c->dataqsiz) {
-        gort__elem_copy(gort__chanbuf(c, c->sendx), ep, c->elemsize);
-        if (++c->sendx == c->dataqsiz)
-            c->sendx = 0;
-        qcount_set(c, q + 1);
+        gort__chanbuf_put(c, q, ep);
         gort__unlock(&c->lock);
         return true;
     }
@@ -362,9 +355,7 @@ bool gort__chan_drain_locked(gort_chan *c)
     size_t q = atomic_load_explicit(&c->qcount, memory_order_relaxed);
     if (q == 0)
         return false;
-    if (++c->recvx == c->dataqsiz)
-        c->recvx = 0;
-    qcount_set(c, q - 1);
+    gort__chanbuf_get(c, q, NULL);
     return true;
 }
 
@@ -390,14 +381,7 @@ static inline __attribute__((always_inline)) int chansend(gort_chan *c, const vo
     }
     size_t q = atomic_load_explicit(&c->qcount, memory_order_relaxed);
     if (q < c->dataqsiz) {
-        char *qp = gort__chanbuf(c, c->sendx);
-        if (likely(ep != NULL))
-            gort__elem_copy(qp, ep, c->elemsize);
-        else
-            gort__elem_zero(qp, c->elemsize);
-        if (++c->sendx == c->dataqsiz)
-            c->sendx = 0;
-        qcount_set(c, q + 1);
+        gort__chanbuf_put(c, q, ep);
         gort__unlock(&c->lock);
         return OP_OK;
     }
@@ -445,12 +429,7 @@ static inline __attribute__((always_inline)) int chanrecv(gort_chan *c, void *ep
         return OP_OK;
     }
     if (q > 0) {
-        char *qp = gort__chanbuf(c, c->recvx);
-        if (ep)
-            gort__elem_copy(ep, qp, c->elemsize);
-        if (++c->recvx == c->dataqsiz)
-            c->recvx = 0;
-        qcount_set(c, q - 1);
+        gort__chanbuf_get(c, q, ep);
         gort__unlock(&c->lock);
         return OP_OK;
     }

@@ -189,12 +189,12 @@ ROUNDS ?= 10
 EXIT_TIMEOUT ?= 60
 CI_EXIT_RUNS ?= 100
 exit-stress: $(EXITSTRESSB)
-	@sh -c 'while :; do :; done' & hog=$$!; fail=0; hang=0; \
+	@sh -c 'while :; do :; done' & hog=$$!; trap 'kill $$hog 2>/dev/null' EXIT INT TERM; fail=0; hang=0; \
 	for i in $$(seq 1 $(RUNS)); do \
 	  timeout -k 5 $(EXIT_TIMEOUT) $(EXITSTRESSB) $(ROUNDS) $$i; rc=$$?; \
 	  if [ $$rc -eq 124 ] || [ $$rc -eq 137 ]; then hang=$$((hang+1)); echo "exit-stress: run $$i hung"; \
 	  elif [ $$rc -ne 0 ]; then fail=$$((fail+1)); echo "exit-stress: run $$i failed ($$rc)"; fi; \
-	done; kill $$hog; \
+	done; \
 	echo "exit-stress: $(RUNS) runs of $(ROUNDS) rounds beside a CPU hog: $$hang hung, $$fail failed"; \
 	[ $$hang -eq 0 ] && [ $$fail -eq 0 ]
 

@@ -239,7 +239,7 @@ int gort_main(void (*fn)(void *), void *arg)
     m->g0top = stackaddr ? (uintptr_t)stackaddr + stacksize : sp;
     gort__minit(m);
 
-    atomic_store(&gort__sched.main_done, 0);
+    atomic_store(&gort__sched.main_done, 0); /* RUNNING: see exit.c */
     gort__start_world_locked_m();
     gort__newproc(fn, arg, (uintptr_t)__builtin_return_address(0), true);
     gort__wakep();

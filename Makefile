@@ -81,6 +81,7 @@ TEST_C   := $(wildcard tests/*.c tests/stress/*.c)
 TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_C))
 
 STRESS_C   := $(wildcard tests/soak/*.c)
+EXITSTRESS_OBJ := $(BUILD)/obj/tests/stress/exit/exit_stress.o
 STRESS_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(STRESS_C))
 
 BENCH_C   := $(wildcard tests/bench/*.c)
@@ -96,10 +97,11 @@ LIBSO := $(BUILD)/libgort.so
 TOOL  := $(BUILD)/gortprof
 TESTB := $(BUILD)/gort-test
 STRESSB := $(BUILD)/gort-stress
+EXITSTRESSB := $(BUILD)/gort-exit-stress
 BENCHB := $(BUILD)/gort-bench
 
 .PHONY: all lib tool test layers bench examples install uninstall clean asan tsan ubsan san-soak \
-        valgrind soak stress demo fuzz
+        valgrind soak stress demo fuzz exit-stress
 
 all: lib tool
 
@@ -181,6 +183,9 @@ $(BUILD)/tests/locks-cxx: tests/locks/locks_cxx.cc include/gort.h $(LIBA)
 $(STRESSB): $(STRESS_OBJ) $(LIBA)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(STRESS_OBJ) $(LIBA) $(DEPLIBS)
 
+$(EXITSTRESSB): $(EXITSTRESS_OBJ) $(LIBA)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(EXITSTRESS_OBJ) $(LIBA) $(DEPLIBS)
+
 $(BENCHB): $(BENCH_OBJ) $(LIBA)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(BENCH_OBJ) $(LIBA) $(DEPLIBS)
 
@@ -208,6 +213,7 @@ layers: $(LIB_OBJ) $(TOOL_OBJ)
 test: layers $(TESTB) $(TOOL)
 	GORT_TEST_BIN=$(abspath $(TESTB)) GORTPROF=$(abspath $(TOOL)) $(TESTB)
 ifeq ($(SANITIZER),)
+	$(MAKE) --no-print-directory exit-stress RUNS=$(CI_EXIT_RUNS)
 	tests/install_check.sh
 	$(MAKE) --no-print-directory san-soak
 endif
@@ -231,6 +237,25 @@ DURATION ?= 60
 REPORT ?= 10
 soak: $(STRESSB)
 	$(STRESSB) $(DURATION) --report-every $(REPORT)
+
+# make exit-stress RUNS=2000: that many runs of build/gort-exit-stress
+# (tests/stress/exit/exit_stress.c, ROUNDS gort_main rounds each, seeded by
+# the run's number) beside a CPU hog, each under a timeout: the main
+# goroutine's exit must never hang (runtime/exit.c).  `make test` runs
+# CI_EXIT_RUNS of them.
+RUNS ?= 100
+ROUNDS ?= 10
+EXIT_TIMEOUT ?= 60
+CI_EXIT_RUNS ?= 100
+exit-stress: $(EXITSTRESSB)
+	@sh -c 'while :; do :; done' & hog=$$!; trap 'kill $$hog 2>/dev/null' EXIT INT TERM; fail=0; hang=0; \
+	for i in $$(seq 1 $(RUNS)); do \
+	  timeout -k 5 $(EXIT_TIMEOUT) $(EXITSTRESSB) $(ROUNDS) $$i; rc=$$?; \
+	  if [ $$rc -eq 124 ] || [ $$rc -eq 137 ]; then hang=$$((hang+1)); echo "exit-stress: run $$i hung"; \
+	  elif [ $$rc -ne 0 ]; then fail=$$((fail+1)); echo "exit-stress: run $$i failed ($$rc)"; fi; \
+	done; \
+	echo "exit-stress: $(RUNS) runs of $(ROUNDS) rounds beside a CPU hog: $$hang hung, $$fail failed"; \
+	[ $$hang -eq 0 ] && [ $$fail -eq 0 ]
 
 # The soak, short, built with ASan and then with UBSan (CI runs it through
 # make test): every mechanism at once under both sanitizers.

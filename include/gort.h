@@ -218,7 +218,8 @@ GORT_API void gort_mutex_lock(gort_mutex *);
 GORT_API void gort_mutex_unlock(gort_mutex *);
 GORT_API bool gort_mutex_trylock(gort_mutex *);
 /* The uncontended lock and unlock, inline in the caller (as Go inlines
- * Mutex.Lock's fast path): a call each way was ~10% of a lock/unlock pair.
+ * Mutex.Lock's fast path): a call each way was a visible part of a
+ * lock/unlock pair.
  * The functions above stay, for function pointers and other languages;
  * define GORT_NO_INLINE to call them everywhere.
  *

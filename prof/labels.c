@@ -41,16 +41,6 @@ static gort_labels_t *load(gort_g_t *gp) { return __atomic_load_n(&gp->labels, _
  * store and the handler's load on the same thread make that so. */
 static void store(gort_g_t *gp, gort_labels_t *l) { __atomic_store_n(&gp->labels, l, __ATOMIC_RELEASE); }
 
-gort_labels_t *gort__labels_current(void)
-{
-    gort_g_t *gp = gort__getg();
-    if (!gp)
-        return NULL;
-    gort_labels_t *l = load(gp);
-    gort__labels_ref(l);
-    return l;
-}
-
 typedef struct kv {
     const char *key, *value;
 } kv_t;

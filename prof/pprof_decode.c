@@ -519,121 +519,130 @@ static bool top_wt_ok(ctx_t *c, const field_t *f)
     }
 }
 
-static gort__pprof_t *decode_plain(ctx_t *c, const uint8_t *buf, size_t len)
+/* A file that is neither gzip nor protobuf usually fails on its first
+ * key; say so rather than naming a field. */
+static bool first_key_ok(ctx_t *c, const uint8_t *buf, size_t len)
 {
-    const rd_t all = {buf, buf + len};
+    rd_t r0 = {buf, buf + len};
+    uint64_t key;
+    ctx_t quiet = {0};
+    if (!rd_varint(&quiet, &r0, &key, "") || (key & 7) > 5 || (key & 7) == 3 || (key & 7) == 4 || key >> 3 == 0)
+        return fail(c, "not a profile: neither gzip nor profile.proto (starts with %02x %02x %02x %02x)", buf[0],
+                    len > 1 ? buf[1] : 0, len > 2 ? buf[2] : 0, len > 3 ? buf[3] : 0);
+    return true;
+}
+
+/* What the first pass counts, to size every table once. */
+typedef struct counts {
+    size_t n[16]; /* top-level fields by number */
+    size_t ncomment, maxpacked;
+} counts_t;
+
+/* Pass 1: count the top-level fields and check their wire types. */
+static bool count_fields(ctx_t *c, rd_t all, counts_t *n)
+{
     rd_t r;
     field_t f;
     int k;
-    size_t n[16] = {0};
-    size_t ncomment = 0, maxpacked = 0;
-
-    if (len == 0)
-        return fail(c, "empty profile"), NULL;
-    /* A file that is neither gzip nor protobuf usually fails on its first
-     * key; say so rather than naming a field. */
-    {
-        rd_t r0 = all;
-        uint64_t key;
-        ctx_t quiet = {0};
-        if (!rd_varint(&quiet, &r0, &key, "") || (key & 7) > 5 || (key & 7) == 3 || (key & 7) == 4 || key >> 3 == 0) {
-            fail(c, "not a profile: neither gzip nor profile.proto (starts with %02x %02x %02x %02x)", buf[0],
-                 len > 1 ? buf[1] : 0, len > 2 ? buf[2] : 0, len > 3 ? buf[3] : 0);
-            return NULL;
-        }
-    }
-
+    memset(n, 0, sizeof *n);
     for (r = all; (k = next_field(c, &r, &f, "profile")) > 0;) {
         if (!top_wt_ok(c, &f))
-            return NULL;
+            return false;
         if (f.num == F_COMMENT) {
             int64_t m = count_varints(c, &f, "profile comment");
             if (m < 0)
-                return NULL;
-            ncomment += (size_t)m;
+                return false;
+            n->ncomment += (size_t)m;
         } else if (f.num < 16) {
-            n[f.num]++;
+            n->n[f.num]++;
         }
-        if (f.num == F_SAMPLE && f.len > maxpacked)
-            maxpacked = f.len;
+        if (f.num == F_SAMPLE && f.len > n->maxpacked)
+            n->maxpacked = f.len;
     }
     if (k < 0)
-        return NULL;
-    if (n[F_STRING] == 0)
-        return fail(c, "string table is empty (string_table[0] must be \"\")"), NULL;
-    if (n[F_STRING] >= UINT32_MAX || n[F_MAPPING] >= UINT32_MAX || n[F_LOCATION] >= UINT32_MAX ||
-        n[F_FUNCTION] >= UINT32_MAX || n[F_SAMPLE_TYPE] >= UINT32_MAX || ncomment >= UINT32_MAX)
-        return fail(c, "profile has too many entries"), NULL;
+        return false;
+    if (n->n[F_STRING] == 0)
+        return fail(c, "string table is empty (string_table[0] must be \"\")");
+    if (n->n[F_STRING] >= UINT32_MAX || n->n[F_MAPPING] >= UINT32_MAX || n->n[F_LOCATION] >= UINT32_MAX ||
+        n->n[F_FUNCTION] >= UINT32_MAX || n->n[F_SAMPLE_TYPE] >= UINT32_MAX || n->ncomment >= UINT32_MAX)
+        return fail(c, "profile has too many entries");
+    return true;
+}
 
-    size_t budget = len > (SIZE_MAX - (1u << 20)) / 64 ? SIZE_MAX : len * 64 + (1u << 20);
-    gort__pprof_t *p = gort__pprof_new_empty(budget);
-    if (!p)
-        return fail(c, "out of memory"), NULL;
-    c->p = p;
-    p->str = gort__pprof_alloc(p, n[F_STRING] * sizeof *p->str);
-    p->str_len = gort__pprof_alloc(p, n[F_STRING] * sizeof *p->str_len);
-    p->comment = gort__pprof_calloc(p, ncomment, sizeof *p->comment);
-    p->sample_type = gort__pprof_calloc(p, n[F_SAMPLE_TYPE], sizeof *p->sample_type);
-    p->mapping = gort__pprof_calloc(p, n[F_MAPPING], sizeof *p->mapping);
-    p->func = gort__pprof_calloc(p, n[F_FUNCTION], sizeof *p->func);
-    p->loc = gort__pprof_calloc(p, n[F_LOCATION], sizeof *p->loc);
-    p->sample = gort__pprof_calloc(p, n[F_SAMPLE], sizeof *p->sample);
-    /* A packed field of L bytes holds at most L varints. */
-    uint64_t *scratch = gort__pprof_alloc(p, (maxpacked + 1) * sizeof *scratch);
-    if (!p->str || !p->str_len || !p->comment || !p->sample_type || !p->mapping || !p->func || !p->loc ||
-        !p->sample || !scratch)
-        goto nomem;
+/* Every table at its counted size, from p's arena. */
+static bool alloc_tables(ctx_t *c, gort__pprof_t *p, const counts_t *n)
+{
+    p->str = gort__pprof_alloc(p, n->n[F_STRING] * sizeof *p->str);
+    p->str_len = gort__pprof_alloc(p, n->n[F_STRING] * sizeof *p->str_len);
+    p->comment = gort__pprof_calloc(p, n->ncomment, sizeof *p->comment);
+    p->sample_type = gort__pprof_calloc(p, n->n[F_SAMPLE_TYPE], sizeof *p->sample_type);
+    p->mapping = gort__pprof_calloc(p, n->n[F_MAPPING], sizeof *p->mapping);
+    p->func = gort__pprof_calloc(p, n->n[F_FUNCTION], sizeof *p->func);
+    p->loc = gort__pprof_calloc(p, n->n[F_LOCATION], sizeof *p->loc);
+    p->sample = gort__pprof_calloc(p, n->n[F_SAMPLE], sizeof *p->sample);
+    return (p->str && p->str_len && p->comment && p->sample_type && p->mapping && p->func && p->loc && p->sample) ||
+           oom(c);
+}
 
-    /* Strings and comments. */
+/* Pass 2: strings and comments. */
+static bool dec_strings(ctx_t *c, gort__pprof_t *p, rd_t all)
+{
+    rd_t r;
+    field_t f;
     uint64_t *cm = (uint64_t *)p->comment;
     size_t ncm = 0;
     for (r = all; next_field(c, &r, &f, "profile") > 0;) {
         if (f.num == F_STRING) {
             if (f.len >= UINT32_MAX)
-                return fail(c, "string %u too long", p->nstr), gort__pprof_free(p), NULL;
+                return fail(c, "string %u too long", p->nstr);
             char *s = gort__pprof_alloc(p, f.len + 1);
             if (!s)
-                goto nomem;
+                return oom(c);
             memcpy(s, f.data, f.len);
             s[f.len] = 0;
             p->str[p->nstr] = s;
             p->str_len[p->nstr++] = (uint32_t)f.len;
         } else if (f.num == F_COMMENT) {
             if (!each_varint(c, &f, "profile comment", cm, &ncm))
-                goto bad;
+                return false;
         }
     }
     if (p->str_len[0] != 0) {
         char q[200];
-        fail(c, "string_table[0] must be \"\", is \"%s\"", printable(q, sizeof q, p->str[0], p->str_len[0], 40));
-        goto bad;
+        return fail(c, "string_table[0] must be \"\", is \"%s\"", printable(q, sizeof q, p->str[0], p->str_len[0], 40));
     }
     p->ncomment = (uint32_t)ncm;
     for (uint32_t i = 0; i < p->ncomment; i++)
         if (!chk_str(c, p->comment[i], "comment", i))
-            goto bad;
+            return false;
+    return true;
+}
 
-    /* Sample types, mappings, functions, scalars. */
+/* Pass 3: sample types, mappings, functions, scalars. */
+static bool dec_tables(ctx_t *c, gort__pprof_t *p, rd_t all)
+{
+    rd_t r;
+    field_t f;
     for (r = all; next_field(c, &r, &f, "profile") > 0;) {
         switch (f.num) {
         case F_SAMPLE_TYPE:
             if (!dec_vtype(c, &f, &p->sample_type[p->nsample_type], "sample type"))
-                goto bad;
+                return false;
             p->nsample_type++;
             break;
         case F_MAPPING:
             if (!dec_mapping(c, &f, &p->mapping[p->nmapping], p->nmapping))
-                goto bad;
+                return false;
             p->nmapping++;
             break;
         case F_FUNCTION:
             if (!dec_function(c, &f, &p->func[p->nfunc], p->nfunc))
-                goto bad;
+                return false;
             p->nfunc++;
             break;
         case F_PERIOD_TYPE:
             if (!dec_vtype(c, &f, &p->period_type, "period type"))
-                goto bad;
+                return false;
             break;
         case F_DROP: p->drop_frames = (int64_t)f.v; break;
         case F_KEEP: p->keep_frames = (int64_t)f.v; break;
@@ -643,58 +652,75 @@ static gort__pprof_t *decode_plain(ctx_t *c, const uint8_t *buf, size_t len)
         case F_DEFAULT_SAMPLE_TYPE: p->default_sample_type = (int64_t)f.v; break;
         }
     }
-    if (!chk_str(c, p->drop_frames, "drop_frames", 0) || !chk_str(c, p->keep_frames, "keep_frames", 0) ||
-        !chk_str(c, p->default_sample_type, "default_sample_type", 0))
-        goto bad;
+    return chk_str(c, p->drop_frames, "drop_frames", 0) && chk_str(c, p->keep_frames, "keep_frames", 0) &&
+           chk_str(c, p->default_sample_type, "default_sample_type", 0);
+}
 
+/* An id -> index map over n entries whose ids are at ids, stride apart;
+ * what names the entries in messages ("mapping"). */
+static bool index_ids(ctx_t *c, idmap_t *m, const void *ids, size_t stride, uint32_t n, const char *what)
+{
+    if (!idmap_init(c, m, n))
+        return false;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t id = *(const uint64_t *)((const char *)ids + (size_t)i * stride);
+        if (!idmap_put(m, id, i))
+            return fail(c, "%s %u: id %llu is %s", what, i, (unsigned long long)id, id ? "used twice" : "zero");
+    }
+    return true;
+}
+
+/* Passes 4 and 5: locations (which name mappings and functions by id),
+ * then samples (which name locations). */
+static bool dec_locations_samples(ctx_t *c, gort__pprof_t *p, rd_t all, uint64_t *scratch, size_t nscratch)
+{
+    rd_t r;
+    field_t f;
     idmap_t maps, funcs, locs;
-    if (!idmap_init(c, &maps, p->nmapping) || !idmap_init(c, &funcs, p->nfunc))
-        goto bad;
-    for (uint32_t i = 0; i < p->nmapping; i++)
-        if (!idmap_put(&maps, p->mapping[i].id, i)) {
-            fail(c, "mapping %u: id %llu is %s", i, (unsigned long long)p->mapping[i].id,
-                 p->mapping[i].id ? "used twice" : "zero");
-            goto bad;
-        }
-    for (uint32_t i = 0; i < p->nfunc; i++)
-        if (!idmap_put(&funcs, p->func[i].id, i)) {
-            fail(c, "function %u: id %llu is %s", i, (unsigned long long)p->func[i].id,
-                 p->func[i].id ? "used twice" : "zero");
-            goto bad;
-        }
-
-    /* Locations. */
+    if (!index_ids(c, &maps, &p->mapping[0].id, sizeof p->mapping[0], p->nmapping, "mapping") ||
+        !index_ids(c, &funcs, &p->func[0].id, sizeof p->func[0], p->nfunc, "function"))
+        return false;
     for (r = all; next_field(c, &r, &f, "profile") > 0;) {
         if (f.num != F_LOCATION)
             continue;
         if (!dec_location(c, &f, &p->loc[p->nloc], p->nloc, &maps, &funcs))
-            goto bad;
+            return false;
         p->nloc++;
     }
-    if (!idmap_init(c, &locs, p->nloc))
-        goto bad;
-    for (uint32_t i = 0; i < p->nloc; i++)
-        if (!idmap_put(&locs, p->loc[i].id, i)) {
-            fail(c, "location %u: id %llu is %s", i, (unsigned long long)p->loc[i].id,
-                 p->loc[i].id ? "used twice" : "zero");
-            goto bad;
-        }
-
-    /* Samples. */
+    if (!index_ids(c, &locs, &p->loc[0].id, sizeof p->loc[0], p->nloc, "location"))
+        return false;
     for (r = all; next_field(c, &r, &f, "profile") > 0;) {
         if (f.num != F_SAMPLE)
             continue;
-        if (!dec_sample(c, &f, &p->sample[p->nsample], p->nsample, &locs, scratch, maxpacked + 1))
-            goto bad;
+        if (!dec_sample(c, &f, &p->sample[p->nsample], p->nsample, &locs, scratch, nscratch))
+            return false;
         p->nsample++;
     }
-    if (c->failed)
-        goto bad;
-    return p;
+    return true;
+}
 
-nomem:
-    oom(c);
-bad:
+/* An uncompressed profile.proto, in passes over the buffer: count, then
+ * decode each kind of message once the ones it refers to are known. */
+static gort__pprof_t *decode_plain(ctx_t *c, const uint8_t *buf, size_t len)
+{
+    const rd_t all = {buf, buf + len};
+    counts_t n;
+    if (len == 0)
+        return fail(c, "empty profile"), NULL;
+    if (!first_key_ok(c, buf, len) || !count_fields(c, all, &n))
+        return NULL;
+    size_t budget = len > (SIZE_MAX - (1u << 20)) / 64 ? SIZE_MAX : len * 64 + (1u << 20);
+    gort__pprof_t *p = gort__pprof_new_empty(budget);
+    if (!p)
+        return fail(c, "out of memory"), NULL;
+    c->p = p;
+    /* A packed field of L bytes holds at most L varints. */
+    uint64_t *scratch = gort__pprof_alloc(p, (n.maxpacked + 1) * sizeof *scratch);
+    if (!scratch)
+        oom(c);
+    if (scratch && alloc_tables(c, p, &n) && dec_strings(c, p, all) && dec_tables(c, p, all) &&
+        dec_locations_samples(c, p, all, scratch, n.maxpacked + 1) && !c->failed)
+        return p;
     gort__pprof_free(p);
     c->p = NULL;
     return NULL;

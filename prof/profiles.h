@@ -38,9 +38,6 @@ static inline void gort__labels_ref(gort_labels_t *l)
 /* Frees the set on the last reference.  Not in a signal handler. */
 void gort__labels_unref(gort_labels_t *l);
 extern _Atomic int64_t gort__labels_live; /* label sets allocated and not freed (tests) */
-/* The calling goroutine's label set, with a reference for the caller
- * (NULL: none). */
-gort_labels_t *gort__labels_current(void);
 
 /* ---- turning stacks into pprof locations (profiles.c) ---- */
 

@@ -252,19 +252,6 @@ static const sym_t *sym_find_aliases(int mod, uintptr_t pc, int *nalias)
 
 static const sym_t *sym_find(int mod, uintptr_t pc) { return sym_find_aliases(mod, pc, NULL); }
 
-const char *gort__symtab_lookup(uintptr_t pc, uintptr_t *start)
-{
-    const range_t *r = range_find(atomic_load_explicit(&mod_index, memory_order_acquire), pc);
-    if (!r)
-        return NULL;
-    const sym_t *s = sym_find(r->mod, pc);
-    if (!s)
-        return NULL;
-    if (start)
-        *start = s->addr;
-    return s->name;
-}
-
 /* libc's allocator entry points (exported names, plus the internal ones a
  * libc with a full symbol table shows).  Every path that takes an arena
  * lock runs below one of them. */

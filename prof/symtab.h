@@ -95,10 +95,6 @@ bool gort__pc_in_malloc(uintptr_t pc);
  * async-signal-safe with GORT_SYM_NODWARF. */
 int gort__symbolize(uintptr_t pc, gort_frame_t *out, int max, int flags);
 
-/* The name of the ELF function symbol holding pc and its start, from the
- * tables built at init; NULL if none.  Async-signal-safe. */
-const char *gort__symtab_lookup(uintptr_t pc, uintptr_t *start);
-
 /* Cache statistics, for tests and benchmarks. */
 typedef struct gort_symtab_stats {
     uint64_t lookups, hits, dwarf_lookups, fallbacks;

@@ -333,16 +333,6 @@ __attribute__((noinline)) int gort__unwind_self(uintptr_t *pcs, int max, int ski
     return n;
 }
 
-int gort__unwind_regs(const gort_ctx_regs_t *r, uintptr_t *pcs, int max)
-{
-    if (max <= 0 || r->pc == 0)
-        return 0;
-    uregs_t rs = {{r->pc, r->sp, r->fp, r->rbx, r->r12, r->r13, r->r14, r->r15}, (1u << CR_NREGS) - 1};
-    uintptr_t lo = 0, hi = 0;
-    (void)known_stack(r->sp, &lo, &hi);
-    return walk_regs(&rs, false, lo, hi, NULL, pcs, max, 0, may_compute());
-}
-
 /* What must not change while a parked goroutine's stack is read. */
 typedef struct gsnap {
     uint32_t status;

@@ -46,9 +46,6 @@ int gort__unwind_g(gort_g_t *gp, uintptr_t *pcs, int max);
 /* The calling thread, skipping this function and `skip` more frames. */
 int gort__unwind_self(uintptr_t *pcs, int max, int skip);
 
-/* From a register set whose pc is a return address. */
-int gort__unwind_regs(const gort_ctx_regs_t *r, uintptr_t *pcs, int max);
-
 /* A goroutine running on another M: sets m->capture_req and sends SIGURG;
  * the SIGURG handler calls gort__sigurg_capture, which unwinds the
  * interrupted context into the M's capture buffer.  Waits at most

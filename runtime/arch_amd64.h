@@ -78,13 +78,6 @@ static inline __attribute__((always_inline)) uintptr_t gort__getsp(void)
     return sp;
 }
 
-static inline __attribute__((always_inline)) uint64_t gort__cputicks(void)
-{
-    uint32_t lo, hi;
-    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-    return ((uint64_t)hi << 32) | lo;
-}
-
 /* Registers recovered from a saved context, for unwinders. */
 typedef struct gort_ctx_regs {
     uintptr_t pc, sp, fp;

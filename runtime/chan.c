@@ -40,9 +40,9 @@
  * One P.  With gomaxprocs 1 (gort__chansolo, set by procresize with the
  * world stopped) the thread holding the P takes channel locks by plain
  * load and store (key GORT_LOCK_SOLO) instead of a CAS: a locked
- * instruction costs ~8 ns on the Xeon VM and waits for every store before
- * it, often to cold goroutine lines (chanthru at 1 proc 32 -> ~15 ns,
- * pingpong 114 -> ~98 ns).  That is only safe while nobody else takes a
+ * instruction is slow and waits for every store before it, often to cold
+ * goroutine lines (chanthru and pingpong at 1 proc gained most: see
+ * docs/benchmarks.md).  That is only safe while nobody else takes a
  * channel lock: a thread without a P (a foreign thread, a goroutine
  * between gort_syscall_enter and _exit) first revokes the mode, once
  * until the next procresize: it clears the flag, issues membarrier(2) and
@@ -295,10 +295,6 @@ static inline bool chan_empty(gort_chan *c)
     return atomic_load_explicit(&c->qcount, memory_order_acquire) == 0;
 }
 
-static inline void qcount_set(gort_chan *c, size_t v)
-{
-    atomic_store_explicit(&c->qcount, v, memory_order_relaxed);
-}
 
 void gort__block_forever(int reason)
 {
@@ -347,10 +343,7 @@ bool gort__chan_trysend_locked(gort_chan *c, const void *ep)
     }
     size_t q = atomic_load_explicit(&c->qcount, memory_order_relaxed);
     if (q < c->dataqsiz) {
-        gort__elem_copy(gort__chanbuf(c, c->sendx), ep, c->elemsize);
-        if (++c->sendx == c->dataqsiz)
-            c->sendx = 0;
-        qcount_set(c, q + 1);
+        gort__chanbuf_put(c, q, ep);
         gort__unlock(&c->lock);
         return true;
     }
@@ -363,9 +356,7 @@ bool gort__chan_drain_locked(gort_chan *c)
     size_t q = atomic_load_explicit(&c->qcount, memory_order_relaxed);
     if (q == 0)
         return false;
-    if (++c->recvx == c->dataqsiz)
-        c->recvx = 0;
-    qcount_set(c, q - 1);
+    gort__chanbuf_get(c, q, NULL);
     return true;
 }
 
@@ -391,14 +382,7 @@ static inline __attribute__((always_inline)) int chansend(gort_chan *c, const vo
     }
     size_t q = atomic_load_explicit(&c->qcount, memory_order_relaxed);
     if (q < c->dataqsiz) {
-        char *qp = gort__chanbuf(c, c->sendx);
-        if (likely(ep != NULL))
-            gort__elem_copy(qp, ep, c->elemsize);
-        else
-            gort__elem_zero(qp, c->elemsize);
-        if (++c->sendx == c->dataqsiz)
-            c->sendx = 0;
-        qcount_set(c, q + 1);
+        gort__chanbuf_put(c, q, ep);
         gort__unlock(&c->lock);
         return OP_OK;
     }
@@ -446,12 +430,7 @@ static inline __attribute__((always_inline)) int chanrecv(gort_chan *c, void *ep
         return OP_OK;
     }
     if (q > 0) {
-        char *qp = gort__chanbuf(c, c->recvx);
-        if (ep)
-            gort__elem_copy(ep, qp, c->elemsize);
-        if (++c->recvx == c->dataqsiz)
-            c->recvx = 0;
-        qcount_set(c, q - 1);
+        gort__chanbuf_get(c, q, ep);
         gort__unlock(&c->lock);
         return OP_OK;
     }

@@ -71,6 +71,31 @@ static inline void gort__elem_zero(void *dst, size_t n)
 
 static inline char *gort__chanbuf(gort_chan *c, size_t i) { return c->buf + i * c->elemsize; }
 
+/* The ring's one put and one get, for send, receive and select.  c->lock
+ * held; q is qcount as read under it.  Put: q < dataqsiz; appends the
+ * value at ep (the zero value if ep is NULL).  Get: q > 0; takes the head
+ * into ep (drops it if ep is NULL). */
+static inline __attribute__((always_inline)) void gort__chanbuf_put(gort_chan *c, size_t q, const void *ep)
+{
+    char *qp = gort__chanbuf(c, c->sendx);
+    if (likely(ep != NULL))
+        gort__elem_copy(qp, ep, c->elemsize);
+    else
+        gort__elem_zero(qp, c->elemsize);
+    if (++c->sendx == c->dataqsiz)
+        c->sendx = 0;
+    atomic_store_explicit(&c->qcount, q + 1, memory_order_relaxed);
+}
+
+static inline __attribute__((always_inline)) void gort__chanbuf_get(gort_chan *c, size_t q, void *ep)
+{
+    if (ep)
+        gort__elem_copy(ep, gort__chanbuf(c, c->recvx), c->elemsize);
+    if (++c->recvx == c->dataqsiz)
+        c->recvx = 0;
+    atomic_store_explicit(&c->qcount, q - 1, memory_order_relaxed);
+}
+
 /* Waiting queues, c->lock held. */
 void gort__waitq_enqueue(gort_waitq_t *q, gort_sudog_t *s);
 gort_sudog_t *gort__waitq_dequeue(gort_waitq_t *q);

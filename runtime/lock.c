@@ -128,11 +128,10 @@ static inline bool try_take(gort_lock_t *l)
 }
 
 /* Contended.  Spin first, backing off: the first look comes after
- * SPIN_FIRST pauses (~2.5 us on the development VM), and the waits double
- * up to SPIN_CAP.  Looking sooner hands the lock (and its cache line) back
- * and forth between CPUs on every operation: chanthru at 2 procs ran at
- * 100 ns per item with Go's 4 x 30 pauses, 54 ns with these.  Then yield
- * once, then sleep. */
+ * SPIN_FIRST pauses, and the waits double up to SPIN_CAP.  Looking sooner
+ * (Go's 4 x 30 pauses) hands the lock (and its cache line) back and forth
+ * between CPUs on every operation: chanthru at 2 procs ran much slower
+ * (docs/benchmarks.md).  Then yield once, then sleep. */
 void gort__lock_slow(gort_lock_t *l)
 {
     for (int n = SPIN_FIRST, spent = 0; spent < SPIN_BUDGET; spent += n, n = n < SPIN_CAP ? 2 * n : n) {

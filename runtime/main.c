@@ -248,7 +248,7 @@ int gort__main(void (*fn)(void *), void *arg)
     m->g0top = stackaddr ? (uintptr_t)stackaddr + stacksize : sp;
     gort__minit(m);
 
-    atomic_store(&gort__sched.main_done, 0);
+    atomic_store(&gort__sched.main_done, 0); /* RUNNING: see exit.c */
     gort__start_world_locked_m();
     gort__newproc(fn, arg, (uintptr_t)__builtin_return_address(0), true);
     gort__wakep();
@@ -258,40 +258,7 @@ int gort__main(void (*fn)(void *), void *arg)
     /* The main goroutine has returned; the world is stopped. */
     m = gort__getm();
     gort__san_main_leave(m, san_caller);
-    /* A stray wake-up can let this thread see main_done and leave while
-     * still counted idle, on midle or in nmidlelocked (wake_main_thread,
-     * which would undo that, may not have run yet, and finds main_m NULL
-     * when it does).  Undo it here, or a startm could hand a P to a
-     * thread that went back to the caller. */
-    gort__lock(&gort__sched.lock);
-    bool listed = false;
-    for (gort_m_t **pm = &gort__sched.midle; *pm; pm = &(*pm)->schedlink) {
-        if (*pm == m) {
-            *pm = m->schedlink;
-            gort__sched.nmidle--;
-            listed = true;
-            break;
-        }
-    }
-    if (!listed && m->blocked && m->lockedg)
-        gort__sched.nmidlelocked--;
-    m->blocked = false;
-    gort__unlock(&gort__sched.lock);
-    /* A goroutine that called gort_lock_thread while running on this
-     * thread cannot keep it: the thread goes back to our caller.  Unlock
-     * it, so that it runs on any thread when the next gort_main restarts
-     * the world; otherwise its wake-up would land on this thread's note
-     * in the middle of whatever it does next. */
-    if (m->lockedg) {
-        gort_g_t *lg = m->lockedg;
-        lg->lockedm = NULL;
-        lg->lockedext = 0;
-        m->lockedg = NULL;
-    }
-    gort__lock(&gort__sched.lock);
-    gort__sched.mcount--;
-    gort__sched.main_m = NULL; /* under the lock: wake_main_thread reads it */
-    gort__unlock(&gort__sched.lock);
+    gort__main_exit_finish(m);
     gort__munsetup(m);
     m->is_main_thread = false;
     atomic_store(&gort__sched.main_running, 0);

@@ -76,10 +76,10 @@ void gort__mutex_init(void)
 }
 #define STARVATION_THRESHOLD_NS 1000000
 #define ACTIVE_SPIN 4
-/* Pauses between looks while spinning.  Go's 30 (tuned for Intel's
- * ~140-cycle PAUSE; ~60 cycles here) had spinners take the lock's line
- * back from the holder: mutex at 2 procs averaged 27.3 ns with 30, 25.0
- * with 128 and 27.4 with 256 (8 alternating runs each, 2-core VM). */
+/* Pauses between looks while spinning.  Go's 30 is tuned for Intel's
+ * slower PAUSE; with a shorter PAUSE it had spinners take the lock's line
+ * back from the holder.  128 was the fastest of the values tried on the
+ * mutex bench at 2 procs (docs/benchmarks.md). */
 #define ACTIVE_SPIN_CNT 128
 
 static inline _Atomic int64_t *mstate(gort_mutex *m) { return (_Atomic int64_t *)&m->_u._state; }
@@ -115,8 +115,8 @@ static inline void do_spin(void)
  * our count went in, and its Unlock's load comes after its own locking
  * CAS), so doing its wake is enough, no barrier.  Only when the holder
  * keeps it longer do we pay for membarrier.  At 2 procs the barrier on
- * every sleep cost ~40% of the mutex bench (its IPI stalls the holder);
- * the watch makes it rare there. */
+ * every sleep was a large part of the mutex bench (its IPI stalls the
+ * holder); the watch makes it rare there. */
 #define WATCH_LOOKS 64
 static void after_count_in(gort_mutex *m)
 {

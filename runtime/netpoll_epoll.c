@@ -57,6 +57,10 @@ gort_g_t *gort__netpoll(int64_t delay)
 {
     struct epoll_event evs[16];
     int n;
+    /* The main thread must not block once the main goroutine has returned:
+     * its break may have come before we owned the poller (exit.c, rule 3). */
+    if (delay != 0 && gort__main_exit_due(gort__getm()))
+        delay = 0;
     for (;;) {
         if (have_pwait2) {
             struct timespec ts, *tsp = NULL;

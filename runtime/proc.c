@@ -217,7 +217,6 @@ gort_g_t *gort__newproc(void (*fn)(void *), void *arg, uintptr_t pc, bool main)
     gp->callframe = NULL;
     gp->recovered = NULL;
     gp->labels = NULL;
-    gp->sysexit_noP = false;
     atomic_store_explicit(&gp->preempt, false, memory_order_relaxed);
     if (parent && gort__hooks.labels_inherit)
         gort__hooks.labels_inherit(gp, parent);
@@ -248,8 +247,6 @@ int gort_numgoroutine(void)
     }
     return n < 0 ? 0 : (int)n;
 }
-
-void gort__main_exit_on_g0(gort_m_t *m);
 
 static void goexit0(void *arg)
 {
@@ -290,8 +287,6 @@ static void goexit0(void *arg)
         gort__main_exit_on_g0(m);
     gort__schedule();
 }
-
-void gort__main_exit_on_g(void);
 
 void gort__goexit(void)
 {

@@ -115,7 +115,6 @@ void gort__stack_free(gort_p_t *p, gort_stack_t *s);
 void gort__stack_pcache_flush(gort_p_t *p);
 bool gort__stack_check(const gort_stack_t *s); /* canary intact */
 size_t gort__stack_size(void);
-int gort__stack_guard_kind(const gort_stack_t *s);
 uintptr_t gort__stack_guard_lo(const gort_stack_t *s);
 size_t gort__stack_scavenge(void);     /* sysmon: returns bytes given back */
 uint64_t gort__stacks_allocated(void); /* counters for gort_stats_get */
@@ -134,7 +133,8 @@ uint64_t gort__stacks_pooled(void);
  *   G_WAITING   parked; ctx saved; some queue owns a pointer.  nobody
  *   G_DEAD      exited or free; no stack.                      free list owner
  *   G_PREEMPTED suspended by the async preemption path.        nobody
- * Transitions are compare-and-swaps on g->status (see casgstatus).
+ * Transitions are checked stores to g->status by its owner (see
+ * gort__casgstatus: despite the name, not a compare-and-swap).
  */
 enum gort_gstatus {
     G_IDLE = 0,
@@ -186,9 +186,7 @@ struct gort_g {
     uint8_t waitreason;      /* set before parking; read by dumps */
     _Atomic bool preempt;    /* please yield at the next safe point */
     bool main;               /* goroutine 1 of a gort_main call */
-    bool sysexit_noP;        /* resumed from a syscall without a P (sysmon took it) */
     _Atomic bool selectdone; /* select: first waker wins (chan.c) */
-    bool parking_on_chan;    /* chan.c: park in progress */
     uint8_t lockedext;       /* gort_lock_thread nesting (external) */
     bool foreign;            /* a plain thread's waiter, not a goroutine
                                 (foreign.c); const */
@@ -227,11 +225,9 @@ struct gort_g {
     gort_pmsg_t *recovered;  /* panic.c: messages gort_recover returned, kept
                                 until the goroutine exits */
     gort_labels_t *labels;   /* prof: profiler labels (inherited) */
-    uint64_t prof_cycles;    /* prof: block profile bookkeeping */
     int64_t syscallwhen;     /* ns when it entered the current syscall */
     uintptr_t syscallsp, syscallpc, syscallfp; /* caller of gort_syscall_enter:
                                  its SP, PC and frame pointer, for dumps */
-    void *sigctx;            /* sysmon: preempted register save area */
     void *asan_fake_stack;   /* sanitizer fiber bookkeeping */
     void *tsan_fiber;
     uint32_t tsan_lives; /* goroutines that have used tsan_fiber */
@@ -261,13 +257,12 @@ struct gort_m {
                                  read by its signal handler and sysmon */
     _Atomic uint32_t pstate;  /* sysmon retake of a P from an M blocked
                                  outside the runtime: 0 owned, 1 revoking,
-                                 2 revoked (sysmon/retake.c) */
+                                 2 revoked (retake, sysmon/sysmon.c) */
     bool spinning;            /* looking for work; counted in sched.nmspinning */
     bool blocked;             /* asleep on park, and counted in midle or
                                * nmidlelocked; under sched.lock.  Set by the
                                * sleeper, cleared by whoever wakes it (so
                                * that two wakers cannot both see it set) */
-    bool incgo_exit;          /* gort_main: return to the caller when woken */
     bool is_sysmon;
     bool is_main_thread;      /* thread that called gort_main */
     uint64_t randseed;        /* gort__fastrand state; this M only */
@@ -290,14 +285,12 @@ struct gort_m {
     size_t sigstack_size;
     _Atomic uint32_t preempt_pending; /* a SIGURG is in flight (CAS) */
     _Atomic uint64_t preempt_gen;     /* bumped by each switch; sysmon coalescing */
-    _Atomic int64_t cputime_seen;     /* sysmon: thread CPU clock last round */
     clockid_t cpuclock;       /* this thread's CPU-time clock */
     void *prof;               /* prof/: per-M sample buffer and timer */
     void *g0_fake_stack;      /* sanitizers */
     void *tsan_g0_fiber;
     bool tsan_g0_ours; /* tsan_g0_fiber was made by fiber_san.c, not the thread's own */
     uint32_t tsan_g0_entries; /* switches to g0 since tsan_g0_fiber was made */
-    void *fatal_save;         /* fatal.c: crash bookkeeping */
     /* prof/dump.c asks a running M for its goroutine's stack: it sets
      * capture_req and sends SIGURG; the handler (sysmon/preempt.c) calls
      * gort__hooks.sigurg_capture (prof/unwind.c) before anything else. */
@@ -409,7 +402,6 @@ typedef struct gort_sched {
     int32_t stopwait;              /* Ps still to stop */
     gort_note_t stopnote;
     gort_lock_t worldlock;         /* serializes STW initiators (LR_WORLD) */
-    _Atomic int32_t stw_depth;     /* world stopped by gort_main exit */
 
     _Atomic int64_t lastpoll;      /* 0: an M is blocked in netpoll */
     _Atomic int64_t pollUntil;     /* when that poll will wake */
@@ -419,7 +411,6 @@ typedef struct gort_sched {
     _Atomic uint32_t timers_overdue;
 
     _Atomic uint64_t goidgen;
-    _Atomic int32_t ngsys;         /* runtime-internal goroutines (not counted) */
 
     gort_lock_t allm_lock;
     gort_m_t *allm;
@@ -792,6 +783,15 @@ void gort__start_world_locked_m(void);
  * sched.lock, or before the world first starts. */
 void gort__set_newprocs(int32_t n);
 int32_t gort__get_newprocs(void);
+void gort__world_stays_stopped(void);        /* after stop_the_world: see exit.c */
+
+/* The main goroutine's exit (exit.c) */
+void gort__main_exit_on_g(void);
+void gort__main_exit_on_g0(gort_m_t *m);
+void gort__main_exit_check(gort_m_t *m);        /* a checkpoint: leaves if DONE */
+void gort__main_exit_check_locked(gort_m_t *m); /* sched.lock held, before registering idle */
+bool gort__main_exit_due(gort_m_t *m);          /* the poller's check before blocking */
+void gort__main_exit_finish(gort_m_t *m);       /* gort_main's return path */
 
 /* Goroutines (proc.c) */
 gort_g_t *gort__newproc(void (*fn)(void *), void *arg, uintptr_t pc, bool main);
@@ -866,7 +866,7 @@ int64_t gort__nanotime(void);
 int64_t gort__nanotime_coarse(void);
 /* sysmon's clock at its last round (0 before it starts): for stamps read
  * in minutes (a parked goroutine's waitsince), where even the coarse
- * clock's vDSO call was 2-3% of a channel hand-off. */
+ * clock's vDSO call was a visible part of a channel hand-off. */
 extern _Atomic int64_t gort__sysmon_now;
 static inline int64_t gort__nanotime_stale(void)
 {
@@ -964,8 +964,6 @@ int gort__cpuquota_parse_v1(const char *quota_us, const char *period_us);
 /* The smallest quota from cgroup path up to root, under the hierarchy's
  * mount point mnt, which shows cgroup root. */
 int gort__cpuquota_along(bool v2, const char *mnt, const char *root, const char *path, char *src, size_t srclen);
-void *gort__sysalloc(size_t n); /* mmap'd, zeroed, fatal on failure */
-void gort__sysfree(void *p, size_t n);
 
 
 /* Counters and debug output */

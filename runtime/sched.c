@@ -41,9 +41,6 @@ gort_sched_t gort__sched = {
 gort_p_t *gort__allp[GORT_MAX_PROCS];
 _Atomic int32_t gort__gomaxprocs;
 
-static void runtime_check_main_exit(gort_m_t *m);
-void gort__main_thread_return(void);
-
 void gort__badgstatus(gort_g_t *gp, uint32_t from, uint32_t to, uint32_t st)
 {
     gort__throw("casgstatus: goroutine %llu: bad transition %u -> %u (status %u)",
@@ -118,22 +115,6 @@ static void mput(gort_m_t *m)
     gort__checkdead();
 }
 
-/* sched.lock held, m just put on midle: if the main goroutine is done and
- * m is the main thread, take it back off so it can return from gort_main. */
-static bool main_exit_pending_locked(gort_m_t *m)
-{
-    if (!m->is_main_thread || !atomic_load_explicit(&gort__sched.main_done, memory_order_acquire))
-        return false;
-    for (gort_m_t **pm = &gort__sched.midle; *pm; pm = &(*pm)->schedlink) {
-        if (*pm == m) {
-            *pm = m->schedlink;
-            gort__sched.nmidle--;
-            break;
-        }
-    }
-    return true;
-}
-
 /* sched.lock held. */
 static gort_m_t *mget(void)
 {
@@ -146,54 +127,23 @@ static gort_m_t *mget(void)
     return m;
 }
 
-/* Sleeps on m->park.  The main thread wakes every 20 ms to look at
- * main_done: a safety net for a lost wake-up at main-goroutine exit,
- * which hung about 1 full test run in 6 under a CPU hog (the main thread
- * asleep, off midle, nobody to wake it; cause not found yet, see
- * docs/reliability.md).  gort_main's return path unlists the thread. */
-static void park_note_sleep(gort_m_t *m)
+/* m is registered idle (on midle, or counted in nmidlelocked) and
+ * m->blocked is set.  Sleeps until a waker unregisters it and posts its
+ * note: startm or startlockedm with a P in nextp (stored under sched.lock
+ * as they clear blocked), or, for the main thread, the main goroutine's
+ * exit (runtime/exit.c).  Nobody else posts the note, so a wake-up with
+ * neither is a bug. */
+static void park_until_p(gort_m_t *m)
 {
-    if (!m->is_main_thread) {
-        gort__notesleep(&m->park);
-        return;
-    }
-    while (!gort__notetsleep(&m->park, 20 * 1000 * 1000))
-        runtime_check_main_exit(m);
-}
-
-/* m is registered idle (on midle, or counted in nmidlelocked if locked)
- * and m->blocked is set.  Sleeps until a waker hands it a P and acquires
- * it.  Wakers (startm, startlockedm) store nextp under sched.lock as they
- * clear blocked, so under the lock the two agree. */
-static void park_until_p(gort_m_t *m, bool locked)
-{
-    for (;;) {
-        park_note_sleep(m);
-        gort__noteclear(&m->park);
-        runtime_check_main_exit(m);
-        gort__lock(&gort__sched.lock);
-        if (m->nextp)
-            break;
-        /* Woken with nothing to do: a wake-up meant for an earlier exit of
-         * the main goroutine (see wake_main_thread).  If that waker
-         * unregistered us, register again; then sleep again. */
-        if (!m->blocked) {
-            if (locked)
-                gort__sched.nmidlelocked++;
-            else
-                mput(m);
-            m->blocked = true;
-        }
-        if (!locked && main_exit_pending_locked(m)) {
-            m->blocked = false;
-            gort__unlock(&gort__sched.lock);
-            runtime_check_main_exit(m);
-        }
-        gort__unlock(&gort__sched.lock);
-    }
+    gort__notesleep(&m->park);
+    gort__noteclear(&m->park);
+    gort__main_exit_check(m);
+    gort__lock(&gort__sched.lock);
     gort_p_t *pp = m->nextp;
     m->nextp = NULL;
     gort__unlock(&gort__sched.lock);
+    if (!pp)
+        gort__throw("park: M woken without a P");
     gort__acquirep(pp);
 }
 
@@ -206,17 +156,11 @@ void gort__stopm(void)
     if (m->spinning)
         gort__throw("stopm spinning");
     gort__lock(&gort__sched.lock);
+    gort__main_exit_check_locked(m); /* in the registering section: exit.c */
     mput(m);
-    /* wake_main_thread searches midle under sched.lock after setting
-     * main_done: if it ran before our mput it could not find us, so look
-     * at the flag under the same lock (else we would sleep forever). */
-    if (main_exit_pending_locked(m)) {
-        gort__unlock(&gort__sched.lock);
-        runtime_check_main_exit(m);
-    }
     m->blocked = true;
     gort__unlock(&gort__sched.lock);
-    park_until_p(m, false);
+    park_until_p(m);
 }
 
 /* Schedules some M to run pp (or an idle P if pp is NULL).  If spinning,
@@ -364,16 +308,12 @@ void gort__stoplockedm(void)
         gort__handoffp(pp);
     }
     gort__lock(&gort__sched.lock);
+    gort__main_exit_check_locked(m); /* in the registering section: exit.c */
     gort__sched.nmidlelocked++;
-    if (m->is_main_thread && atomic_load_explicit(&gort__sched.main_done, memory_order_acquire)) {
-        gort__sched.nmidlelocked--;
-        gort__unlock(&gort__sched.lock);
-        runtime_check_main_exit(m);
-    }
     m->blocked = true;
     gort__checkdead();
     gort__unlock(&gort__sched.lock);
-    park_until_p(m, true);
+    park_until_p(m);
 }
 
 /* Hands our P to the M that gp is locked to, and parks this M. */
@@ -622,7 +562,7 @@ top:;
         now = gort__nanotime();
         atomic_store_explicit(&gort__sched.pollUntil, 0, memory_order_release);
         atomic_store_explicit(&gort__sched.lastpoll, now, memory_order_release);
-        runtime_check_main_exit(m);
+        gort__main_exit_check(m);
         gort__lock(&gort__sched.lock);
         gort_p_t *np = atomic_load_explicit(&gort__sched.gcwaiting, memory_order_acquire)
                            ? NULL
@@ -666,7 +606,7 @@ void gort__schedule(void)
          * runtime, and the goroutine has since parked or ended: this M
          * is idle now. */
         atomic_store_explicit(&m->pstate, 0, memory_order_release);
-        gort__main_thread_return();
+        gort__main_exit_check(m);
         gort__stopm();
     }
     if (m->lockedg) {
@@ -825,13 +765,12 @@ bool gort__unlock_fn(gort_g_t *gp, void *l)
  * than ours; otherwise the goroutine runs here, next, as in Go.  Always
  * going home left stealing (half a queue at a time) as the only way to
  * even out the Ps, and each stolen goroutine cut a pipeline in two more
- * places.  The 2-proc sieve made 100k-700k cross-P hand-offs a run (each
- * roughly 0.7 us of cache misses on the Xeon VM) and took 0.23-0.46 s;
- * with the check, about 20k, and ~95 ns per switch against 85 at one
- * proc.  Ties going home: as few cross-P hand-offs, but slower (median
- * 0.331 s against 0.294).  Semaphore wakeups (mutex, cond) keep going
- * home: with the check the mutex bench at 2 procs slowed from 29 to 36
- * ns a lock (medians of 12). */
+ * places: the 2-proc sieve made many times more cross-P hand-offs (each a
+ * round of cache misses) and its run time varied widely; with the check,
+ * a switch costs little more than at one proc.  Ties going home: as few
+ * cross-P hand-offs, but slower.  Semaphore wakeups (mutex, cond) keep
+ * going home: with the check the mutex bench at 2 procs slowed down.
+ * (The measurements: docs/benchmarks.md.) */
 void (*gort__affine_hook)(gort_p_t *lp);
 bool gort__handoff_always_home;
 _Atomic uint64_t gort__affine_takebacks;
@@ -908,11 +847,10 @@ void gort__ready(gort_g_t *gp, bool next) { ready(gp, next, false); }
  * tail of our queue.  runnext then keeps a goroutine that a send has just
  * given work to, and work moves down a pipeline before more enters it.
  * With the sender in runnext (Go's rule) the 2-proc sieve's generator ran
- * ahead to 34k-43k for primes up to 27,449 (1 proc: exactly 27,448), each
- * extra number filtered for nothing: 5.6-7.4M switches a run against 4.6M
- * at one proc.  With this rule, 4.6-5.3M, and the median of 15
- * alternating runs went from 0.258 to 0.238 s.  One P never meets the
- * case in the sieve (same switch count either way). */
+ * ahead of the filters, each extra number filtered for nothing, and the
+ * run made far more switches than at one proc; with this rule it makes
+ * about as many, and runs faster (docs/benchmarks.md).  One P never meets
+ * the case in the sieve (same switch count either way). */
 void gort__ready_handoff(gort_g_t *gp, bool sender)
 {
     gort_m_t *m = gort__getm();
@@ -1078,22 +1016,6 @@ void gort__checkdead(void)
     gort__unlock(&gort__sched.lock);
     gort__fatal("all goroutines are asleep - deadlock!");
 }
-
-/* ---- gort_main's return path ---- */
-
-/* If the main goroutine has finished and this is the thread that called
- * gort_main, return to its caller. */
-static void runtime_check_main_exit(gort_m_t *m)
-{
-    if (m->is_main_thread && atomic_load_explicit(&gort__sched.main_done, memory_order_acquire)) {
-        if (m->p)
-            gort__throw("main exit holding a P");
-        gort__gogo(&m->retctx);
-    }
-}
-
-void gort__main_thread_return(void);
-void gort__main_thread_return(void) { runtime_check_main_exit(gort__getm()); }
 
 /* ---- gort_lock_thread ---- */
 

@@ -119,6 +119,126 @@ static int select_one(gort_case *cs, bool block, gort_g_t *gp)
     return r == OP_NONE ? -1 : 0;
 }
 
+/* What pass 1 found. */
+enum { POLL_NONE, POLL_RAN, POLL_SEND_CLOSED };
+
+/* Pass 1, all channels locked: the first ready case in poll order runs.
+ * POLL_RAN (unlocked; *casi and *ok set), POLL_SEND_CLOSED (unlocked; the
+ * caller panics) or POLL_NONE (still locked). */
+static int select_poll(sel_t *s, const int32_t *pollorder, int *casi, bool *ok)
+{
+    for (int32_t k = 0; k < s->norder; k++) {
+        int32_t i = pollorder[k];
+        gort_case *cs = &s->cases[i];
+        gort_chan *c = cs->ch;
+        size_t q = atomic_load_explicit(&c->qcount, memory_order_relaxed);
+        *casi = i;
+        *ok = true;
+        if (cs->op == GORT_RECV) {
+            gort_sudog_t *sg = gort__waitq_dequeue(&c->sendq);
+            if (sg) {
+                gort__chan_recv_direct(c, sg, cs->elem, selunlock, s);
+                return POLL_RAN;
+            }
+            if (q > 0) {
+                gort__chanbuf_get(c, q, cs->elem);
+                selunlock(s);
+                return POLL_RAN;
+            }
+            if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
+                selunlock(s);
+                if (cs->elem)
+                    gort__elem_zero(cs->elem, c->elemsize);
+                *ok = false;
+                return POLL_RAN;
+            }
+        } else {
+            if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
+                selunlock(s);
+                return POLL_SEND_CLOSED;
+            }
+            gort_sudog_t *sg = gort__waitq_dequeue(&c->recvq);
+            if (sg) {
+                gort__chan_send_direct(c, sg, cs->elem, selunlock, s);
+                return POLL_RAN;
+            }
+            if (q < c->dataqsiz) {
+                gort__chanbuf_put(c, q, cs->elem);
+                selunlock(s);
+                return POLL_RAN;
+            }
+        }
+    }
+    *casi = -1;
+    *ok = false;
+    return POLL_NONE;
+}
+
+/* In the passes below gp is the goroutine, or a plain thread's waiter
+ * (foreign.c): both queue and park alike. */
+/* Pass 2, all channels locked: enqueue on every channel, in lock order,
+ * and park.  Nobody can claim us before the first unlock in
+ * selparkcommit.  Returns the block profile's start time (0: off). */
+static int64_t select_park(gort_g_t *gp, sel_t *s)
+{
+    int64_t t0 = 0;
+    bool prof = atomic_load_explicit(&gort__block_rate, memory_order_relaxed) > 0;
+    if (unlikely(prof))
+        t0 = gort__nanotime();
+    atomic_store_explicit(&gp->selectdone, false, memory_order_relaxed);
+    gort_sudog_t **nextp = &gp->waiting;
+    for (int32_t k = 0; k < s->norder; k++) {
+        int32_t i = s->lockorder[k];
+        gort_case *cs = &s->cases[i];
+        gort_sudog_t *sg = gort__acquire_sudog();
+        sg->g = gp;
+        sg->isselect = true;
+        sg->elem = cs->elem;
+        sg->c = cs->ch;
+        sg->ticket = (uint32_t)i;
+        if (unlikely(prof))
+            sg->releasetime = -1;
+        *nextp = sg;
+        nextp = &sg->waitlink;
+        gort__waitq_enqueue(cs->op == GORT_SEND ? &cs->ch->sendq : &cs->ch->recvq, sg);
+    }
+    *nextp = NULL;
+    gp->param = NULL;
+    gort__park(selparkcommit, NULL, WR_SELECT);
+    return t0;
+}
+
+/* Pass 3: we were claimed through the sudog in param.  Takes our other
+ * sudogs off their queues; returns the case that ran. */
+static int select_woken(gort_g_t *gp, sel_t *s, bool *ok, int64_t *rtime)
+{
+    int casi = -1;
+    gort_sudog_t *won = gp->param;
+    gp->param = NULL;
+    sellock(s);
+    gort_sudog_t *sglist = gp->waiting;
+    gp->waiting = NULL;
+    for (int32_t k = 0; k < s->norder; k++) {
+        int32_t i = s->lockorder[k];
+        gort_case *cs = &s->cases[i];
+        if (sglist == won) {
+            casi = i;
+            *ok = won->success;
+            *rtime = won->releasetime;
+        } else {
+            gort__waitq_remove(cs->op == GORT_SEND ? &cs->ch->sendq : &cs->ch->recvq, sglist);
+        }
+        gort_sudog_t *next = sglist->waitlink;
+        sglist->waitlink = NULL;
+        gort__release_sudog(sglist);
+        sglist = next;
+    }
+    selunlock(s);
+    if (unlikely(casi < 0))
+        gort__throw("select: woken by a sudog that is not ours");
+    return casi;
+}
+
 int gort_select(gort_case *cases, int n, bool block)
 {
     gort_g_t *gp = gort__rt_enter();
@@ -162,150 +282,34 @@ int gort_select(gort_case *cases, int n, bool block)
     sel_t s = {cases, lockorder, norder};
 
     int casi = -1;
-    bool ok = false;
+    bool ok = false, send_closed = false;
     if (norder == 0) {
-        if (!block)
-            goto out;
-        gort__block_forever(WR_SELECT);
-    }
-
-    /* Pass 1: poll. */
-    sellock(&s);
-    for (int32_t k = 0; k < norder; k++) {
-        int32_t i = pollorder[k];
-        gort_case *cs = &cases[i];
-        gort_chan *c = cs->ch;
-        if (cs->op == GORT_RECV) {
-            gort_sudog_t *sg = gort__waitq_dequeue(&c->sendq);
-            if (sg) {
-                gort__chan_recv_direct(c, sg, cs->elem, selunlock, &s);
-                casi = i;
-                ok = true;
-                goto out;
-            }
-            size_t q = atomic_load_explicit(&c->qcount, memory_order_relaxed);
-            if (q > 0) {
-                if (cs->elem)
-                    gort__elem_copy(cs->elem, gort__chanbuf(c, c->recvx), c->elemsize);
-                if (++c->recvx == c->dataqsiz)
-                    c->recvx = 0;
-                atomic_store_explicit(&c->qcount, q - 1, memory_order_relaxed);
-                selunlock(&s);
-                casi = i;
-                ok = true;
-                goto out;
-            }
-            if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
-                selunlock(&s);
-                if (cs->elem)
-                    gort__elem_zero(cs->elem, c->elemsize);
-                casi = i;
-                ok = false;
-                goto out;
-            }
-        } else {
-            if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
-                selunlock(&s);
-                goto sclose;
-            }
-            gort_sudog_t *sg = gort__waitq_dequeue(&c->recvq);
-            if (sg) {
-                gort__chan_send_direct(c, sg, cs->elem, selunlock, &s);
-                casi = i;
-                ok = true;
-                goto out;
-            }
-            size_t q = atomic_load_explicit(&c->qcount, memory_order_relaxed);
-            if (q < c->dataqsiz) {
-                char *qp = gort__chanbuf(c, c->sendx);
-                if (cs->elem)
-                    gort__elem_copy(qp, cs->elem, c->elemsize);
-                else
-                    gort__elem_zero(qp, c->elemsize);
-                if (++c->sendx == c->dataqsiz)
-                    c->sendx = 0;
-                atomic_store_explicit(&c->qcount, q + 1, memory_order_relaxed);
-                selunlock(&s);
-                casi = i;
-                ok = true;
-                goto out;
-            }
+        if (block)
+            gort__block_forever(WR_SELECT);
+    } else {
+        sellock(&s);
+        int r = select_poll(&s, pollorder, &casi, &ok);
+        send_closed = r == POLL_SEND_CLOSED;
+        if (r == POLL_NONE && !block)
+            selunlock(&s);
+        if (r == POLL_NONE && block) {
+            gort_g_t *self = gp ? gp : gort__foreign_g(); /* what we queue */
+            int64_t t0 = select_park(self, &s);
+            int64_t rtime = 0;
+            casi = select_woken(self, &s, &ok, &rtime);
+            if (unlikely(rtime > 0) && gort__hooks.prof_block)
+                gort__hooks.prof_block(t0, rtime, 2);
+            send_closed = cases[casi].op == GORT_SEND && !ok;
         }
     }
-    if (!block) {
-        selunlock(&s);
-        goto out;
+    if (pollorder != stackbuf)
+        free(pollorder);
+    if (send_closed) {
+        gort__rt_leave(gp);
+        gort__panic_str("send on closed channel");
     }
-
-    /* Pass 2: enqueue on every channel, in lock order, and park.  Nobody
-     * can claim us before the first unlock in selparkcommit. */
-    int64_t t0 = 0;
-    bool prof = atomic_load_explicit(&gort__block_rate, memory_order_relaxed) > 0;
-    if (unlikely(prof))
-        t0 = gort__nanotime();
-    gort_g_t *self = gp ? gp : gort__foreign_g(); /* what we queue */
-    atomic_store_explicit(&self->selectdone, false, memory_order_relaxed);
-    gort_sudog_t **nextp = &self->waiting;
-    for (int32_t k = 0; k < norder; k++) {
-        int32_t i = lockorder[k];
-        gort_case *cs = &cases[i];
-        gort_sudog_t *sg = gort__acquire_sudog();
-        sg->g = self;
-        sg->isselect = true;
-        sg->elem = cs->elem;
-        sg->c = cs->ch;
-        sg->ticket = (uint32_t)i;
-        if (unlikely(prof))
-            sg->releasetime = -1;
-        *nextp = sg;
-        nextp = &sg->waitlink;
-        gort__waitq_enqueue(cs->op == GORT_SEND ? &cs->ch->sendq : &cs->ch->recvq, sg);
-    }
-    *nextp = NULL;
-    self->param = NULL;
-    gort__park(selparkcommit, NULL, WR_SELECT);
-
-    /* Pass 3: we were claimed through the sudog in param. */
-    gort_sudog_t *won = self->param;
-    self->param = NULL;
-    sellock(&s);
-    int64_t rtime = 0;
-    gort_sudog_t *sglist = self->waiting;
-    self->waiting = NULL;
-    for (int32_t k = 0; k < norder; k++) {
-        int32_t i = lockorder[k];
-        gort_case *cs = &cases[i];
-        if (sglist == won) {
-            casi = i;
-            ok = won->success;
-            rtime = won->releasetime;
-        } else {
-            gort__waitq_remove(cs->op == GORT_SEND ? &cs->ch->sendq : &cs->ch->recvq, sglist);
-        }
-        gort_sudog_t *next = sglist->waitlink;
-        sglist->waitlink = NULL;
-        gort__release_sudog(sglist);
-        sglist = next;
-    }
-    selunlock(&s);
-    if (unlikely(casi < 0))
-        gort__throw("select: woken by a sudog that is not ours");
-    if (unlikely(rtime > 0) && gort__hooks.prof_block)
-        gort__hooks.prof_block(t0, rtime, 2);
-    if (cases[casi].op == GORT_SEND && !ok)
-        goto sclose;
-
-out:
     if (casi >= 0)
         cases[casi].ok = ok;
-    if (pollorder != stackbuf)
-        free(pollorder);
     gort__rt_leave_preempt(gp);
     return casi;
-
-sclose:
-    if (pollorder != stackbuf)
-        free(pollorder);
-    gort__rt_leave(gp);
-    gort__panic_str("send on closed channel");
 }

@@ -95,10 +95,3 @@ bool gort__signal_forward(int sig, siginfo_t *info, void *uctx)
     o->sa_handler(sig);
     return true;
 }
-
-/* The action that was installed before ours (for SIG_DFL checks). */
-const struct sigaction *gort__signal_old(int sig);
-const struct sigaction *gort__signal_old(int sig)
-{
-    return (sig > 0 && sig <= 64 && installed[sig]) ? &old_actions[sig] : NULL;
-}

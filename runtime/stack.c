@@ -118,11 +118,10 @@ static bool new_slab(void)
 /* pool_lock held.  Guards the slot's first page and says how.
  *
  * Why one slot at a time and not the whole slab in new_slab: installing
- * 64 guard markers ahead of use, across a 16 MiB slab, made every later
- * first re-read of a parked stack cost about 10 us on the paravirtualised
- * development VM (against 60 ns when each guard goes in just before its
- * stack is first used; measured with a standalone program touching 10,000
- * stacks 256 KiB apart).  That was most of a 10,000-goroutine dump and of
+ * every guard marker of a slab ahead of use made each later first re-read
+ * of a parked stack far slower on a paravirtualised VM than installing
+ * each guard just before its stack is first used (docs/benchmarks.md,
+ * "Numbers behind design choices").  That was most of a large dump and of
  * waking a parked goroutine. */
 static int install_guard(uintptr_t slot)
 {
@@ -302,8 +301,6 @@ bool gort__stack_check(const gort_stack_t *s)
 {
     return s->guard != GUARD_CANARY || *(volatile uint64_t *)s->lo == CANARY;
 }
-
-int gort__stack_guard_kind(const gort_stack_t *s) { return s->guard; }
 
 uintptr_t gort__stack_guard_lo(const gort_stack_t *s) { return s->lo - GORT_PAGE_SIZE; }
 

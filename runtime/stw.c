@@ -208,69 +208,14 @@ void gort__start_the_world(void)
     gort__semrelease(&worldsema, false, 0);
 }
 
-/* The main goroutine returned: stop the world and leave it stopped. */
-void gort__main_exit_on_g(void);
-void gort__main_exit_on_g(void)
+/* The world stays stopped for good (the main goroutine returned: see
+ * exit.c): the initiator lets go of worldsema and its no-preempt section
+ * without restarting anything. */
+void gort__world_stays_stopped(void)
 {
-    gort__stop_the_world("main goroutine exited");
-    /* main_done waits for gort__main_exit_on_g0: until goexit0 is done with
-     * this M's P, the main thread must not return to a caller that may
-     * start the next gort_main and resize (free) the Ps. */
-}
-
-static void wake_main_thread(void)
-{
-    bool found = false;
-    gort__lock(&gort__sched.lock);
-    /* Under the lock: the main thread may have seen main_done on its own
-     * (stopm checks it) and be returning from gort_main, which clears
-     * main_m under the same lock.  Read before the lock, it could be NULL
-     * by the time we used it (TSan saw the race). */
-    gort_m_t *mm = gort__sched.main_m;
-    if (!mm) {
-        gort__unlock(&gort__sched.lock);
-        return;
-    }
-    for (gort_m_t **pm = &gort__sched.midle; *pm; pm = &(*pm)->schedlink) {
-        if (*pm == mm) {
-            *pm = mm->schedlink;
-            gort__sched.nmidle--;
-            found = true;
-            break;
-        }
-    }
-    if (!found && mm->lockedg && mm->blocked) {
-        gort__sched.nmidlelocked--;
-        found = true;
-    }
-    if (found)
-        mm->blocked = false;
-    gort__unlock(&gort__sched.lock);
-    if (found)
-        gort__notewakeup(&mm->park);
-    else
-        gort__netpoll_break(); /* it may be the thread sleeping in the poller */
-    /* Otherwise it is in a system call: it returns when it comes back. */
-}
-
-/* On g0 after the main goroutine died (world stopped by us). */
-void gort__main_exit_on_g0(gort_m_t *m);
-void gort__main_exit_on_g0(gort_m_t *m)
-{
-    gort_p_t *pp = m->p;
-    m->p = NULL;
-    pp->m = NULL; /* stays P_STOP until the next gort_main */
-    /* Only now: goexit0 has put the dead main goroutine's stack and G on
-     * pp's caches.  Set earlier (TSan saw it), a main thread woken by its
-     * safety net returned from gort_main and the next gort_main's
-     * procresize freed those caches while this M still wrote to them. */
-    atomic_store_explicit(&gort__sched.main_done, 1, memory_order_release);
+    gort_m_t *m = gort__getm();
     gort__m_locks_add(m, -1);
     gort__semrelease(&worldsema, false, 0);
-    if (m->is_main_thread)
-        gort__gogo(&m->retctx);
-    wake_main_thread();
-    gort__stopm();
 }
 
 /* The crash dump's stop (prof/dump.c), Go's freezetheworld: ask every M

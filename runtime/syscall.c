@@ -5,7 +5,7 @@
  * P goes to P_SYSCALL and remembers nothing; the M remembers it in oldp.
  * A short call comes back, CASes the P from P_SYSCALL to P_IDLE and takes
  * it again: two atomics, no wakeups.  A long call loses it: sysmon CASes
- * P_SYSCALL to P_IDLE and hands it to another M (sysmon/retake.c).  The M
+ * P_SYSCALL to P_IDLE and hands it to another M (retake, sysmon/sysmon.c).  The M
  * that comes back without its P takes an idle one if there is any, else
  * queues its goroutine globally and parks (exitsyscall0).
  *
@@ -140,8 +140,6 @@ static bool exitsyscallfast(gort_m_t *m, gort_p_t *oldp)
     return false;
 }
 
-void gort__main_thread_return(void);
-
 /* On g0: no P to be had.  Queue the goroutine and park this M. */
 static void exitsyscall0(void *arg)
 {
@@ -164,7 +162,7 @@ static void exitsyscall0(void *arg)
         gort__acquirep(pp);
         gort__execute(gp, false);
     }
-    gort__main_thread_return();
+    gort__main_exit_check(m);
     if (locked) {
         gort__stoplockedm();
         gort__execute(gp, false);

@@ -6,7 +6,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 
 int64_t gort__nanotime(void)
@@ -58,13 +57,3 @@ uint32_t gort__fastrandn(uint32_t n)
 {
     return (uint32_t)(((uint64_t)gort__fastrand() * n) >> 32);
 }
-
-void *gort__sysalloc(size_t n)
-{
-    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        gort__throw("out of memory: mmap of %zu bytes failed", n);
-    return p;
-}
-
-void gort__sysfree(void *p, size_t n) { munmap(p, n); }

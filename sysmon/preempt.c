@@ -282,8 +282,6 @@ void gort__preempt_init(void)
     gort__signal_install(SIGURG, sigurg_handler, 0);
 }
 
-bool gort__async_preempt_enabled(void) { return async_enabled && !gort__settings.asyncpreemptoff; }
-
 static pthread_once_t unwind_once = PTHREAD_ONCE_INIT;
 
 static void unwind_init_once(void) { unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_NONE); }

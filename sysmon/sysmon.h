@@ -8,7 +8,6 @@
 void gort__preempt_init(void);
 void gort__preempt_refresh_modules(void);
 bool gort__preempt_refresh_wanted(void);
-bool gort__async_preempt_enabled(void);
 
 extern _Atomic uint64_t gort__pstat_requested, gort__pstat_signals, gort__pstat_done;
 extern _Atomic uint64_t gort__pstat_unsafe_runtime, gort__pstat_unsafe_frame, gort__pstat_unsafe_nopreempt;

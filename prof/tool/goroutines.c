@@ -125,42 +125,78 @@ static int cmp_group(const void *a, const void *b)
     return x->first < y->first ? -1 : 1;
 }
 
-static int text_dump(const char *path, const char *buf, size_t len, FILE *out)
+/* The goroutines of a text dump, in the order they appear. */
+typedef struct gors {
+    gor_t *g;
+    uint32_t n, cap;
+} gors_t;
+
+/* A "goroutine N [state, ...]:" line starts a new goroutine.  Returns
+ * false when line is not one, NULL in *cur on out of memory. */
+static bool parse_header(gors_t *d, const char *line, size_t ll, gor_t **cur)
 {
-    gor_t *g = NULL;
-    uint32_t n = 0, cap = 0;
+    unsigned long long id;
+    int hdr = 0;
+    if (!(ll > 10 && !strncmp(line, "goroutine ", 10) && line[ll - 1] == ':' &&
+          sscanf(line, "goroutine %llu [%n", &id, &hdr) == 1 && hdr > 0))
+        return false;
+    *cur = NULL;
+    if (d->n == d->cap) {
+        uint32_t nc = d->cap ? d->cap * 2 : 64;
+        gor_t *ng = realloc(d->g, nc * sizeof *ng);
+        if (!ng)
+            return true;
+        d->g = ng;
+        d->cap = nc;
+    }
+    gor_t *g = &d->g[d->n++];
+    memset(g, 0, sizeof *g);
+    g->id = id;
+    /* State: up to the first ',' or ']' ("chan receive, 3 minutes"). */
+    size_t s = (size_t)hdr, e = s;
+    while (e < ll && line[e] != ',' && line[e] != ']')
+        e++;
+    g->state = dupn(line + s, e - s);
+    *cur = g;
+    return true;
+}
+
+static bool add_frame(gor_t *g, char *func, char *where)
+{
+    if (g->nfr == g->cap) {
+        uint32_t nc = g->cap ? g->cap * 2 : 16;
+        gfr_t *nf = realloc(g->fr, nc * sizeof *nf);
+        if (!nf) {
+            free(func);
+            free(where);
+            return false;
+        }
+        g->fr = nf;
+        g->cap = nc;
+    }
+    g->fr[g->nfr++] = (gfr_t){func, where};
+    return true;
+}
+
+/* Lines to goroutines: a header, then pairs of a function line and a
+ * tab-indented file line, then perhaps "created by F in goroutine N" and
+ * its file line; a blank line ends the goroutine. */
+static int parse_text_dump(const char *buf, size_t len, gors_t *d)
+{
     gor_t *cur = NULL;
     char *pending_func = NULL; /* a function line waiting for its file line */
     bool creator_next = false;
     int rc = 0;
-    for (size_t off = 0; off < len;) {
+    for (size_t off = 0; off < len && rc == 0;) {
         const char *line = buf + off;
         const char *nl = memchr(line, '\n', len - off);
         size_t ll = nl ? (size_t)(nl - line) : len - off;
         off += ll + (nl ? 1 : 0);
         if (ll && line[ll - 1] == '\r')
             ll--;
-        unsigned long long id;
-        int hdr = 0;
-        if (ll > 10 && !strncmp(line, "goroutine ", 10) && line[ll - 1] == ':' &&
-            sscanf(line, "goroutine %llu [%n", &id, &hdr) == 1 && hdr > 0) {
-            if (n == cap) {
-                cap = cap ? cap * 2 : 64;
-                gor_t *ng = realloc(g, cap * sizeof *g);
-                if (!ng) {
-                    rc = gp_fail("out of memory");
-                    break;
-                }
-                g = ng;
-            }
-            cur = &g[n++];
-            memset(cur, 0, sizeof *cur);
-            cur->id = id;
-            /* State: up to the first ',' or ']' ("chan receive, 3 minutes"). */
-            size_t s = (size_t)hdr, e = s;
-            while (e < ll && line[e] != ',' && line[e] != ']')
-                e++;
-            cur->state = dupn(line + s, e - s);
+        if (parse_header(d, line, ll, &cur)) {
+            if (!cur)
+                rc = gp_fail("out of memory");
             free(pending_func);
             pending_func = NULL;
             creator_next = false;
@@ -179,17 +215,8 @@ static int text_dump(const char *path, const char *buf, size_t len, FILE *out)
                 cur->creator_where = dupn(line + 1, wl);
                 creator_next = false;
             } else if (pending_func) {
-                if (cur->nfr == cur->cap) {
-                    uint32_t nc = cur->cap ? cur->cap * 2 : 16;
-                    gfr_t *nf = realloc(cur->fr, nc * sizeof *nf);
-                    if (!nf) {
-                        rc = gp_fail("out of memory");
-                        break;
-                    }
-                    cur->fr = nf;
-                    cur->cap = nc;
-                }
-                cur->fr[cur->nfr++] = (gfr_t){pending_func, dupn(line + 1, wl)};
+                if (!add_frame(cur, pending_func, dupn(line + 1, wl)))
+                    rc = gp_fail("out of memory");
                 pending_func = NULL;
             }
             continue;
@@ -214,27 +241,41 @@ static int text_dump(const char *path, const char *buf, size_t len, FILE *out)
         pending_func = dupn(line, func_len(line, ll));
     }
     free(pending_func);
-    if (rc) {
-        free_gors(g, n);
-        return rc;
-    }
-    if (n == 0) {
-        free_gors(g, n);
-        return gp_fail("%s: not a goroutine profile or dump (no \"goroutine N [state]:\" line)", path);
-    }
-    /* Group by stack: hash, then a linear probe table over groups. */
+    return rc;
+}
+
+/* Goroutines with the same stack and creator, and which goroutines each
+ * group holds: members[gstart[k]] .. members[gstart[k + 1] - 1]. */
+typedef struct groups {
+    group_t *grp;
+    uint32_t ng;
+    uint32_t *members, *gstart;
+} groups_t;
+
+static void free_groups(groups_t *gs)
+{
+    free(gs->grp);
+    free(gs->members);
+    free(gs->gstart);
+}
+
+/* Hash each stack, then a linear probe table over groups. */
+static int group_by_stack(gors_t *d, groups_t *gs)
+{
+    uint32_t n = d->n;
+    gor_t *g = d->g;
     size_t tcap = 16;
     while (tcap < (size_t)n * 2)
         tcap *= 2;
     uint32_t *tab = calloc(tcap, sizeof *tab);
-    group_t *grp = malloc(n * sizeof *grp);
-    if (!tab || !grp) {
+    gs->grp = malloc(n * sizeof *gs->grp);
+    gs->ng = 0;
+    gs->members = NULL;
+    gs->gstart = NULL;
+    if (!tab || !gs->grp) {
         free(tab);
-        free(grp);
-        free_gors(g, n);
         return gp_fail("out of memory");
     }
-    uint32_t ng = 0;
     for (uint32_t i = 0; i < n; i++) {
         gor_t *x = &g[i];
         uint64_t h = 0xcbf29ce484222325ull;
@@ -242,81 +283,97 @@ static int text_dump(const char *path, const char *buf, size_t len, FILE *out)
             h = hmix(hmix(h, x->fr[j].func), x->fr[j].where);
         x->hash = hmix(h, x->creator);
         size_t k = x->hash & (tcap - 1);
-        while (tab[k] && !same_stack(&g[grp[tab[k] - 1].first], x))
+        while (tab[k] && !same_stack(&g[gs->grp[tab[k] - 1].first], x))
             k = (k + 1) & (tcap - 1);
         if (!tab[k]) {
-            grp[ng] = (group_t){i, 0};
-            tab[k] = ++ng;
+            gs->grp[gs->ng] = (group_t){i, 0};
+            tab[k] = ++gs->ng;
         }
         x->group = tab[k] - 1;
-        grp[x->group].count++;
+        gs->grp[x->group].count++;
     }
+    free(tab);
     /* Remember each goroutine's group before sorting groups. */
-    uint32_t *members = malloc(n * sizeof *members);
-    uint32_t *gstart = calloc(ng + 1, sizeof *gstart);
-    if (!members || !gstart) {
-        free(members);
-        free(gstart);
-        free(tab);
-        free(grp);
-        free_gors(g, n);
+    gs->members = malloc(n * sizeof *gs->members);
+    gs->gstart = calloc(gs->ng + 1, sizeof *gs->gstart);
+    uint32_t *fill = calloc(gs->ng + 1, sizeof *fill);
+    if (!gs->members || !gs->gstart || !fill) {
+        free(fill);
         return gp_fail("out of memory");
     }
     for (uint32_t i = 0; i < n; i++)
-        gstart[g[i].group + 1]++;
-    for (uint32_t i = 0; i < ng; i++)
-        gstart[i + 1] += gstart[i];
-    {
-        uint32_t *fill = calloc(ng + 1, sizeof *fill);
-        for (uint32_t i = 0; fill && i < n; i++)
-            members[gstart[g[i].group] + fill[g[i].group]++] = i;
-        free(fill);
-    }
-    group_t *sorted = malloc(ng * sizeof *sorted);
-    if (sorted) {
-        memcpy(sorted, grp, ng * sizeof *grp);
-        qsort(sorted, ng, sizeof *sorted, cmp_group);
-    }
-    fprintf(out, "%u goroutines, %u distinct stacks (text dump %s)\n", n, ng, path);
-    for (uint32_t k = 0; sorted && k < ng; k++) {
-        uint32_t gi = g[sorted[k].first].group;
-        fprintf(out, "\n%u goroutine%s [", sorted[k].count, sorted[k].count == 1 ? "" : "s");
-        /* States with counts, in order of first appearance. */
-        bool first = true;
-        for (uint32_t m = gstart[gi]; m < gstart[gi + 1]; m++) {
-            const char *st = g[members[m]].state ? g[members[m]].state : "?";
-            bool seen = false;
-            for (uint32_t q = gstart[gi]; q < m && !seen; q++)
-                seen = !strcmp(g[members[q]].state ? g[members[q]].state : "?", st);
-            if (seen)
-                continue;
-            uint32_t c = 0;
-            for (uint32_t q = m; q < gstart[gi + 1]; q++)
-                c += !strcmp(g[members[q]].state ? g[members[q]].state : "?", st);
-            fprintf(out, "%s%s", first ? "" : ", ", st);
-            if (c != sorted[k].count)
-                fprintf(out, " x%u", c);
-            first = false;
-        }
-        fprintf(out, "] ids");
-        for (uint32_t m = gstart[gi]; m < gstart[gi + 1] && m < gstart[gi] + 8; m++)
-            fprintf(out, " %llu", (unsigned long long)g[members[m]].id);
-        if (sorted[k].count > 8)
-            fprintf(out, " ...");
-        fputc('\n', out);
-        const gor_t *x = &g[sorted[k].first];
-        for (uint32_t j = 0; j < x->nfr; j++)
-            fprintf(out, "    %s\n        %s\n", x->fr[j].func, x->fr[j].where);
-        if (x->creator)
-            fprintf(out, "    created by %s\n        %s\n", x->creator, x->creator_where ? x->creator_where : "?");
-    }
-    free(sorted);
-    free(members);
-    free(gstart);
-    free(tab);
-    free(grp);
-    free_gors(g, n);
+        gs->gstart[g[i].group + 1]++;
+    for (uint32_t i = 0; i < gs->ng; i++)
+        gs->gstart[i + 1] += gs->gstart[i];
+    for (uint32_t i = 0; i < n; i++)
+        gs->members[gs->gstart[g[i].group] + fill[g[i].group]++] = i;
+    free(fill);
     return 0;
+}
+
+static const char *state_of(const gor_t *g) { return g->state ? g->state : "?"; }
+
+/* "N goroutines [state x3, other x2] ids 1 2 3 ...", then the stack. */
+static void print_group(const gors_t *d, const groups_t *gs, const group_t *grp, FILE *out)
+{
+    const gor_t *g = d->g;
+    uint32_t gi = g[grp->first].group, lo = gs->gstart[gi], hi = gs->gstart[gi + 1];
+    fprintf(out, "\n%u goroutine%s [", grp->count, grp->count == 1 ? "" : "s");
+    /* States with counts, in order of first appearance. */
+    bool first = true;
+    for (uint32_t m = lo; m < hi; m++) {
+        const char *st = state_of(&g[gs->members[m]]);
+        bool seen = false;
+        for (uint32_t q = lo; q < m && !seen; q++)
+            seen = !strcmp(state_of(&g[gs->members[q]]), st);
+        if (seen)
+            continue;
+        uint32_t c = 0;
+        for (uint32_t q = m; q < hi; q++)
+            c += !strcmp(state_of(&g[gs->members[q]]), st);
+        fprintf(out, "%s%s", first ? "" : ", ", st);
+        if (c != grp->count)
+            fprintf(out, " x%u", c);
+        first = false;
+    }
+    fprintf(out, "] ids");
+    for (uint32_t m = lo; m < hi && m < lo + 8; m++)
+        fprintf(out, " %llu", (unsigned long long)g[gs->members[m]].id);
+    if (grp->count > 8)
+        fprintf(out, " ...");
+    fputc('\n', out);
+    const gor_t *x = &g[grp->first];
+    for (uint32_t j = 0; j < x->nfr; j++)
+        fprintf(out, "    %s\n        %s\n", x->fr[j].func, x->fr[j].where);
+    if (x->creator)
+        fprintf(out, "    created by %s\n        %s\n", x->creator, x->creator_where ? x->creator_where : "?");
+}
+
+/* A text dump (gort_dump, debug=2 profile, Go panic output): goroutines
+ * grouped by stack, largest group first. */
+static int text_dump(const char *path, const char *buf, size_t len, FILE *out)
+{
+    gors_t d = {NULL, 0, 0};
+    groups_t gs = {NULL, 0, NULL, NULL};
+    int rc = parse_text_dump(buf, len, &d);
+    if (rc == 0 && d.n == 0)
+        rc = gp_fail("%s: not a goroutine profile or dump (no \"goroutine N [state]:\" line)", path);
+    if (rc == 0)
+        rc = group_by_stack(&d, &gs);
+    if (rc == 0) {
+        group_t *sorted = malloc(gs.ng * sizeof *sorted);
+        if (sorted) {
+            memcpy(sorted, gs.grp, gs.ng * sizeof *sorted);
+            qsort(sorted, gs.ng, sizeof *sorted, cmp_group);
+        }
+        fprintf(out, "%u goroutines, %u distinct stacks (text dump %s)\n", d.n, gs.ng, path);
+        for (uint32_t k = 0; sorted && k < gs.ng; k++)
+            print_group(&d, &gs, &sorted[k], out);
+        free(sorted);
+    }
+    free_groups(&gs);
+    free_gors(d.g, d.n);
+    return rc;
 }
 
 /* ---- pprof goroutine profiles ------------------------------------------ */

@@ -77,6 +77,9 @@ typedef struct flagdef {
     bool *flag;
 } flagdef_t;
 
+/* Long because it is a flat table: the flag list, then one short branch
+ * per command, each only parsing its arguments and calling gp_cmd_*.
+ * Splitting it would scatter the one place that lists every command. */
 int main(int argc, char **argv)
 {
     gp_opts_t o = {.nodefraction = 0.005};

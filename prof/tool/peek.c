@@ -108,6 +108,31 @@ static void print_edge(const gp_view_t *v, FILE *out, const edge_t *e, uint32_t 
             v->node[other].name, e->inl ? " (inline)" : "");
 }
 
+/* Edges grouped by callee and by caller (a counting sort): node n's
+ * incoming edges are by_to[in_off[n] .. in_off[n + 1] - 1], its outgoing
+ * ones by_from[out_off[n] .. out_off[n + 1] - 1]. */
+static void index_edges(const edges_t *es, uint32_t nnode, uint32_t *in_off, uint32_t *out_off, uint32_t *by_to,
+                        uint32_t *by_from)
+{
+    for (uint32_t k = 0; k < es->n; k++) {
+        in_off[es->e[k].to + 1]++;
+        out_off[es->e[k].from + 1]++;
+    }
+    for (uint32_t k = 0; k < nnode; k++) {
+        in_off[k + 1] += in_off[k];
+        out_off[k + 1] += out_off[k];
+    }
+    for (uint32_t k = 0; k < es->n; k++) {
+        by_to[in_off[es->e[k].to]++] = k;
+        by_from[out_off[es->e[k].from]++] = k;
+    }
+    for (uint32_t k = nnode; k > 0; k--) {
+        in_off[k] = in_off[k - 1];
+        out_off[k] = out_off[k - 1];
+    }
+    in_off[0] = out_off[0] = 0;
+}
+
 int gp_cmd_peek(const gp_opts_t *o, const char *pattern, const char *path, FILE *out)
 {
     regex_t re;
@@ -131,7 +156,6 @@ int gp_cmd_peek(const gp_opts_t *o, const char *pattern, const char *path, FILE 
     ord = gp_sorted_nodes(&v, &s, o->cum);
     in = malloc((es.n + 1) * sizeof *in);
     outs = malloc((es.n + 1) * sizeof *outs);
-    /* Edges grouped by callee and by caller (counting sort). */
     in_off = calloc(v.nnode + 2, sizeof *in_off);
     out_off = calloc(v.nnode + 2, sizeof *out_off);
     by_to = malloc((es.n + 1) * sizeof *by_to);
@@ -140,23 +164,7 @@ int gp_cmd_peek(const gp_opts_t *o, const char *pattern, const char *path, FILE 
         rc = gp_fail("out of memory");
         goto done_all;
     }
-    for (uint32_t k = 0; k < es.n; k++) {
-        in_off[es.e[k].to + 1]++;
-        out_off[es.e[k].from + 1]++;
-    }
-    for (uint32_t k = 0; k < v.nnode; k++) {
-        in_off[k + 1] += in_off[k];
-        out_off[k + 1] += out_off[k];
-    }
-    for (uint32_t k = 0; k < es.n; k++) {
-        by_to[in_off[es.e[k].to]++] = k;
-        by_from[out_off[es.e[k].from]++] = k;
-    }
-    for (uint32_t k = v.nnode; k > 0; k--) {
-        in_off[k] = in_off[k - 1];
-        out_off[k] = out_off[k - 1];
-    }
-    in_off[0] = out_off[0] = 0;
+    index_edges(&es, v.nnode, in_off, out_off, by_to, by_from);
     int64_t cutoff = (int64_t)((double)v.total * o->nodefraction);
     int64_t ecut = (int64_t)((double)v.total * 0.001);
     int64_t min = 0, shown = 0;

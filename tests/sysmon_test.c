@@ -70,11 +70,18 @@ static int cmp64(const void *a, const void *b)
 static _Atomic int sc_done;
 static int64_t sc_late[SC_MAXWAKES];
 
+/* GT_SHORT=1: the same 500 ms in 2,500 calls of 200 us.  Each wrapped
+ * call then gets its P back on the fast path and the goroutine never
+ * schedules, so the P's timers wait unless sysmon hands the P off while a
+ * timer is due (a loop of short gort_nanosleep calls once starved the
+ * main goroutine's timer at one proc for good). */
 static void sc_caller(void *arg)
 {
     bool wrapped = arg != NULL;
-    struct timespec ts = {0, SC_CALL_NS};
-    for (int i = 0; i < SC_CALLS; i++) {
+    bool short_calls = envint("GT_SHORT", 0) != 0;
+    int calls = short_calls ? SC_CALLS * 250 : SC_CALLS;
+    struct timespec ts = {0, short_calls ? SC_CALL_NS / 250 : SC_CALL_NS};
+    for (int i = 0; i < calls; i++) {
         if (wrapped)
             gort_syscall_enter();
         nanosleep(&ts, NULL);
@@ -125,7 +132,13 @@ GT_CHILD(sysmon_syscall_sleeper) { gort_main(sc_body, NULL); }
 
 static void sc_case(const char *procs, const char *wrapped)
 {
-    const char *env[] = {procs, wrapped, NULL};
+    const char *env[] = {procs, wrapped, "GT_SHORT=0", NULL};
+    CU_ASSERT_TRUE(child_ok_once_in_5("sysmon_syscall_sleeper", env));
+}
+
+static void sc_case_short(const char *procs)
+{
+    const char *env[] = {procs, "GT_WRAPPED=1", "GT_SHORT=1", NULL};
     CU_ASSERT_TRUE(child_ok_once_in_5("sysmon_syscall_sleeper", env));
 }
 
@@ -136,6 +149,7 @@ static void test_syscall_timers(void)
     sc_case("GORT_MAXPROCS=1", "GT_WRAPPED=0");
     sc_case("GORT_MAXPROCS=2", "GT_WRAPPED=1");
     sc_case("GORT_MAXPROCS=2", "GT_WRAPPED=0");
+    sc_case_short("GORT_MAXPROCS=1");
 }
 
 /* ---- more Ps than CPUs ---- */

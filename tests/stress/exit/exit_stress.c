@@ -55,19 +55,16 @@ static void sleeper(void *arg)
         gort_sleep(50 * 1000 + (int64_t)(mine % 7) * 30 * 1000);
 }
 
-/* The yield: a goroutine that only makes short wrapped calls keeps its P
- * (each call gets it back on the fast path), and sysmon does not hand the
- * P's due timers to another M meanwhile, so at one proc the main
- * goroutine's timer never fired (a scheduler bug of its own, not the exit
- * path's: reported with issue 19). */
+/* Only short wrapped calls: each gets its P back on the fast path, so the
+ * goroutine never schedules and the P's timers (the main goroutine's
+ * sleep, at one proc) fire only because sysmon hands the P off while one
+ * is due (sysmon/sysmon.c, retake_syscall; sysmon/syscall_timers). */
 static void wrapped_sleeper(void *arg)
 {
     int mine = (int)(intptr_t)arg;
     struct timespec ts = {0, 200 * 1000};
-    while (atomic_load(&round_no) == mine) {
+    while (atomic_load(&round_no) == mine)
         gort_nanosleep(&ts, NULL);
-        gort_yield();
-    }
 }
 
 /* A blocking call the runtime does not see: sysmon takes the P away.  The

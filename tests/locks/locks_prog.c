@@ -58,15 +58,20 @@ static int64_t now_ns(void)
 
 static _Atomic uint64_t sink; /* keeps the loops; written by every goroutine */
 
-/* Plain user code: preemptible anywhere. */
-static __attribute__((noinline)) void busy(int64_t ns)
+/* Plain user code: preemptible anywhere.  Returns whether the goroutine
+ * changed threads between its first and last instruction: measured inside
+ * the call, so that a preemption just before or after it (where the
+ * caller is unmarked and unlocked) does not count. */
+static __attribute__((noinline)) bool busy(int64_t ns)
 {
+    pid_t t0 = tid();
     int64_t end = now_ns() + ns;
     uint64_t x = 1;
     while (now_ns() < end)
         for (int i = 0; i < 64; i++)
             x = x * 6364136223846793005ULL + 1442695040888963407ULL;
     atomic_store_explicit(&sink, x, memory_order_relaxed);
+    return tid() != t0;
 }
 
 static void check(int r, const char *what)
@@ -162,14 +167,16 @@ static void run_locks(void)
 
 /* ---- no-preempt code ---- */
 
-static GORT_NOPREEMPT void busy_marked(int64_t ns)
+static GORT_NOPREEMPT bool busy_marked(int64_t ns)
 {
+    pid_t t0 = tid();
     int64_t end = now_ns() + ns;
     uint64_t x = 1;
     while (now_ns() < end)
         for (int i = 0; i < 64; i++)
             x = x * 6364136223846793005ULL + 1442695040888963407ULL;
     atomic_store_explicit(&sink, x, memory_order_relaxed);
+    return tid() != t0;
 }
 
 static _Atomic int moved[4], tries[4];
@@ -180,21 +187,21 @@ static void mover(void *arg)
     pthread_mutex_t own = PTHREAD_MUTEX_INITIALIZER; /* uncontended */
     for (int i = 0; i < rounds; i++) {
         for (int v = 0; v < 4; v++) {
-            pid_t t0 = tid();
+            bool m;
             if (v == 0) {
-                busy(1000000);
+                m = busy(1000000);
             } else if (v == 1) {
-                busy_marked(1000000);
+                m = busy_marked(1000000);
             } else if (v == 2) {
                 gort_preempt_off();
-                busy(1000000);
+                m = busy(1000000);
                 gort_preempt_on();
             } else {
                 check(pthread_mutex_lock(&own), "pthread_mutex_lock");
-                busy(1000000);
+                m = busy(1000000);
                 check(pthread_mutex_unlock(&own), "pthread_mutex_unlock");
             }
-            if (tid() != t0)
+            if (m)
                 atomic_fetch_add(&moved[v], 1);
             atomic_fetch_add(&tries[v], 1);
         }

@@ -119,6 +119,146 @@ static int select_one(gort_case *cs, bool block, gort_g_t *gp)
     return r == OP_NONE ? -1 : 0;
 }
 
+/* What a pass of gort_select decided: a case was chosen (its result is in
+ * *casi and *ok; every lock is released), a send case found its channel
+ * closed (released; the caller panics), or no case was ready (pass 1 only;
+ * every lock is still held). */
+enum sel_result { SEL_NONE, SEL_CHOSEN, SEL_SEND_CLOSED };
+
+/* Pass 1, with every case's lock held: the first ready case in pollorder
+ * (a random order, so that no case starves) wins, as in Go's selectgo. */
+static enum sel_result select_poll(sel_t *s, const int32_t *pollorder, int *casi, bool *ok)
+{
+    for (int32_t k = 0; k < s->norder; k++) {
+        int32_t i = pollorder[k];
+        gort_case *cs = &s->cases[i];
+        gort_chan *c = cs->ch;
+        if (cs->op == GORT_RECV) {
+            gort_sudog_t *sg = gort__waitq_dequeue(&c->sendq);
+            if (sg) {
+                gort__chan_recv_direct(c, sg, cs->elem, selunlock, s);
+                *casi = i;
+                *ok = true;
+                return SEL_CHOSEN;
+            }
+            size_t q = atomic_load_explicit(&c->qcount, memory_order_relaxed);
+            if (q > 0) {
+                if (cs->elem)
+                    gort__elem_copy(cs->elem, gort__chanbuf(c, c->recvx), c->elemsize);
+                if (++c->recvx == c->dataqsiz)
+                    c->recvx = 0;
+                atomic_store_explicit(&c->qcount, q - 1, memory_order_relaxed);
+                selunlock(s);
+                *casi = i;
+                *ok = true;
+                return SEL_CHOSEN;
+            }
+            if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
+                selunlock(s);
+                if (cs->elem)
+                    gort__elem_zero(cs->elem, c->elemsize);
+                *casi = i;
+                *ok = false;
+                return SEL_CHOSEN;
+            }
+        } else {
+            if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
+                selunlock(s);
+                return SEL_SEND_CLOSED;
+            }
+            gort_sudog_t *sg = gort__waitq_dequeue(&c->recvq);
+            if (sg) {
+                gort__chan_send_direct(c, sg, cs->elem, selunlock, s);
+                *casi = i;
+                *ok = true;
+                return SEL_CHOSEN;
+            }
+            size_t q = atomic_load_explicit(&c->qcount, memory_order_relaxed);
+            if (q < c->dataqsiz) {
+                char *qp = gort__chanbuf(c, c->sendx);
+                if (cs->elem)
+                    gort__elem_copy(qp, cs->elem, c->elemsize);
+                else
+                    gort__elem_zero(qp, c->elemsize);
+                if (++c->sendx == c->dataqsiz)
+                    c->sendx = 0;
+                atomic_store_explicit(&c->qcount, q + 1, memory_order_relaxed);
+                selunlock(s);
+                *casi = i;
+                *ok = true;
+                return SEL_CHOSEN;
+            }
+        }
+    }
+    return SEL_NONE;
+}
+
+/* Passes 2 and 3, entered with every lock held and no case ready: queue a
+ * sudog on every channel in lock order and park (nobody can claim us before
+ * selparkcommit's first unlock); once woken, the sudog in param names the
+ * case that won, and the others are dequeued under the locks again. */
+static enum sel_result select_block(sel_t *s, gort_g_t *gp, int *casi, bool *ok)
+{
+    /* Pass 2: enqueue on every channel, in lock order, and park.  Nobody
+     * can claim us before the first unlock in selparkcommit. */
+    int64_t t0 = 0;
+    bool prof = atomic_load_explicit(&gort__block_rate, memory_order_relaxed) > 0;
+    if (unlikely(prof))
+        t0 = gort__nanotime();
+    gort_g_t *self = gp ? gp : gort__foreign_g(); /* what we queue */
+    atomic_store_explicit(&self->selectdone, false, memory_order_relaxed);
+    gort_sudog_t **nextp = &self->waiting;
+    for (int32_t k = 0; k < s->norder; k++) {
+        int32_t i = s->lockorder[k];
+        gort_case *cs = &s->cases[i];
+        gort_sudog_t *sg = gort__acquire_sudog();
+        sg->g = self;
+        sg->isselect = true;
+        sg->elem = cs->elem;
+        sg->c = cs->ch;
+        sg->ticket = (uint32_t)i;
+        if (unlikely(prof))
+            sg->releasetime = -1;
+        *nextp = sg;
+        nextp = &sg->waitlink;
+        gort__waitq_enqueue(cs->op == GORT_SEND ? &cs->ch->sendq : &cs->ch->recvq, sg);
+    }
+    *nextp = NULL;
+    self->param = NULL;
+    gort__park(selparkcommit, NULL, WR_SELECT);
+
+    /* Pass 3: we were claimed through the sudog in param. */
+    gort_sudog_t *won = self->param;
+    self->param = NULL;
+    sellock(s);
+    int64_t rtime = 0;
+    gort_sudog_t *sglist = self->waiting;
+    self->waiting = NULL;
+    for (int32_t k = 0; k < s->norder; k++) {
+        int32_t i = s->lockorder[k];
+        gort_case *cs = &s->cases[i];
+        if (sglist == won) {
+            *casi = i;
+            *ok = won->success;
+            rtime = won->releasetime;
+        } else {
+            gort__waitq_remove(cs->op == GORT_SEND ? &cs->ch->sendq : &cs->ch->recvq, sglist);
+        }
+        gort_sudog_t *next = sglist->waitlink;
+        sglist->waitlink = NULL;
+        gort__release_sudog(sglist);
+        sglist = next;
+    }
+    selunlock(s);
+    if (unlikely(*casi < 0))
+        gort__throw("select: woken by a sudog that is not ours");
+    if (unlikely(rtime > 0) && gort__hooks.prof_block)
+        gort__hooks.prof_block(t0, rtime, 2);
+    if (s->cases[*casi].op == GORT_SEND && !*ok)
+        return SEL_SEND_CLOSED;
+    return SEL_CHOSEN;
+}
+
 int gort_select(gort_case *cases, int n, bool block)
 {
     gort_g_t *gp = gort__rt_enter();
@@ -171,128 +311,15 @@ int gort_select(gort_case *cases, int n, bool block)
 
     /* Pass 1: poll. */
     sellock(&s);
-    for (int32_t k = 0; k < norder; k++) {
-        int32_t i = pollorder[k];
-        gort_case *cs = &cases[i];
-        gort_chan *c = cs->ch;
-        if (cs->op == GORT_RECV) {
-            gort_sudog_t *sg = gort__waitq_dequeue(&c->sendq);
-            if (sg) {
-                gort__chan_recv_direct(c, sg, cs->elem, selunlock, &s);
-                casi = i;
-                ok = true;
-                goto out;
-            }
-            size_t q = atomic_load_explicit(&c->qcount, memory_order_relaxed);
-            if (q > 0) {
-                if (cs->elem)
-                    gort__elem_copy(cs->elem, gort__chanbuf(c, c->recvx), c->elemsize);
-                if (++c->recvx == c->dataqsiz)
-                    c->recvx = 0;
-                atomic_store_explicit(&c->qcount, q - 1, memory_order_relaxed);
-                selunlock(&s);
-                casi = i;
-                ok = true;
-                goto out;
-            }
-            if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
-                selunlock(&s);
-                if (cs->elem)
-                    gort__elem_zero(cs->elem, c->elemsize);
-                casi = i;
-                ok = false;
-                goto out;
-            }
-        } else {
-            if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
-                selunlock(&s);
-                goto sclose;
-            }
-            gort_sudog_t *sg = gort__waitq_dequeue(&c->recvq);
-            if (sg) {
-                gort__chan_send_direct(c, sg, cs->elem, selunlock, &s);
-                casi = i;
-                ok = true;
-                goto out;
-            }
-            size_t q = atomic_load_explicit(&c->qcount, memory_order_relaxed);
-            if (q < c->dataqsiz) {
-                char *qp = gort__chanbuf(c, c->sendx);
-                if (cs->elem)
-                    gort__elem_copy(qp, cs->elem, c->elemsize);
-                else
-                    gort__elem_zero(qp, c->elemsize);
-                if (++c->sendx == c->dataqsiz)
-                    c->sendx = 0;
-                atomic_store_explicit(&c->qcount, q + 1, memory_order_relaxed);
-                selunlock(&s);
-                casi = i;
-                ok = true;
-                goto out;
-            }
+    enum sel_result r = select_poll(&s, pollorder, &casi, &ok);
+    if (r == SEL_NONE) {
+        if (!block) {
+            selunlock(&s);
+            goto out;
         }
+        r = select_block(&s, gp, &casi, &ok);
     }
-    if (!block) {
-        selunlock(&s);
-        goto out;
-    }
-
-    /* Pass 2: enqueue on every channel, in lock order, and park.  Nobody
-     * can claim us before the first unlock in selparkcommit. */
-    int64_t t0 = 0;
-    bool prof = atomic_load_explicit(&gort__block_rate, memory_order_relaxed) > 0;
-    if (unlikely(prof))
-        t0 = gort__nanotime();
-    gort_g_t *self = gp ? gp : gort__foreign_g(); /* what we queue */
-    atomic_store_explicit(&self->selectdone, false, memory_order_relaxed);
-    gort_sudog_t **nextp = &self->waiting;
-    for (int32_t k = 0; k < norder; k++) {
-        int32_t i = lockorder[k];
-        gort_case *cs = &cases[i];
-        gort_sudog_t *sg = gort__acquire_sudog();
-        sg->g = self;
-        sg->isselect = true;
-        sg->elem = cs->elem;
-        sg->c = cs->ch;
-        sg->ticket = (uint32_t)i;
-        if (unlikely(prof))
-            sg->releasetime = -1;
-        *nextp = sg;
-        nextp = &sg->waitlink;
-        gort__waitq_enqueue(cs->op == GORT_SEND ? &cs->ch->sendq : &cs->ch->recvq, sg);
-    }
-    *nextp = NULL;
-    self->param = NULL;
-    gort__park(selparkcommit, NULL, WR_SELECT);
-
-    /* Pass 3: we were claimed through the sudog in param. */
-    gort_sudog_t *won = self->param;
-    self->param = NULL;
-    sellock(&s);
-    int64_t rtime = 0;
-    gort_sudog_t *sglist = self->waiting;
-    self->waiting = NULL;
-    for (int32_t k = 0; k < norder; k++) {
-        int32_t i = lockorder[k];
-        gort_case *cs = &cases[i];
-        if (sglist == won) {
-            casi = i;
-            ok = won->success;
-            rtime = won->releasetime;
-        } else {
-            gort__waitq_remove(cs->op == GORT_SEND ? &cs->ch->sendq : &cs->ch->recvq, sglist);
-        }
-        gort_sudog_t *next = sglist->waitlink;
-        sglist->waitlink = NULL;
-        gort__release_sudog(sglist);
-        sglist = next;
-    }
-    selunlock(&s);
-    if (unlikely(casi < 0))
-        gort__throw("select: woken by a sudog that is not ours");
-    if (unlikely(rtime > 0) && gort__hooks.prof_block)
-        gort__hooks.prof_block(t0, rtime, 2);
-    if (cases[casi].op == GORT_SEND && !ok)
+    if (r == SEL_SEND_CLOSED)
         goto sclose;
 
 out:

@@ -411,21 +411,38 @@ static bool run_other_timers(gort_p_t *pp, int64_t *now, int64_t *pollUntil)
     return any;
 }
 
-/* Finds a runnable goroutine, blocking until there is one.  Returns with a
- * P held. */
-static gort_g_t *findrunnable(bool *inherit)
+/* findrunnable's search, split along Go's lines.  Each step returns one of
+ * these; FIND_RETRY means "start the search again from the top" (the P may
+ * have changed, STW may be pending, or new work may be in our queue). */
+enum find_step { FIND_NONE, FIND_GOT, FIND_RETRY };
+
+/* What one pass of the search carries from step to step. */
+struct find_state {
+    int64_t now;       /* last clock reading, 0 if none yet */
+    int64_t pollUntil; /* earliest timer seen, 0 if none */
+    int32_t procs;     /* gomaxprocs as read at the spin decision */
+    bool was_spinning; /* m->spinning when the P was given up */
+};
+
+/* Takes the netpoll list's first G to run and queues the rest. */
+static gort_g_t *take_poll_list(gort_g_t *list, bool *inherit)
 {
-    gort_m_t *m = gort__getm();
+    gort_g_t *gp = list;
+    gort__injectglist(list->schedlink);
+    gp->schedlink = NULL;
+    gort__casgstatus(gp, G_WAITING, G_RUNNABLE);
+    *inherit = false;
+    return gp;
+}
+
+/* Run our P's timers, then the cheap looks in Go's order: local queue, the
+ * global queue, a non-blocking netpoll.  Only the local queue may pass its
+ * time slice on (*inherit); the others clear it. */
+static gort_g_t *find_local(gort_p_t *pp, struct find_state *st, bool *inherit)
+{
     gort_g_t *gp;
-top:;
-    gort_p_t *pp = m->p;
-    if (atomic_load_explicit(&gort__sched.gcwaiting, memory_order_acquire)) {
-        gcstopm();
-        goto top;
-    }
-    int64_t pollUntil = 0;
     bool ran;
-    int64_t now = gort__check_timers(pp, 0, &pollUntil, &ran);
+    st->now = gort__check_timers(pp, 0, &st->pollUntil, &ran);
 
     if ((gp = gort__runqget(pp, inherit)) != NULL)
         return gp;
@@ -443,52 +460,64 @@ top:;
     if (gort__netpoll_inited() && atomic_load_explicit(&gort__netpoll_waiters, memory_order_relaxed) > 0 &&
         atomic_load_explicit(&gort__sched.lastpoll, memory_order_relaxed) != 0) {
         gort_g_t *list = gort__netpoll(0);
-        if (list) {
-            gp = list;
-            gort__injectglist(list->schedlink);
-            gp->schedlink = NULL;
-            gort__casgstatus(gp, G_WAITING, G_RUNNABLE);
-            *inherit = false;
-            return gp;
-        }
+        if (list)
+            return take_poll_list(list, inherit);
     }
+    return NULL;
+}
 
-    /* Spin and steal, but limit spinning Ms to half the busy Ps: beyond
-     * that, spinning burns CPU for nothing. */
-    int32_t procs = atomic_load_explicit(&gort__gomaxprocs, memory_order_relaxed);
+/* Spin and steal, but limit spinning Ms to half the busy Ps: beyond that,
+ * spinning burns CPU for nothing.  An M that may not spin still runs other
+ * Ps' due timers (issue 18: their Ms may be in system calls or waiting for
+ * a CPU).  Either way other Ps' timer whens are folded into pollUntil.
+ * m->spinning is set here and stays set on FIND_GOT (schedule's
+ * resetspinning then wakes another M). */
+static enum find_step find_steal(gort_m_t *m, gort_p_t *pp, struct find_state *st, gort_g_t **gpp,
+                                 bool *inherit)
+{
+    st->procs = atomic_load_explicit(&gort__gomaxprocs, memory_order_relaxed);
     if (m->spinning || 2 * atomic_load_explicit(&gort__sched.nmspinning, memory_order_relaxed) <
-                           procs - atomic_load_explicit(&gort__sched.npidle, memory_order_relaxed)) {
+                           st->procs - atomic_load_explicit(&gort__sched.npidle, memory_order_relaxed)) {
         if (!m->spinning) {
             m->spinning = true;
             atomic_fetch_add_explicit(&gort__sched.nmspinning, 1, memory_order_acq_rel);
         }
         bool newwork;
         int64_t w = 0;
-        gp = steal_work(pp, &now, &w, &newwork, inherit);
-        if (gp)
-            return gp;
+        if ((*gpp = steal_work(pp, &st->now, &w, &newwork, inherit)) != NULL)
+            return FIND_GOT;
         if (newwork)
-            goto top;
-        if (w != 0 && (pollUntil == 0 || w < pollUntil))
-            pollUntil = w;
-    } else if (run_other_timers(pp, &now, &pollUntil)) {
-        /* Not allowed to spin, but other Ps' timers are due: their Ms may
-         * be in system calls or waiting for a CPU.  Run them as a
-         * stealing M would; their goroutines are in our queue now. */
-        goto top;
+            return FIND_RETRY;
+        if (w != 0 && (st->pollUntil == 0 || w < st->pollUntil))
+            st->pollUntil = w;
+    } else if (run_other_timers(pp, &st->now, &st->pollUntil)) {
+        /* Not allowed to spin, but other Ps' timers were due: their
+         * goroutines are in our queue now. */
+        return FIND_RETRY;
     }
+    return FIND_NONE;
+}
 
-    /* Nothing to do: give up the P. */
+/* Nothing to do: give up the P.  Under sched.lock: STW and the global
+ * queue get a last look, and after releasep's seq_cst store of P_IDLE the
+ * inbox is read again (an affine_put that saw P_RUNNING and left is seen
+ * now).  Then, the Dekker pair with wakep: drop nmspinning first, then
+ * re-check every run queue; whoever adds work after the decrement sees an
+ * idle P and no spinning M, and wakes one.  On FIND_NONE we hold no P and
+ * are not spinning; st->was_spinning says whether we were. */
+static enum find_step find_go_idle(gort_m_t *m, gort_p_t *pp, struct find_state *st, gort_g_t **gpp,
+                                   bool *inherit)
+{
     gort__lock(&gort__sched.lock);
     if (atomic_load_explicit(&gort__sched.gcwaiting, memory_order_acquire)) {
         gort__unlock(&gort__sched.lock);
-        goto top;
+        return FIND_RETRY;
     }
     if (atomic_load_explicit(&gort__sched.runqsize, memory_order_relaxed) != 0) {
-        gp = gort__globrunqget(pp, 0);
+        *gpp = gort__globrunqget(pp, 0);
         gort__unlock(&gort__sched.lock);
         *inherit = false;
-        return gp;
+        return FIND_GOT;
     }
     if (gort__releasep() != pp)
         gort__throw("findrunnable: wrong p");
@@ -501,7 +530,8 @@ top:;
             gort__acquirep(pp);
             gort__unlock(&gort__sched.lock);
             *inherit = false;
-            return next;
+            *gpp = next;
+            return FIND_GOT;
         }
     }
     gort__pidleput(pp);
@@ -510,12 +540,12 @@ top:;
     /* Delicate dance: after dropping nmspinning, re-check every run queue;
      * whoever adds work after the decrement will see an idle P and no
      * spinning M, and wake one.  See the comment at the top. */
-    bool was_spinning = m->spinning;
+    st->was_spinning = m->spinning;
     if (m->spinning) {
         m->spinning = false;
         if (atomic_fetch_sub_explicit(&gort__sched.nmspinning, 1, memory_order_acq_rel) <= 0)
             gort__throw("findrunnable: negative nmspinning");
-        for (int32_t i = 0; i < procs; i++) {
+        for (int32_t i = 0; i < st->procs; i++) {
             gort_p_t *p2 = gort__allp[i];
             if (!p_idle_or_stopped(p2) && !gort__runqempty(p2)) {
                 gort__lock(&gort__sched.lock);
@@ -525,16 +555,26 @@ top:;
                     gort__acquirep(np);
                     m->spinning = true;
                     atomic_fetch_add_explicit(&gort__sched.nmspinning, 1, memory_order_acq_rel);
-                    goto top;
+                    return FIND_RETRY;
                 }
                 break;
             }
         }
     }
+    return FIND_NONE;
+}
+
+/* Without a P: block in the netpoller until the earliest timer of any P,
+ * if no other M does (sched.lastpoll == 0 marks the poller).  Otherwise
+ * break that poller when our timer is earlier than the one it waits for.
+ * FIND_NONE: we hold no P and the caller parks the M. */
+static enum find_step find_poll(gort_m_t *m, struct find_state *st, gort_g_t **gpp, bool *inherit)
+{
     /* The poll below waits for the earliest timer of every P, not only
      * those we looked at: a P's own M may be in a system call or waiting
      * for a CPU, and a timer may have been added to a P whose M then went
      * idle.  Whoever wakes then runs it (steal_work, run_other_timers). */
+    int64_t pollUntil = st->pollUntil;
     {
         int64_t w = gort__timers_earliest();
         if (w != 0 && (pollUntil == 0 || w < pollUntil))
@@ -552,6 +592,7 @@ top:;
             gort__throw("findrunnable: netpoll with spinning");
         int64_t delay = -1;
         if (pollUntil != 0) {
+            int64_t now = st->now;
             if (now == 0)
                 now = gort__nanotime();
             delay = pollUntil - now;
@@ -559,7 +600,7 @@ top:;
                 delay = 0;
         }
         gort_g_t *list = gort__netpoll(delay);
-        now = gort__nanotime();
+        int64_t now = gort__nanotime();
         atomic_store_explicit(&gort__sched.pollUntil, 0, memory_order_release);
         atomic_store_explicit(&gort__sched.lastpoll, now, memory_order_release);
         gort__main_exit_check(m);
@@ -570,29 +611,53 @@ top:;
         gort__unlock(&gort__sched.lock);
         if (!np) {
             gort__injectglist(list);
-        } else {
-            gort__acquirep(np);
-            if (list) {
-                gp = list;
-                gort__injectglist(list->schedlink);
-                gp->schedlink = NULL;
-                gort__casgstatus(gp, G_WAITING, G_RUNNABLE);
-                *inherit = false;
-                return gp;
-            }
-            if (was_spinning) {
-                m->spinning = true;
-                atomic_fetch_add_explicit(&gort__sched.nmspinning, 1, memory_order_acq_rel);
-            }
-            goto top;
+            return FIND_NONE;
         }
+        gort__acquirep(np);
+        if (list) {
+            *gpp = take_poll_list(list, inherit);
+            return FIND_GOT;
+        }
+        if (st->was_spinning) {
+            m->spinning = true;
+            atomic_fetch_add_explicit(&gort__sched.nmspinning, 1, memory_order_acq_rel);
+        }
+        return FIND_RETRY;
     } else if (pollUntil != 0 && gort__netpoll_inited()) {
         int64_t ppu = atomic_load_explicit(&gort__sched.pollUntil, memory_order_acquire);
         if (ppu == 0 || ppu > pollUntil)
             gort__netpoll_break();
     }
-    gort__stopm();
-    goto top;
+    return FIND_NONE;
+}
+
+/* Finds a runnable goroutine, blocking until there is one.  Returns with a
+ * P held.  Each pass runs the steps in Go's order (timers and the cheap
+ * looks, steal, give up the P, poll); a step that answers FIND_RETRY starts
+ * the next pass, and an M that found nothing parks and then starts one. */
+static gort_g_t *findrunnable(bool *inherit)
+{
+    gort_m_t *m = gort__getm();
+    for (;;) {
+        gort_p_t *pp = m->p;
+        if (atomic_load_explicit(&gort__sched.gcwaiting, memory_order_acquire)) {
+            gcstopm();
+            continue;
+        }
+        struct find_state st = {0};
+        gort_g_t *gp = find_local(pp, &st, inherit);
+        if (gp)
+            return gp;
+        enum find_step step = find_steal(m, pp, &st, &gp, inherit);
+        if (step == FIND_NONE)
+            step = find_go_idle(m, pp, &st, &gp, inherit);
+        if (step == FIND_NONE)
+            step = find_poll(m, &st, &gp, inherit);
+        if (step == FIND_GOT)
+            return gp;
+        if (step == FIND_NONE)
+            gort__stopm();
+    }
 }
 
 /* One round of scheduling: find a goroutine and run it.  Never returns. */

@@ -48,7 +48,7 @@ $(BUILD)/obj/prof/%.o: INC := -Iinclude -Iruntime -Isysmon -Iprof
 $(BUILD)/obj/prof/tool/%.o: INC := -Iinclude
 $(BUILD)/obj/tests/%.o: INC := -Iinclude -Iruntime -Isysmon -Iprof -Itests
 # Clients of the public API that live in the library's folders.
-$(BUILD)/obj/runtime/errgroup.o $(BUILD)/obj/prof/leak.o: INC := -Iinclude
+$(BUILD)/obj/runtime/context.o $(BUILD)/obj/runtime/errgroup.o $(BUILD)/obj/prof/leak.o: INC := -Iinclude
 
 ifeq ($(DEBUG),1)
   CFLAGS_ALL += -DGORT_DEBUG_BUILD=1

@@ -18,7 +18,10 @@
  *     with gort_ctx_ref(c); that goroutine drops it with gort_ctx_unref(c),
  *     which never cancels.  A goroutine blocked on gort_ctx_done(c) must
  *     hold a reference (freeing the last one frees the channel).
- *   - A pending deadline holds a reference until it fires or c is cancelled.
+ *   - A pending deadline holds no reference: freeing c stops it.  While
+ *     any deadline is pending, one goroutine (deadline_service, in
+ *     gort_goroutines and leak reports) waits for them all; it returns
+ *     when none is left.
  * The background context is static: ref, unref and free do nothing.
  *
  * Errors are negative errno values: GORT_CTX_CANCELED (-ECANCELED) and

@@ -11,37 +11,57 @@
  * parent, and sits in reg->children (doubly linked) while `linked`.  Both
  * fields of the list (children, linked, sib_*) are under reg's lock.
  *
- * Locking: one context lock at a time, ever (rank LR_LEAF: nothing is taken
- * under it).  Cancellation is iterative: cancel_one(c) sets err under c's
- * lock, detaches c's whole child list (clearing `linked`, taking a
+ * Locking: one lock at a time, ever (a context's or a deadline's; nothing
+ * is taken under either).  Cancellation is iterative: cancel_one(c) sets
+ * err under c's lock, detaches c's whole child list (clearing `linked`, taking a
  * reference on each child that is not already being freed) and unlocks;
- * then it closes done, stops the timer, and the detached children are
+ * then it closes done, stops the deadline, and the detached children are
  * cancelled the same way from a local work list.  A parent chain of any
  * depth therefore needs no recursion, and no lock is held while a channel
- * is closed or a timer deleted.
+ * is closed or a deadline stopped.
  *
  * Lifetime: a reference count.  Holders: the creator (dropped by free), each
- * child (its parent), a pending deadline timer, anyone who took a ref.
- * Children are not references of their parent; the parent's list is weak,
- * and a child whose count reached zero is skipped by a cancel in progress
- * (try_ref) and unlinks itself.
+ * child (its parent), the deadline service while it cancels, anyone who
+ * took a ref.  Children are not references of their parent; the parent's
+ * list is weak, and a child whose count reached zero is skipped by a
+ * cancel in progress (try_ref) and unlinks itself.
  *
- * Deadline timers run their callback on g0 (timer.c): it cancels and drops
- * the timer's reference, which may free the context.  timer.c touches the
- * timer after the callback returns (t->running), so timers are not embedded
- * in the context but come from a pool and are reused only after
- * gort__timer_wait_idle.
+ * Deadlines: one goroutine, the deadline service, waits for all of them
+ * (as Go's runtime keeps one heap of timers rather than a thread each).
+ * Pending deadlines sit in a binary heap ordered by deadline, under dl_mu;
+ * the service sleeps on a public gort_timer armed for the earliest and on
+ * `dl_kick`, a channel of capacity 1 that a new earliest deadline or an
+ * emptied heap pokes (a non-blocking send: pokes coalesce, and one sent
+ * while the service is between reading the heap and selecting waits in
+ * the buffer, so none is lost).  The service exists only while deadlines
+ * are pending: it returns when it finds the heap empty (dl_running false,
+ * under dl_mu), and the next deadline starts a new one, so it neither
+ * outlives a test's leak mark nor counts in gort_numgoroutine when no
+ * deadline is pending.  The heap holds no reference: cancel and release
+ * take a context out of it, and the service pops due ones and takes a
+ * reference under dl_mu (try_ref: none if the context is being released)
+ * before cancelling them.
  *
- * Rejected: a goroutine per deadline (Go's AfterFunc); it shows up in
- * goroutine counts and leak checks and costs a stack.  A lock per tree: a
+ * Written on the public API only (include/): gort_mutex for the locks
+ * (they work on plain threads too, so contexts do), gort_nanotime,
+ * gort_timer, gort_go, gort_select, and gort_panic for misuse, as Go's
+ * context package panics.
+ *
+ * Rejected: callbacks on the runtime's internal timers (the runtime's
+ * timers run them on g0, where a gort_mutex cannot block; and context.c is
+ * a client of the public API, which has no callback timer).  A goroutine
+ * per deadline: a stack each, and starting hundreds of them at once
+ * (context/deadline_on_time's 300) delayed the deadlines of a fresh
+ * process by milliseconds.  A plain thread for the service: while a plain
+ * thread lives the runtime cannot report a deadlock.  A lock per tree: a
  * hot parent with many short-lived children would serialize on it anyway,
  * and per-node locks keep unrelated subtrees apart.
  */
-#include "runtime.h"
-
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "gort.h"
 #include "gort_ctx.h"
 
 enum { K_BACKGROUND, K_CANCEL, K_VALUE };
@@ -56,7 +76,7 @@ struct gort_context {
     const void *key;
     void *val;
     /* cancel contexts */
-    gort_lock_t lock;
+    gort_mutex lock;
     gort_chan *done;            /* const */
     _Atomic int32_t err;        /* 0 until cancelled; stored under lock with
                                    release, after cause */
@@ -66,50 +86,15 @@ struct gort_context {
     gort_ctx *sib_next, *sib_prev; /* under reg->lock */
     bool linked;                /* in reg->children; under reg->lock */
     gort_ctx *work;             /* cancel work list; owned by the canceller */
-    struct ctimer *timer;       /* deadline; NULL: none */
+    bool timed;                 /* has its own deadline timer; const */
+    int32_t dl_idx;             /* in dl_heap; -1: not; under dl_mu */
+    gort_ctx *dl_next;          /* due list; owned by the service */
 };
-
-typedef struct ctimer {
-    gort__timer_t t;
-    struct ctimer *next;
-} ctimer_t;
 
 static gort_ctx background = {.kind = K_BACKGROUND};
 
 /* Live cancel and value contexts, for tests (no leak). */
 _Atomic int64_t gort__ctx_live;
-
-static gort_lock_t pool_lock = GORT_LOCK_INIT(LR_LEAF);
-static ctimer_t *pool;
-
-static ctimer_t *timer_get(void (*f)(void *, uintptr_t, int64_t), void *arg)
-{
-    gort__lock(&pool_lock);
-    ctimer_t *ct = pool;
-    if (ct)
-        pool = ct->next;
-    gort__unlock(&pool_lock);
-    if (ct) {
-        gort__timer_wait_idle(&ct->t); /* its last callback may be returning */
-    } else {
-        ct = calloc(1, sizeof(*ct));
-        if (!ct)
-            gort__throw("out of memory allocating a context timer");
-    }
-    ct->t.f = f;
-    ct->t.arg = arg;
-    ct->t.period = 0;
-    ct->t.idx = -1;
-    return ct;
-}
-
-static void timer_put(ctimer_t *ct)
-{
-    gort__lock(&pool_lock);
-    ct->next = pool;
-    pool = ct;
-    gort__unlock(&pool_lock);
-}
 
 static bool try_ref(gort_ctx *c)
 {
@@ -121,13 +106,86 @@ static bool try_ref(gort_ctx *c)
     return false;
 }
 
+/* ---- the deadline heap ---- */
+
+static gort_mutex dl_mu;
+static gort_ctx **dl_heap;  /* under dl_mu; min-heap on deadline */
+static int32_t dl_n, dl_cap; /* under dl_mu */
+static bool dl_running;     /* under dl_mu: the service goroutine exists */
+static gort_chan *dl_kick;  /* capacity 1; made once, under dl_mu */
+
+static void heap_set(int32_t i, gort_ctx *c)
+{
+    dl_heap[i] = c;
+    c->dl_idx = i;
+}
+
+static void heap_up(int32_t i)
+{
+    gort_ctx *c = dl_heap[i];
+    while (i > 0) {
+        int32_t up = (i - 1) / 2;
+        if (dl_heap[up]->deadline <= c->deadline)
+            break;
+        heap_set(i, dl_heap[up]);
+        i = up;
+    }
+    heap_set(i, c);
+}
+
+static void heap_down(int32_t i)
+{
+    gort_ctx *c = dl_heap[i];
+    for (;;) {
+        int32_t k = 2 * i + 1;
+        if (k >= dl_n)
+            break;
+        if (k + 1 < dl_n && dl_heap[k + 1]->deadline < dl_heap[k]->deadline)
+            k++;
+        if (c->deadline <= dl_heap[k]->deadline)
+            break;
+        heap_set(i, dl_heap[k]);
+        i = k;
+    }
+    heap_set(i, c);
+}
+
+/* dl_mu held; c in the heap. */
+static void heap_remove(gort_ctx *c)
+{
+    int32_t i = c->dl_idx;
+    c->dl_idx = -1;
+    gort_ctx *last = dl_heap[--dl_n];
+    if (i == dl_n)
+        return;
+    heap_set(i, last);
+    heap_up(i);
+    heap_down(last->dl_idx);
+}
+
+static void kick(void) { gort_chan_trysend(dl_kick, NULL); /* full: one is pending */ }
+
+/* Takes c out of the heap, if there: it was cancelled or is being freed. */
+static void deadline_stop(gort_ctx *c)
+{
+    if (!c->timed)
+        return;
+    gort_mutex_lock(&dl_mu);
+    if (c->dl_idx >= 0) {
+        heap_remove(c);
+        if (dl_n == 0)
+            kick(); /* the service returns now, not at the old deadline */
+    }
+    gort_mutex_unlock(&dl_mu);
+}
+
 /* reg->lock not held. */
 static void unlink_from_reg(gort_ctx *c)
 {
     gort_ctx *reg = c->reg;
     if (!reg)
         return;
-    gort__lock(&reg->lock);
+    gort_mutex_lock(&reg->lock);
     if (c->linked) {
         if (c->sib_prev)
             c->sib_prev->sib_next = c->sib_next;
@@ -137,7 +195,7 @@ static void unlink_from_reg(gort_ctx *c)
             c->sib_next->sib_prev = c->sib_prev;
         c->linked = false;
     }
-    gort__unlock(&reg->lock);
+    gort_mutex_unlock(&reg->lock);
 }
 
 static void release(gort_ctx *c)
@@ -148,8 +206,7 @@ static void release(gort_ctx *c)
         gort_ctx *parent = c->parent;
         if (c->kind == K_CANCEL) {
             unlink_from_reg(c);
-            if (c->timer)
-                timer_put(c->timer); /* not pending: a pending timer holds a ref */
+            deadline_stop(c); /* never cancelled: its creator only unref'd it */
             gort_chan_free(c->done);
         }
         free(c);
@@ -176,16 +233,16 @@ void gort_ctx_unref(gort_ctx *c)
     if (was == 1)
         release(c);
     else if (was <= 0)
-        gort__fatal("gort_ctx_unref: context freed too many times");
+        gort_panic("gort_ctx_unref: context freed too many times");
 }
 
 /* Cancels c alone and pushes its live children on *work (each with a
  * reference the caller drops).  The caller holds a reference to c. */
 static void cancel_one(gort_ctx *c, int32_t err, int32_t cause, gort_ctx **work)
 {
-    gort__lock(&c->lock);
+    gort_mutex_lock(&c->lock);
     if (atomic_load_explicit(&c->err, memory_order_relaxed)) {
-        gort__unlock(&c->lock);
+        gort_mutex_unlock(&c->lock);
         return;
     }
     c->cause = cause;
@@ -199,10 +256,9 @@ static void cancel_one(gort_ctx *c, int32_t err, int32_t cause, gort_ctx **work)
             *work = k;
         }
     }
-    gort__unlock(&c->lock);
+    gort_mutex_unlock(&c->lock);
     gort_chan_close(c->done);
-    if (c->timer && gort__timer_del(&c->timer->t))
-        gort_ctx_unref(c); /* the timer's reference; never the last (caller's) */
+    deadline_stop(c);
 }
 
 static void cancel_tree(gort_ctx *c, int32_t err, int32_t cause)
@@ -218,25 +274,61 @@ static void cancel_tree(gort_ctx *c, int32_t err, int32_t cause)
     }
 }
 
-static void deadline_fire(void *arg, uintptr_t seq, int64_t delta)
+/* The deadline service: cancels due contexts, sleeps until the next. */
+static void deadline_service(void *arg)
 {
-    (void)seq;
-    (void)delta;
-    gort_ctx *c = arg;
-    cancel_tree(c, GORT_CTX_DEADLINE, GORT_CTX_DEADLINE);
-    gort_ctx_unref(c); /* the timer's reference */
+    (void)arg;
+    gort_timer *t = NULL;
+    for (;;) {
+        gort_ctx *due = NULL, **tail = &due;
+        gort_mutex_lock(&dl_mu);
+        int64_t now = gort_nanotime();
+        while (dl_n > 0 && dl_heap[0]->deadline <= now) {
+            gort_ctx *c = dl_heap[0];
+            heap_remove(c);
+            if (try_ref(c)) { /* not if c is being released */
+                c->dl_next = NULL;
+                *tail = c;
+                tail = &c->dl_next;
+            }
+        }
+        int64_t next = dl_n > 0 ? dl_heap[0]->deadline : 0;
+        if (!due && !next) {
+            dl_running = false; /* a deadline added from now on starts another */
+            gort_mutex_unlock(&dl_mu);
+            if (t)
+                gort_timer_free(t);
+            return;
+        }
+        gort_mutex_unlock(&dl_mu);
+        while (due) {
+            gort_ctx *c = due;
+            due = c->dl_next;
+            cancel_tree(c, GORT_CTX_DEADLINE, GORT_CTX_DEADLINE);
+            gort_ctx_unref(c);
+        }
+        if (!next)
+            continue; /* the heap emptied: look again, and return */
+        if (t)
+            gort_timer_reset(t, next - gort_nanotime());
+        else
+            t = gort_timer_new(next - gort_nanotime());
+        gort_case cases[2] = {{gort_timer_chan(t), GORT_RECV, NULL, false}, {dl_kick, GORT_RECV, NULL, false}};
+        gort_select(cases, 2, true);
+    }
 }
 
 static gort_ctx *ctx_alloc(gort_ctx *parent, int kind)
 {
     if (!parent)
-        gort__fatal("gort_ctx: nil parent context");
+        gort_panic("cannot create context from nil parent");
     gort_ctx *c = calloc(1, sizeof(*c));
     if (!c)
-        gort__throw("out of memory allocating a context");
+        gort_panic("out of memory allocating a context");
     atomic_fetch_add_explicit(&gort__ctx_live, 1, memory_order_relaxed);
     atomic_store_explicit(&c->refs, 1, memory_order_relaxed);
     c->kind = (uint8_t)kind;
+    c->dl_idx = -1;
     c->parent = gort_ctx_ref(parent);
     c->deadline = parent->deadline;
     c->owner = parent->owner;
@@ -246,30 +338,47 @@ static gort_ctx *ctx_alloc(gort_ctx *parent, int kind)
 static gort_ctx *new_cancel(gort_ctx *parent, int64_t deadline)
 {
     gort_ctx *c = ctx_alloc(parent, K_CANCEL);
-    gort__lock_init(&c->lock, LR_LEAF);
     c->done = gort_chan_make(0, 0);
     c->reg = parent->owner;
     c->owner = c;
     if (deadline) {
         c->deadline = deadline;
-        if (deadline <= gort__nanotime()) {
+        if (deadline <= gort_nanotime()) {
             cancel_tree(c, GORT_CTX_DEADLINE, GORT_CTX_DEADLINE);
             return c; /* not registered: nothing left to propagate */
         }
-        /* Armed before registering, so a parent's cancel finds it pending
-         * and drops its reference. */
-        gort_ctx_ref(c);
-        c->timer = timer_get(deadline_fire, c);
-        c->timer->t.when = deadline;
-        gort__timer_add(&c->timer->t);
+        /* Armed before registering, so a parent's cancel finds it in
+         * the heap and takes it out. */
+        c->timed = true;
+        bool start = false;
+        gort_mutex_lock(&dl_mu);
+        if (!dl_kick)
+            dl_kick = gort_chan_make(0, 1);
+        if (dl_n == dl_cap) {
+            int32_t cap = dl_cap ? 2 * dl_cap : 64;
+            gort_ctx **h = realloc(dl_heap, (size_t)cap * sizeof(*h));
+            if (!h)
+                gort_panic("out of memory allocating a context deadline");
+            dl_heap = h;
+            dl_cap = cap;
+        }
+        heap_set(dl_n++, c);
+        heap_up(dl_n - 1);
+        if (!dl_running)
+            dl_running = start = true;
+        else if (c->dl_idx == 0)
+            kick(); /* earlier than what the service sleeps for */
+        gort_mutex_unlock(&dl_mu);
+        if (start)
+            gort_go(deadline_service, NULL);
     }
     gort_ctx *reg = c->reg;
     if (reg) {
-        gort__lock(&reg->lock);
+        gort_mutex_lock(&reg->lock);
         int32_t perr = atomic_load_explicit(&reg->err, memory_order_relaxed);
         if (perr) {
             int32_t pcause = reg->cause;
-            gort__unlock(&reg->lock);
+            gort_mutex_unlock(&reg->lock);
             cancel_tree(c, perr, pcause);
         } else {
             c->sib_next = reg->children;
@@ -277,7 +386,7 @@ static gort_ctx *new_cancel(gort_ctx *parent, int64_t deadline)
                 reg->children->sib_prev = c;
             reg->children = c;
             c->linked = true;
-            gort__unlock(&reg->lock);
+            gort_mutex_unlock(&reg->lock);
         }
     }
     return c;
@@ -300,7 +409,7 @@ gort_ctx *gort_ctx_with_deadline(gort_ctx *parent, int64_t deadline_ns)
 
 gort_ctx *gort_ctx_with_timeout(gort_ctx *parent, int64_t timeout_ns)
 {
-    return gort_ctx_with_deadline(parent, gort__nanotime() + (timeout_ns > 0 ? timeout_ns : 0));
+    return gort_ctx_with_deadline(parent, gort_nanotime() + (timeout_ns > 0 ? timeout_ns : 0));
 }
 
 gort_ctx *gort_ctx_with_value(gort_ctx *parent, const void *key, void *val)
@@ -359,29 +468,14 @@ void *gort_ctx_value(gort_ctx *c, const void *key)
     return NULL;
 }
 
-/* ---- gort_ctx_sleep ---- */
-
-static void sleep_fire(void *arg, uintptr_t seq, int64_t delta)
-{
-    (void)seq;
-    (void)delta;
-    gort_chan_trysend(arg, NULL); /* capacity 1: never blocks */
-}
-
 int gort_ctx_sleep(gort_ctx *c, int64_t ns)
 {
     int err = gort_ctx_err(c);
     if (err || ns <= 0)
         return err;
-    gort_chan *tick = gort_chan_make(0, 1);
-    ctimer_t *ct = timer_get(sleep_fire, tick);
-    ct->t.when = gort__nanotime() + ns;
-    gort__timer_add(&ct->t);
-    gort_case cases[2] = {{tick, GORT_RECV, NULL, false}, {gort_ctx_done(c), GORT_RECV, NULL, false}};
+    gort_timer *t = gort_timer_new(ns);
+    gort_case cases[2] = {{gort_timer_chan(t), GORT_RECV, NULL, false}, {gort_ctx_done(c), GORT_RECV, NULL, false}};
     int which = gort_select(cases, 2, true);
-    gort__timer_del(&ct->t);
-    gort__timer_wait_idle(&ct->t); /* its send may be in flight */
-    timer_put(ct);
-    gort_chan_free(tick);
+    gort_timer_free(t);
     return which == 0 ? 0 : gort_ctx_err(c);
 }

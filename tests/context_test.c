@@ -5,11 +5,13 @@
  * value and far-deadline nodes mixed) and wakes every goroutine selecting
  * on a done channel; children freed before, after and concurrently with
  * their parents leave nothing behind (gort__ctx_live, the count of
- * allocated contexts, returns to its baseline, which also proves deadline
- * timers dropped their references on cancel); deadlines fire on time
+ * allocated contexts, returns to its baseline, which also proves pending
+ * deadlines hold no reference); deadlines fire on time
  * (lateness measured over many timers at the waiting goroutine: the median
  * and most must be within 2 ms, robust to a loaded machine); causes,
- * values, inherited deadlines, gort_ctx_sleep.
+ * values, inherited deadlines, gort_ctx_sleep; the one goroutine that
+ * waits for deadlines wakes for an earlier one and goes away when none is
+ * pending.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -263,6 +265,51 @@ static void test_deadline_on_time(void)
     CU_ASSERT_TRUE(p95 <= 50000000);
 }
 
+/* ---- the deadline service ---- */
+
+/* A deadline earlier than the one the service sleeps for wakes it (the
+ * kick); with none pending the service returns (the leak check), and the
+ * next deadline starts a new one.  The bounds are seconds against
+ * milliseconds: a missed kick shows as the far deadline's 10 s. */
+static bool svc_ok[5];
+static void service_body(void *a)
+{
+    (void)a;
+    gort_ctx *bg = gort_ctx_background();
+    gort_leak_mark *mark = gort_leak_mark_new();
+    gort_ctx *far = gort_ctx_with_timeout(bg, 10LL * 1000000000);
+    gort_yield(); /* let the service go to sleep for the far deadline */
+    gort_sleep(1000000);
+    int64_t t0 = gort_nanotime();
+    gort_ctx *near = gort_ctx_with_timeout(bg, 5000000);
+    svc_ok[0] = gort_ctx_sleep(near, 3LL * 1000000000) == GORT_CTX_DEADLINE &&
+                gort_nanotime() - t0 < 2LL * 1000000000;
+    svc_ok[1] = gort_ctx_err(far) == 0;
+    gort_ctx_free(near);
+    gort_ctx_free(far);
+    char *rep = NULL;
+    int n = gort_leak_check(mark, 2000000000, &rep);
+    if (n)
+        fprintf(stderr, "\n%s", rep ? rep : "(no report)\n");
+    free(rep);
+    svc_ok[2] = n == 0;
+    gort_ctx *again = gort_ctx_with_timeout(bg, 1000000);
+    svc_ok[3] = gort_ctx_sleep(again, 3LL * 1000000000) == GORT_CTX_DEADLINE;
+    gort_ctx_free(again);
+    svc_ok[4] = gort_leak_check(mark, 2000000000, NULL) == 0;
+    gort_leak_mark_free(mark);
+}
+
+static void test_deadline_service(void)
+{
+    GT_RUN(service_body, NULL);
+    for (int i = 0; i < 5; i++) {
+        if (!svc_ok[i])
+            fprintf(stderr, "\n  deadline service check %d failed\n", i);
+        CU_ASSERT_TRUE(svc_ok[i]);
+    }
+}
+
 /* ---- values, causes, inherited deadlines, sleep ---- */
 
 static int k1, k2;
@@ -326,4 +373,5 @@ static void test_misc(void)
 }
 
 GT_SUITE(context, {"cancel_reaches_all", test_cancel_reaches_all}, {"child_first_no_leak", test_child_first_no_leak},
-         {"cancel_race", test_cancel_race}, {"deadline_on_time", test_deadline_on_time}, {"misc", test_misc})
+         {"cancel_race", test_cancel_race}, {"deadline_on_time", test_deadline_on_time},
+         {"deadline_service", test_deadline_service}, {"misc", test_misc})

@@ -577,6 +577,7 @@ static void eg_canceller(void *a)
 {
     gort_sleep(1000000);
     gort_ctx_cancel(a);
+    gort_ctx_unref(a); /* the thread may have freed c as soon as done closed */
 }
 static void *eg_thread(void *a)
 {
@@ -588,7 +589,7 @@ static void *eg_thread(void *a)
     atomic_store(&eg_wait_ret, gort_errgroup_wait(g));
     gort_errgroup_free(g);
     gort_ctx *c = gort_ctx_with_cancel(gort_ctx_background());
-    gort_go(eg_canceller, c);
+    gort_go(eg_canceller, gort_ctx_ref(c));
     atomic_store(&eg_sleep_ret, gort_ctx_sleep(c, 60LL * 1000000000));
     gort_ctx_free(c);
     atomic_fetch_add(&threads_done, 1);

@@ -902,6 +902,18 @@ static inline __attribute__((always_inline)) void ready(gort_g_t *gp, bool next,
         gort__lock(&gort__sched.lock);
         gort__globrunqput(gp);
         gort__unlock(&gort__sched.lock);
+        /* No P here (a plain thread, an M in a system call): start an M
+         * for an idle P ourselves, as injectglist does.  wakep is not
+         * enough: a spinning M about to go idle has already looked at the
+         * global queue under sched.lock and, once it stops spinning,
+         * re-checks only the local queues, so wakep's "someone spins"
+         * could strand gp with every P idle (a plain thread's select hung
+         * that way under TSan).  Our put and its pidleput are both under
+         * sched.lock: either it saw gp, or we see its P idle here. */
+        if (atomic_load_explicit(&gort__sched.npidle, memory_order_acquire) > 0) {
+            gort__startm(NULL, false);
+            return;
+        }
     }
     gort__wakep();
 }

@@ -4,7 +4,13 @@
  *
  * G is a goroutine, M an OS thread, P a processor: the right to run
  * goroutines.  An M needs a P to run a G; there are exactly gomaxprocs Ps.  See docs/runtime.md for the states and transitions; the
- * short version lives beside each enum below.
+ * short version lives beside each enum (g.h, p.h).
+ *
+ * This file only gathers the headers below, one per concept, named after
+ * the .c file that implements it (docs/runtime.md, "Where each concept
+ * lives"); each includes what it uses and compiles on its own
+ * (scripts/headers, run by make layers), so a .c file may include just
+ * the ones it needs.
  *
  * Every shared field says what protects it.  "owner P" means only the M
  * currently holding that P; "atomic" names its memory order where it is not

@@ -206,9 +206,11 @@ demo: $(BUILD)/examples/demo tool
 # briefly under ASan and UBSan (san-soak).
 # make layers: scripts/layers reads `nm` of every library and tool object
 # and fails if a layer uses a symbol only a higher layer defines, if the
-# tool uses more than the pprof codec, or if a gort symbol is weak.
+# tool uses more than the pprof codec, or if a gort symbol is weak;
+# scripts/headers then compiles each runtime/*.h on its own.
 layers: $(LIB_OBJ) $(TOOL_OBJ)
 	scripts/layers $(BUILD)/obj
+	scripts/headers $(CC)
 
 test: layers $(TESTB) $(TOOL)
 	GORT_TEST_BIN=$(abspath $(TESTB)) GORTPROF=$(abspath $(TOOL)) $(TESTB)

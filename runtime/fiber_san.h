@@ -1,0 +1,39 @@
+/*
+ * fiber_san.h: sanitizer fiber annotations around switches (fiber_san.c);
+ * inline when no fiber-aware sanitizer is on.
+ */
+#ifndef GORT_RUNTIME_FIBER_SAN_H
+#define GORT_RUNTIME_FIBER_SAN_H
+
+#include "g.h"
+#include "m.h"
+
+/* Sanitizer fiber annotations around switches (fiber_san.c). */
+#if defined(GORT_ASAN) || defined(GORT_TSAN)
+void gort__san_g0_to_g(gort_m_t *m, gort_g_t *gp);
+void gort__san_after_g0_to_g(gort_g_t *gp);
+void gort__san_g_to_g0(gort_m_t *m, gort_g_t *gp, bool dying);
+void gort__san_after_g_to_g0(gort_m_t *m);
+#else
+/* Without a fiber-aware sanitizer only m->ing is left to keep (see
+ * fiber_san.c): inline, as they run on every switch. */
+static inline void gort__san_g0_to_g(gort_m_t *m, gort_g_t *gp) { (void)m, (void)gp; }
+static inline void gort__san_after_g0_to_g(gort_g_t *gp)
+{
+    atomic_store_explicit(&gp->m->ing, 1, memory_order_relaxed);
+}
+static inline void gort__san_g_to_g0(gort_m_t *m, gort_g_t *gp, bool dying)
+{
+    (void)gp, (void)dying;
+    atomic_store_explicit(&m->ing, 0, memory_order_relaxed);
+}
+static inline void gort__san_after_g_to_g0(gort_m_t *m) { (void)m; }
+#endif
+void gort__san_minit(gort_m_t *m);
+/* gort_main's scheduler stack as its own TSan fiber (returns the caller's). */
+void *gort__san_main_enter(gort_m_t *m);
+void gort__san_main_leave(gort_m_t *m, void *caller);
+void gort__san_g_created(gort_g_t *gp);
+void gort__san_g_destroyed(gort_g_t *gp);
+
+#endif /* GORT_RUNTIME_FIBER_SAN_H */

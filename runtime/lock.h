@@ -1,0 +1,56 @@
+/*
+ * lock.h: runtime locks and notes (lock.c): the lock and note types, their
+ * out-of-line halves, futexes and membarrier(2).  The inline fast paths of
+ * gort__lock/gort__unlock need gort_m and live in lock_fast.h.
+ */
+#ifndef GORT_RUNTIME_LOCK_H
+#define GORT_RUNTIME_LOCK_H
+
+#include "base.h"
+
+/* A runtime lock: spins briefly, then sleeps on a futex.  Held only on an
+ * M, never across a park; while held, m->locks > 0 and the goroutine cannot
+ * be preempted. */
+typedef struct gort_lock {
+    _Atomic uint32_t key;      /* 0 unlocked, 1 locked */
+    _Atomic uint16_t sleepers; /* threads asleep (or about to be) on key */
+    uint16_t rank;             /* enum gort_lockrank */
+} gort_lock_t;
+
+#define GORT_LOCK_INIT(r) {0, 0, (r)}
+#define GORT_LOCK_SOLO 2 /* key of a channel lock taken by plain store (chan.c) */
+/* membarrier(2), private expedited (lock.c): registered once at init. */
+extern bool gort__have_membarrier;
+void gort__membarrier_init(void);
+void gort__membarrier(void);
+void gort__lock_init(gort_lock_t *l, int rank);
+/* gort__lock and gort__unlock are inline (lock_fast.h, after gort_m); these are
+ * their contended halves and, in DEBUG builds, the whole ranked versions. */
+void gort__lock_slow(gort_lock_t *l);
+void gort__unlock_slow(gort_lock_t *l, uint32_t key, uint16_t sleepers);
+void gort__lock_full(gort_lock_t *l);
+void gort__unlock_full(gort_lock_t *l);
+bool gort__trylock(gort_lock_t *l);
+#ifdef GORT_DEBUG_BUILD
+void gort__assert_held(gort_lock_t *l);
+#define ASSERT_HELD(l) gort__assert_held(l)
+#else
+#define ASSERT_HELD(l) ((void)0)
+#endif
+
+/* One-shot wakeup on a futex: sleep until woken; wakeup exactly once
+ * between clears.  Used to park Ms. */
+typedef struct gort_note {
+    _Atomic uint32_t key;
+} gort_note_t;
+void gort__notesleep(gort_note_t *n);
+bool gort__notetsleep(gort_note_t *n, int64_t ns); /* true if woken */
+void gort__notewakeup(gort_note_t *n);
+static inline void gort__noteclear(gort_note_t *n) { atomic_store_explicit(&n->key, 0, memory_order_relaxed); }
+
+void gort__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t ns);
+void gort__futex_wake(_Atomic uint32_t *addr, int n);
+void gort__osyield(void);
+void gort__usleep(int64_t us);
+
+#endif /* GORT_RUNTIME_LOCK_H */

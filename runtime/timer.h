@@ -1,0 +1,41 @@
+/*
+ * timer.h: timers (timer.c; each field says what protects it) and the clocks
+ * (time.c).
+ */
+#ifndef GORT_RUNTIME_TIMER_H
+#define GORT_RUNTIME_TIMER_H
+
+#include "base.h"
+
+struct gort__timer {
+    int64_t when;       /* under the heap's lock */
+    int64_t period;     /* > 0: periodic */
+    void (*f)(void *arg, uintptr_t seq, int64_t delta); /* runs on g0 with a P, no lock held */
+    void *arg;
+    uintptr_t seq;
+    _Atomic(gort_p_t *) pp; /* heap it is in; NULL when not pending */
+    int32_t idx;            /* index in that heap */
+    _Atomic int32_t running; /* callbacks in progress */
+};
+void gort__timer_add(gort__timer_t *t);               /* on the current P */
+bool gort__timer_del(gort__timer_t *t);               /* true if it was pending */
+bool gort__timer_mod(gort__timer_t *t, int64_t when, int64_t period);
+void gort__timer_wait_idle(gort__timer_t *t);         /* wait out a running callback */
+int64_t gort__check_timers(gort_p_t *pp, int64_t now, int64_t *next, bool *ran);
+void gort__timers_move(gort_p_t *from, gort_p_t *to); /* procresize */
+int64_t gort__timers_earliest(void);                  /* across all Ps; 0: none */
+
+/* Time */
+int64_t gort__nanotime(void);
+int64_t gort__nanotime_coarse(void);
+/* sysmon's clock at its last round (0 before it starts): for stamps read
+ * in minutes (a parked goroutine's waitsince), where even the coarse
+ * clock's vDSO call was a visible part of a channel hand-off. */
+extern _Atomic int64_t gort__sysmon_now;
+static inline int64_t gort__nanotime_stale(void)
+{
+    int64_t t = atomic_load_explicit(&gort__sysmon_now, memory_order_relaxed);
+    return t ? t : gort__nanotime_coarse();
+}
+
+#endif /* GORT_RUNTIME_TIMER_H */

@@ -42,7 +42,7 @@
 extern "C" {
 #endif
 
-typedef struct gort_context gort_ctx; /* tag differs: runtime.h has struct gort_ctx (registers) */
+typedef struct gort_context gort_ctx;
 
 #define GORT_CTX_CANCELED (-ECANCELED)
 #define GORT_CTX_DEADLINE (-ETIMEDOUT)

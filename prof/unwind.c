@@ -359,7 +359,7 @@ int gort__unwind_g(gort_g_t *gp, uintptr_t *pcs, int max)
         gsnap_t a, b;
         gsnap_take(gp, &a);
         uintptr_t lo = a.stacklo, hi = __atomic_load_n(&gp->stack.hi, __ATOMIC_RELAXED);
-        gort_ctx_regs_t r;
+        gort_regsave_view_t r;
         switch (a.status) {
         case G_RUNNING:
             return -1;
@@ -377,11 +377,11 @@ int gort__unwind_g(gort_g_t *gp, uintptr_t *pcs, int max)
         default:
             if (lo == 0)
                 return 0; /* never ran */
-            if ((uintptr_t)a.sp < lo || (uintptr_t)a.sp + GORT_CTX_FRAME_SIZE > hi)
+            if ((uintptr_t)a.sp < lo || (uintptr_t)a.sp + GORT_REGSAVE_FRAME_SIZE > hi)
                 goto changed;
             {
-                gort_ctx_t c = {a.sp};
-                gort__ctx_regs(&c, &r);
+                gort_regsave_t c = {a.sp};
+                gort__regsave_view(&c, &r);
             }
             if (r.pc == (uintptr_t)gort__gstart)
                 return 0; /* laid out but never entered */

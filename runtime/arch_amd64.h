@@ -24,18 +24,18 @@
 
 #include <stdint.h>
 
-typedef struct gort_ctx {
+typedef struct gort_regsave {
     void *sp; /* saved stack pointer; see the frame layout above */
-} gort_ctx_t;
+} gort_regsave_t;
 
-#define GORT_CTX_FRAME_SIZE 64
-#define GORT_CTX_OFF_RBP 48
-#define GORT_CTX_OFF_RIP 56
-#define GORT_CTX_OFF_RBX 40
-#define GORT_CTX_OFF_R12 32
-#define GORT_CTX_OFF_R13 24
-#define GORT_CTX_OFF_R14 16
-#define GORT_CTX_OFF_R15 8
+#define GORT_REGSAVE_FRAME_SIZE 64
+#define GORT_REGSAVE_OFF_RBP 48
+#define GORT_REGSAVE_OFF_RIP 56
+#define GORT_REGSAVE_OFF_RBX 40
+#define GORT_REGSAVE_OFF_R12 32
+#define GORT_REGSAVE_OFF_R13 24
+#define GORT_REGSAVE_OFF_R14 16
+#define GORT_REGSAVE_OFF_R15 8
 
 #define GORT_CACHELINE 64
 #define GORT_PAGE_SIZE 4096
@@ -79,30 +79,30 @@ static inline __attribute__((always_inline)) uintptr_t gort__getsp(void)
 }
 
 /* Registers recovered from a saved context, for unwinders. */
-typedef struct gort_ctx_regs {
+typedef struct gort_regsave_view {
     uintptr_t pc, sp, fp;
     uintptr_t rbx, r12, r13, r14, r15;
-} gort_ctx_regs_t;
+} gort_regsave_view_t;
 
-static inline void gort__ctx_regs(const gort_ctx_t *c, gort_ctx_regs_t *r)
+static inline void gort__regsave_view(const gort_regsave_t *c, gort_regsave_view_t *r)
 {
     const uintptr_t *f = (const uintptr_t *)c->sp;
-    r->pc = f[GORT_CTX_OFF_RIP / 8];
-    r->sp = (uintptr_t)c->sp + GORT_CTX_FRAME_SIZE;
-    r->fp = f[GORT_CTX_OFF_RBP / 8];
-    r->rbx = f[GORT_CTX_OFF_RBX / 8];
-    r->r12 = f[GORT_CTX_OFF_R12 / 8];
-    r->r13 = f[GORT_CTX_OFF_R13 / 8];
-    r->r14 = f[GORT_CTX_OFF_R14 / 8];
-    r->r15 = f[GORT_CTX_OFF_R15 / 8];
+    r->pc = f[GORT_REGSAVE_OFF_RIP / 8];
+    r->sp = (uintptr_t)c->sp + GORT_REGSAVE_FRAME_SIZE;
+    r->fp = f[GORT_REGSAVE_OFF_RBP / 8];
+    r->rbx = f[GORT_REGSAVE_OFF_RBX / 8];
+    r->r12 = f[GORT_REGSAVE_OFF_R12 / 8];
+    r->r13 = f[GORT_REGSAVE_OFF_R13 / 8];
+    r->r14 = f[GORT_REGSAVE_OFF_R14 / 8];
+    r->r15 = f[GORT_REGSAVE_OFF_R15 / 8];
 }
 
 /* Saves the caller's context in *save, switches to the stack g0sp and calls
  * fn(arg) there; fn never returns.  Returns when the context is resumed by
  * gort__gogo, possibly on another thread. */
-void gort__mcall(gort_ctx_t *save, void *g0sp, void (*fn)(void *), void *arg);
+void gort__mcall(gort_regsave_t *save, void *g0sp, void (*fn)(void *), void *arg);
 /* Resumes a saved context; never returns. */
-__attribute__((noreturn)) void gort__gogo(const gort_ctx_t *ctx);
+__attribute__((noreturn)) void gort__gogo(const gort_regsave_t *ctx);
 /* Runs fn(arg) on the stack sp and comes back (no scheduling). */
 void gort__call_on_stack(void *sp, void (*fn)(void *), void *arg);
 /* First instruction of every goroutine: calls gort__goentry(g). */
@@ -110,22 +110,22 @@ void gort__gstart(void);
 
 /* Lays out a fresh context on the stack [lo, hi) that starts gort__gstart
  * with r12 = g. */
-static inline void gort__ctx_init(gort_ctx_t *c, uintptr_t hi, void *g)
+static inline void gort__regsave_init(gort_regsave_t *c, uintptr_t hi, void *g)
 {
     /* 16 zero bytes at the top end unwinding; gstart is entered by `ret`
      * with RSP 16-byte aligned, as a call site would leave it. */
     uintptr_t top = (hi & ~(uintptr_t)15) - 16;
-    uintptr_t *f = (uintptr_t *)(top - GORT_CTX_FRAME_SIZE);
+    uintptr_t *f = (uintptr_t *)(top - GORT_REGSAVE_FRAME_SIZE);
     ((uintptr_t *)top)[0] = 0;
     ((uintptr_t *)top)[1] = 0;
     f[0] = 0x037fULL | (0x1f80ULL << 32); /* x87 CW, MXCSR: the ABI defaults */
-    f[GORT_CTX_OFF_R15 / 8] = 0;
-    f[GORT_CTX_OFF_R14 / 8] = 0;
-    f[GORT_CTX_OFF_R13 / 8] = 0;
-    f[GORT_CTX_OFF_R12 / 8] = (uintptr_t)g;
-    f[GORT_CTX_OFF_RBX / 8] = 0;
-    f[GORT_CTX_OFF_RBP / 8] = 0;
-    f[GORT_CTX_OFF_RIP / 8] = (uintptr_t)gort__gstart;
+    f[GORT_REGSAVE_OFF_R15 / 8] = 0;
+    f[GORT_REGSAVE_OFF_R14 / 8] = 0;
+    f[GORT_REGSAVE_OFF_R13 / 8] = 0;
+    f[GORT_REGSAVE_OFF_R12 / 8] = (uintptr_t)g;
+    f[GORT_REGSAVE_OFF_RBX / 8] = 0;
+    f[GORT_REGSAVE_OFF_RBP / 8] = 0;
+    f[GORT_REGSAVE_OFF_RIP / 8] = (uintptr_t)gort__gstart;
     c->sp = f;
 }
 

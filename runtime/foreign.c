@@ -135,20 +135,20 @@ void gort__foreign_park(bool (*unlockf)(gort_g_t *, void *), void *lock, int rea
     fwaiter_t *w = fw(gp);
     gp->waitreason = (uint8_t)reason;
     gp->waitsince = gort__nanotime_stale();
-    gort__casgstatus(gp, G_RUNNING, G_WAITING);
+    gort__gstatus_move(gp, G_RUNNING, G_WAITING);
     /* Before unlockf: until it drops the queue's lock nobody can wake us. */
     gort__noteclear(&w->note);
     if (unlockf && !unlockf(gp, lock)) {
-        gort__casgstatus(gp, G_WAITING, G_RUNNING);
+        gort__gstatus_move(gp, G_WAITING, G_RUNNING);
         return;
     }
     gort__notesleep(&w->note);
-    gort__casgstatus(gp, G_RUNNABLE, G_RUNNING);
+    gort__gstatus_move(gp, G_RUNNABLE, G_RUNNING);
 }
 
 void gort__foreign_ready(gort_g_t *gp)
 {
-    gort__casgstatus(gp, G_WAITING, G_RUNNABLE);
+    gort__gstatus_move(gp, G_WAITING, G_RUNNABLE);
     /* The last touch of gp: once the note is set its thread may return. */
     gort__notewakeup(&fw(gp)->note);
 }

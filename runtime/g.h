@@ -17,7 +17,7 @@
  *   G_DEAD      exited or free; no stack.                      free list owner
  *   G_PREEMPTED suspended by the async preemption path.        nobody
  * Transitions are checked stores to g->status by its owner (see
- * gort__casgstatus: despite the name, not a compare-and-swap).
+ * gort__gstatus_move: a checked store, not a compare-and-swap).
  */
 enum gort_gstatus {
     G_IDLE = 0,
@@ -63,7 +63,7 @@ typedef struct gort_pmsg gort_pmsg_t;   /* panic.c */
 typedef struct gort_labels gort_labels_t; /* prof/labels.c */
 
 struct gort_g {
-    gort_ctx_t ctx;         /* saved context; valid while not running */
+    gort_regsave_t ctx;         /* saved context; valid while not running */
     gort_stack_t stack;     /* lo == 0 until first run; owner: the G's runner */
     _Atomic uint32_t status; /* enum gort_gstatus */
     uint8_t waitreason;      /* set before parking; read by dumps */
@@ -122,7 +122,7 @@ struct gort_g {
  * transition is a checked load and a release store, not a compare-and-swap:
  * three locked instructions fewer per switch (readers load with acquire). */
 __attribute__((noreturn, cold)) void gort__badgstatus(gort_g_t *gp, uint32_t from, uint32_t to, uint32_t st);
-static inline __attribute__((always_inline)) void gort__casgstatus(gort_g_t *gp, uint32_t from, uint32_t to)
+static inline __attribute__((always_inline)) void gort__gstatus_move(gort_g_t *gp, uint32_t from, uint32_t to)
 {
     uint32_t st = atomic_load_explicit(&gp->status, memory_order_relaxed);
     if (unlikely(st != from))

@@ -114,7 +114,7 @@ static void mstart_sched(void *arg)
     if (m->lockedg) {
         /* Started for a locked goroutine: run exactly it. */
         gort_g_t *gp = m->lockedg;
-        gort__casgstatus(gp, G_RUNNABLE, G_RUNNING);
+        gort__gstatus_move(gp, G_RUNNABLE, G_RUNNING);
         gort__execute(gp, true);
     }
     gort__schedule();
@@ -137,7 +137,7 @@ static void *mstart(void *arg)
     m->g0top = stackaddr ? (uintptr_t)stackaddr + stacksize : sp;
     m->g0sp = (void *)sp;
     gort__minit(m);
-    gort_ctx_t unused;
+    gort_regsave_t unused;
     gort__mcall(&unused, m->g0sp, mstart_sched, NULL);
     return NULL;
 }

@@ -45,7 +45,7 @@ struct gort_m {
     gort_m_t *schedlink;      /* idle list; under sched.lock */
     gort_m_t *alllink;        /* all Ms; append-only, under sched.allm_lock */
     gort_g_t *lockedg;        /* G locked to this M */
-    gort_ctx_t retctx;        /* gort_main's frame on the main thread */
+    gort_regsave_t retctx;        /* gort_main's frame on the main thread */
     /* park arguments passed from gort__park to park_m */
     bool (*waitunlockf)(gort_g_t *, void *);
     void *waitlock;

@@ -193,7 +193,7 @@ static void runtime_init_once(void)
     /* Ps are created stopped: the world starts stopped, and gort_main
      * starts it. */
     gort__set_newprocs(procs);
-    atomic_store(&gort__sched.gcwaiting, 1);
+    atomic_store(&gort__sched.stw_pending, 1);
     atomic_store(&gort__sched.goidgen, 1);
     /* sysmon and prof start above this, in prof/start.c. */
 }

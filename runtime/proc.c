@@ -220,7 +220,7 @@ gort_g_t *gort__newproc(void (*fn)(void *), void *arg, uintptr_t pc, bool main)
     atomic_store_explicit(&gp->preempt, false, memory_order_relaxed);
     if (parent && gort__hooks.labels_inherit)
         gort__hooks.labels_inherit(gp, parent);
-    gort__casgstatus(gp, G_DEAD, G_RUNNABLE);
+    gort__gstatus_move(gp, G_DEAD, G_RUNNABLE);
     if (pp) {
         GORT_OWNER_INC(&pp->stats.created);
         gort__runqput(pp, gp, true);
@@ -254,7 +254,7 @@ static void goexit0(void *arg)
     gort_m_t *m = gort__getm();
     gort_p_t *pp = m->p;
     gort__san_after_g_to_g0(m);
-    gort__casgstatus(gp, G_RUNNING, G_DEAD);
+    gort__gstatus_move(gp, G_RUNNING, G_DEAD);
     m->curg = NULL;
     gp->m = NULL;
     if (gp->lockedm) {

@@ -27,7 +27,7 @@ typedef struct gort_sched {
     gort_g_t *gfree;               /* batches: schedlink chains, heads linked by gfbatch */
     int32_t ngfree;
 
-    _Atomic uint32_t gcwaiting;    /* stop-the-world pending; atomic */
+    _Atomic uint32_t stw_pending;    /* stop-the-world pending; atomic */
     int32_t stopwait;              /* Ps still to stop */
     gort_note_t stopnote;
     gort_lock_t worldlock;         /* serializes STW initiators (LR_WORLD) */

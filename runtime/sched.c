@@ -43,7 +43,7 @@ _Atomic int32_t gort__gomaxprocs;
 
 void gort__badgstatus(gort_g_t *gp, uint32_t from, uint32_t to, uint32_t st)
 {
-    gort__throw("casgstatus: goroutine %llu: bad transition %u -> %u (status %u)",
+    gort__throw("gstatus_move: goroutine %llu: bad transition %u -> %u (status %u)",
                 (unsigned long long)gp->goid, from, to, st);
 }
 
@@ -236,7 +236,7 @@ void gort__handoffp(gort_p_t *pp)
         return;
     }
     gort__lock(&gort__sched.lock);
-    if (atomic_load_explicit(&gort__sched.gcwaiting, memory_order_acquire)) {
+    if (atomic_load_explicit(&gort__sched.stw_pending, memory_order_acquire)) {
         atomic_store_explicit(&pp->status, P_STOP, memory_order_release);
         if (--gort__sched.stopwait == 0)
             gort__notewakeup(&gort__sched.stopnote);
@@ -279,7 +279,7 @@ static void resetspinning(void)
 static void gcstopm(void)
 {
     gort_m_t *m = gort__getm();
-    if (!atomic_load_explicit(&gort__sched.gcwaiting, memory_order_acquire))
+    if (!atomic_load_explicit(&gort__sched.stw_pending, memory_order_acquire))
         gort__throw("gcstopm: not waiting for gc");
     if (m->spinning) {
         m->spinning = false;
@@ -356,7 +356,7 @@ static gort_g_t *steal_work(gort_p_t *pp, int64_t *now, int64_t *pollUntil, bool
         bool last = i == 3;
         uint32_t start = gort__fastrandn((uint32_t)n);
         for (int32_t k = 0; k < n; k++) {
-            if (atomic_load_explicit(&gort__sched.gcwaiting, memory_order_acquire)) {
+            if (atomic_load_explicit(&gort__sched.stw_pending, memory_order_acquire)) {
                 *newwork = true;
                 return NULL;
             }
@@ -430,7 +430,7 @@ static gort_g_t *take_poll_list(gort_g_t *list, bool *inherit)
     gort_g_t *gp = list;
     gort__injectglist(list->schedlink);
     gp->schedlink = NULL;
-    gort__casgstatus(gp, G_WAITING, G_RUNNABLE);
+    gort__gstatus_move(gp, G_WAITING, G_RUNNABLE);
     *inherit = false;
     return gp;
 }
@@ -509,7 +509,7 @@ static enum find_step find_go_idle(gort_m_t *m, gort_p_t *pp, struct find_state 
                                    bool *inherit)
 {
     gort__lock(&gort__sched.lock);
-    if (atomic_load_explicit(&gort__sched.gcwaiting, memory_order_acquire)) {
+    if (atomic_load_explicit(&gort__sched.stw_pending, memory_order_acquire)) {
         gort__unlock(&gort__sched.lock);
         return FIND_RETRY;
     }
@@ -605,7 +605,7 @@ static enum find_step find_poll(gort_m_t *m, struct find_state *st, gort_g_t **g
         atomic_store_explicit(&gort__sched.lastpoll, now, memory_order_release);
         gort__main_exit_check(m);
         gort__lock(&gort__sched.lock);
-        gort_p_t *np = atomic_load_explicit(&gort__sched.gcwaiting, memory_order_acquire)
+        gort_p_t *np = atomic_load_explicit(&gort__sched.stw_pending, memory_order_acquire)
                            ? NULL
                            : gort__pidleget();
         gort__unlock(&gort__sched.lock);
@@ -640,7 +640,7 @@ static gort_g_t *findrunnable(bool *inherit)
     gort_m_t *m = gort__getm();
     for (;;) {
         gort_p_t *pp = m->p;
-        if (atomic_load_explicit(&gort__sched.gcwaiting, memory_order_acquire)) {
+        if (atomic_load_explicit(&gort__sched.stw_pending, memory_order_acquire)) {
             gcstopm();
             continue;
         }
@@ -681,7 +681,7 @@ void gort__schedule(void)
     }
 top:;
     gort_p_t *pp = m->p;
-    if (atomic_load_explicit(&gort__sched.gcwaiting, memory_order_acquire)) {
+    if (atomic_load_explicit(&gort__sched.stw_pending, memory_order_acquire)) {
         gcstopm();
         goto top;
     }
@@ -747,7 +747,7 @@ void gort__execute(gort_g_t *gp, bool inherit)
     gp->m = m;
     uint32_t st = atomic_load_explicit(&gp->status, memory_order_relaxed);
     if (st == G_RUNNABLE)
-        gort__casgstatus(gp, G_RUNNABLE, G_RUNNING);
+        gort__gstatus_move(gp, G_RUNNABLE, G_RUNNING);
     else if (st != G_RUNNING)
         gort__throw("execute: goroutine %llu has status %u", (unsigned long long)gp->goid, st);
     atomic_store_explicit(&gp->preempt, false, memory_order_relaxed);
@@ -776,7 +776,7 @@ void gort__execute(gort_g_t *gp, bool inherit)
          * prime sieve) then miss on every switch.  Sieve at 1 proc went
          * from ~0.77 to ~0.65 s (Xeon VM, alternating runs). */
         uintptr_t color = ((gp->stack.hi / GORT_PAGE_SIZE) % 32) * GORT_CACHELINE;
-        gort__ctx_init(&gp->ctx, gp->stack.hi - color, gp);
+        gort__regsave_init(&gp->ctx, gp->stack.hi - color, gp);
         gort__san_g_created(gp);
     }
     gort__san_g0_to_g(m, gp);
@@ -790,7 +790,7 @@ void gort__park_m(void *arg)
     gort_g_t *gp = arg;
     gort_m_t *m = gort__getm();
     gort__san_after_g_to_g0(m);
-    gort__casgstatus(gp, G_RUNNING, G_WAITING);
+    gort__gstatus_move(gp, G_RUNNING, G_WAITING);
     gp->waitsince = gort__nanotime_stale();
     m->curg = NULL;
     gp->m = NULL;
@@ -806,7 +806,7 @@ void gort__park_m(void *arg)
         m->waitunlockf = NULL;
         m->waitlock = NULL;
         if (!f(gp, lock)) {
-            gort__casgstatus(gp, G_WAITING, G_RUNNABLE);
+            gort__gstatus_move(gp, G_WAITING, G_RUNNABLE);
             gort__execute(gp, true);
         }
     }
@@ -879,7 +879,7 @@ static inline __attribute__((always_inline)) void ready(gort_g_t *gp, bool next,
         gort__foreign_ready(gp);
         return;
     }
-    gort__casgstatus(gp, G_WAITING, G_RUNNABLE);
+    gort__gstatus_move(gp, G_WAITING, G_RUNNABLE);
     gort_m_t *m = gort__getm();
     if (m && m->readybatch) {
         /* Timers that expired together: the earliest runs next, the rest
@@ -946,7 +946,7 @@ void gort__injectglist(gort_g_t *list)
             gort__foreign_ready(g);
             continue;
         }
-        gort__casgstatus(g, G_WAITING, G_RUNNABLE);
+        gort__gstatus_move(g, G_WAITING, G_RUNNABLE);
         n++;
         link = &g->schedlink;
     }
@@ -988,7 +988,7 @@ static void gosched_m(void *arg)
     gort_g_t *gp = arg;
     gort_m_t *m = gort__getm();
     gort__san_after_g_to_g0(m);
-    gort__casgstatus(gp, G_RUNNING, G_RUNNABLE);
+    gort__gstatus_move(gp, G_RUNNING, G_RUNNABLE);
     m->curg = NULL;
     gp->m = NULL;
     if (gp->stack.guard == GUARD_CANARY && !gort__stack_check(&gp->stack))

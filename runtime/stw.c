@@ -130,7 +130,7 @@ static void stop_with_sema(void)
     gort__lock(&gort__sched.lock);
     int32_t n = atomic_load_explicit(&gort__gomaxprocs, memory_order_relaxed);
     gort__sched.stopwait = n;
-    atomic_store_explicit(&gort__sched.gcwaiting, 1, memory_order_seq_cst);
+    atomic_store_explicit(&gort__sched.stw_pending, 1, memory_order_seq_cst);
     preemptall();
     atomic_store_explicit(&m->p->status, P_STOP, memory_order_release);
     gort__sched.stopwait--;
@@ -188,7 +188,7 @@ void gort__start_world_locked_m(void)
     int32_t n = newprocs ? newprocs : atomic_load_explicit(&gort__gomaxprocs, memory_order_relaxed);
     newprocs = 0;
     gort_p_t *runnable = gort__procresize(n);
-    atomic_store_explicit(&gort__sched.gcwaiting, 0, memory_order_seq_cst);
+    atomic_store_explicit(&gort__sched.stw_pending, 0, memory_order_seq_cst);
     gort__unlock(&gort__sched.lock);
     gort__hook(sysmon_wake);
     while (runnable) {
@@ -231,7 +231,7 @@ void gort__freeze_world(void)
          * finish, each just stops at its next schedule (Go's
          * freezetheworld). */
         gort__sched.stopwait = 0x7fffffff;
-        atomic_store_explicit(&gort__sched.gcwaiting, 1, memory_order_seq_cst);
+        atomic_store_explicit(&gort__sched.stw_pending, 1, memory_order_seq_cst);
         bool any = false;
         int32_t n = atomic_load_explicit(&gort__gomaxprocs, memory_order_relaxed);
         for (int32_t i = 0; i < n && i < GORT_MAX_PROCS; i++) {

@@ -19,7 +19,7 @@
 
     .text
 
-/* void gort__mcall(gort_ctx_t *save, void *g0sp, void (*fn)(void *), void *arg) */
+/* void gort__mcall(gort_regsave_t *save, void *g0sp, void (*fn)(void *), void *arg) */
     .globl gort__mcall
     .hidden gort__mcall
     .type gort__mcall, @function
@@ -59,7 +59,7 @@ gort__mcall:
     .cfi_endproc
     .size gort__mcall, .-gort__mcall
 
-/* void gort__gogo(const gort_ctx_t *ctx) */
+/* void gort__gogo(const gort_regsave_t *ctx) */
     .globl gort__gogo
     .hidden gort__gogo
     .type gort__gogo, @function

@@ -47,18 +47,18 @@ __attribute__((always_inline)) static inline void syscall_enter(void)
     gp->syscallsp = (uintptr_t)(fp + 2);
     gp->syscallfp = fp[0];
     gp->syscallwhen = gort__nanotime_coarse();
-    gort__casgstatus(gp, G_RUNNING, G_SYSCALL);
+    gort__gstatus_move(gp, G_RUNNING, G_SYSCALL);
     gort_p_t *pp = m->p;
     atomic_fetch_add_explicit(&pp->syscalltick, 1, memory_order_relaxed);
     pp->m = NULL;
     m->oldp = pp;
     m->p = NULL;
     /* seq_cst store and load: a Dekker pair with stop_with_sema, which
-     * sets gcwaiting and then looks for P_SYSCALL.  With a release store
+     * sets stw_pending and then looks for P_SYSCALL.  With a release store
      * the load could pass it, and both sides would miss each other: the
      * world would wait for the whole system call. */
     atomic_store_explicit(&pp->status, P_SYSCALL, memory_order_seq_cst);
-    if (atomic_load_explicit(&gort__sched.gcwaiting, memory_order_seq_cst)) {
+    if (atomic_load_explicit(&gort__sched.stw_pending, memory_order_seq_cst)) {
         /* Stop-the-world is waiting for this P: give it up now. */
         uint32_t st = P_SYSCALL;
         gort__lock(&gort__sched.lock);
@@ -127,9 +127,9 @@ static bool exitsyscallfast(gort_m_t *m, gort_p_t *oldp)
         }
     }
     if (atomic_load_explicit(&gort__sched.npidle, memory_order_acquire) > 0 &&
-        !atomic_load_explicit(&gort__sched.gcwaiting, memory_order_acquire)) {
+        !atomic_load_explicit(&gort__sched.stw_pending, memory_order_acquire)) {
         gort__lock(&gort__sched.lock);
-        gort_p_t *pp = atomic_load(&gort__sched.gcwaiting) ? NULL : gort__pidleget();
+        gort_p_t *pp = atomic_load(&gort__sched.stw_pending) ? NULL : gort__pidleget();
         gort__unlock(&gort__sched.lock);
         if (pp) {
             gort__acquirep(pp);
@@ -146,11 +146,11 @@ static void exitsyscall0(void *arg)
     gort_g_t *gp = arg;
     gort_m_t *m = gort__getm();
     gort__san_after_g_to_g0(m);
-    gort__casgstatus(gp, G_SYSCALL, G_RUNNABLE);
+    gort__gstatus_move(gp, G_SYSCALL, G_RUNNABLE);
     m->curg = NULL;
     gp->m = NULL;
     gort__lock(&gort__sched.lock);
-    gort_p_t *pp = atomic_load(&gort__sched.gcwaiting) ? NULL : gort__pidleget();
+    gort_p_t *pp = atomic_load(&gort__sched.stw_pending) ? NULL : gort__pidleget();
     bool locked = false;
     if (!pp) {
         gort__globrunqput(gp);
@@ -182,7 +182,7 @@ void gort_syscall_exit(void)
     gort_p_t *oldp = m->oldp;
     m->oldp = NULL;
     if (exitsyscallfast(m, oldp)) {
-        gort__casgstatus(gp, G_SYSCALL, G_RUNNING);
+        gort__gstatus_move(gp, G_SYSCALL, G_RUNNING);
         gp->syscallwhen = 0;
         gort__m_locks_add(m, -1);
         if (atomic_load_explicit(&gp->preempt, memory_order_relaxed))
@@ -209,7 +209,7 @@ void gort__rt_enter_slow(gort_m_t *m)
     gort_g_t *gp = m->curg;
     /* sysmon cleared m->p and handed the P off; we own nothing. */
     gp->syscallwhen = gort__nanotime_coarse();
-    gort__casgstatus(gp, G_RUNNING, G_SYSCALL);
+    gort__gstatus_move(gp, G_RUNNING, G_SYSCALL);
     atomic_fetch_add_explicit(&gort__sched.nsyscall_ms, 1, memory_order_relaxed);
     m->oldp = NULL;
     atomic_store_explicit(&m->pstate, 0, memory_order_release);

@@ -133,7 +133,7 @@ static bool sysmon_sleep(int64_t ns, bool all_idle, bool pokeable)
          * and before the store either saw sleeping_long, or made work
          * that we see here. */
         int32_t procs = atomic_load(&gort__gomaxprocs);
-        if (all_idle && !atomic_load(&gort__sched.gcwaiting) && atomic_load(&gort__sched.npidle) != procs) {
+        if (all_idle && !atomic_load(&gort__sched.stw_pending) && atomic_load(&gort__sched.npidle) != procs) {
             atomic_store(&sleeping_long, 0);
             atomic_store(&sleeping_quiet, 0);
             return true;
@@ -296,7 +296,7 @@ static int revoke_p(gort_p_t *pp, pdata_t *pd, int64_t now)
     /* Never while the world stops: the initiator counts this P as running
      * until its M stops it (stopTheWorld found a revoked P idle, not
      * stopped, in the soak). */
-    if (!gort__have_membarrier || !gp || m == sysmon_m || atomic_load(&gort__sched.gcwaiting))
+    if (!gort__have_membarrier || !gp || m == sysmon_m || atomic_load(&gort__sched.stw_pending))
         return 0;
     if (atomic_load(&gp->status) != G_RUNNING || gp->inrt || atomic_load(&m->locks) || !atomic_load(&m->ing))
         return 0;
@@ -313,7 +313,7 @@ static int revoke_p(gort_p_t *pp, pdata_t *pd, int64_t now)
         return 0;
     }
     uint32_t running = P_RUNNING;
-    if (atomic_load(&gort__sched.gcwaiting) ||
+    if (atomic_load(&gort__sched.stw_pending) ||
         !atomic_compare_exchange_strong(&pp->status, &running, P_IDLE)) {
         atomic_store(&m->pstate, 0);
         return 0;
@@ -541,7 +541,7 @@ static void *sysmon_main(void *arg)
         int32_t procs = atomic_load(&gort__gomaxprocs);
         sysmon_obs_t o = {
             .now = gort__nanotime(),
-            .quiet = atomic_load(&gort__sched.gcwaiting) || atomic_load(&gort__sched.npidle) == procs,
+            .quiet = atomic_load(&gort__sched.stw_pending) || atomic_load(&gort__sched.npidle) == procs,
             .slice_ns = __atomic_load_n(&gort__settings.slice_ns, __ATOMIC_RELAXED),
             .trace_ns = gort__settings.schedtrace_ms > 0 ? (int64_t)gort__settings.schedtrace_ms * 1000000 : 0,
             .due = rt.due,

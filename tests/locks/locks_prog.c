@@ -58,11 +58,12 @@ static int64_t now_ns(void)
 
 static _Atomic uint64_t sink; /* keeps the loops; written by every goroutine */
 
-/* Plain user code: preemptible anywhere.  Returns whether the goroutine
- * changed threads between its first and last instruction: measured inside
- * the call, so that a preemption just before or after it (where the
- * caller is unmarked and unlocked) does not count. */
-static __attribute__((noinline)) bool busy(int64_t ns)
+/* The busy loop, inlined into each caller so that a marked caller's
+ * section holds all of it.  Returns whether the goroutine changed threads
+ * between its first and last instruction: measured inside the call, so
+ * that a preemption just before or after it (where the caller is unmarked
+ * and unlocked) does not count. */
+static inline __attribute__((always_inline)) bool spin_for(int64_t ns)
 {
     pid_t t0 = tid();
     int64_t end = now_ns() + ns;
@@ -73,6 +74,9 @@ static __attribute__((noinline)) bool busy(int64_t ns)
     atomic_store_explicit(&sink, x, memory_order_relaxed);
     return tid() != t0;
 }
+
+/* Plain user code: preemptible anywhere. */
+static __attribute__((noinline)) bool busy(int64_t ns) { return spin_for(ns); }
 
 static void check(int r, const char *what)
 {
@@ -167,17 +171,7 @@ static void run_locks(void)
 
 /* ---- no-preempt code ---- */
 
-static GORT_NOPREEMPT bool busy_marked(int64_t ns)
-{
-    pid_t t0 = tid();
-    int64_t end = now_ns() + ns;
-    uint64_t x = 1;
-    while (now_ns() < end)
-        for (int i = 0; i < 64; i++)
-            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-    atomic_store_explicit(&sink, x, memory_order_relaxed);
-    return tid() != t0;
-}
+static GORT_NOPREEMPT bool busy_marked(int64_t ns) { return spin_for(ns); }
 
 static _Atomic int moved[4], tries[4];
 

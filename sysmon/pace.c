@@ -8,12 +8,12 @@
  * The rhythm is Go's: 20 us rounds; after 50 rounds in which no P was
  * handed off from a wrapped call, each sleep doubles, up to 10 ms.  Only a
  * hand-off restarts the quick rounds (more calls may follow).  A revoke
- * does not: on the development VM a round costs ~20 us of CPU, and 50
- * quick rounds after each revoke took a fifth of the CPU from the goroutine
- * that got the P.  After a sleep with every P idle, the next sleeps keep
- * backing off at once (idle = 50): Go starts 50 quick rounds there, and
- * they slowed the goroutine that woke sysmon by up to a fifth whenever
- * they shared its CPU.
+ * does not: a round costs CPU comparable to its own length, and 50 quick
+ * rounds after each revoke took a visible share of the CPU from the
+ * goroutine that got the P.  After a sleep with every P idle, the next
+ * sleeps keep backing off at once (idle = 50): Go starts 50 quick rounds
+ * there, and they slowed the goroutine that woke sysmon whenever they
+ * shared its CPU (docs/benchmarks.md, "Numbers behind design choices").
  *
  * Whatever the back-off, a sleep ends:
  *  - when the next slice ends or a timer of a P in a system call is due

@@ -120,8 +120,8 @@ void gort__sysmon_wake_quiet(void)
  * The quiet sleep (every P idle) is always pokeable.  A busy program's
  * sleep is pokeable only outside a hurry episode and its cool-down (see
  * the loop): letting every ready wake sysmon cost a futex call per
- * channel hand-off and kept sysmon running beside the workers (sieve 20x
- * slower than Go). */
+ * channel hand-off and kept sysmon running beside the workers (the sieve
+ * ran many times slower than Go's; docs/benchmarks.md). */
 static bool sysmon_sleep(int64_t ns, bool all_idle, bool pokeable)
 {
     uint32_t w = atomic_load_explicit(&wakeword, memory_order_acquire);

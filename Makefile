@@ -7,7 +7,12 @@
 #   make san-soak        the soak for SAN_SOAK_SECONDS under ASan, then UBSan
 #   make bench           build/gort-bench (the Go peer's workloads)
 #   make demo            the parallel demo, its profile and a goroutine dump
-#   make install         headers, both libraries, gort.pc, gortprof (PREFIX, DESTDIR)
+#   make install         headers, both libraries, gort.pc, the CMake package, man pages,
+#                        the gdb auto-load script, gortprof (PREFIX, LIBDIR, DESTDIR)
+#   make abi-check       libgort.so against abi/libgort.abi (abidiff); abi-baseline rewrites it
+#   make man-check       mandoc -T lint of man/, and every public function has a page
+#   make cxx-check       every public header as C++17 -pedantic, examples/*.cc built and run
+#   make deb             the Debian packages (dpkg-buildpackage), lintian, an install check
 #   make SANITIZER=address|thread|undefined test   (or make asan / tsan / ubsan)
 #   make DEBUG=1         assertions, lock-rank witness, randomized scheduling
 #   make fuzz            libFuzzer on the pprof decoder for FUZZ_SECONDS (clang)
@@ -17,6 +22,8 @@ DESTDIR ?=
 LIBDIR  ?= $(PREFIX)/lib
 INCDIR  ?= $(PREFIX)/include
 BINDIR  ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+MANDIR  ?= $(DATADIR)/man
 CC      ?= cc
 ARCH    := $(shell uname -m | sed -e 's/x86_64/amd64/' -e 's/aarch64/arm64/')
 
@@ -28,7 +35,15 @@ else
   BUILD ?= build-$(SANITIZER)
 endif
 
-VERSION := 0.1.0
+# The version is written once, in include/gort.h.
+version_part = $(shell sed -n 's/^\#define GORT_VERSION_$(1) \([0-9][0-9]*\)$$/\1/p' include/gort.h)
+VERSION_MAJOR := $(call version_part,MAJOR)
+VERSION := $(VERSION_MAJOR).$(call version_part,MINOR).$(call version_part,PATCH)
+SONAME := libgort.so.$(VERSION_MAJOR)
+# Where make install puts the gdb extension: the auto-load name of the
+# installed libgort.so (gdb looks for $datadir/auto-load/<realpath>-gdb.py);
+# the library also names it in .debug_gdb_scripts for static programs.
+GDB_SCRIPT := $(DATADIR)/gdb/auto-load$(LIBDIR)/libgort.so.$(VERSION)-gdb.py
 
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
 OPT     ?= -O2
@@ -47,6 +62,7 @@ $(BUILD)/obj/sysmon/%.o: INC := -Iinclude -Iruntime -Isysmon
 $(BUILD)/obj/prof/%.o: INC := -Iinclude -Iruntime -Isysmon -Iprof
 $(BUILD)/obj/prof/tool/%.o: INC := -Iinclude
 $(BUILD)/obj/tests/%.o: INC := -Iinclude -Iruntime -Isysmon -Iprof -Itests
+$(BUILD)/obj/runtime/proc.o $(BUILD)/obj/tests/gdb_test.o: INC += -I$(BUILD)/gen
 # Clients of the public API that live in the library's folders.
 $(BUILD)/obj/runtime/context.o $(BUILD)/obj/runtime/errgroup.o $(BUILD)/obj/prof/leak.o: INC := -Iinclude
 
@@ -90,7 +106,8 @@ BENCH_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(BENCH_C))
 EXAMPLE_C   := $(wildcard examples/*.c)
 EXAMPLE_BIN := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_C))
 
-LOCKS_PROGS := $(BUILD)/tests/locks-static $(BUILD)/tests/locks-shared $(BUILD)/tests/locks-cxx
+LOCKS_PROGS := $(BUILD)/tests/locks-static $(BUILD)/tests/locks-shared $(BUILD)/tests/locks-cxx \
+               $(BUILD)/tests/cxx-static $(BUILD)/tests/cxx-shared
 
 LIBA  := $(BUILD)/libgort.a
 LIBSO := $(BUILD)/libgort.so
@@ -140,6 +157,16 @@ $(BUILD)/obj/%.o: %.S
 $(BUILD)/obj/tests/bench/%.o: CFLAGS_ALL += -O3
 $(BUILD)/obj/tests/preempt_kernels.o: CFLAGS_ALL += -O3 -march=native
 
+# Paths the build bakes in, rewritten only when they change (a new PREFIX
+# or LIBDIR), so that only what includes the file is rebuilt.
+GEN_PATHS := $(BUILD)/gen/gort_paths.h
+$(GEN_PATHS): FORCE
+	@mkdir -p $(dir $@)
+	@printf '#define GORT__GDB_SCRIPT "%s"\n' '$(GDB_SCRIPT)' >$@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+$(BUILD)/obj/runtime/proc.o $(BUILD)/obj/tests/gdb_test.o: $(GEN_PATHS)
+FORCE:
+
 $(LIBA): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@
@@ -155,7 +182,7 @@ $(LOCKS_SO_OBJ): runtime/locks_interpose.c
 	$(Q)objcopy $(GORT_TEXT) $@
 
 $(LIBSO): $(SO_OBJ)
-	$(CC) -shared -Wl,-soname,libgort.so.0 $(LDFLAGS_ALL) -o $@ $^ $(DEPLIBS)
+	$(CC) -shared -Wl,-soname,$(SONAME) $(LDFLAGS_ALL) -o $@ $^ $(DEPLIBS)
 
 $(TOOL): $(TOOL_OBJ) $(CODEC_OBJ)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(TOOL_OBJ) $(CODEC_OBJ) $(DEPLIBS)
@@ -174,11 +201,19 @@ $(BUILD)/tests/locks-static: tests/locks/locks_prog.c include/gort.h $(LIBA)
 	$(CC) -std=gnu11 $(PROG_CFLAGS) -o $@ $< $(LIBA) $(DEPLIBS)
 $(BUILD)/tests/locks-shared: tests/locks/locks_prog.c include/gort.h $(LIBSO)
 	@mkdir -p $(dir $@)
-	ln -sf libgort.so $(BUILD)/libgort.so.0
+	ln -sf libgort.so $(BUILD)/$(SONAME)
 	$(CC) -std=gnu11 $(PROG_CFLAGS) -o $@ $< $(LIBSO) -Wl,-rpath,$(abspath $(BUILD)) -pthread
 $(BUILD)/tests/locks-cxx: tests/locks/locks_cxx.cc include/gort.h $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CXX) -std=gnu++17 $(PROG_CFLAGS) -o $@ $< $(LIBA) $(DEPLIBS)
+# C++ exceptions in goroutines (tests/cxx_test.c), static and shared.
+$(BUILD)/tests/cxx-static: tests/cxx/cxx_prog.cc include/gort.h $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 $(PROG_CFLAGS) -o $@ $< $(LIBA) $(DEPLIBS)
+$(BUILD)/tests/cxx-shared: tests/cxx/cxx_prog.cc include/gort.h $(LIBSO)
+	@mkdir -p $(dir $@)
+	ln -sf libgort.so $(BUILD)/$(SONAME)
+	$(CXX) -std=c++17 $(PROG_CFLAGS) -o $@ $< $(LIBSO) -Wl,-rpath,$(abspath $(BUILD)) -pthread
 
 $(STRESSB): $(STRESS_OBJ) $(LIBA)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(STRESS_OBJ) $(LIBA) $(DEPLIBS)

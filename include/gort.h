@@ -54,9 +54,17 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* The version, in this one place: the Makefile (SONAME libgort.so.MAJOR,
+ * gort.pc, the CMake package), gortprof --version and debian/changelog's
+ * check all read it from here.  A change that breaks the ABI (make
+ * abi-check) moves MAJOR. */
 #define GORT_VERSION_MAJOR 0
 #define GORT_VERSION_MINOR 1
 #define GORT_VERSION_PATCH 0
+#define GORT__STR2(x) #x
+#define GORT__STR(x) GORT__STR2(x)
+#define GORT_VERSION_STRING                                                    \
+    GORT__STR(GORT_VERSION_MAJOR) "." GORT__STR(GORT_VERSION_MINOR) "." GORT__STR(GORT_VERSION_PATCH)
 
 #if defined(GORT_BUILDING)
 #define GORT_API __attribute__((visibility("default")))
@@ -67,6 +75,10 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* The version of the library the program runs with, "MAJOR.MINOR.PATCH";
+ * GORT_VERSION_STRING is the one it was compiled against. */
+GORT_API const char *gort_version(void);
 
 /* ------------------------------------------------------------------ */
 /* Goroutines and the scheduler                                         */
@@ -363,7 +375,14 @@ typedef struct gort_stats {
     uint64_t preempt_refused_lock;     /* refused: the goroutine held a C lock */
     uint64_t preempt_refused_nopreempt;/* refused: GORT_NOPREEMPT frame or gort_preempt_off */
 } gort_stats;
+/* Fills *out.  A macro over the sized getter, so that a program built
+ * against this header keeps working with a later library whose gort_stats
+ * has grown (fields are only ever appended): the library writes size
+ * bytes, and zeroes what it does not know of.  The plain function stays
+ * for programs built before the macro and for function pointers. */
+GORT_API void gort_stats_get_sized(gort_stats *out, size_t size);
 GORT_API void gort_stats_get(gort_stats *out);
+#define gort_stats_get(out) gort_stats_get_sized((out), sizeof(gort_stats))
 
 /* ------------------------------------------------------------------ */
 /* defer / panic / recover                                              */

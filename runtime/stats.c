@@ -12,8 +12,7 @@
 _Atomic int64_t gort__block_rate;
 _Atomic int32_t gort__mutex_fraction;
 
-
-void gort_stats_get(gort_stats *out)
+static void stats_collect(gort_stats *out)
 {
     memset(out, 0, sizeof *out);
     for (int i = 0; i < GORT_MAX_PROCS && gort__allp[i]; i++) {
@@ -40,6 +39,28 @@ void gort_stats_get(gort_stats *out)
     out->preempt_refused_lock = atomic_load_explicit(&gort__pstat_refused_lock, memory_order_relaxed);
     out->preempt_refused_nopreempt = atomic_load_explicit(&gort__pstat_refused_marked, memory_order_relaxed);
     gort__hook(stats_fill, out); /* sysmon's and preemption's counters */
+}
+
+/* gort_stats_get is a macro passing the caller's sizeof(gort_stats) (gort.h):
+ * a program built against an older header has a shorter struct, one built
+ * against a newer header a longer one.  Fields are only appended, so the
+ * common prefix means the same on both sides. */
+void gort_stats_get_sized(gort_stats *out, size_t size)
+{
+    gort_stats all;
+    stats_collect(&all);
+    size_t n = size < sizeof all ? size : sizeof all;
+    memcpy(out, &all, n);
+    if (size > n)
+        memset((char *)out + n, 0, size - n);
+}
+
+/* The function behind the name, for programs built before the macro (the
+ * struct then ended at preempt_refused_nopreempt) and function pointers. */
+#define STATS_SIZE_BEFORE_MACRO (offsetof(gort_stats, preempt_refused_nopreempt) + sizeof(uint64_t))
+void(gort_stats_get)(gort_stats *out)
+{
+    gort_stats_get_sized(out, STATS_SIZE_BEFORE_MACRO);
 }
 
 /* One line in the spirit of Go's schedtrace:

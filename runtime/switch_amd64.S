@@ -126,13 +126,16 @@ gort__call_on_stack:
     .size gort__call_on_stack, .-gort__call_on_stack
 
 /* First code of every goroutine; entered by `ret` from gort__gogo with
- * r12 = the G.  The undefined return address ends every unwind here. */
+ * r12 = the G.  The undefined return address ends every unwind here.  The
+ * personality routine reports a C++ exception no frame above caught
+ * (cxx.c); pc-relative, so neither library needs a relocation for it. */
     .globl gort__gstart
     .hidden gort__gstart
     .type gort__gstart, @function
     .p2align 4
 gort__gstart:
     .cfi_startproc
+    .cfi_personality 0x1b, gort__cxx_escape_personality
     .cfi_undefined %rip
     xorl %ebp, %ebp
     movq %r12, %rdi

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <gort.h> /* GORT_VERSION_STRING only: the tool links no runtime */
+
 static const char usage[] =
     "usage: gortprof COMMAND [FLAGS] ARGS...\n"
     "       gortprof -http=[HOST]:PORT [FLAGS] PROFILE\n"
@@ -37,6 +39,7 @@ static const char usage[] =
     "  goroutines PROFILE          goroutines grouped by identical stack, from a goroutine\n"
     "                              profile or a text dump (gort's or Go's debug=2 format)\n"
     "  help                        this text\n"
+    "  version, --version          gortprof's version (gort's)\n"
     "  -http=HOST:PORT PROFILE     web UI (top table, flame graph, source); HOST defaults\n"
     "                              to 127.0.0.1, so -http=:8080 stays on loopback\n"
     "\n"
@@ -110,6 +113,10 @@ int main(int argc, char **argv)
             fputs(usage, stdout);
             return 0;
         }
+        if (!strcmp(a, "--version") || !strcmp(a, "-version")) {
+            puts("gortprof " GORT_VERSION_STRING);
+            return 0;
+        }
         if (a[0] != '-' || a[1] == 0) {
             if (npos == 8)
                 return usage_error("too many arguments (%s)", a);
@@ -175,6 +182,9 @@ int main(int argc, char **argv)
     } while (0)
     if (!strcmp(cmd, "help")) {
         fputs(usage, stdout);
+        return 0;
+    } else if (!strcmp(cmd, "version")) {
+        puts("gortprof " GORT_VERSION_STRING);
         return 0;
     } else if (!strcmp(cmd, "top")) {
         NEED(1, "top [-n N] [-cum] PROFILE");

@@ -1,0 +1,116 @@
+// cxx_prog.cc: C++ exceptions in goroutines (runtime/cxx.c), run by
+// tests/cxx_test.c.  Built by the Makefile against libgort.a and
+// libgort.so, the way a user builds (only include/).
+//
+//   cxx-prog catch ROUNDS     8 goroutines each throw and catch ROUNDS
+//                             exceptions, two calls deep, yielding between;
+//                             prints "ok caught=N"
+//   cxx-prog escape KIND      a goroutine lets an exception escape: KIND is
+//                             std (std::runtime_error), nested (app::Error),
+//                             rethrow (std::rethrow_exception), int
+#include <gort.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <stdexcept>
+#include <string>
+
+namespace app {
+struct Error {
+    int code;
+};
+} // namespace app
+
+namespace {
+
+gort_waitgroup wg;
+std::atomic<long> caught{0};
+int rounds;
+const char *kind;
+
+__attribute__((noinline)) void thrower(int i)
+{
+    if (i % 2)
+        throw std::runtime_error("odd " + std::to_string(i));
+    throw app::Error{i};
+}
+
+__attribute__((noinline)) void middle(int i)
+{
+    std::string keep = "destructor runs during the unwind";
+    thrower(i);
+}
+
+void catcher(void *)
+{
+    for (int i = 0; i < rounds; i++) {
+        try {
+            middle(i);
+        } catch (const std::runtime_error &e) {
+            if (std::strncmp(e.what(), "odd ", 4) == 0)
+                caught++;
+        } catch (const app::Error &e) {
+            if (e.code == i)
+                caught++;
+        }
+        if (i % 16 == 0)
+            gort_yield();
+    }
+    gort_wg_done(&wg);
+}
+
+__attribute__((noinline)) void escaper(void *)
+{
+    if (!std::strcmp(kind, "std"))
+        throw std::runtime_error("boom");
+    if (!std::strcmp(kind, "nested"))
+        throw app::Error{7};
+    if (!std::strcmp(kind, "rethrow")) {
+        std::exception_ptr p;
+        try {
+            throw std::logic_error("again");
+        } catch (...) {
+            p = std::current_exception();
+        }
+        std::rethrow_exception(p);
+    }
+    throw 42;
+}
+
+void body(void *)
+{
+    if (!std::strcmp(kind, "catch")) {
+        for (int i = 0; i < 8; i++) {
+            gort_wg_add(&wg, 1);
+            gort_go(catcher, nullptr);
+        }
+        gort_wg_wait(&wg);
+        std::printf("ok caught=%ld\n", caught.load());
+        return;
+    }
+    gort_wg_add(&wg, 1);
+    std::printf("escaping goroutine %llu\n", (unsigned long long)gort_go(escaper, nullptr));
+    std::fflush(stdout);
+    gort_wg_wait(&wg); // never returns: the escape is fatal
+    std::printf("not reached\n");
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        std::fprintf(stderr, "usage: cxx-prog catch ROUNDS | escape KIND\n");
+        return 2;
+    }
+    if (!std::strcmp(argv[1], "catch")) {
+        kind = "catch";
+        rounds = std::atoi(argv[2]);
+    } else {
+        kind = argv[2];
+    }
+    return gort_main(body, nullptr);
+}

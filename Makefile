@@ -118,7 +118,7 @@ EXITSTRESSB := $(BUILD)/gort-exit-stress
 BENCHB := $(BUILD)/gort-bench
 
 .PHONY: all lib tool test layers bench examples install uninstall clean asan tsan ubsan san-soak \
-        valgrind soak stress demo fuzz exit-stress
+        valgrind soak stress demo fuzz exit-stress man-check cxx-check abi-check abi-baseline deb
 
 all: lib tool
 
@@ -228,7 +228,53 @@ $(BUILD)/examples/%: examples/%.c $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(INC) -o $@ $< $(LIBA) $(DEPLIBS)
 
-examples: $(EXAMPLE_BIN)
+examples: $(EXAMPLE_BIN) $(CXX_EXAMPLE_BIN)
+
+# C++ examples, built as a user builds them: only include/, -pedantic.
+CXX_EXAMPLE_BIN := $(patsubst examples/%.cc,$(BUILD)/examples/%,$(wildcard examples/*.cc))
+$(BUILD)/examples/%: examples/%.cc include/gort.h $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 $(PROG_CFLAGS) -pedantic -o $@ $< $(LIBA) $(DEPLIBS)
+
+# make cxx-check: every public header on its own compiles as C++17 and as
+# C99 with -Wall -Wextra -Werror -pedantic (the inline fast paths
+# included), and the C++ examples build and run.
+cxx-check: $(CXX_EXAMPLE_BIN)
+	@for h in $(notdir $(wildcard include/*.h)); do \
+	  printf '#include <%s>\n' $$h | $(CXX) -std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude -x c++ -fsyntax-only - \
+	    || { echo "cxx-check: $$h as C++17"; exit 1; }; \
+	  printf '#include <%s>\n' $$h | $(CC) -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude -x c -fsyntax-only - \
+	    || { echo "cxx-check: $$h as C99"; exit 1; }; \
+	done
+	@for e in $(CXX_EXAMPLE_BIN); do $$e >/dev/null || { echo "cxx-check: $$e failed"; exit 1; }; done
+	@echo "cxx-check: ok ($(words $(wildcard include/*.h)) headers as C++17 and C99 -pedantic, $(words $(CXX_EXAMPLE_BIN)) C++ example run)"
+
+# make man-check: mandoc -T lint over man/ and the link pages, and every
+# exported function named in a page (scripts/mancheck).
+man-check:
+	@mkdir -p $(BUILD)
+	scripts/mancheck $(BUILD)
+
+# make abi-check: libgort.so against the committed baseline abi/ (abidiff
+# and the user-allocated types' layout; scripts/abicheck says what fails).
+# make abi-baseline records the current ABI there: run it when the SONAME
+# moves, and after merging branches that add API, then commit abi/.
+abi-check: $(LIBSO)
+	CC=$(CC) scripts/abicheck $(LIBSO) $(BUILD)
+abi-baseline: $(LIBSO)
+	@mkdir -p abi $(BUILD)/abi
+	abidw --headers-dir include --no-corpus-path --out-file abi/libgort.abi $(LIBSO)
+	$(CC) -std=c11 -Wall -Wextra -Werror -Iinclude -o $(BUILD)/abi/layout tests/abi/layout.c
+	$(BUILD)/abi/layout >abi/layout.txt
+	@echo "abi-baseline: wrote abi/libgort.abi and abi/layout.txt; commit them"
+
+# make deb: the Debian packages from this tree (dpkg-buildpackage -b -us
+# -uc in a clean copy, so the tree itself stays untouched), lintian, and
+# tests/deb_check.sh: install them in a scratch root, build a program
+# with pkg-config against them, run it, remove them.  Not part of make
+# test (a minute or more); the .debs land in $(BUILD)/deb.
+deb:
+	tests/deb_check.sh $(BUILD)/deb
 
 # README's first command ends here: the parallel Mandelbrot, its speed-up,
 # its CPU profile through gortprof top, and a goroutine dump.
@@ -251,6 +297,7 @@ test: layers $(TESTB) $(TOOL)
 	GORT_TEST_BIN=$(abspath $(TESTB)) GORTPROF=$(abspath $(TOOL)) $(TESTB)
 ifeq ($(SANITIZER),)
 	$(MAKE) --no-print-directory exit-stress RUNS=$(CI_EXIT_RUNS)
+	$(MAKE) --no-print-directory man-check cxx-check abi-check
 	tests/install_check.sh
 	$(MAKE) --no-print-directory san-soak
 endif
@@ -346,22 +393,42 @@ gort.pc: Makefile
 	  'Libs: -L$${libdir} -lgort -pthread' \
 	  'Libs.private: -lelf -lm' > $(BUILD)/gort.pc
 
+# The CMake package files, with this install's paths filled in.
+CMAKE_SUBST := -e 's|@INCDIR@|$(INCDIR)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+               -e 's|@SONAME@|$(SONAME)|g' -e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|g' \
+               -e 's|@VERSION_MINOR@|$(call version_part,MINOR)|g'
+MAN_PAGES := $(wildcard man/man*/*.[0-9])
+
 install: all
-	@mkdir -p $(BUILD)
+	@mkdir -p $(BUILD)/cmake
 	$(MAKE) --no-print-directory gort.pc
-	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)
+	sed $(CMAKE_SUBST) cmake/gortConfig.cmake.in >$(BUILD)/cmake/gortConfig.cmake
+	sed $(CMAKE_SUBST) cmake/gortConfigVersion.cmake.in >$(BUILD)/cmake/gortConfigVersion.cmake
+	rm -rf $(BUILD)/manlinks && scripts/manlinks $(BUILD)/manlinks $(MAN_PAGES) >/dev/null
+	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/cmake/gort \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(dir $(GDB_SCRIPT))
 	install -m 644 include/*.h $(DESTDIR)$(INCDIR)/
 	install -m 644 $(LIBA) $(DESTDIR)$(LIBDIR)/libgort.a
 	install -m 755 $(LIBSO) $(DESTDIR)$(LIBDIR)/libgort.so.$(VERSION)
-	ln -sf libgort.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libgort.so.0
-	ln -sf libgort.so.0 $(DESTDIR)$(LIBDIR)/libgort.so
+	ln -sf libgort.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libgort.so
 	install -m 644 $(BUILD)/gort.pc $(DESTDIR)$(LIBDIR)/pkgconfig/gort.pc
+	install -m 644 $(BUILD)/cmake/gortConfig.cmake $(BUILD)/cmake/gortConfigVersion.cmake $(DESTDIR)$(LIBDIR)/cmake/gort/
 	install -m 755 $(TOOL) $(DESTDIR)$(BINDIR)/gortprof
+	install -m 644 scripts/gdb/gort-gdb.py $(DESTDIR)$(GDB_SCRIPT)
+	for p in $(MAN_PAGES) $$(find $(BUILD)/manlinks -type f); do \
+	  s=$${p##*.}; install -m 644 $$p $(DESTDIR)$(MANDIR)/man$$s/; done
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(INCDIR)/,$(notdir $(wildcard include/*.h)))
 	rm -f $(DESTDIR)$(LIBDIR)/libgort.a $(DESTDIR)$(LIBDIR)/libgort.so*
 	rm -f $(DESTDIR)$(LIBDIR)/pkgconfig/gort.pc $(DESTDIR)$(BINDIR)/gortprof
+	rm -f $(DESTDIR)$(LIBDIR)/cmake/gort/gortConfig.cmake $(DESTDIR)$(LIBDIR)/cmake/gort/gortConfigVersion.cmake
+	-rmdir $(DESTDIR)$(LIBDIR)/cmake/gort 2>/dev/null
+	rm -f $(DESTDIR)$(GDB_SCRIPT)
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/,$(patsubst man/%,%,$(MAN_PAGES)))
+	for p in $(MAN_PAGES); do for n in $$(scripts/mannames $$p); do \
+	  s=$${p##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$$n.$$s; done; done
 
 clean:
 	rm -rf build build-address build-thread build-undefined

@@ -22,6 +22,8 @@
 
 #include <stdbool.h>
 
+#include "gort.h" /* GORT_API; gort.h includes this header back, guarded */
+
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -5,8 +5,11 @@
 #   scripts/deps.sh --ui     also Chromium, for the gortprof web UI tests
 set -euo pipefail
 
+# cmake: the CMake consumer in tests/install_check.sh; mandoc: make
+# man-check; abigail-tools: make abi-check; debhelper and lintian: make deb.
 pkgs=(build-essential pkg-config libunwind-dev libdw-dev libelf-dev
-      libcunit1-dev zlib1g-dev golang-go gdb valgrind)
+      libcunit1-dev zlib1g-dev golang-go gdb valgrind
+      cmake mandoc abigail-tools debhelper lintian)
 if [ "${1:-}" = "--ui" ] || [ "${GORT_DEPS_UI:-0}" = 1 ]; then
   pkgs+=(chromium)
 fi

@@ -61,8 +61,13 @@ def _u64(v):
 
 
 def all_goroutines():
-    n = int(gdb.parse_and_eval("gort__nallgs"))
-    allgs = gdb.parse_and_eval("gort__allgs")
+    try:
+        n = int(gdb.parse_and_eval("gort__nallgs"))
+        allgs = gdb.parse_and_eval("gort__allgs")
+    except gdb.error as e:
+        # A stripped libgort.so: its DWARF is in the debug package.
+        raise gdb.GdbError("gort: the runtime's debug info is missing (%s); for a program using "
+                           "libgort.so install libgort0-dbgsym, or build against a libgort with -g" % e)
     for i in range(n):
         p = allgs[i]
         if _u64(p) == 0:

@@ -431,6 +431,6 @@ uninstall:
 	  s=$${p##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$$n.$$s; done; done
 
 clean:
-	rm -rf build build-address build-thread build-undefined
+	rm -rf build build-address build-thread build-undefined build-deb
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

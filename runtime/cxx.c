@@ -1,5 +1,6 @@
 /*
- * cxx.c: a C++ exception that escapes a goroutine.
+ * cxx.c: a C++ exception that escapes a goroutine.  (cxx.h carries the
+ * C++ runtime's per-thread exception state with the goroutine.)
  *
  * A goroutine's stack ends at gort__gstart (switch_amd64.S), whose return
  * address is undefined.  An exception nobody catches would make the

@@ -133,7 +133,7 @@ void gort__san_g_destroyed(gort_g_t *gp)
 void gort__san_g0_to_g(gort_m_t *m, gort_g_t *gp)
 {
     (void)m;
-    (void)gp;
+    gort__cxx_switch_in(gp); /* not a sanitizer matter either (cxx.h) */
 #if defined(GORT_ASAN)
     __sanitizer_start_switch_fiber(&m->g0_fake_stack, (void *)gp->stack.lo, gp->stack.hi - gp->stack.lo);
 #endif
@@ -164,6 +164,7 @@ void gort__san_g_to_g0(gort_m_t *m, gort_g_t *gp, bool dying)
     /* Not a sanitizer matter, but this is the one place every switch to
      * g0 passes: see m->ing. */
     atomic_store_explicit(&m->ing, 0, memory_order_relaxed);
+    gort__cxx_switch_out(gp, dying); /* the C++ runtime's state (cxx.h) */
 #if defined(GORT_ASAN)
     __sanitizer_start_switch_fiber(dying ? NULL : &gp->asan_fake_stack, (void *)m->g0lo,
                                    m->g0top - m->g0lo);

@@ -5,6 +5,7 @@
 #ifndef GORT_RUNTIME_FIBER_SAN_H
 #define GORT_RUNTIME_FIBER_SAN_H
 
+#include "cxx.h"
 #include "g.h"
 #include "m.h"
 
@@ -17,15 +18,19 @@ void gort__san_after_g_to_g0(gort_m_t *m);
 #else
 /* Without a fiber-aware sanitizer only m->ing is left to keep (see
  * fiber_san.c): inline, as they run on every switch. */
-static inline void gort__san_g0_to_g(gort_m_t *m, gort_g_t *gp) { (void)m, (void)gp; }
+static inline void gort__san_g0_to_g(gort_m_t *m, gort_g_t *gp)
+{
+    (void)m;
+    gort__cxx_switch_in(gp); /* also not a sanitizer matter: every switch */
+}
 static inline void gort__san_after_g0_to_g(gort_g_t *gp)
 {
     atomic_store_explicit(&gp->m->ing, 1, memory_order_relaxed);
 }
 static inline void gort__san_g_to_g0(gort_m_t *m, gort_g_t *gp, bool dying)
 {
-    (void)gp, (void)dying;
     atomic_store_explicit(&m->ing, 0, memory_order_relaxed);
+    gort__cxx_switch_out(gp, dying);
 }
 static inline void gort__san_after_g_to_g0(gort_m_t *m) { (void)m; }
 #endif

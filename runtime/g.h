@@ -111,6 +111,9 @@ struct gort_g {
     int64_t syscallwhen;     /* ns when it entered the current syscall */
     uintptr_t syscallsp, syscallpc, syscallfp; /* caller of gort_syscall_enter:
                                  its SP, PC and frame pointer, for dumps */
+    void *cxx_eh[2];         /* the C++ runtime's exception state while the
+                                G is off its thread (cxx.h); written at its
+                                switch out, read at its switch in */
     void *asan_fake_stack;   /* sanitizer fiber bookkeeping */
     void *tsan_fiber;
     uint32_t tsan_lives; /* goroutines that have used tsan_fiber */

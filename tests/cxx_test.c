@@ -61,7 +61,28 @@ static void escape_in(const char *prog, const char *kind, const char *type)
     gt_child_free(&r);
 }
 
+/* Blocking inside a catch block and in a destructor the unwind runs: the
+ * goroutine moves between threads, and the C++ runtime's per-thread state
+ * for exceptions in flight must move with it (runtime/cxx.h). */
+static void inflight_in(const char *prog)
+{
+    int rounds = 200 * gt_scale();
+    char arg[16], want[64];
+    snprintf(arg, sizeof arg, "%d", rounds);
+    snprintf(want, sizeof want, "ok inflight=%d bad=0\n", 8 * rounds * 2);
+    gt_child_result r;
+    run(prog, "inflight", arg, &r);
+    bool ok = r.exited && r.status == 0 && gt_contains(r.out, want);
+    if (!ok)
+        printf("\n%s inflight: exited=%d status=%d signal=%d\n%.2000s\n", prog, r.exited, r.status, r.signo,
+               r.out);
+    CU_ASSERT_TRUE(ok);
+    gt_child_free(&r);
+}
+
 static void test_catch_static(void) { catch_in("cxx-static"); }
+static void test_inflight_static(void) { inflight_in("cxx-static"); }
+static void test_inflight_shared(void) { inflight_in("cxx-shared"); }
 static void test_catch_shared(void) { catch_in("cxx-shared"); }
 
 static void test_escape_static(void)
@@ -77,5 +98,7 @@ static void test_escape_shared(void) { escape_in("cxx-shared", "std", "std::runt
 GT_SUITE(cxx,
          {"catch_static", test_catch_static},
          {"catch_shared", test_catch_shared},
+         {"inflight_static", test_inflight_static},
+         {"inflight_shared", test_inflight_shared},
          {"escape_static", test_escape_static},
          {"escape_shared", test_escape_shared})

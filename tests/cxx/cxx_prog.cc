@@ -5,6 +5,12 @@
 //   cxx-prog catch ROUNDS     8 goroutines each throw and catch ROUNDS
 //                             exceptions, two calls deep, yielding between;
 //                             prints "ok caught=N"
+//   cxx-prog inflight ROUNDS  8 goroutines block (sleep, yield) inside a
+//                             catch block and in a destructor the unwind
+//                             runs, then check the C++ runtime's per-thread
+//                             state is still theirs: `throw;` rethrows their
+//                             own exception, uncaught_exceptions() counts
+//                             theirs; prints "ok inflight=N"
 //   cxx-prog escape KIND      a goroutine lets an exception escape: KIND is
 //                             std (std::runtime_error), nested (app::Error),
 //                             rethrow (std::rethrow_exception), int
@@ -62,6 +68,53 @@ void catcher(void *)
     gort_wg_done(&wg);
 }
 
+std::atomic<long> inflight_ok{0}, inflight_bad{0};
+
+// Runs while the exception unwinds through its frame.
+struct BlockingGuard {
+    ~BlockingGuard()
+    {
+        gort_sleep(20000);
+        if (std::uncaught_exceptions() == 1)
+            inflight_ok++;
+        else
+            inflight_bad++;
+    }
+};
+
+__attribute__((noinline)) void throw_mine(unsigned long long me, int i)
+{
+    BlockingGuard g;
+    throw std::runtime_error(std::to_string(me) + "/" + std::to_string(i));
+}
+
+void inflight(void *)
+{
+    unsigned long long me = gort_self();
+    for (int i = 0; i < rounds; i++) {
+        std::string want = std::to_string(me) + "/" + std::to_string(i);
+        try {
+            throw_mine(me, i);
+        } catch (const std::runtime_error &) {
+            if (i % 2)
+                gort_sleep(20000);
+            else
+                gort_yield();
+            try {
+                throw; // the exception this goroutine is handling
+            } catch (const std::runtime_error &again) {
+                if (want == again.what())
+                    inflight_ok++;
+                else
+                    inflight_bad++;
+            }
+        }
+        if (std::uncaught_exceptions() != 0)
+            inflight_bad++;
+    }
+    gort_wg_done(&wg);
+}
+
 __attribute__((noinline)) void escaper(void *)
 {
     if (!std::strcmp(kind, "std"))
@@ -82,6 +135,16 @@ __attribute__((noinline)) void escaper(void *)
 
 void body(void *)
 {
+    if (!std::strcmp(kind, "inflight")) {
+        for (int i = 0; i < 8; i++) {
+            gort_wg_add(&wg, 1);
+            gort_go(inflight, nullptr);
+        }
+        gort_wg_wait(&wg);
+        std::printf("%s inflight=%ld bad=%ld\n", inflight_bad ? "FAIL" : "ok", inflight_ok.load(),
+                    inflight_bad.load());
+        return;
+    }
     if (!std::strcmp(kind, "catch")) {
         for (int i = 0; i < 8; i++) {
             gort_wg_add(&wg, 1);
@@ -103,11 +166,11 @@ void body(void *)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        std::fprintf(stderr, "usage: cxx-prog catch ROUNDS | escape KIND\n");
+        std::fprintf(stderr, "usage: cxx-prog catch|inflight ROUNDS | escape KIND\n");
         return 2;
     }
-    if (!std::strcmp(argv[1], "catch")) {
-        kind = "catch";
+    if (!std::strcmp(argv[1], "catch") || !std::strcmp(argv[1], "inflight")) {
+        kind = argv[1];
         rounds = std::atoi(argv[2]);
     } else {
         kind = argv[2];

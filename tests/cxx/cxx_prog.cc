@@ -117,6 +117,8 @@ void inflight(void *)
 
 __attribute__((noinline)) void escaper(void *)
 {
+    std::printf("escaping goroutine %llu\n", (unsigned long long)gort_self());
+    std::fflush(stdout);
     if (!std::strcmp(kind, "std"))
         throw std::runtime_error("boom");
     if (!std::strcmp(kind, "nested"))
@@ -155,8 +157,7 @@ void body(void *)
         return;
     }
     gort_wg_add(&wg, 1);
-    std::printf("escaping goroutine %llu\n", (unsigned long long)gort_go(escaper, nullptr));
-    std::fflush(stdout);
+    gort_go(escaper, nullptr);
     gort_wg_wait(&wg); // never returns: the escape is fatal
     std::printf("not reached\n");
 }

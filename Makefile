@@ -228,10 +228,10 @@ $(BUILD)/examples/%: examples/%.c $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(INC) -o $@ $< $(LIBA) $(DEPLIBS)
 
-examples: $(EXAMPLE_BIN) $(CXX_EXAMPLE_BIN)
-
 # C++ examples, built as a user builds them: only include/, -pedantic.
 CXX_EXAMPLE_BIN := $(patsubst examples/%.cc,$(BUILD)/examples/%,$(wildcard examples/*.cc))
+examples: $(EXAMPLE_BIN) $(CXX_EXAMPLE_BIN)
+
 $(BUILD)/examples/%: examples/%.cc include/gort.h $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++17 $(PROG_CFLAGS) -pedantic -o $@ $< $(LIBA) $(DEPLIBS)

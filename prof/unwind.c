@@ -408,7 +408,7 @@ int gort__unwind_g(gort_g_t *gp, uintptr_t *pcs, int max)
 bool gort__capture_possible(void)
 {
     struct sigaction sa;
-    if (sigaction(SIGURG, NULL, &sa) != 0)
+    if (sigaction(gort__settings.preempt_sig, NULL, &sa) != 0)
         return false;
     if (sa.sa_flags & SA_SIGINFO)
         return sa.sa_sigaction != NULL;
@@ -484,7 +484,7 @@ int gort__unwind_running(gort_g_t *gp, uintptr_t *pcs, int max, int64_t timeout_
     int result = -1;
     uint32_t s0 = atomic_load_explicit(&c->seq, memory_order_acquire);
     atomic_store_explicit(&m->capture_req, 1, memory_order_release);
-    if (syscall(SYS_tgkill, (long)getpid(), (long)m->tid, SIGURG) == 0) {
+    if (syscall(SYS_tgkill, (long)getpid(), (long)m->tid, gort__settings.preempt_sig) == 0) {
         while (atomic_load_explicit(&c->seq, memory_order_acquire) == s0) {
             if (now_ns() > deadline)
                 break;

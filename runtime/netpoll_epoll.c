@@ -36,7 +36,7 @@ void gort__netpoll_init(void)
         gort__throw("eventfd failed: %d", errno);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, breakfd, &ev) != 0)
-        gort__throw("epoll_ctl failed: %d", errno);
+        gort__throw("epoll_ctl failed: errno=%d", errno);
 }
 
 bool gort__netpoll_inited(void) { return epfd >= 0; }
@@ -70,8 +70,9 @@ gort_g_t *gort__netpoll(int64_t delay)
                 tsp = &ts;
             }
             n = epoll_pwait2(epfd, evs, 16, tsp, NULL);
-            if (n < 0 && errno == ENOSYS) {
+            if (n < 0 && (errno == ENOSYS || errno == EPERM)) { /* old kernel, seccomp */
                 have_pwait2 = false;
+                gort__say_once("epoll_pwait2 is not available; timers wait in epoll_wait, to the millisecond");
                 continue;
             }
         } else {

@@ -30,6 +30,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 gort_sched_t gort__sched = {
     .lock = GORT_LOCK_INIT(LR_SCHED),
@@ -163,6 +164,37 @@ void gort__stopm(void)
     park_until_p(m);
 }
 
+/* sched.lock held.  An idle M, given pp to run, or NULL. */
+static gort_m_t *startm_mget(gort_p_t *pp, bool spinning)
+{
+    gort_m_t *nm = mget();
+    if (nm) {
+        /* Under the lock, with blocked cleared by mget: a sleeper that
+         * wakes early sees both or neither (see stopm). */
+        if (nm->spinning)
+            gort__throw("startm: m is spinning");
+        if (nm->nextp)
+            gort__throw("startm: m has p");
+        nm->spinning = spinning;
+        nm->nextp = pp;
+    }
+    return nm;
+}
+
+/* startm found no thread for a spinning M: pp idles, the M is not
+ * counted. */
+static void startm_giveup(gort_p_t *pp)
+{
+    if (atomic_fetch_sub_explicit(&gort__sched.nmspinning, 1, memory_order_acq_rel) <= 0)
+        gort__throw("startm: negative nmspinning");
+    /* Its timers wait for the next M that looks (findrunnable checks
+     * every P's), not for wake_netpoller: that would come straight back
+     * here for another thread. */
+    gort__lock(&gort__sched.lock);
+    gort__pidleput(pp);
+    gort__unlock(&gort__sched.lock);
+}
+
 /* Schedules some M to run pp (or an idle P if pp is NULL).  If spinning,
  * the caller has already incremented nmspinning for the new M. */
 void gort__startm(gort_p_t *pp, bool spinning)
@@ -180,22 +212,28 @@ void gort__startm(gort_p_t *pp, bool spinning)
             return;
         }
     }
-    gort_m_t *nm = mget();
-    if (nm) {
-        /* Under the lock, with blocked cleared by mget: a sleeper that
-         * wakes early sees both or neither (see stopm). */
-        if (nm->spinning)
-            gort__throw("startm: m is spinning");
-        if (nm->nextp)
-            gort__throw("startm: m has p");
-        nm->spinning = spinning;
-        nm->nextp = pp;
-    }
+    gort_m_t *nm = startm_mget(pp, spinning);
     gort__unlock(&gort__sched.lock);
     gort__hook(sysmon_wake);
-    if (!nm) {
-        gort__newm(pp, spinning, NULL);
-        return;
+    for (int i = 0; !nm; i++) {
+        if (gort__newm(pp, spinning, NULL))
+            return;
+        /* No thread for now.  A spinning M was only to look for work: the
+         * P goes back to the idle list, as if an M had looked and found
+         * none. */
+        if (spinning && gort__runqempty(pp)) {
+            startm_giveup(pp);
+            return;
+        }
+        /* A P with work waits for an M to free up (one that parks in
+         * stopm), trying for a new thread now and then.  The other Ms run
+         * their Ps meanwhile; dying here would end a program that only
+         * asked for more threads than it needed. */
+        struct timespec ts = {0, (i < 10 ? 100 : 2000) * 1000L};
+        nanosleep(&ts, NULL);
+        gort__lock(&gort__sched.lock);
+        nm = startm_mget(pp, spinning);
+        gort__unlock(&gort__sched.lock);
     }
     gort__notewakeup(&nm->park);
 }
@@ -767,7 +805,7 @@ void gort__execute(gort_g_t *gp, bool inherit)
     GORT_OWNER_INC(&m->preempt_gen);
     if (unlikely(gp->stack.lo == 0)) {
         if (!gort__stack_alloc(pp, &gp->stack))
-            gort__throw("out of memory: cannot allocate a goroutine stack");
+            gort__throw_oom(gort__stack_size(), "goroutine stack");
         /* Stack colouring: start each stack's frames 0-31 cache lines
          * below its top, by slot.  Stacks sit at a fixed stride and
          * goroutines running the same code keep their hot frames at the

@@ -47,10 +47,17 @@ void gort__netpoll_break(void)
     if (!atomic_compare_exchange_strong(&breaking, &zero, 1))
         return;
     uint64_t one = 1;
-    ssize_t r;
-    do {
-        r = write(breakfd, &one, sizeof one);
-    } while (r < 0 && errno == EINTR);
+    /* A lost break would leave `breaking` set and every later break
+     * coalesced into it: the poller would sleep through them all.  An
+     * eventfd write fails only with EAGAIN (the counter is full, so a
+     * wake is pending anyway) or for reasons from outside (a seccomp
+     * filter, fault injection): try again, then give up loudly. */
+    for (int tries = 0;; tries++) {
+        if (write(breakfd, &one, sizeof one) >= 0 || errno == EAGAIN)
+            return;
+        if (errno != EINTR && tries >= 100)
+            gort__throw("netpoll: cannot wake the poller: errno=%d", errno);
+    }
 }
 
 gort_g_t *gort__netpoll(int64_t delay)

@@ -292,9 +292,10 @@ static bool unanswered(gort_m_t *m, int64_t now)
     return m->tid && thread_blocks(m->tid, gort__settings.preempt_sig);
 }
 
-/* A signal unanswered this long is looked into (unanswered above): a
- * thread that waits for a CPU on a loaded machine takes it well before. */
-#define UNANSWERED_NS (50 * 1000 * 1000)
+/* A signal unanswered this long is looked into (unanswered above), and
+ * then again no sooner than this: a /proc read and a sigaction per M every
+ * few milliseconds at most, and only while signals go unanswered. */
+#define UNANSWERED_NS (5 * 1000 * 1000)
 
 /* Asks m to preempt its goroutine.  The caller has set g->preempt and
  * checked that m is burning CPU in user code (not in a system call).

@@ -1,5 +1,6 @@
 /*
- * preempt.c: asynchronous preemption through SIGURG.
+ * preempt.c: asynchronous preemption through SIGURG (or
+ * GORT_PREEMPT_SIGNAL).
  *
  * sysmon asks an M to give up its goroutine by setting g->preempt and
  * sending SIGURG, at most one signal in flight per M (m->preempt_pending,
@@ -45,6 +46,17 @@
  * libunwind's local unwinding, which is documented as such.  Residual risk, documented in
  * docs/runtime.md: libunwind looks up unwind tables with dl_iterate_phdr,
  * which takes the loader's (recursive) lock.
+ *
+ * The signal is SIGURG unless GORT_PREEMPT_SIGNAL names another (a
+ * real-time signal, for a program that needs SIGURG itself).  A signal
+ * still pending UNANSWERED_NS after it was sent is looked into by its
+ * sender (gort__preempt_ask): if the handler is no longer ours, the
+ * program replaced it; sysmon says so once on stderr and stops sending.
+ * If it is ours and the thread blocks the signal (a library masked it on
+ * this M), sysmon backs off from that M instead of asking every round.
+ * Rejected: re-installing our handler over the program's (it installed
+ * its own for a reason), and reading the mask at every signal (a /proc
+ * read; only the rare unanswered signal pays for it).
  *
  * A fully static executable has libc in the executable itself, where no
  * module boundary separates it from user code: async preemption is then

@@ -642,13 +642,7 @@ static char prof_path[128];
 
 static void count_tasks(int *n)
 {
-    char path[64];
     *n = 0;
-    for (int t = 0; t < 100000 && *n < 1000; t++) {
-        snprintf(path, sizeof path, "/proc/self/task/%d", t);
-        (void)path;
-        break;
-    }
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
     while (f && fgets(line, sizeof line, f))

@@ -30,7 +30,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 gort_sched_t gort__sched = {
     .lock = GORT_LOCK_INIT(LR_SCHED),
@@ -181,18 +180,27 @@ static gort_m_t *startm_mget(gort_p_t *pp, bool spinning)
     return nm;
 }
 
-/* startm found no thread for a spinning M: pp idles, the M is not
- * counted. */
-static void startm_giveup(gort_p_t *pp)
+/* startm could not get a thread for pp (the system refuses one: EAGAIN).
+ * Unless an M has gone idle meanwhile (checked under sched.lock, the lock
+ * under which an M makes its last check of the global queue before it
+ * parks), pp's goroutines move to the global queue and pp goes idle, so
+ * that the next M to free up (one returning from a system call takes an
+ * idle P) runs them; the caller goes on, into its blocking call say.
+ * Waiting here for an M instead deadlocked once every M was a caller. */
+static gort_m_t *startm_nothread(gort_p_t *pp, bool spinning)
 {
-    if (atomic_fetch_sub_explicit(&gort__sched.nmspinning, 1, memory_order_acq_rel) <= 0)
-        gort__throw("startm: negative nmspinning");
-    /* Its timers wait for the next M that looks (findrunnable checks
-     * every P's), not for wake_netpoller: that would come straight back
-     * here for another thread. */
     gort__lock(&gort__sched.lock);
-    gort__pidleput(pp);
+    gort_m_t *nm = startm_mget(pp, spinning);
+    if (!nm) {
+        bool inherit;
+        for (gort_g_t *gp; (gp = gort__runqget(pp, &inherit)) != NULL;)
+            gort__globrunqput(gp);
+        if (spinning && atomic_fetch_sub_explicit(&gort__sched.nmspinning, 1, memory_order_acq_rel) <= 0)
+            gort__throw("startm: negative nmspinning");
+        gort__pidleput(pp);
+    }
     gort__unlock(&gort__sched.lock);
+    return nm;
 }
 
 /* Schedules some M to run pp (or an idle P if pp is NULL).  If spinning,
@@ -215,25 +223,12 @@ void gort__startm(gort_p_t *pp, bool spinning)
     gort_m_t *nm = startm_mget(pp, spinning);
     gort__unlock(&gort__sched.lock);
     gort__hook(sysmon_wake);
-    for (int i = 0; !nm; i++) {
+    if (!nm) {
         if (gort__newm(pp, spinning, NULL))
             return;
-        /* No thread for now.  A spinning M was only to look for work: the
-         * P goes back to the idle list, as if an M had looked and found
-         * none. */
-        if (spinning && gort__runqempty(pp)) {
-            startm_giveup(pp);
+        nm = startm_nothread(pp, spinning);
+        if (!nm)
             return;
-        }
-        /* A P with work waits for an M to free up (one that parks in
-         * stopm), trying for a new thread now and then.  The other Ms run
-         * their Ps meanwhile; dying here would end a program that only
-         * asked for more threads than it needed. */
-        struct timespec ts = {0, (i < 10 ? 100 : 2000) * 1000L};
-        nanosleep(&ts, NULL);
-        gort__lock(&gort__sched.lock);
-        nm = startm_mget(pp, spinning);
-        gort__unlock(&gort__sched.lock);
     }
     gort__notewakeup(&nm->park);
 }

@@ -112,6 +112,9 @@ GT_CHILD(overflow_memset) { gort_main(memset_body, NULL); }
 
 static void test_overflow_in_memset(void)
 {
+    /* TSan's memset interceptor runs on the overflowed stack first, and
+     * its own shadow accesses fault where the report expects libc's. */
+    GT_SKIP_UNDER_TSAN("the overflow happens inside TSan's memset interceptor");
     gt_child_result r;
     CU_ASSERT_EQUAL_FATAL(gt_child_run("overflow_memset", NULL, 60, &r), 0);
     CU_ASSERT_TRUE(r.exited && r.status == 2);

@@ -148,8 +148,8 @@ static gort_m_t *spare_m;
 
 /* Starts an M on a new thread to run pp.  Returns false, having changed
  * nothing, if the system refuses a thread for now (EAGAIN: RLIMIT_NPROC,
- * a cgroup's pids.max, threads-max): startm then waits for an M to free up
- * (sched.c).  A goroutine locked to its thread needs this very thread:
+ * a cgroup's pids.max, threads-max): startm then leaves the P's work to
+ * the next M that frees up (sched.c, startm_nothread).  A goroutine locked to its thread needs this very thread:
  * that failure, like any other, is fatal, with Go's words. */
 bool gort__newm(gort_p_t *pp, bool spinning, gort_g_t *lockedg)
 {

@@ -16,6 +16,8 @@
 #   make SANITIZER=address|thread|undefined test   (or make asan / tsan / ubsan)
 #   make DEBUG=1         assertions, lock-rank witness, randomized scheduling
 #   make fuzz            libFuzzer on the pprof decoder for FUZZ_SECONDS (clang)
+#   make faults          the fault-injection harness in full (tests/faults/run)
+#   make preempt-rtsig   the preempt suite with GORT_PREEMPT_SIGNAL=SIGRTMIN+3
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -97,6 +99,8 @@ TEST_C   := $(wildcard tests/*.c tests/stress/*.c)
 TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_C))
 
 STRESS_C   := $(wildcard tests/soak/*.c)
+FAULTSHIM  := $(BUILD)/tests/faultshim.so
+FAULTSPROG := $(BUILD)/tests/gort-faults-prog
 EXITSTRESS_OBJ := $(BUILD)/obj/tests/stress/exit/exit_stress.o
 STRESS_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(STRESS_C))
 
@@ -118,7 +122,7 @@ EXITSTRESSB := $(BUILD)/gort-exit-stress
 BENCHB := $(BUILD)/gort-bench
 
 .PHONY: all lib tool test layers bench examples install uninstall clean asan tsan ubsan san-soak \
-        valgrind soak stress demo fuzz exit-stress man-check cxx-check abi-check abi-baseline deb
+        valgrind soak stress demo fuzz exit-stress man-check cxx-check abi-check abi-baseline deb faults faults-short preempt-rtsig
 
 all: lib tool
 
@@ -187,7 +191,7 @@ $(LIBSO): $(SO_OBJ)
 $(TOOL): $(TOOL_OBJ) $(CODEC_OBJ)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(TOOL_OBJ) $(CODEC_OBJ) $(DEPLIBS)
 
-$(TESTB): $(TEST_OBJ) $(LIBA) | $(LOCKS_PROGS)
+$(TESTB): $(TEST_OBJ) $(LIBA) | $(LOCKS_PROGS) $(FAULTSHIM)
 	$(CC) $(LDFLAGS_ALL) -rdynamic -o $@ $(TEST_OBJ) $(LIBA) -lcunit $(DEPLIBS)
 
 # The C-locks programs (tests/locks/, run by tests/locks_test.c), built the
@@ -214,6 +218,15 @@ $(BUILD)/tests/cxx-shared: tests/cxx/cxx_prog.cc include/gort.h $(LIBSO)
 	@mkdir -p $(dir $@)
 	ln -sf libgort.so $(BUILD)/$(SONAME)
 	$(CXX) -std=c++17 $(PROG_CFLAGS) -o $@ $< $(LIBSO) -Wl,-rpath,$(abspath $(BUILD)) -pthread
+
+# The fault-injection shim (preloaded; tests/faults/shim.c) and the
+# program that walks every call it can fail.
+$(FAULTSHIM): tests/faults/shim.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -g -fPIC -shared $(WARN) -o $@ $< -ldl
+$(FAULTSPROG): tests/faults/faults_prog.c include/gort.h include/gort_spawn.h $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(PROG_CFLAGS) -o $@ $< $(LIBA) $(DEPLIBS)
 
 $(STRESSB): $(STRESS_OBJ) $(LIBA)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(STRESS_OBJ) $(LIBA) $(DEPLIBS)
@@ -296,6 +309,8 @@ layers: $(LIB_OBJ) $(TOOL_OBJ)
 test: layers $(TESTB) $(TOOL)
 	GORT_TEST_BIN=$(abspath $(TESTB)) GORTPROF=$(abspath $(TOOL)) $(TESTB)
 ifeq ($(SANITIZER),)
+	$(MAKE) --no-print-directory preempt-rtsig
+	$(MAKE) --no-print-directory faults-short
 	$(MAKE) --no-print-directory exit-stress RUNS=$(CI_EXIT_RUNS)
 	$(MAKE) --no-print-directory man-check cxx-check abi-check
 	tests/install_check.sh
@@ -340,6 +355,23 @@ exit-stress: $(EXITSTRESSB)
 	done; \
 	echo "exit-stress: $(RUNS) runs of $(ROUNDS) rounds beside a CPU hog: $$hang hung, $$fail failed"; \
 	[ $$hang -eq 0 ] && [ $$fail -eq 0 ]
+
+# The fault-injection harness (tests/faults/run): every call the shim can
+# fail, at many N, through the faults program, the soak and the examples;
+# each run must end in success, a documented fatal error or a documented
+# -errno (tests/faults/documented), never a crash, a hang or a corrupt
+# profile.  `make faults` is the full form (the table in
+# docs/reliability.md); make test runs the short one.
+FAULT_PROGS := $(FAULTSPROG) $(STRESSB) $(EXAMPLE_BIN) $(TOOL)
+faults: $(FAULTSHIM) $(FAULT_PROGS)
+	tests/faults/run full $(BUILD)
+faults-short: $(FAULTSHIM) $(FAULT_PROGS)
+	tests/faults/run short $(BUILD)
+
+# The preemption suite again with preemption on a real-time signal (the
+# program owns SIGURG): GORT_PREEMPT_SIGNAL, sysmon/preempt.c.
+preempt-rtsig: $(TESTB)
+	GORT_PREEMPT_SIGNAL=SIGRTMIN+3 GORT_TEST_BIN=$(abspath $(TESTB)) $(TESTB) preempt
 
 # The soak, short, built with ASan and then with UBSan (CI runs it through
 # make test): every mechanism at once under both sanitizers.

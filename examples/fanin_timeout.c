@@ -45,11 +45,13 @@ static void fanin_main(void *arg)
     (void)arg;
     gort_chan *out = gort_chan_make(sizeof(int), 0);
     gort_chan *quit = gort_chan_make(0, 0);
-    source_t src[3] = {
-        {1, 2 * 1000 * 1000, out, quit},
-        {2, 5 * 1000 * 1000, out, quit},
-        {3, 11 * 1000 * 1000, out, quit},
-    };
+    /* Static, not on this goroutine's stack: a producer may still be in
+     * its select on quit when fanin_main returns, and this stack is gone
+     * then (gort_main stops the others only after its goroutine ends). */
+    static source_t src[3];
+    src[0] = (source_t){1, 2 * 1000 * 1000, out, quit};
+    src[1] = (source_t){2, 5 * 1000 * 1000, out, quit};
+    src[2] = (source_t){3, 11 * 1000 * 1000, out, quit};
     for (int i = 0; i < 3; i++)
         gort_go(source, &src[i]);
 

@@ -57,7 +57,12 @@
  * own: ours asks the writer to finish, then the writer re-raises the
  * signal with the default action), and before a fatal error exits
  * (gort__prof_before_fatal, from runtime/fatal.c and prof/crash.c), with a
- * bounded wait and a symbolizer that only try-locks.
+ * bounded wait and a symbolizer that only try-locks.  The profile is
+ * written to a temporary name and renamed when whole (wholefile.c): a full
+ * disk or an I/O error is returned by gort_cpuprofile_stop, never left as a
+ * short file that looks valid.  gort_cpuprofile_start returns -errno,
+ * having started nothing, when the kernel refuses CPU timers; an M whose
+ * own timer is refused later is sampled by sysmon instead (T_FAILED).
  *
  * Rejected: setitimer(ITIMER_PROF) (see above); symbolizing in the
  * handler (libdw allocates and locks); one shared ring (a CAS-contended
@@ -82,6 +87,7 @@
 #include "profiles.h"
 #include "symtab.h"
 #include "unwind.h"
+#include "wholefile.h"
 
 #ifndef sigev_notify_thread_id
 #define sigev_notify_thread_id _sigev_un._tid
@@ -120,6 +126,7 @@ static _Atomic uint32_t prof_on;
 static _Atomic uint32_t prof_gen;
 static int64_t period_ns;
 static int prof_fd = -1;
+static gort_wfile_t prof_file; /* the profile's file: written whole (wholefile.c) */
 static int64_t start_mono, start_wall;
 static pthread_t writer;
 static _Atomic pid_t writer_tid;
@@ -567,7 +574,7 @@ static void finish(bool crashing)
     drain_all(crashing);
     write_err = build_and_write(crashing);
     agg_clear();
-    close(prof_fd);
+    write_err = gort__wfile_commit(&prof_file, write_err);
     prof_fd = -1;
     atomic_store_explicit(&finished, 1, memory_order_release);
     gort__futex_wake(&finished, 64);
@@ -621,9 +628,17 @@ static int start_locked(const char *path, int hz)
         hz = 100;
     if (hz > 100000)
         hz = 100000;
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
+    /* The kernel may refuse CPU timers (RLIMIT_SIGPENDING, seccomp): say
+     * so now rather than start a profile that can never get a sample. */
+    timer_t probe;
+    struct sigevent sev = {.sigev_notify = SIGEV_NONE};
+    if (timer_create(CLOCK_THREAD_CPUTIME_ID, &sev, &probe) != 0)
         return -errno;
+    timer_delete(probe);
+    int ferr = gort__wfile_open(&prof_file, path);
+    if (ferr < 0)
+        return ferr;
+    int fd = prof_file.fd;
     gort__symtab_init();
     gort__unwind_init();
     prof_fd = fd;
@@ -664,7 +679,7 @@ static int start_locked(const char *path, int hz)
     pthread_attr_destroy(&attr);
     if (err != 0) {
         atomic_store(&prof_on, 0);
-        close(fd);
+        (void)gort__wfile_commit(&prof_file, -err);
         prof_fd = -1;
         return -err;
     }

@@ -245,6 +245,27 @@ static void pc_line(line_t *l, int sig, siginfo_t *info, uintptr_t pc, gort_m_t 
     l_str(l, "\n");
 }
 
+/* A frame bigger than the rest of the stack (a large local array) moves
+ * sp past the guard page in one step; the fault comes later, from whatever
+ * code then writes upward into the guard (memset, say) or below it.  The
+ * goroutine overflowed if sp lies below its stack, not on the M's scheduler
+ * or signal stack, and the fault is between that sp and the stack's top.
+ * Any fault inside the guard page of the running goroutine counts too,
+ * whatever code touched it. */
+static bool overflowed_below(gort_m_t *m, gort_g_t *gp, uintptr_t sp, uintptr_t addr)
+{
+    uintptr_t glo = gort__stack_guard_lo(&gp->stack);
+    if (addr >= glo && addr < gp->stack.lo)
+        return true;
+    if (sp >= gp->stack.lo || gp->stack.lo - sp > (64u << 20))
+        return false;
+    if (sp >= m->g0lo && sp < m->g0top)
+        return false;
+    if (m->sigstack && sp >= (uintptr_t)m->sigstack && sp < (uintptr_t)m->sigstack + m->sigstack_size)
+        return false;
+    return addr + 4096 >= sp && addr < gp->stack.hi;
+}
+
 static void crash_handler(int sig, siginfo_t *info, void *uctx)
 {
     int saved_errno = errno;
@@ -281,8 +302,9 @@ static void crash_handler(int sig, siginfo_t *info, void *uctx)
     if (gp && gp->stack.lo) {
         uintptr_t glo = gort__stack_guard_lo(&gp->stack);
         on_gstack = sp >= glo && sp < gp->stack.hi;
-        overflow = sig == SIGSEGV && on_gstack &&
+        overflow = sig == SIGSEGV && (on_gstack || overflowed_below(m, gp, sp, addr)) &&
                    ((addr >= glo && addr < gp->stack.lo) || sp < gp->stack.lo);
+        on_gstack = on_gstack || overflow;
     }
     if (!on_gstack)
         gp = NULL; /* on g0 or a signal stack: no goroutine was running here */

@@ -31,7 +31,13 @@
 
 #include <stdlib.h>
 
-static void at_exit(void) { gort__prof_at_exit(); }
+/* Not in a forked child's exit(): the profiler's writer is not there to
+ * join (runtime/fork.c). */
+static void at_exit(void)
+{
+    if (!atomic_load_explicit(&gort__forked_child, memory_order_relaxed))
+        gort__prof_at_exit();
+}
 
 static void prof_start(void)
 {

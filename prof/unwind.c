@@ -280,6 +280,21 @@ static bool known_stack(uintptr_t sp, uintptr_t *lo, uintptr_t *hi)
     return false;
 }
 
+/* A goroutine whose frame ran past its stack (a large local array; the
+ * fault comes later, in whatever code writes to it: prof/crash.c): its
+ * frames lie between the stray sp and the stack's top. */
+static bool overflowed_stack(uintptr_t sp, uintptr_t *lo, uintptr_t *hi)
+{
+    gort_m_t *m = gort__getm();
+    gort_g_t *gp = m ? m->curg : NULL;
+    if (!gp || !gp->stack.lo || sp >= gp->stack.lo || gp->stack.lo - sp > (64u << 20) ||
+        (m->g0lo && sp >= m->g0lo && sp < m->g0top))
+        return false;
+    *lo = sp;
+    *hi = gp->stack.hi;
+    return true;
+}
+
 static bool may_compute(void) { return atomic_load_explicit(&gort__panicking, memory_order_relaxed) == 0; }
 
 
@@ -292,14 +307,16 @@ int gort__unwind_sigctx(void *uctx, uintptr_t *pcs, int max)
                    (uintptr_t)g[REG_R12], (uintptr_t)g[REG_R13], (uintptr_t)g[REG_R14], (uintptr_t)g[REG_R15]},
                   (1u << CR_NREGS) - 1};
     uintptr_t lo = 0, hi = 0;
-    (void)known_stack(rs.r[CR_RSP], &lo, &hi);
+    bool overflow = !known_stack(rs.r[CR_RSP], &lo, &hi) && overflowed_stack(rs.r[CR_RSP], &lo, &hi);
     /* libunwind finds unwind tables with dl_iterate_phdr, whose loader
      * lock is recursive but not async-signal-safe: a thread stopped inside
      * libc's lock or unlock of it (owner not yet or no longer set) blocks
      * for ever on its own lock.  So no libunwind when the interrupted PC
      * is in libc or the loader: recipes only, and a miss ends the walk
-     * (the PC is queued, so later samples there are whole). */
-    if (gort__pc_is_unsafe(rs.r[CR_RIP])) {
+     * (the PC is queued, so later samples there are whole).  Except for a
+     * stack overflow: a synchronous fault (libc's memset writing into the
+     * guard page), not a thread stopped at a random point. */
+    if (gort__pc_is_unsafe(rs.r[CR_RIP]) && !overflow) {
         int n = lo < hi ? recipe_walk_only(&rs, lo, hi, pcs, max) : 0;
         if (n == 0)
             pcs[n++] = (uintptr_t)g[REG_RIP];
@@ -408,7 +425,7 @@ int gort__unwind_g(gort_g_t *gp, uintptr_t *pcs, int max)
 bool gort__capture_possible(void)
 {
     struct sigaction sa;
-    if (sigaction(SIGURG, NULL, &sa) != 0)
+    if (sigaction(gort__settings.preempt_sig, NULL, &sa) != 0)
         return false;
     if (sa.sa_flags & SA_SIGINFO)
         return sa.sa_sigaction != NULL;
@@ -484,7 +501,7 @@ int gort__unwind_running(gort_g_t *gp, uintptr_t *pcs, int max, int64_t timeout_
     int result = -1;
     uint32_t s0 = atomic_load_explicit(&c->seq, memory_order_acquire);
     atomic_store_explicit(&m->capture_req, 1, memory_order_release);
-    if (syscall(SYS_tgkill, (long)getpid(), (long)m->tid, SIGURG) == 0) {
+    if (syscall(SYS_tgkill, (long)getpid(), (long)m->tid, gort__settings.preempt_sig) == 0) {
         while (atomic_load_explicit(&c->seq, memory_order_acquire) == s0) {
             if (now_ns() > deadline)
                 break;

@@ -76,6 +76,14 @@ void gort__throw(const char *fmt, ...)
     die("fatal error: ", msg, true, true);
 }
 
+void gort__throw_oom(size_t n, const char *what)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "runtime: out of memory: cannot allocate %zu-byte block (%s)\n", n, what);
+    gort__write_str(2, msg);
+    gort__throw("out of memory");
+}
+
 void gort__fatal(const char *fmt, ...)
 {
     char msg[512];

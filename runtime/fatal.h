@@ -12,6 +12,10 @@ __attribute__((noreturn, format(printf, 1, 2))) void gort__throw(const char *fmt
 /* Like throw but prints "fatal error: " only, without "runtime:" framing:
  * used for the user-facing fatal errors (deadlock, unlock of unlocked). */
 __attribute__((noreturn, format(printf, 1, 2))) void gort__fatal(const char *fmt, ...);
+/* Go's words for memory the kernel refused (mmap ENOMEM, or no mapping
+ * left under vm.max_map_count): "runtime: out of memory: cannot allocate
+ * N-byte block (what)", then "fatal error: out of memory". */
+__attribute__((noreturn)) void gort__throw_oom(size_t n, const char *what);
 /* A runtime panic ("panic: MSG"): recoverable by a deferred gort_recover. */
 __attribute__((noreturn)) void gort__panic_str(const char *msg);
 /* panic.c: the recoverable path of gort__panic_str, on a goroutine. */
@@ -21,6 +25,14 @@ __attribute__((noreturn)) void gort__die_panic(const char *msg);
 /* Low-level: writes a string to fd without allocating (async-signal-safe). */
 void gort__write_str(int fd, const char *s);
 extern _Atomic int32_t gort__panicking;
+/* "gort: MSG" on stderr, once per call site: a fallback the runtime took
+ * (a kernel feature missing, a resource refused) and keeps running with. */
+#define gort__say_once(msg)                                                   \
+    do {                                                                      \
+        static _Atomic int said_;                                             \
+        if (!atomic_exchange_explicit(&said_, 1, memory_order_relaxed))       \
+            gort__write_str(2, "gort: " msg "\n");                            \
+    } while (0)
 
 /* Formats "goroutine N [state, M minutes]:" into buf (shared by dumps and
  * schedtrace).  Returns bytes written. */

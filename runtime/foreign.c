@@ -123,6 +123,7 @@ static __attribute__((noinline)) fwaiter_t *fwaiter_new(void)
 
 gort_g_t *gort__foreign_g(void)
 {
+    gort__fork_check();
     fwaiter_t *w = self;
     if (unlikely(!w))
         w = fwaiter_new();

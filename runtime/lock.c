@@ -38,12 +38,21 @@ void gort__membarrier_init(void)
 {
     gort__have_membarrier = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 &&
                             syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+    if (!gort__have_membarrier) /* an old kernel, or seccomp */
+        gort__say_once("membarrier(2) is not available; sysmon will not take back Ps from threads "
+                       "blocked in unwrapped calls, and mutexes unlock with a fence");
 }
 
 /* Every running thread of the process passes a full barrier (the slow
  * side of the asymmetric Dekker pairs: sysmon's retake, gort_mutex's
  * sleepers, the one-P channel-lock revoke).  Only if gort__have_membarrier. */
-void gort__membarrier(void) { (void)syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0); }
+void gort__membarrier(void)
+{
+    /* Registered and tried at init, so it cannot fail now; if it did, the
+     * orderings that rely on it would not hold. */
+    if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
+        gort__throw("membarrier failed: errno=%d", errno);
+}
 
 void gort__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t ns)
 {

@@ -50,7 +50,7 @@ void gort__sigstack_init(gort_m_t *m)
         void *p = mmap(NULL, SIGSTACK_SIZE, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
         if (p == MAP_FAILED)
-            gort__throw("cannot allocate a signal stack");
+            gort__throw_oom(SIGSTACK_SIZE, "signal stack");
         /* MAP_POPULATE may be ignored under memory pressure: touch it. */
         for (size_t off = 0; off < SIGSTACK_SIZE; off += GORT_PAGE_SIZE)
             ((volatile char *)p)[off] = 0;
@@ -142,9 +142,24 @@ static void *mstart(void *arg)
     return NULL;
 }
 
-void gort__newm(gort_p_t *pp, bool spinning, gort_g_t *lockedg)
+/* Ms whose threads could not be created, kept for the next newm (they are
+ * on allm already), linked by schedlink; under sched.lock. */
+static gort_m_t *spare_m;
+
+/* Starts an M on a new thread to run pp.  Returns false, having changed
+ * nothing, if the system refuses a thread for now (EAGAIN: RLIMIT_NPROC,
+ * a cgroup's pids.max, threads-max): startm then leaves the P's work to
+ * the next M that frees up (sched.c, startm_nothread).  A goroutine locked to its thread needs this very thread:
+ * that failure, like any other, is fatal, with Go's words. */
+bool gort__newm(gort_p_t *pp, bool spinning, gort_g_t *lockedg)
 {
-    gort_m_t *m = gort__allocm();
+    gort__lock(&gort__sched.lock);
+    gort_m_t *m = spare_m;
+    if (m)
+        spare_m = m->schedlink;
+    gort__unlock(&gort__sched.lock);
+    if (!m)
+        m = gort__allocm();
     m->nextp = pp;
     m->spinning = spinning;
     m->lockedg = lockedg;
@@ -170,6 +185,29 @@ void gort__newm(gort_p_t *pp, bool spinning, gort_g_t *lockedg)
     int err = pthread_create(&th, &attr, mstart, m);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
-    if (err != 0)
-        gort__throw("pthread_create failed: %s", strerror(err));
+    if (err == 0)
+        return true;
+    if (err != EAGAIN || lockedg) {
+        gort__lock(&gort__sched.lock);
+        int32_t have = gort__sched.mcount - 1;
+        gort__unlock(&gort__sched.lock);
+        char msg[128];
+        snprintf(msg, sizeof msg, "runtime: failed to create new OS thread (have %d already; errno=%d)\n", have, err);
+        gort__write_str(2, msg);
+        gort__throw("newosproc");
+    }
+    m->nextp = NULL;
+    m->spinning = false;
+    gort__lock(&gort__sched.lock);
+    gort__sched.mcount--;
+    m->schedlink = spare_m;
+    spare_m = m;
+    gort__unlock(&gort__sched.lock);
+    static _Atomic bool said;
+    if (!atomic_exchange(&said, true)) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "gort: cannot create a thread (%s); waiting for one to free up\n", strerror(err));
+        gort__write_str(2, msg);
+    }
+    return false;
 }

@@ -26,7 +26,9 @@ struct gort_m {
                                  read by its signal handler and sysmon */
     _Atomic uint32_t pstate;  /* sysmon retake of a P from an M blocked
                                  outside the runtime: 0 owned, 1 revoking,
-                                 2 revoked (retake, sysmon/sysmon.c) */
+                                 2 revoked (retake, sysmon/sysmon.c),
+                                 GORT_PSTATE_FORKED in a forked child
+                                 (fork.c) */
     bool spinning;            /* looking for work; counted in sched.nmspinning */
     bool blocked;             /* asleep on park, and counted in midle or
                                * nmidlelocked; under sched.lock.  Set by the
@@ -65,6 +67,10 @@ struct gort_m {
      * gort__hooks.sigurg_capture (prof/unwind.c) before anything else. */
     _Atomic uint32_t capture_req;
     void *capture_buf;
+    /* When the preemption signal now in flight was sent, or when sysmon
+     * last found it unanswered (sysmon/preempt.c); written by whoever won
+     * preempt_pending's CAS, relaxed. */
+    _Atomic int64_t preempt_sent;
 #ifdef GORT_DEBUG_BUILD
     uint16_t held_ranks[32];  /* lock-rank witness */
     int nheld;
@@ -73,7 +79,8 @@ struct gort_m {
 
 /* Ms (m.c) */
 gort_m_t *gort__allocm(void);
-void gort__newm(gort_p_t *pp, bool spinning, gort_g_t *lockedg);
+/* false: no thread for now (EAGAIN), nothing changed (m.c). */
+bool gort__newm(gort_p_t *pp, bool spinning, gort_g_t *lockedg);
 void gort__minit(gort_m_t *m); /* on the new thread: TLS, signal stack, mask */
 void gort__munsetup(gort_m_t *m);
 int64_t gort__thread_cputime(gort_m_t *m);

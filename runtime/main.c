@@ -22,6 +22,11 @@
  *                    asyncpreemptoff=1, randomize=1, deadlock=0,
  *                    mutexfence=1 (gort_mutex unlock by atomic add),
  *                    chansolo=0 (channel locks by CAS even with one P)
+ *   GORT_PREEMPT_SIGNAL  the signal that preempts goroutines and captures
+ *                    running stacks: SIGURG (default), another name
+ *                    (SIGUSR1, URG), a number, or a real-time signal
+ *                    (SIGRTMIN+3, SIGRTMAX-1); for programs that need
+ *                    SIGURG themselves
  */
 #include "runtime.h"
 
@@ -38,6 +43,7 @@ gort_settings_t gort__settings = {
     .slice_ns = 10 * 1000 * 1000,
     .stack_size = 256 * 1024,
     .traceback = 1,
+    .preempt_sig = SIGURG,
 };
 _Atomic int32_t gort__ncpu;
 gort_m_t *gort__m0;
@@ -72,6 +78,43 @@ int gort__atoi_env(const char *name, int def)
     if (*end || end == s)
         return def;
     return (int)v;
+}
+
+/* GORT_PREEMPT_SIGNAL.  Not the signals the runtime or the kernel use for
+ * something else (faults, SIGPROF, SIGQUIT, the crash watchdog's SIGALRM),
+ * nor ones that cannot be caught. */
+static int parse_preempt_signal(const char *s)
+{
+    if (!s || !*s)
+        return SIGURG;
+    const char *n = strncmp(s, "SIG", 3) == 0 ? s + 3 : s;
+    static const struct {
+        const char *name;
+        int sig;
+    } names[] = {{"URG", SIGURG}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"WINCH", SIGWINCH},
+                 {"IO", SIGIO}, {"PWR", SIGPWR}, {"SYS", SIGSYS}, {"VTALRM", SIGVTALRM}};
+    int sig = -1;
+    char *end;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(n, names[i].name) == 0)
+            sig = names[i].sig;
+    if (sig < 0 && (strncmp(n, "RTMIN", 5) == 0 || strncmp(n, "RTMAX", 5) == 0)) {
+        long off = 0;
+        if (n[5] && ((n[5] != '+' && n[5] != '-') || (off = strtol(n + 5, &end, 10), *end)))
+            off = 1L << 20;
+        sig = n[4] == 'N' ? SIGRTMIN + (int)off : SIGRTMAX + (int)off;
+        if (sig < SIGRTMIN || sig > SIGRTMAX)
+            sig = -1;
+    } else if (sig < 0) {
+        long v = strtol(n, &end, 10);
+        if (!*end && end != n)
+            sig = (int)v;
+    }
+    if (sig <= 0 || sig > SIGRTMAX || sig == SIGKILL || sig == SIGSTOP || sig == SIGSEGV || sig == SIGBUS ||
+        sig == SIGFPE || sig == SIGILL || sig == SIGPROF || sig == SIGQUIT || sig == SIGALRM || sig == SIGABRT ||
+        sig == SIGTRAP || sig == SIGCHLD)
+        gort__fatal("GORT_PREEMPT_SIGNAL=%s: not a signal the runtime can use", s);
+    return sig;
 }
 
 static void parse_debug(const char *s)
@@ -166,6 +209,7 @@ static void runtime_init_once(void)
     gort__settings.slice_ns = (int64_t)slice * 1000;
     gort__settings.traceback = parse_traceback(getenv("GORT_TRACEBACK"));
     parse_debug(getenv("GORT_DEBUG"));
+    gort__settings.preempt_sig = parse_preempt_signal(getenv("GORT_PREEMPT_SIGNAL"));
     if (gort__settings.schedtrace_ms > 0) {
         if (quota > 0)
             fprintf(stderr, "gort: maxprocs=%d from %s (affinity %d, cgroup quota %d from %s)\n", procs, from,
@@ -183,6 +227,7 @@ static void runtime_init_once(void)
     gort__settings.randomize = 1;
 #endif
 
+    gort__fork_init();
     gort__stack_init();
     gort__membarrier_init();
     gort__mutex_init();
@@ -198,7 +243,11 @@ static void runtime_init_once(void)
     /* sysmon and prof start above this, in prof/start.c. */
 }
 
-void gort__runtime_init(void) { pthread_once(&init_once, runtime_init_once); }
+void gort__runtime_init(void)
+{
+    gort__fork_check();
+    pthread_once(&init_once, runtime_init_once);
+}
 
 static void main_sched(void *arg)
 {

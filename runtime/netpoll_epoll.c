@@ -36,7 +36,7 @@ void gort__netpoll_init(void)
         gort__throw("eventfd failed: %d", errno);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, breakfd, &ev) != 0)
-        gort__throw("epoll_ctl failed: %d", errno);
+        gort__throw("epoll_ctl failed: errno=%d", errno);
 }
 
 bool gort__netpoll_inited(void) { return epfd >= 0; }
@@ -47,10 +47,17 @@ void gort__netpoll_break(void)
     if (!atomic_compare_exchange_strong(&breaking, &zero, 1))
         return;
     uint64_t one = 1;
-    ssize_t r;
-    do {
-        r = write(breakfd, &one, sizeof one);
-    } while (r < 0 && errno == EINTR);
+    /* A lost break would leave `breaking` set and every later break
+     * coalesced into it: the poller would sleep through them all.  An
+     * eventfd write fails only with EAGAIN (the counter is full, so a
+     * wake is pending anyway) or for reasons from outside (a seccomp
+     * filter, fault injection): try again, then give up loudly. */
+    for (int tries = 0;; tries++) {
+        if (write(breakfd, &one, sizeof one) >= 0 || errno == EAGAIN)
+            return;
+        if (errno != EINTR && tries >= 100)
+            gort__throw("netpoll: cannot wake the poller: errno=%d", errno);
+    }
 }
 
 gort_g_t *gort__netpoll(int64_t delay)
@@ -70,8 +77,9 @@ gort_g_t *gort__netpoll(int64_t delay)
                 tsp = &ts;
             }
             n = epoll_pwait2(epfd, evs, 16, tsp, NULL);
-            if (n < 0 && errno == ENOSYS) {
+            if (n < 0 && (errno == ENOSYS || errno == EPERM)) { /* old kernel, seccomp */
                 have_pwait2 = false;
+                gort__say_once("epoll_pwait2 is not available; timers wait in epoll_wait, to the millisecond");
                 continue;
             }
         } else {

@@ -163,6 +163,46 @@ void gort__stopm(void)
     park_until_p(m);
 }
 
+/* sched.lock held.  An idle M, given pp to run, or NULL. */
+static gort_m_t *startm_mget(gort_p_t *pp, bool spinning)
+{
+    gort_m_t *nm = mget();
+    if (nm) {
+        /* Under the lock, with blocked cleared by mget: a sleeper that
+         * wakes early sees both or neither (see stopm). */
+        if (nm->spinning)
+            gort__throw("startm: m is spinning");
+        if (nm->nextp)
+            gort__throw("startm: m has p");
+        nm->spinning = spinning;
+        nm->nextp = pp;
+    }
+    return nm;
+}
+
+/* startm could not get a thread for pp (the system refuses one: EAGAIN).
+ * Unless an M has gone idle meanwhile (checked under sched.lock, the lock
+ * under which an M makes its last check of the global queue before it
+ * parks), pp's goroutines move to the global queue and pp goes idle, so
+ * that the next M to free up (one returning from a system call takes an
+ * idle P) runs them; the caller goes on, into its blocking call say.
+ * Waiting here for an M instead deadlocked once every M was a caller. */
+static gort_m_t *startm_nothread(gort_p_t *pp, bool spinning)
+{
+    gort__lock(&gort__sched.lock);
+    gort_m_t *nm = startm_mget(pp, spinning);
+    if (!nm) {
+        bool inherit;
+        for (gort_g_t *gp; (gp = gort__runqget(pp, &inherit)) != NULL;)
+            gort__globrunqput(gp);
+        if (spinning && atomic_fetch_sub_explicit(&gort__sched.nmspinning, 1, memory_order_acq_rel) <= 0)
+            gort__throw("startm: negative nmspinning");
+        gort__pidleput(pp);
+    }
+    gort__unlock(&gort__sched.lock);
+    return nm;
+}
+
 /* Schedules some M to run pp (or an idle P if pp is NULL).  If spinning,
  * the caller has already incremented nmspinning for the new M. */
 void gort__startm(gort_p_t *pp, bool spinning)
@@ -180,22 +220,15 @@ void gort__startm(gort_p_t *pp, bool spinning)
             return;
         }
     }
-    gort_m_t *nm = mget();
-    if (nm) {
-        /* Under the lock, with blocked cleared by mget: a sleeper that
-         * wakes early sees both or neither (see stopm). */
-        if (nm->spinning)
-            gort__throw("startm: m is spinning");
-        if (nm->nextp)
-            gort__throw("startm: m has p");
-        nm->spinning = spinning;
-        nm->nextp = pp;
-    }
+    gort_m_t *nm = startm_mget(pp, spinning);
     gort__unlock(&gort__sched.lock);
     gort__hook(sysmon_wake);
     if (!nm) {
-        gort__newm(pp, spinning, NULL);
-        return;
+        if (gort__newm(pp, spinning, NULL))
+            return;
+        nm = startm_nothread(pp, spinning);
+        if (!nm)
+            return;
     }
     gort__notewakeup(&nm->park);
 }
@@ -767,7 +800,7 @@ void gort__execute(gort_g_t *gp, bool inherit)
     GORT_OWNER_INC(&m->preempt_gen);
     if (unlikely(gp->stack.lo == 0)) {
         if (!gort__stack_alloc(pp, &gp->stack))
-            gort__throw("out of memory: cannot allocate a goroutine stack");
+            gort__throw_oom(gort__stack_size(), "goroutine stack");
         /* Stack colouring: start each stack's frames 0-31 cache lines
          * below its top, by slot.  Stacks sit at a fixed stride and
          * goroutines running the same code keep their hot frames at the

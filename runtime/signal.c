@@ -13,7 +13,9 @@
  * sysmon/preempt.c.)
  *
  * New Ms start with all signals blocked (m.c) and take the process's
- * initial mask here, minus the signals the runtime must receive.
+ * initial mask here, minus the signals the runtime must receive.  The
+ * preemption signal is SIGURG unless GORT_PREEMPT_SIGNAL names another
+ * (main.c); then SIGURG is left entirely to the program.
  */
 #include "runtime.h"
 
@@ -26,7 +28,7 @@ static sigset_t initial_mask;
 void gort__signal_init(void)
 {
     pthread_sigmask(SIG_SETMASK, NULL, &initial_mask);
-    sigdelset(&initial_mask, SIGURG);
+    sigdelset(&initial_mask, gort__settings.preempt_sig);
     sigdelset(&initial_mask, SIGPROF);
     sigdelset(&initial_mask, SIGSEGV);
     sigdelset(&initial_mask, SIGBUS);
@@ -44,7 +46,7 @@ void gort__minit_sigmask(bool main_thread)
     }
     sigset_t s;
     sigemptyset(&s);
-    sigaddset(&s, SIGURG);
+    sigaddset(&s, gort__settings.preempt_sig);
     sigaddset(&s, SIGPROF);
     sigaddset(&s, SIGSEGV);
     sigaddset(&s, SIGBUS);

@@ -130,8 +130,13 @@ static int install_guard(uintptr_t slot)
         guard_kind = GUARD_MPROTECT;
     if (guard_kind == GUARD_MPROTECT) {
         if (guarded_mprotect >= GUARD_VMA_BUDGET ||
-            mprotect((void *)slot, GORT_PAGE_SIZE, PROT_NONE) != 0)
+            mprotect((void *)slot, GORT_PAGE_SIZE, PROT_NONE) != 0) {
+            /* Out of mappings (vm.max_map_count) or of the budget that
+             * keeps us below it. */
+            gort__say_once("no more guard pages for goroutine stacks (MADV_GUARD_INSTALL is not "
+                           "available and mappings are scarce); new stacks are checked by a canary");
             return GUARD_CANARY;
+        }
         guarded_mprotect++;
     }
     return guard_kind;

@@ -204,6 +204,8 @@ void gort__rt_enter_slow(gort_m_t *m)
     uint32_t st;
     while ((st = atomic_load_explicit(&m->pstate, memory_order_acquire)) == 1)
         gort__cpu_relax();
+    if (st == GORT_PSTATE_FORKED)
+        gort__forked_fatal();
     if (st != 2)
         return;
     gort_g_t *gp = m->curg;

@@ -1,5 +1,6 @@
 /*
- * preempt.c: asynchronous preemption through SIGURG.
+ * preempt.c: asynchronous preemption through SIGURG (or
+ * GORT_PREEMPT_SIGNAL).
  *
  * sysmon asks an M to give up its goroutine by setting g->preempt and
  * sending SIGURG, at most one signal in flight per M (m->preempt_pending,
@@ -46,6 +47,17 @@
  * docs/runtime.md: libunwind looks up unwind tables with dl_iterate_phdr,
  * which takes the loader's (recursive) lock.
  *
+ * The signal is SIGURG unless GORT_PREEMPT_SIGNAL names another (a
+ * real-time signal, for a program that needs SIGURG itself).  A signal
+ * still pending UNANSWERED_NS after it was sent is looked into by its
+ * sender (gort__preempt_ask): if the handler is no longer ours, the
+ * program replaced it; sysmon says so once on stderr and stops sending.
+ * If it is ours and the thread blocks the signal (a library masked it on
+ * this M), sysmon backs off from that M instead of asking every round.
+ * Rejected: re-installing our handler over the program's (it installed
+ * its own for a reason), and reading the mask at every signal (a /proc
+ * read; only the rare unanswered signal pays for it).
+ *
  * A fully static executable has libc in the executable itself, where no
  * module boundary separates it from user code: async preemption is then
  * off and goroutines yield only at runtime calls.
@@ -69,7 +81,9 @@
 uint64_t gort__xsave_size = 512;
 int32_t gort__have_xsave;
 
-static bool async_enabled = true;
+/* Cleared at init (static executables, TSan) or by sysmon when the
+ * program replaced the handler; relaxed. */
+static _Atomic bool async_enabled = true;
 
 _Atomic uint64_t gort__pstat_requested, gort__pstat_signals, gort__pstat_done;
 _Atomic uint64_t gort__pstat_unsafe_runtime, gort__pstat_unsafe_frame, gort__pstat_unsafe_nopreempt;
@@ -80,7 +94,7 @@ void gort__preempt_refresh_modules(void)
 {
     gort__pc_classes_refresh();
     if (!gort__pc_classes_libc_separate())
-        async_enabled = false;
+        atomic_store_explicit(&async_enabled, false, memory_order_relaxed);
 }
 
 bool gort__preempt_refresh_wanted(void) { return gort__pc_classes_stale(); }
@@ -236,19 +250,88 @@ void gort__async_preempt2(void)
     *errno_loc() = saved;
 }
 
-/* Asks m to preempt its goroutine.  The caller has set g->preempt and
- * checked that m is burning CPU in user code (not in a system call). */
-void gort__preempt_m(gort_m_t *m)
+static bool handler_is_ours(void)
 {
-    if (!async_enabled || gort__settings.asyncpreemptoff)
-        return;
-    uint32_t zero = 0;
-    if (!atomic_compare_exchange_strong(&m->preempt_pending, &zero, 1))
-        return; /* one in flight already: coalesce */
-    atomic_fetch_add_explicit(&gort__pstat_signals, 1, memory_order_relaxed);
-    if (pthread_kill(m->thread, SIGURG) != 0)
-        atomic_store(&m->preempt_pending, 0);
+    struct sigaction sa;
+    if (sigaction(gort__settings.preempt_sig, NULL, &sa) != 0)
+        return true;
+    return (sa.sa_flags & SA_SIGINFO) && sa.sa_sigaction == sigurg_handler;
 }
+
+/* Whether thread tid blocks sig (/proc/self/task/TID/status, SigBlk). */
+static bool thread_blocks(pid_t tid, int sig)
+{
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
+    FILE *f = fopen(path, "re");
+    bool blocked = false;
+    while (f && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "SigBlk:", 7) == 0) {
+            unsigned long long mask = strtoull(line + 7, NULL, 16);
+            blocked = (mask >> (sig - 1)) & 1;
+            break;
+        }
+    }
+    if (f)
+        fclose(f);
+    return blocked;
+}
+
+static _Atomic bool replaced_said;
+
+/* m's signal has been pending for UNANSWERED_NS.  If the handler is no
+ * longer ours, the program (or a library) replaced it: say so once and stop
+ * sending.  If it is ours, either the thread waits for a CPU (it will take
+ * the signal) or it blocks the signal (it will not until it unblocks):
+ * returns true in the second case, so that sysmon skips the M for a while
+ * instead of asking every round.  Not in a signal handler. */
+static bool unanswered(gort_m_t *m, int64_t now)
+{
+    atomic_store_explicit(&m->preempt_sent, now, memory_order_relaxed);
+    if (!handler_is_ours()) {
+        atomic_store_explicit(&async_enabled, false, memory_order_relaxed);
+        if (!atomic_exchange(&replaced_said, true)) {
+            char msg[160];
+            const char *name = gort__settings.preempt_sig == SIGURG ? "SIGURG" : "preemption signal";
+            snprintf(msg, sizeof msg,
+                     "gort: the %s handler was replaced; goroutines can no longer be preempted "
+                     "(GORT_PREEMPT_SIGNAL selects another signal)\n",
+                     name);
+            gort__write_str(2, msg);
+        }
+        return true;
+    }
+    return m->tid && thread_blocks(m->tid, gort__settings.preempt_sig);
+}
+
+/* A signal unanswered this long is looked into (unanswered above), and
+ * then again no sooner than this: a /proc read and a sigaction per M every
+ * few milliseconds at most, and only while signals go unanswered. */
+#define UNANSWERED_NS (5 * 1000 * 1000)
+
+/* Asks m to preempt its goroutine.  The caller has set g->preempt and
+ * checked that m is burning CPU in user code (not in a system call).
+ * At most one signal is in flight per M. */
+bool gort__preempt_ask(gort_m_t *m)
+{
+    if (!atomic_load_explicit(&async_enabled, memory_order_relaxed) || gort__settings.asyncpreemptoff)
+        return false;
+    int64_t now = gort__nanotime();
+    uint32_t zero = 0;
+    if (!atomic_compare_exchange_strong(&m->preempt_pending, &zero, 1)) {
+        /* One in flight already: coalesce, unless it went unanswered. */
+        if (now - atomic_load_explicit(&m->preempt_sent, memory_order_relaxed) < UNANSWERED_NS)
+            return true;
+        return !unanswered(m, now);
+    }
+    atomic_store_explicit(&m->preempt_sent, now, memory_order_relaxed);
+    atomic_fetch_add_explicit(&gort__pstat_signals, 1, memory_order_relaxed);
+    if (pthread_kill(m->thread, gort__settings.preempt_sig) != 0)
+        atomic_store(&m->preempt_pending, 0);
+    return true;
+}
+
+void gort__preempt_m(gort_m_t *m) { (void)gort__preempt_ask(m); }
 
 static void xsave_init(void)
 {
@@ -277,9 +360,9 @@ void gort__preempt_init(void)
      * a handler that does run sits inside an interceptor, where switching
      * goroutines would carry TSan's per-thread state to another thread.
      * A TSan build preempts only at runtime calls (docs/reliability.md). */
-    async_enabled = false;
+    atomic_store_explicit(&async_enabled, false, memory_order_relaxed);
 #endif
-    gort__signal_install(SIGURG, sigurg_handler, 0);
+    gort__signal_install(gort__settings.preempt_sig, sigurg_handler, 0);
 }
 
 static pthread_once_t unwind_once = PTHREAD_ONCE_INIT;

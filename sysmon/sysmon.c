@@ -53,6 +53,7 @@
 
 #define ROUND_MIN_NS (20 * 1000)
 #define RESIGNAL_NS (100 * 1000)
+#define PREEMPT_BACKOFF_NS (50 * 1000 * 1000)
 #define SCAVENGE_NS (250 * 1000 * 1000)
 
 
@@ -277,8 +278,11 @@ static bool preemptone(gort_p_t *pp, pdata_t *pd, int64_t now)
     atomic_fetch_add_explicit(&gort__pstat_requested, 1, memory_order_relaxed);
     pd->lastsignal = now;
     /* A signal still pending (a thread waiting for a CPU has not taken
-     * it yet) is not sent again: gort__preempt_m coalesces. */
-    gort__preempt_m(m);
+     * it yet) is not sent again: gort__preempt_ask coalesces.  An M that
+     * cannot take it (its thread blocks the signal) is asked again only
+     * after PREEMPT_BACKOFF_NS, not every RESIGNAL_NS. */
+    if (!gort__preempt_ask(m))
+        pd->lastsignal = now + PREEMPT_BACKOFF_NS;
     return true;
 }
 

@@ -31,6 +31,9 @@ void gort__async_preempt2(void);
 
 /* preempt.c: asks m to preempt its goroutine (gort__hooks.preempt_m). */
 void gort__preempt_m(gort_m_t *m);
+/* The same; false when m cannot take the signal for now (its thread
+ * blocks it, or preemption is off): the caller backs off. */
+bool gort__preempt_ask(gort_m_t *m);
 /* Turns off libunwind's global cache, which may deadlock a signal handler
  * that unwinds (see prof/unwind.c).  Idempotent; preemption and every
  * unwinder in prof/ call it before they first unwind. */

@@ -34,6 +34,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -226,7 +228,8 @@ static int fd_rwlock(gort_fd h, bool read, gort_pd_t **out)
 
 /* ---- opening and closing ---- */
 
-static int open_fd(int sysfd, gort_fd *out)
+/* tcp: -1 to find out (a socket's domain), else what the listener knows. */
+static int open_fd(int sysfd, gort_fd *out, int tcp)
 {
     if (sysfd < 0 || !out)
         return -EBADF;
@@ -241,6 +244,12 @@ static int open_fd(int sysfd, gort_fd *out)
     if (!pd)
         return -ENOMEM;
     pd->is_sock = S_ISSOCK(st.st_mode);
+    if (tcp < 0 && pd->is_sock) {
+        int dom = 0;
+        socklen_t dl = sizeof dom;
+        tcp = getsockopt(sysfd, SOL_SOCKET, SO_DOMAIN, &dom, &dl) == 0 && (dom == AF_INET || dom == AF_INET6);
+    }
+    pd->is_tcp = tcp > 0;
     pd->unlink_path = NULL;
     int e = gort__pd_open(pd, sysfd);
     if (e == 0) {
@@ -267,7 +276,7 @@ static int open_fd(int sysfd, gort_fd *out)
 int gort_fd_open(int sysfd, gort_fd *out)
 {
     gort_g_t *self = gort__rt_enter();
-    int r = open_fd(sysfd, out);
+    int r = open_fd(sysfd, out, -1);
     gort__rt_leave_preempt(self);
     return r;
 }
@@ -492,10 +501,16 @@ int gort_fd_accept(gort_fd ln, gort_fd *conn, struct sockaddr *addr, socklen_t *
     int r = fd_rwlock(ln, true, &pd);
     if (r == 0) {
         r = do_accept(pd, addr, addrlen);
+        bool tcp = pd->is_tcp;
         fd_rwunlock(pd, true);
         if (r >= 0) {
             int s = r;
-            r = open_fd(s, conn);
+            if (tcp) {
+                /* As Go's TCPConn: small writes go out at once. */
+                int one = 1;
+                (void)setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            }
+            r = open_fd(s, conn, tcp);
             if (r != 0)
                 close(s);
         }

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -373,6 +374,14 @@ static void errors_body(void *arg)
     CU_ASSERT_EQUAL(gort_fd_read(s, buf, sizeof buf), 0);
     gort_fd_close(s);
 
+    /* A name: getaddrinfo, as a system call. */
+    char byname[80];
+    snprintf(byname, sizeof byname, "localhost:%s", strrchr(addr, ':') + 1);
+    CU_ASSERT_EQUAL_FATAL(gort_net_dial("tcp4", byname, 5000 * MS, &c), 0);
+    CU_ASSERT_EQUAL_FATAL(gort_fd_accept(ln, &s, NULL, NULL), 0);
+    gort_fd_close(c);
+    gort_fd_close(s);
+
     /* ECONNRESET: the peer aborts (SO_LINGER 0), then EPIPE on write. */
     struct sockaddr_in peer;
     socklen_t pl = sizeof peer;
@@ -728,6 +737,74 @@ static void test_10k_connections(void)
     setrlimit(RLIMIT_NOFILE, &old);
 }
 
+/* ---- readiness waits, and a plain thread's calls ---- */
+
+static gort_fd rw_a, rw_b;
+static _Atomic int rw_res;
+static gort_waitgroup rw_wg;
+static void rw_waiter(void *arg)
+{
+    (void)arg;
+    atomic_store(&rw_res, gort_fd_wait_read(rw_a));
+    gort_wg_done(&rw_wg);
+}
+
+static void *plain_thread(void *arg)
+{
+    (void)arg;
+    char c = 0;
+    /* Data written by a goroutine after we parked. */
+    ssize_t r = gort_fd_read(rw_a, &c, 1);
+    int ok = r == 1 && c == 'p';
+    /* A deadline, and a close under us. */
+    gort_fd_set_read_deadline(rw_a, gort_nanotime() + 5 * MS);
+    ok &= gort_fd_read(rw_a, &c, 1) == -ETIMEDOUT;
+    gort_fd_set_read_deadline(rw_a, 0);
+    atomic_store(&rw_res, 2);
+    ok &= gort_fd_read(rw_a, &c, 1) == -ECANCELED;
+    return (void *)(intptr_t)ok;
+}
+
+static void readiness_body(void *arg)
+{
+    (void)arg;
+    CU_ASSERT_EQUAL_FATAL(fd_pair(&rw_a, &rw_b), 0);
+    CU_ASSERT_EQUAL(gort_fd_wait_write(rw_a), 0); /* writable now */
+    /* Data left behind by a read: its edge was consumed, still ready. */
+    CU_ASSERT_EQUAL(gort_fd_write(rw_b, "ab", 2), 2);
+    gort_sleep(20 * MS); /* the poller takes the edge meanwhile */
+    char c;
+    CU_ASSERT_EQUAL(gort_fd_read(rw_a, &c, 1), 1);
+    CU_ASSERT_EQUAL(gort_fd_wait_read(rw_a), 0);
+    CU_ASSERT_EQUAL(gort_fd_read(rw_a, &c, 1), 1);
+    CU_ASSERT_EQUAL(c, 'b');
+    /* Nothing there: parks until a write. */
+    atomic_store(&rw_res, 1);
+    gort_wg_add(&rw_wg, 1);
+    gort_go(rw_waiter, NULL);
+    gort_sleep(20 * MS);
+    CU_ASSERT_EQUAL(atomic_load(&rw_res), 1);
+    CU_ASSERT_EQUAL(gort_fd_write(rw_b, "c", 1), 1);
+    gort_wg_wait(&rw_wg);
+    CU_ASSERT_EQUAL(atomic_load(&rw_res), 0);
+    CU_ASSERT_EQUAL(gort_fd_read(rw_a, &c, 1), 1);
+
+    pthread_t t;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, plain_thread, NULL), 0);
+    gort_sleep(20 * MS);
+    CU_ASSERT_EQUAL(gort_fd_write(rw_b, "p", 1), 1);
+    while (atomic_load(&rw_res) != 2) /* past its deadline read */
+        gort_sleep(1 * MS);
+    gort_sleep(10 * MS); /* into the last read, most of the time */
+    CU_ASSERT_EQUAL(gort_fd_close(rw_a), 0);
+    void *ok;
+    pthread_join(t, &ok);
+    CU_ASSERT_EQUAL((intptr_t)ok, 1);
+    gort_fd_close(rw_b);
+}
+
+static void test_readiness_and_threads(void) { with_procs(2, readiness_body, NULL); }
+
 /* ---- sysmon polls when every P is busy ---- */
 
 /* One P, two goroutines that yield to each other: the scheduler always
@@ -868,5 +945,6 @@ static void test_not_deadlock(void)
 GT_SUITE(net, {"echo_300", test_echo_300}, {"blocked_readers", test_blocked_readers},
          {"deadlines", test_deadlines}, {"deadline_wakes", test_deadline_wakes}, {"errors", test_errors},
          {"reuse", test_reuse}, {"turns", test_turns}, {"families", test_families},
-         {"10k_connections", test_10k_connections}, {"sysmon_polls", test_sysmon_polls}, {"iowait_visible", test_iowait_visible},
+         {"10k_connections", test_10k_connections}, {"readiness_and_threads", test_readiness_and_threads},
+         {"sysmon_polls", test_sysmon_polls}, {"iowait_visible", test_iowait_visible},
          {"not_deadlock", test_not_deadlock})

@@ -228,7 +228,7 @@ static int fd_rwlock(gort_fd h, bool read, gort_pd_t **out)
 
 /* ---- opening and closing ---- */
 
-/* tcp: -1 to find out (a socket's domain), else what the listener knows. */
+/* tcp: -1 to find out (the socket's protocol), else what the listener knows. */
 static int open_fd(int sysfd, gort_fd *out, int tcp)
 {
     if (sysfd < 0 || !out)
@@ -245,9 +245,9 @@ static int open_fd(int sysfd, gort_fd *out, int tcp)
         return -ENOMEM;
     pd->is_sock = S_ISSOCK(st.st_mode);
     if (tcp < 0 && pd->is_sock) {
-        int dom = 0;
-        socklen_t dl = sizeof dom;
-        tcp = getsockopt(sysfd, SOL_SOCKET, SO_DOMAIN, &dom, &dl) == 0 && (dom == AF_INET || dom == AF_INET6);
+        int proto = 0;
+        socklen_t pl = sizeof proto;
+        tcp = getsockopt(sysfd, SOL_SOCKET, SO_PROTOCOL, &proto, &pl) == 0 && proto == IPPROTO_TCP;
     }
     pd->is_tcp = tcp > 0;
     pd->unlink_path = NULL;

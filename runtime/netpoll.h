@@ -43,7 +43,7 @@ typedef struct gort_pd {
     int fd;
     uint32_t slot;       /* index in the table; constant */
     bool is_sock;        /* writes use send(MSG_NOSIGNAL) */
-    bool is_tcp;         /* an IPv4 or IPv6 socket: accepted ones get TCP_NODELAY */
+    bool is_tcp;         /* a TCP socket: accepted ones get TCP_NODELAY */
     char *unlink_path;   /* a unix listener's path, removed on close */
     /* Generation: handles and epoll tags carry the value from their
      * open.  Bumped by the closer when it frees the pd (release; readers

@@ -76,7 +76,7 @@ static void with_procs(int procs, void (*fn)(void *), void *arg)
 /* ---- an echo server: 300 clients with checked messages ---- */
 
 static gort_waitgroup echo_wg;
-static _Atomic int echo_bad, echo_ok, echo_accepts;
+static _Atomic int echo_bad, echo_ok, echo_accepts, echo_err;
 
 static void echo_conn(void *arg)
 {
@@ -101,6 +101,7 @@ static void echo_accept(void *arg)
         if (e == -ECANCELED)
             break;
         if (e != 0) {
+            atomic_store(&echo_err, e);
             atomic_fetch_add(&echo_bad, 1);
             break;
         }
@@ -118,6 +119,7 @@ static void echo_client(void *arg)
     gort_fd c;
     int e = gort_net_dial("tcp", echo_addr, 10000 * MS, &c);
     if (e != 0) {
+        atomic_store(&echo_err, 1000 + e);
         atomic_fetch_add(&echo_bad, 1);
         gort_wg_done(&echo_wg);
         return;
@@ -128,7 +130,10 @@ static void echo_client(void *arg)
         size_t n = 1 + rand_r(&seed) % sizeof out;
         for (size_t i = 0; i < n; i++)
             out[i] = (char)(id + round + i * 31);
-        if (gort_fd_write(c, out, n) != (ssize_t)n || read_full(c, in, n) != 0 || memcmp(in, out, n) != 0) {
+        ssize_t w = gort_fd_write(c, out, n);
+        int r = w == (ssize_t)n ? read_full(c, in, n) : 0;
+        if (w != (ssize_t)n || r != 0 || memcmp(in, out, n) != 0) {
+            atomic_store(&echo_err, w != (ssize_t)n ? 2000 + (int)w : r ? 3000 + r : 4000);
             atomic_fetch_add(&echo_bad, 1);
             break;
         }
@@ -161,6 +166,9 @@ static void echo_body(void *arg)
     CU_ASSERT_EQUAL(gort_fd_close(ln), 0);
     gort_wg_wait(wg);
     CU_ASSERT_EQUAL(atomic_load(&echo_bad), 0);
+    if (atomic_load(&echo_bad))
+        fprintf(stderr, "\necho: %d failed, last error %d (1000+: dial, 2000+: write, 3000+: read, 4000: data)\n",
+                atomic_load(&echo_bad), atomic_load(&echo_err));
     CU_ASSERT_EQUAL(atomic_load(&echo_ok), ECHO_CLIENTS * 10);
     CU_ASSERT_EQUAL(atomic_load(&echo_accepts), ECHO_CLIENTS);
     /* A closed handle stays closed. */

@@ -318,7 +318,15 @@ ifeq ($(SANITIZER),)
 endif
 	@echo "make test: ok"
 
-bench: $(BENCHB) $(BUILD)/lockpair-plain $(BUILD)/lockpair-gort
+bench: $(BENCHB) $(BUILD)/lockpair-plain $(BUILD)/lockpair-gort $(BUILD)/net-load $(BUILD)/epoll-echo
+
+# The echo benchmark's load client and its plain epoll server (no gort).
+$(BUILD)/net-load: tests/bench/net/loadclient.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(PROG_CFLAGS) -o $@ $<
+$(BUILD)/epoll-echo: tests/bench/net/epoll_echo.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(PROG_CFLAGS) -o $@ $<
 
 # A lock/unlock pair with and without libgort's interposition (lockpair.c).
 $(BUILD)/lockpair-plain: tests/locks/lockpair.c

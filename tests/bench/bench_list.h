@@ -1,4 +1,5 @@
-/* Workloads of gort-bench, as named by the Go peer.  One line each. */
+/* Workloads of gort-bench, as named by the Go peer.  One line each;
+ * BENCH_AS for a name that is not a C identifier. */
 BENCH(spawn)
 BENCH(fib)
 BENCH(pingpong)
@@ -10,3 +11,4 @@ BENCH(preempt)
 BENCH(syscall)
 BENCH(dump)
 BENCH(profile)
+BENCH_AS(echo_server, "echo-server")

@@ -7,16 +7,20 @@
 #include "bench.h"
 
 #define BENCH(n) BENCH_DECL(n)
+#define BENCH_AS(n, s) BENCH_DECL(n)
 #include "bench_list.h"
 #undef BENCH
+#undef BENCH_AS
 
 static const struct {
     const char *name;
     void (*fn)(int, char **);
 } workloads[] = {
 #define BENCH(n) {#n, bench_##n},
+#define BENCH_AS(n, s) {s, bench_##n},
 #include "bench_list.h"
 #undef BENCH
+#undef BENCH_AS
 };
 
 void bench_report(const char *w, const char *metric, double v, const char *unit)

@@ -611,19 +611,18 @@ static void request(uint32_t r)
 
 static void arm_all(gort_m_t *m) { arm(m); }
 
-static int start_locked(const char *path, int hz)
+/* Takes fd: the session closes it when the profile is written, or this
+ * does on failure. */
+static int start_fd_locked(int fd, int hz)
 {
-    if (atomic_load(&prof_on) || writer_tid)
+    if (atomic_load(&prof_on) || writer_tid) {
+        close(fd);
         return -EBUSY;
-    if (!path || !*path)
-        return -EINVAL;
+    }
     if (hz <= 0)
         hz = 100;
     if (hz > 100000)
         hz = 100000;
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -errno;
     gort__symtab_init();
     gort__unwind_init();
     prof_fd = fd;
@@ -672,6 +671,30 @@ static int start_locked(const char *path, int hz)
         sched_yield();
     for_all_m(arm_all);
     return 0;
+}
+
+static int start_locked(const char *path, int hz)
+{
+    if (atomic_load(&prof_on) || writer_tid)
+        return -EBUSY;
+    if (!path || !*path)
+        return -EINVAL;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    return start_fd_locked(fd, hz);
+}
+
+int gort__cpuprofile_start_fd(int fd, int hz)
+{
+    gort__start();
+    int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (own < 0)
+        return -errno;
+    pthread_mutex_lock(&api_lock);
+    int r = start_fd_locked(own, hz);
+    pthread_mutex_unlock(&api_lock);
+    return r;
 }
 
 int gort_cpuprofile_start(const char *path, int hz)

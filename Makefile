@@ -10,7 +10,8 @@
 #   make install         headers, both libraries, gort.pc, gortprof (PREFIX, DESTDIR)
 #   make SANITIZER=address|thread|undefined test   (or make asan / tsan / ubsan)
 #   make DEBUG=1         assertions, lock-rank witness, randomized scheduling
-#   make fuzz            libFuzzer on the pprof decoder for FUZZ_SECONDS (clang)
+#   make fuzz            libFuzzer on the pprof decoder for FUZZ_SECONDS (clang);
+#                        FUZZ_TARGET=http: on the debug endpoint's request parser
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -277,23 +278,31 @@ valgrind: $(TESTB)
 	  GORT_TEST_SCALE=0 valgrind -q --error-exitcode=99 --trace-children=yes \
 	    --suppressions=tests/valgrind.supp --fair-sched=yes $(TESTB) $$s || exit 1; done
 
-# The decoder's fuzz target: clang only, built apart from the library (it
-# needs only prof/pprof_*.c and zlib).  New inputs go to build/fuzz/corpus,
-# crashers to build/fuzz/crash-*; keep fixed crashers in
-# tests/testdata/fuzz-regressions/, which the pprof suite replays.
+# The fuzz targets: clang only, built apart from the library.
+#   FUZZ_TARGET=pprof (the default): the profile decoder (prof/pprof_*.c and
+#     zlib).  Crashers to keep go in tests/testdata/fuzz-regressions/, which
+#     the pprof suite replays.
+#   FUZZ_TARGET=http: the debug endpoint's request parser (prof/httpreq.c).
+# New inputs go to build/fuzz/corpus-TARGET, crashers to build/fuzz/crash-*.
 FUZZ_SECONDS ?= 20
 FUZZ_CC      ?= clang
-FUZZ_BIN     := $(BUILD)/fuzz/pprof_fuzz
-FUZZ_SRC     := tests/fuzz/pprof_fuzz.c $(wildcard prof/pprof_*.c)
+FUZZ_TARGET  ?= pprof
+FUZZ_BIN     := $(BUILD)/fuzz/$(FUZZ_TARGET)_fuzz
+FUZZ_SRC_pprof := tests/fuzz/pprof_fuzz.c $(wildcard prof/pprof_*.c)
+FUZZ_SRC_http  := tests/fuzz/http_fuzz.c prof/httpreq.c
+FUZZ_SEEDS_pprof := tests/fuzz/corpus tests/testdata/fuzz-regressions
+FUZZ_SEEDS_http  := tests/fuzz/http-corpus
+FUZZ_LEN_pprof := 65536
+FUZZ_LEN_http  := 140000
 
-$(FUZZ_BIN): $(FUZZ_SRC) $(wildcard prof/pprof*.h)
-	@mkdir -p $(dir $@) $(BUILD)/fuzz/corpus
+$(FUZZ_BIN): $(FUZZ_SRC_$(FUZZ_TARGET)) $(wildcard prof/pprof*.h) prof/httpreq.h
+	@mkdir -p $(dir $@) $(BUILD)/fuzz/corpus-$(FUZZ_TARGET)
 	$(FUZZ_CC) -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	  -D_GNU_SOURCE -Iprof -o $@ $(FUZZ_SRC) -lz
+	  -D_GNU_SOURCE -Iprof -o $@ $(FUZZ_SRC_$(FUZZ_TARGET)) -lz
 
 fuzz: $(FUZZ_BIN)
-	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
-	  -artifact_prefix=$(BUILD)/fuzz/ $(BUILD)/fuzz/corpus tests/fuzz/corpus tests/testdata/fuzz-regressions
+	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_LEN_$(FUZZ_TARGET)) -timeout=10 -rss_limit_mb=2048 \
+	  -artifact_prefix=$(BUILD)/fuzz/ $(BUILD)/fuzz/corpus-$(FUZZ_TARGET) $(FUZZ_SEEDS_$(FUZZ_TARGET))
 
 asan:
 	$(MAKE) SANITIZER=address test

@@ -119,6 +119,12 @@ void gp_dwarf_close(gp_dwarf_t *d);
  * *file stays valid until gp_dwarf_close. */
 bool gp_dwarf_func_lines(gp_dwarf_t *d, const char *name, const char **file, int *lo, int *hi);
 
+/* URLs (fetch.c): whether s is one, and gp_fetch, which GETs it into a
+ * temporary file removed at exit and sets *path to it.  0, or 1 after
+ * printing the error. */
+bool gp_is_url(const char *s);
+int gp_fetch(const char *url, const char **path);
+
 /* Errors: one line to stderr, "gortprof: ...". Returns 1. */
 int gp_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -19,7 +19,8 @@ static const char usage[] =
     "       gortprof -http=[HOST]:PORT [FLAGS] PROFILE\n"
     "\n"
     "Reads CPU, goroutine, block, mutex and heap profiles in pprof format\n"
-    "(profile.proto, gzipped or not), written by gort or by Go.\n"
+    "(profile.proto, gzipped or not), written by gort or by Go.  A PROFILE may be\n"
+    "a URL (http://HOST:PORT/debug/pprof/profile?seconds=5): it is fetched first.\n"
     "\n"
     "Commands:\n"
     "  top [-n N] [-cum] PROFILE   flat and cumulative table, as go tool pprof -top:\n"
@@ -156,6 +157,12 @@ int main(int argc, char **argv)
             *d->dbl = x;
         }
     }
+    /* A profile given as a URL is fetched first; every report then reads
+     * the file.  The first word is a command, and list's and peek's
+     * REGEX never starts with "http://" in practice. */
+    for (int i = o.http ? 0 : 1; i < npos; i++)
+        if (gp_is_url(pos[i]) && gp_fetch(pos[i], &pos[i]) != 0)
+            return 1;
     if (o.http) {
         if (npos != 1)
             return usage_error("%s", "-http needs exactly one PROFILE");

@@ -10,6 +10,7 @@
 #   make install         headers, both libraries, gort.pc, gortprof (PREFIX, DESTDIR)
 #   make SANITIZER=address|thread|undefined test   (or make asan / tsan / ubsan)
 #   make DEBUG=1         assertions, lock-rank witness, randomized scheduling
+#   make debug-hostile   10,000 hostile requests to the debug endpoint under ASan
 #   make fuzz            libFuzzer on the pprof decoder for FUZZ_SECONDS (clang);
 #                        FUZZ_TARGET=http: on the debug endpoint's request parser
 
@@ -102,7 +103,7 @@ EXITSTRESSB := $(BUILD)/gort-exit-stress
 BENCHB := $(BUILD)/gort-bench
 
 .PHONY: all lib tool test layers bench examples install uninstall clean asan tsan ubsan san-soak \
-        valgrind soak stress demo fuzz exit-stress
+        valgrind soak stress demo fuzz exit-stress debug-hostile
 
 all: lib tool
 
@@ -303,6 +304,14 @@ $(FUZZ_BIN): $(FUZZ_SRC_$(FUZZ_TARGET)) $(wildcard prof/pprof*.h) prof/httpreq.h
 fuzz: $(FUZZ_BIN)
 	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_LEN_$(FUZZ_TARGET)) -timeout=10 -rss_limit_mb=2048 \
 	  -artifact_prefix=$(BUILD)/fuzz/ $(BUILD)/fuzz/corpus-$(FUZZ_TARGET) $(FUZZ_SEEDS_$(FUZZ_TARGET))
+
+# The debug endpoint's hostile clients at full size (issue 23): 10,000
+# requests (garbage, oversized headers, half-sent and silent clients,
+# ordinary ones) against a child built with ASan, whose leak check runs
+# when it exits.
+debug-hostile:
+	$(MAKE) --no-print-directory SANITIZER=address build-address/gort-test build-address/gortprof
+	GORT_TEST_SCALE=50 GORTPROF=$(abspath build-address/gortprof) build-address/gort-test debugserve hostile_many
 
 asan:
 	$(MAKE) SANITIZER=address test

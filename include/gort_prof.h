@@ -12,6 +12,8 @@
  * Environment:
  *   GORT_CPUPROFILE=path[,hz]  profile the whole run; written at exit and on
  *                              SIGTERM/SIGINT, and before a fatal error exits.
+ *   GORT_DEBUG_ADDR=host:port  gort_debug_serve(host:port) before the main
+ *                              goroutine runs; a line on stderr names the port.
  */
 #ifndef GORT_PROF_H
 #define GORT_PROF_H
@@ -48,6 +50,18 @@ GORT_API const char *gort_label_get(const char *key);
 /* Runs fn(arg) with the given pairs added to the calling goroutine's
  * labels, then restores the previous set.  kv holds n key, value pairs. */
 GORT_API void gort_label_do(const char *const *kv, int n, void (*fn)(void *), void *arg);
+
+/* Serves Go's net/http/pprof pages (/debug/pprof/: profile?seconds=N,
+ * goroutine?debug=0|1|2, block, mutex, threadcreate, trace, cmdline,
+ * symbol) and gort's (/debug/gort/stats, /debug/gort/schedtrace?seconds=N)
+ * over HTTP/1.1 on address ("host:port"), from goroutines on the
+ * netpoller, so `go tool pprof http://host:port/debug/pprof/profile`
+ * works on a running program.  An empty host (":6060", ":0") binds
+ * 127.0.0.1 only; any other address is bound as written: the pages show
+ * the program's internals, so expose them no wider than its logs.  Nothing
+ * runs or wakes while nobody connects.  Returns the bound TCP port (> 0),
+ * -EBUSY if already serving, or a negative errno.  See docs/profiling.md. */
+GORT_API int gort_debug_serve(const char *address);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "httpreq.h"
 
@@ -41,5 +42,17 @@ void gort__debug_handle(const gort__httpreq_t *req, const char *body, size_t ble
 
 /* The text of an error page: Go's serveError writes the text and a newline. */
 void gort__debug_error(gort__dresp_t *resp, int status, const char *text);
+
+/* The server's limits (prof/debugserve.c).  Tests shorten the times. */
+typedef struct gort__debug_limits {
+    int64_t read_ns;   /* a request's head and body, from its first byte */
+    int64_t idle_ns;   /* a keep-alive connection between requests */
+    int64_t write_ns;  /* one answer */
+    int max_conns;     /* open connections; past it 503 */
+} gort__debug_limits_t;
+/* Before gort_debug_serve; not while it serves. */
+void gort__debug_set_limits(const gort__debug_limits_t *l);
+int gort__debug_conns(void);          /* connections open now */
+uint64_t gort__debug_served(void);    /* answers written so far */
 
 #endif

@@ -62,6 +62,10 @@ int gort__prof_records(const char *name);
  * profile?seconds=N); -EBUSY while a profile runs. */
 int gort__cpuprofile_start_fd(int fd, int hz);
 
+/* GORT_DEBUG_ADDR: starts the debug endpoint (debugserve.c); gort_main
+ * calls it before the main goroutine is created. */
+void gort__debug_env_start(void);
+
 /* Writes all of buf to fd.  0 or a negative errno. */
 int gort__write_all(int fd, const void *buf, size_t len);
 

@@ -68,5 +68,6 @@ static void start_layers(void)
 int gort_main(void (*fn)(void *), void *arg)
 {
     gort__start();
+    gort__debug_env_start();
     return gort__main(fn, arg);
 }

@@ -25,6 +25,8 @@ enum gort_lockrank {
     LR_NONE = 0,
     LR_WORLD = 5,      /* stop-the-world serialization (held across STW) */
     LR_CHAN = 10,      /* gort_chan.lock; MULTI (select, address order) */
+    LR_POLLDESC = 15,  /* gort_pd.lock: arms deadline timers (which may
+                          wake an M: sched.lock) while held */
     LR_SEMAROOT = 20,  /* sema.c bucket locks */
     LR_PROFBUF = 25,   /* profiler aggregation (never in a signal handler) */
     LR_SCHED = 30,     /* sched.lock */
@@ -34,6 +36,7 @@ enum gort_lockrank {
     LR_GFREE = 50,     /* global free G list */
     LR_STACKPOOL = 55, /* global stack pool */
     LR_SUDOG = 60,     /* global sudog cache */
+    LR_POLLCACHE = 95, /* the poll descriptor table's free list */
     LR_LEAF = 100,     /* anything that takes no other lock */
 };
 

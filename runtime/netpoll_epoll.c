@@ -6,8 +6,15 @@
  * anyone break the wait when an earlier timer appears or the world changes
  * (gort__wake_netpoller, gort__netpoll_break).  The other idle Ms sleep on
  * their notes.  epoll rather than a futex so that file-descriptor readiness
- * ("IO wait") can join the same wait later without a second mechanism;
- * today no goroutine registers a descriptor, so netpoll returns no Gs.
+ * ("IO wait", netpoll.c) joins the same wait: the events it returns ready
+ * the goroutines parked on those descriptors, as one list the scheduler
+ * injects.
+ *
+ * Descriptors are registered once, edge-triggered for reading and writing
+ * (EPOLLET: an event per new arrival, not per call, and no re-arming); the
+ * data word carries the poll descriptor's slot and generation, so that an
+ * event for a descriptor closed meanwhile is dropped (netpollready).  The
+ * eventfd's data word is 0, which no tag is (generations start at 1).
  *
  * epoll_pwait2 takes a timespec (ns resolution); on kernels without it we
  * fall back to epoll_wait with the delay rounded up to a millisecond.
@@ -34,7 +41,7 @@ void gort__netpoll_init(void)
     breakfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (breakfd < 0)
         gort__throw("eventfd failed: %d", errno);
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0};
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, breakfd, &ev) != 0)
         gort__throw("epoll_ctl failed: %d", errno);
 }
@@ -53,9 +60,21 @@ void gort__netpoll_break(void)
     } while (r < 0 && errno == EINTR);
 }
 
+int gort__netpoll_open(int fd, uint64_t tag)
+{
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.u64 = tag};
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
+}
+
+void gort__netpoll_close(int fd)
+{
+    struct epoll_event ev = {0};
+    (void)epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &ev);
+}
+
 gort_g_t *gort__netpoll(int64_t delay)
 {
-    struct epoll_event evs[16];
+    struct epoll_event evs[128];
     int n;
     /* The main thread must not block once the main goroutine has returned:
      * its break may have come before we owned the poller (exit.c, rule 3). */
@@ -69,14 +88,14 @@ gort_g_t *gort__netpoll(int64_t delay)
                 ts.tv_nsec = delay % 1000000000;
                 tsp = &ts;
             }
-            n = epoll_pwait2(epfd, evs, 16, tsp, NULL);
+            n = epoll_pwait2(epfd, evs, 128, tsp, NULL);
             if (n < 0 && errno == ENOSYS) {
                 have_pwait2 = false;
                 continue;
             }
         } else {
             int ms = delay < 0 ? -1 : (int)((delay + 999999) / 1000000);
-            n = epoll_wait(epfd, evs, 16, ms);
+            n = epoll_wait(epfd, evs, 128, ms);
         }
         if (n < 0) {
             if (errno == EINTR && delay != 0)
@@ -87,15 +106,27 @@ gort_g_t *gort__netpoll(int64_t delay)
         }
         break;
     }
+    gort_g_t *list = NULL;
     for (int i = 0; i < n; i++) {
-        if (evs[i].data.ptr == NULL) {
+        uint32_t e = evs[i].events;
+        if (evs[i].data.u64 == 0) {
             uint64_t v;
             ssize_t r = read(breakfd, &v, sizeof v);
             (void)r;
             atomic_store(&breaking, 0);
+            continue;
         }
+        /* Errors and hang-ups wake both sides: the call that retries
+         * reports them. */
+        int mode = 0;
+        if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            mode += 'r';
+        if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+            mode += 'w';
+        if (mode)
+            gort__netpollready(&list, evs[i].data.u64, mode);
     }
-    return NULL;
+    return list;
 }
 
 void gort__wake_netpoller(int64_t when)

@@ -37,6 +37,9 @@
  *  - Overdue timers: one a millisecond late is run by a spinning M if a P
  *    idles, else by the next M that schedules (sched.timers_overdue).
  *
+ *  - The netpoller: if nobody has polled for 10ms (every M busy), poll
+ *    without blocking and queue the goroutines it readies, as Go's sysmon.
+ *
  *  - Housekeeping: stack scavenging every 250ms, refreshing the module map
  *    for the preemption check when asked, GORT_DEBUG=schedtrace output.
  */
@@ -54,6 +57,7 @@
 #define ROUND_MIN_NS (20 * 1000)
 #define RESIGNAL_NS (100 * 1000)
 #define SCAVENGE_NS (250 * 1000 * 1000)
+#define NETPOLL_NS (10 * 1000 * 1000)
 
 
 typedef struct pdata {
@@ -528,6 +532,20 @@ static void watch_revoked(int64_t now)
     }
 }
 
+/* Nobody has polled for 10ms (every M busy, none in findrunnable): poll,
+ * and queue what is ready (globally: sysmon has no P), as Go's sysmon. */
+static void sysmon_netpoll(int64_t now)
+{
+    int64_t last = atomic_load_explicit(&gort__sched.lastpoll, memory_order_acquire);
+    if (!gort__netpoll_inited() || last == 0 || last + NETPOLL_NS >= now ||
+        atomic_load_explicit(&gort__netpoll_waiters, memory_order_relaxed) == 0)
+        return;
+    atomic_compare_exchange_strong(&gort__sched.lastpoll, &last, now);
+    gort_g_t *list = gort__netpoll(0);
+    if (list)
+        gort__injectglist(list);
+}
+
 static void *sysmon_main(void *arg)
 {
     (void)arg;
@@ -572,6 +590,7 @@ static void *sysmon_main(void *arg)
             else
                 atomic_store_explicit(&gort__sched.timers_overdue, 1, memory_order_release);
         }
+        sysmon_netpoll(now);
         if (nrevoked)
             watch_revoked(now);
         gort__hook(sysmon_tick, now);

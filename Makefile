@@ -10,7 +10,7 @@
 #   make install         headers, both libraries, gort.pc, gortprof (PREFIX, DESTDIR)
 #   make SANITIZER=address|thread|undefined test   (or make asan / tsan / ubsan)
 #   make DEBUG=1         assertions, lock-rank witness, randomized scheduling
-#   make fuzz            libFuzzer on the pprof decoder for FUZZ_SECONDS (clang)
+#   make fuzz            libFuzzer on the pprof decoder and trace reader for FUZZ_SECONDS (clang)
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -277,19 +277,19 @@ valgrind: $(TESTB)
 	  GORT_TEST_SCALE=0 valgrind -q --error-exitcode=99 --trace-children=yes \
 	    --suppressions=tests/valgrind.supp --fair-sched=yes $(TESTB) $$s || exit 1; done
 
-# The decoder's fuzz target: clang only, built apart from the library (it
-# needs only prof/pprof_*.c and zlib).  New inputs go to build/fuzz/corpus,
+# The decoder's and the trace reader's fuzz target: clang only, built apart from the library (it
+# needs only prof/pprof_*.c, prof/tool/tracefile.c and zlib).  New inputs go to build/fuzz/corpus,
 # crashers to build/fuzz/crash-*; keep fixed crashers in
 # tests/testdata/fuzz-regressions/, which the pprof suite replays.
 FUZZ_SECONDS ?= 20
 FUZZ_CC      ?= clang
 FUZZ_BIN     := $(BUILD)/fuzz/pprof_fuzz
-FUZZ_SRC     := tests/fuzz/pprof_fuzz.c $(wildcard prof/pprof_*.c)
+FUZZ_SRC     := tests/fuzz/pprof_fuzz.c $(wildcard prof/pprof_*.c) prof/tool/tracefile.c
 
-$(FUZZ_BIN): $(FUZZ_SRC) $(wildcard prof/pprof*.h)
+$(FUZZ_BIN): $(FUZZ_SRC) $(wildcard prof/pprof*.h) prof/tool/tracefile.h
 	@mkdir -p $(dir $@) $(BUILD)/fuzz/corpus
 	$(FUZZ_CC) -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	  -D_GNU_SOURCE -Iprof -o $@ $(FUZZ_SRC) -lz
+	  -D_GNU_SOURCE -Iprof -Iprof/tool -o $@ $(FUZZ_SRC) -lz
 
 fuzz: $(FUZZ_BIN)
 	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 \

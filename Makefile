@@ -11,7 +11,7 @@
 #   make SANITIZER=address|thread|undefined test   (or make asan / tsan / ubsan)
 #   make DEBUG=1         assertions, lock-rank witness, randomized scheduling
 #   make debug-hostile   10,000 hostile requests to the debug endpoint under ASan
-#   make fuzz            libFuzzer on the pprof decoder for FUZZ_SECONDS (clang);
+#   make fuzz            libFuzzer on the pprof decoder and trace reader for FUZZ_SECONDS (clang);
 #                        FUZZ_TARGET=http: on the debug endpoint's request parser
 
 PREFIX  ?= /usr/local
@@ -280,26 +280,27 @@ valgrind: $(TESTB)
 	    --suppressions=tests/valgrind.supp --fair-sched=yes $(TESTB) $$s || exit 1; done
 
 # The fuzz targets: clang only, built apart from the library.
-#   FUZZ_TARGET=pprof (the default): the profile decoder (prof/pprof_*.c and
-#     zlib).  Crashers to keep go in tests/testdata/fuzz-regressions/, which
-#     the pprof suite replays.
+#   FUZZ_TARGET=pprof (the default): the profile decoder and the trace
+#     reader (prof/pprof_*.c, prof/tool/tracefile.c and zlib).  Crashers to
+#     keep go in tests/testdata/fuzz-regressions/, which the pprof suite
+#     replays.
 #   FUZZ_TARGET=http: the debug endpoint's request parser (prof/httpreq.c).
 # New inputs go to build/fuzz/corpus-TARGET, crashers to build/fuzz/crash-*.
 FUZZ_SECONDS ?= 20
 FUZZ_CC      ?= clang
 FUZZ_TARGET  ?= pprof
 FUZZ_BIN     := $(BUILD)/fuzz/$(FUZZ_TARGET)_fuzz
-FUZZ_SRC_pprof := tests/fuzz/pprof_fuzz.c $(wildcard prof/pprof_*.c)
+FUZZ_SRC_pprof := tests/fuzz/pprof_fuzz.c $(wildcard prof/pprof_*.c) prof/tool/tracefile.c
 FUZZ_SRC_http  := tests/fuzz/http_fuzz.c prof/httpreq.c
 FUZZ_SEEDS_pprof := tests/fuzz/corpus tests/testdata/fuzz-regressions
 FUZZ_SEEDS_http  := tests/fuzz/http-corpus
 FUZZ_LEN_pprof := 65536
 FUZZ_LEN_http  := 140000
 
-$(FUZZ_BIN): $(FUZZ_SRC_$(FUZZ_TARGET)) $(wildcard prof/pprof*.h) prof/httpreq.h
+$(FUZZ_BIN): $(FUZZ_SRC_$(FUZZ_TARGET)) $(wildcard prof/pprof*.h) prof/tool/tracefile.h prof/httpreq.h
 	@mkdir -p $(dir $@) $(BUILD)/fuzz/corpus-$(FUZZ_TARGET)
 	$(FUZZ_CC) -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	  -D_GNU_SOURCE -Iprof -o $@ $(FUZZ_SRC_$(FUZZ_TARGET)) -lz
+	  -D_GNU_SOURCE -Iprof -Iprof/tool -o $@ $(FUZZ_SRC_$(FUZZ_TARGET)) -lz
 
 fuzz: $(FUZZ_BIN)
 	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_LEN_$(FUZZ_TARGET)) -timeout=10 -rss_limit_mb=2048 \

@@ -8,7 +8,7 @@
  *   /debug/pprof/goroutine?debug=  0 gzipped proto, 1 text by stack, 2 the dump (SIGQUIT's format)
  *   /debug/pprof/block, mutex      as Go's, debug=0 or 1
  *   /debug/pprof/threadcreate      threads created (gort records no creation stacks)
- *   /debug/pprof/trace?seconds=N   the execution trace (when the tracer is built)
+ *   /debug/pprof/trace?seconds=N   the execution trace (prof/trace.c), Go 1.19's format
  *   /debug/pprof/cmdline           argv joined by NUL bytes
  *   /debug/pprof/symbol            GET and POST: "num_symbols: 1", then "0xPC name" lines
  *   /debug/pprof/heap, allocs      404 with a line: gort has no heap profile
@@ -293,14 +293,44 @@ static void page_profile(const gort__httpreq_t *req, gort__dresp_t *resp)
     snprintf(resp->filename, sizeof resp->filename, "profile");
 }
 
+/* Go's Trace: seconds is a float (default 1). */
 static void page_trace(const gort__httpreq_t *req, gort__dresp_t *resp)
 {
-    (void)req;
-    /* TRACER: wire gort_trace_start(fd)/gort_trace_stop() here when the
-     * execution tracer (issue 21) lands: seconds (float, default 1) as
-     * Go's Trace, into a memfd as page_profile does, "Could not enable
-     * tracing: ..." on failure, filename "trace". */
-    gort__debug_error(resp, 501, "gort: this build has no execution tracer");
+    char v[32];
+    double sec = 0;
+    if (gort__http_query(req->query, req->query_len, "seconds", v, sizeof v)) {
+        char *end;
+        sec = strtod(v, &end);
+        if (end == v || *end || !(sec > 0) || sec > 1e9)
+            sec = 0;
+    }
+    if (sec <= 0)
+        sec = 1;
+    int fd = memfd();
+    if (fd < 0) {
+        gort__debug_error(resp, 500, "Could not enable tracing: cannot create a buffer");
+        return;
+    }
+    int r = gort_trace_start(fd);
+    if (r < 0) {
+        close(fd);
+        char msg[128];
+        snprintf(msg, sizeof msg, "Could not enable tracing: %s",
+                 r == -EBUSY ? "tracing is already enabled" : strerror(-r));
+        gort__debug_error(resp, 500, msg);
+        return;
+    }
+    gort_sleep((int64_t)(sec * 1e9));
+    r = gort_trace_stop();
+    if (r == 0)
+        r = dbuf_slurp(&resp->body, fd);
+    close(fd);
+    if (r < 0) {
+        gort__debug_error(resp, 500, "Could not write the trace");
+        return;
+    }
+    ok(resp, octet_type);
+    snprintf(resp->filename, sizeof resp->filename, "trace");
 }
 
 /* Go's Symbol: words separated by '+', each a PC in C's notation. */

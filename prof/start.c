@@ -27,11 +27,22 @@
 #include "profiles.h"
 #include "runtime.h"
 #include "sysmon.h"
+#include "trace.h"
 #include "unwind.h"
 
 #include <stdlib.h>
 
-static void at_exit(void) { gort__prof_at_exit(); }
+static void at_exit(void)
+{
+    gort__trace_at_exit();
+    gort__prof_at_exit();
+}
+
+static void before_fatal(void)
+{
+    gort__trace_before_fatal();
+    gort__prof_before_fatal();
+}
 
 static void prof_start(void)
 {
@@ -42,12 +53,13 @@ static void prof_start(void)
     gort__hooks.labels_inherit = gort__labels_inherit;
     gort__hooks.labels_release = gort__labels_release;
     gort__hooks.dump_goroutines = gort__dump_goroutines;
-    gort__hooks.before_fatal = gort__prof_before_fatal;
+    gort__hooks.before_fatal = before_fatal;
     gort__hooks.sysmon_tick = gort__prof_sysmon_tick;
     gort__hooks.sigurg_capture = gort__sigurg_capture;
     atexit(at_exit);
     gort__crash_init();
     gort__prof_init();
+    gort__trace_init();
 }
 
 static pthread_once_t start_once = PTHREAD_ONCE_INIT;

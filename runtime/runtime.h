@@ -45,5 +45,6 @@
 #include "netpoll.h"
 #include "fatal.h"
 #include "rtsignal.h"
+#include "trace.h"
 
 #endif /* GORT_RUNTIME_H */

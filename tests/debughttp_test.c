@@ -185,7 +185,7 @@ __attribute__((noinline)) static void debughttp_parked(void *arg)
 }
 
 typedef struct pages_result {
-    page_t idx, g0, g1, g2, heap, nope, stats, cmd, sym, symget, post405, redirect, cpu1, block, tc, sched;
+    page_t idx, g0, g1, g2, heap, nope, stats, cmd, sym, symget, post405, redirect, cpu1, block, tc, sched, trace;
     int cpu2_status;
     char cpu2_text[200];
 } pages_result_t;
@@ -228,9 +228,10 @@ static void pages_body(void *arg)
     pr->block.target = "/debug/pprof/block?debug=1";
     pr->tc.target = "/debug/pprof/threadcreate";
     pr->sched.target = "/debug/gort/schedtrace?seconds=0";
+    pr->trace.target = "/debug/pprof/trace?seconds=0.2";
     page_t *all[] = {&pr->idx,     &pr->g0,  &pr->g1,     &pr->g2,      &pr->heap,     &pr->nope,
                      &pr->stats,   &pr->cmd, &pr->symget, &pr->sym,     &pr->post405, &pr->redirect,
-                     &pr->block,   &pr->tc,  &pr->sched};
+                     &pr->block,   &pr->tc,  &pr->sched,  &pr->trace};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         get_page(all[i]);
     /* Two CPU profiles at once: the second is refused. */
@@ -283,6 +284,9 @@ static void test_pages(void)
     CU_ASSERT(has(&pr->block, "--- contention:"));
     CU_ASSERT_EQUAL(pr->tc.resp.status, 200);
     CU_ASSERT(has(&pr->sched, "SCHED "));
+    CU_ASSERT_EQUAL(pr->trace.resp.status, 200);
+    CU_ASSERT_STRING_EQUAL(pr->trace.resp.filename, "trace");
+    CU_ASSERT(pr->trace.resp.body.len > 16 && !memcmp(pr->trace.resp.body.p, "go 1.19 trace", 13));
     CU_ASSERT_EQUAL(pr->cpu1.resp.status, 200);
     CU_ASSERT_STRING_EQUAL(pr->cpu1.resp.filename, "profile");
     p = gort__pprof_decode(pr->cpu1.resp.body.p, pr->cpu1.resp.body.len, err, sizeof err);
@@ -292,7 +296,7 @@ static void test_pages(void)
     CU_ASSERT_STRING_EQUAL(pr->cpu2_text, "Could not enable CPU profiling: cpu profiling already in use\n");
     page_t *all[] = {&pr->idx,  &pr->g0,      &pr->g1,  &pr->g2,      &pr->heap,  &pr->nope,
                      &pr->stats, &pr->cmd,    &pr->sym, &pr->symget,  &pr->post405, &pr->redirect,
-                     &pr->cpu1, &pr->block,   &pr->tc,  &pr->sched};
+                     &pr->cpu1, &pr->block,   &pr->tc,  &pr->sched, &pr->trace};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         gort__dbuf_free(&all[i]->resp.body);
     free(pr);

@@ -6,7 +6,7 @@
  * it:
  *   tools      go tool pprof -top against profile?seconds=2 names the hot
  *              function and against goroutine a parked one; gortprof reads
- *              the same URLs; the index renders in headless Chromium
+ *              the same URLs and the trace; the index renders in headless Chromium
  *              (DOM and screenshot);
  *   dump       goroutine?debug=2 and the SIGQUIT dump show the parked
  *              goroutine's record identically;
@@ -345,6 +345,13 @@ static void test_tools(void)
     const char *a4[] = {gt_gortprof_path(), "goroutines", url, NULL};
     CU_ASSERT_EQUAL(gt_cmd_run(a4, NULL, 60, &r), 0);
     CU_ASSERT(r.exited && r.status == 0 && gt_contains(r.out, "debugsrv_parked"));
+    gt_child_free(&r);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/debug/pprof/trace?seconds=0.5", s->port);
+    const char *a8[] = {gt_gortprof_path(), "trace", url, NULL};
+    CU_ASSERT_EQUAL(gt_cmd_run(a8, NULL, 60, &r), 0);
+    CU_ASSERT(r.exited && r.status == 0 && gt_contains(r.out, "debugsrv_hot"));
+    if (!gt_contains(r.out, "debugsrv_hot"))
+        fprintf(stderr, "\n%s\n", r.out);
     gt_child_free(&r);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/debug/pprof/heap", s->port);
     const char *a5[] = {gt_gortprof_path(), "top", url, NULL};

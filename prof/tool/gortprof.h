@@ -100,6 +100,7 @@ int gp_cmd_flame(const gp_opts_t *o, const char *path);
 int gp_cmd_diff(const gp_opts_t *o, const char *base, const char *next, FILE *out);
 int gp_cmd_goroutines(const gp_opts_t *o, const char *path, FILE *out);
 int gp_cmd_http(const gp_opts_t *o, const char *path);
+int gp_cmd_trace(const gp_opts_t *o, const char *path, FILE *out);
 
 /* Writes the flame graph of v as an SVG (html false) or a page with the SVG
  * and its script (html true). */

@@ -37,6 +37,10 @@ static const char usage[] =
     "  diff BASE NEW               change of flat and cum per function, biggest first\n"
     "  goroutines PROFILE          goroutines grouped by identical stack, from a goroutine\n"
     "                              profile or a text dump (gort's or Go's debug=2 format)\n"
+    "  trace TRACEFILE             execution trace (GORT_TRACE, gort_trace_start, Go's\n"
+    "                              runtime/trace): goroutines by start function with\n"
+    "                              execution, scheduler-wait, blocked (by reason) and\n"
+    "                              syscall time; scheduler latency p50/p90/p99/max\n"
     "  help                        this text\n"
     "  -http=HOST:PORT PROFILE     web UI (top table, flame graph, source); HOST defaults\n"
     "                              to 127.0.0.1, so -http=:8080 stays on loopback\n"
@@ -204,6 +208,9 @@ int main(int argc, char **argv)
     } else if (!strcmp(cmd, "goroutines")) {
         NEED(1, "goroutines PROFILE");
         return gp_cmd_goroutines(&o, args[0], stdout);
+    } else if (!strcmp(cmd, "trace")) {
+        NEED(1, "trace TRACEFILE");
+        return gp_cmd_trace(&o, args[0], stdout);
     }
     return usage_error("unknown command \"%s\"", cmd);
 }

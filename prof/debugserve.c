@@ -170,7 +170,8 @@ static bool serve_one(gort_fd c, rbuf_t *b)
 {
     /* Idle until the first byte, then read_ns for the whole request. */
     gort_fd_set_read_deadline(c, gort_nanotime() + (b->len ? limits.read_ns : limits.idle_ns));
-    if (!b->len && !read_more(c, b, GORT_HTTP_MAX_HEADER + 1))
+    /* An idle connection waits without a buffer. */
+    if (!b->len && (gort_fd_wait_read(c) != 0 || !read_more(c, b, GORT_HTTP_MAX_HEADER + 1)))
         return false;
     gort_fd_set_read_deadline(c, gort_nanotime() + limits.read_ns);
     gort__httpreq_t req;
@@ -195,7 +196,8 @@ static bool serve_one(gort_fd c, rbuf_t *b)
     gort_fd_set_read_deadline(c, 0);
     gort__dresp_t resp = {0};
     gort__debug_handle(&req, b->p + req.header_len, need - req.header_len, &resp);
-    bool keep = req.keep_alive && resp.status < 400;
+    /* A page's own error (404, 405) leaves the stream's framing intact. */
+    bool keep = req.keep_alive;
     int err = write_answer(c, &resp, req.method == HTTP_HEAD, keep);
     gort__dbuf_free(&resp.body);
     memmove(b->p, b->p + need, b->len - need);

@@ -53,7 +53,9 @@
 
 #define SEC 1000000000LL
 
-/* Tests shorten these (gort__debug_set_limits); written before serving. */
+/* Tests shorten these (gort__debug_set_limits).  Written only before
+ * gort_debug_serve; the server's goroutines read them after, ordered by
+ * the gort_go that starts the accept goroutine. */
 static gort__debug_limits_t limits = {
     .read_ns = 10 * SEC,
     .idle_ns = 60 * SEC,
@@ -234,7 +236,9 @@ static void accept_loop(void *arg)
             continue; /* gort_fd_accept backs off on EMFILE itself */
         if (atomic_fetch_add(&nconns, 1) >= limits.max_conns) {
             /* A fresh socket's send buffer is empty: this write does not
-             * wait, and the deadline bounds it if it does. */
+             * wait, and the deadline bounds it if it does.  The drain in
+             * refuse holds accepting for at most half a second, and only
+             * while the server is over its cap anyway. */
             refuse(c, 503);
             gort_fd_close(c);
             atomic_fetch_sub(&nconns, 1);

@@ -190,6 +190,7 @@ typedef struct pages_result {
     char cpu2_text[200];
 } pages_result_t;
 
+#ifndef GORT_TSAN
 static void cpu_second(void *arg)
 {
     pages_result_t *pr = arg;
@@ -201,6 +202,7 @@ static void cpu_second(void *arg)
     gort__dbuf_free(&p.resp.body);
     gort_wg_done(&parked_wg);
 }
+#endif
 
 static void pages_body(void *arg)
 {
@@ -234,12 +236,14 @@ static void pages_body(void *arg)
                      &pr->block,   &pr->tc,  &pr->sched,  &pr->trace};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         get_page(all[i]);
+#ifndef GORT_TSAN /* SIGPROF waits for an intercepted call there */
     /* Two CPU profiles at once: the second is refused. */
     gort_wg_add(&parked_wg, 1);
     pr->cpu1.target = "/debug/pprof/profile?seconds=1";
     gort_go(cpu_second, pr);
     get_page(&pr->cpu1);
     gort_wg_wait(&parked_wg);
+#endif
     gort_chan_close(park_ch);
 }
 
@@ -287,6 +291,7 @@ static void test_pages(void)
     CU_ASSERT_EQUAL(pr->trace.resp.status, 200);
     CU_ASSERT_STRING_EQUAL(pr->trace.resp.filename, "trace");
     CU_ASSERT(pr->trace.resp.body.len > 16 && !memcmp(pr->trace.resp.body.p, "go 1.19 trace", 13));
+#ifndef GORT_TSAN
     CU_ASSERT_EQUAL(pr->cpu1.resp.status, 200);
     CU_ASSERT_STRING_EQUAL(pr->cpu1.resp.filename, "profile");
     p = gort__pprof_decode(pr->cpu1.resp.body.p, pr->cpu1.resp.body.len, err, sizeof err);
@@ -294,6 +299,7 @@ static void test_pages(void)
     gort__pprof_free(p);
     CU_ASSERT_EQUAL(pr->cpu2_status, 500);
     CU_ASSERT_STRING_EQUAL(pr->cpu2_text, "Could not enable CPU profiling: cpu profiling already in use\n");
+#endif
     page_t *all[] = {&pr->idx,  &pr->g0,      &pr->g1,  &pr->g2,      &pr->heap,  &pr->nope,
                      &pr->stats, &pr->cmd,    &pr->sym, &pr->symget,  &pr->post405, &pr->redirect,
                      &pr->cpu1, &pr->block,   &pr->tc,  &pr->sched, &pr->trace};

@@ -318,6 +318,7 @@ static char tmpdir[64];
 
 static void test_tools(void)
 {
+    GT_SKIP_UNDER_TSAN("SIGPROF waits for an intercepted call");
     server_t *s = malloc(sizeof *s);
     CU_ASSERT_FATAL(server_start(s, "debugsrv_work"));
     char url[256];
@@ -415,6 +416,7 @@ static char *parked_record(const char *text)
 
 static void test_dump(void)
 {
+    GT_SKIP_UNDER_TSAN("SIGQUIT waits for an intercepted call");
     server_t *s = malloc(sizeof *s);
     CU_ASSERT_FATAL(server_start(s, "debugsrv_plain"));
     char *a = NULL;

@@ -15,7 +15,9 @@
 #   make deb             the Debian packages (dpkg-buildpackage), lintian, an install check
 #   make SANITIZER=address|thread|undefined test   (or make asan / tsan / ubsan)
 #   make DEBUG=1         assertions, lock-rank witness, randomized scheduling
-#   make fuzz            libFuzzer on the pprof decoder for FUZZ_SECONDS (clang)
+#   make debug-hostile   10,000 hostile requests to the debug endpoint under ASan
+#   make fuzz            libFuzzer on the pprof decoder and trace reader for FUZZ_SECONDS (clang);
+#                        FUZZ_TARGET=http: on the debug endpoint's request parser
 #   make faults          the fault-injection harness in full (tests/faults/run)
 #   make preempt-rtsig   the preempt suite with GORT_PREEMPT_SIGNAL=SIGRTMIN+3
 
@@ -122,7 +124,7 @@ EXITSTRESSB := $(BUILD)/gort-exit-stress
 BENCHB := $(BUILD)/gort-bench
 
 .PHONY: all lib tool test layers bench examples install uninstall clean asan tsan ubsan san-soak \
-        valgrind soak stress demo fuzz exit-stress man-check cxx-check abi-check abi-baseline deb faults faults-short preempt-rtsig
+        valgrind soak stress demo fuzz exit-stress man-check cxx-check abi-check abi-baseline deb faults faults-short preempt-rtsig debug-hostile
 
 all: lib tool
 
@@ -399,23 +401,40 @@ valgrind: $(TESTB)
 	  GORT_TEST_SCALE=0 valgrind -q --error-exitcode=99 --trace-children=yes \
 	    --suppressions=tests/valgrind.supp --fair-sched=yes $(TESTB) $$s || exit 1; done
 
-# The decoder's fuzz target: clang only, built apart from the library (it
-# needs only prof/pprof_*.c and zlib).  New inputs go to build/fuzz/corpus,
-# crashers to build/fuzz/crash-*; keep fixed crashers in
-# tests/testdata/fuzz-regressions/, which the pprof suite replays.
+# The fuzz targets: clang only, built apart from the library.
+#   FUZZ_TARGET=pprof (the default): the profile decoder and the trace
+#     reader (prof/pprof_*.c, prof/tool/tracefile.c and zlib).  Crashers to
+#     keep go in tests/testdata/fuzz-regressions/, which the pprof suite
+#     replays.
+#   FUZZ_TARGET=http: the debug endpoint's request parser (prof/httpreq.c).
+# New inputs go to build/fuzz/corpus-TARGET, crashers to build/fuzz/crash-*.
 FUZZ_SECONDS ?= 20
 FUZZ_CC      ?= clang
-FUZZ_BIN     := $(BUILD)/fuzz/pprof_fuzz
-FUZZ_SRC     := tests/fuzz/pprof_fuzz.c $(wildcard prof/pprof_*.c)
+FUZZ_TARGET  ?= pprof
+FUZZ_BIN     := $(BUILD)/fuzz/$(FUZZ_TARGET)_fuzz
+FUZZ_SRC_pprof := tests/fuzz/pprof_fuzz.c $(wildcard prof/pprof_*.c) prof/tool/tracefile.c
+FUZZ_SRC_http  := tests/fuzz/http_fuzz.c prof/httpreq.c
+FUZZ_SEEDS_pprof := tests/fuzz/corpus tests/testdata/fuzz-regressions
+FUZZ_SEEDS_http  := tests/fuzz/http-corpus
+FUZZ_LEN_pprof := 65536
+FUZZ_LEN_http  := 140000
 
-$(FUZZ_BIN): $(FUZZ_SRC) $(wildcard prof/pprof*.h)
-	@mkdir -p $(dir $@) $(BUILD)/fuzz/corpus
+$(FUZZ_BIN): $(FUZZ_SRC_$(FUZZ_TARGET)) $(wildcard prof/pprof*.h) prof/tool/tracefile.h prof/httpreq.h
+	@mkdir -p $(dir $@) $(BUILD)/fuzz/corpus-$(FUZZ_TARGET)
 	$(FUZZ_CC) -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	  -D_GNU_SOURCE -Iprof -o $@ $(FUZZ_SRC) -lz
+	  -D_GNU_SOURCE -Iprof -Iprof/tool -o $@ $(FUZZ_SRC_$(FUZZ_TARGET)) -lz
 
 fuzz: $(FUZZ_BIN)
-	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
-	  -artifact_prefix=$(BUILD)/fuzz/ $(BUILD)/fuzz/corpus tests/fuzz/corpus tests/testdata/fuzz-regressions
+	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_LEN_$(FUZZ_TARGET)) -timeout=10 -rss_limit_mb=2048 \
+	  -artifact_prefix=$(BUILD)/fuzz/ $(BUILD)/fuzz/corpus-$(FUZZ_TARGET) $(FUZZ_SEEDS_$(FUZZ_TARGET))
+
+# The debug endpoint's hostile clients at full size (issue 23): 10,000
+# requests (garbage, oversized headers, half-sent and silent clients,
+# ordinary ones) against a child built with ASan, whose leak check runs
+# when it exits.
+debug-hostile:
+	$(MAKE) --no-print-directory SANITIZER=address build-address/gort-test build-address/gortprof
+	GORT_TEST_SCALE=50 GORTPROF=$(abspath build-address/gortprof) build-address/gort-test debugserve hostile_many
 
 asan:
 	$(MAKE) SANITIZER=address test

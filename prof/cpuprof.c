@@ -618,27 +618,28 @@ static void request(uint32_t r)
 
 static void arm_all(gort_m_t *m) { arm(m); }
 
-static int start_locked(const char *path, int hz)
+/* The kernel may refuse CPU timers (RLIMIT_SIGPENDING, seccomp): say so
+ * before anything starts rather than run a profile that never samples. */
+static int probe_timer(void)
 {
-    if (atomic_load(&prof_on) || writer_tid)
-        return -EBUSY;
-    if (!path || !*path)
-        return -EINVAL;
-    if (hz <= 0)
-        hz = 100;
-    if (hz > 100000)
-        hz = 100000;
-    /* The kernel may refuse CPU timers (RLIMIT_SIGPENDING, seccomp): say
-     * so now rather than start a profile that can never get a sample. */
     timer_t probe;
     struct sigevent sev = {.sigev_notify = SIGEV_NONE};
     if (timer_create(CLOCK_THREAD_CPUTIME_ID, &sev, &probe) != 0)
         return -errno;
     timer_delete(probe);
-    int ferr = gort__wfile_open(&prof_file, path);
-    if (ferr < 0)
-        return ferr;
+    return 0;
+}
+
+/* Starts a session writing to prof_file, which the caller has opened; the
+ * session commits (closes) it when the profile is written, or this does on
+ * failure. */
+static int start_session_locked(int hz)
+{
     int fd = prof_file.fd;
+    if (hz <= 0)
+        hz = 100;
+    if (hz > 100000)
+        hz = 100000;
     gort__symtab_init();
     gort__unwind_init();
     prof_fd = fd;
@@ -687,6 +688,45 @@ static int start_locked(const char *path, int hz)
         sched_yield();
     for_all_m(arm_all);
     return 0;
+}
+
+static int start_locked(const char *path, int hz)
+{
+    if (atomic_load(&prof_on) || writer_tid)
+        return -EBUSY;
+    if (!path || !*path)
+        return -EINVAL;
+    int err = probe_timer();
+    if (err < 0)
+        return err;
+    err = gort__wfile_open(&prof_file, path);
+    if (err < 0)
+        return err;
+    return start_session_locked(hz);
+}
+
+/* Takes fd (a memfd of the debug endpoint): written in place. */
+static int start_fd_locked(int fd, int hz)
+{
+    int err = (atomic_load(&prof_on) || writer_tid) ? -EBUSY : probe_timer();
+    if (err < 0) {
+        close(fd);
+        return err;
+    }
+    prof_file = (gort_wfile_t){.fd = fd, .direct = true};
+    return start_session_locked(hz);
+}
+
+int gort__cpuprofile_start_fd(int fd, int hz)
+{
+    gort__start();
+    int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (own < 0)
+        return -errno;
+    pthread_mutex_lock(&api_lock);
+    int r = start_fd_locked(own, hz);
+    pthread_mutex_unlock(&api_lock);
+    return r;
 }
 
 int gort_cpuprofile_start(const char *path, int hz)

@@ -461,6 +461,17 @@ static int snapshot_events(int which, rtab_t *out)
     return err;
 }
 
+int gort__prof_records(const char *name)
+{
+    int which = !strcmp(name, "block") ? PROF_BLOCK : !strcmp(name, "mutex") ? PROF_MUTEX : -1;
+    if (which < 0)
+        return -ENOENT;
+    gort__lock(&evlock);
+    int n = (int)evtab[which].n;
+    gort__unlock(&evlock);
+    return n;
+}
+
 /* ------------------------------------------------------------------ */
 /* Goroutine stacks                                                     */
 /* ------------------------------------------------------------------ */

@@ -55,6 +55,17 @@ int gort__stack_locs(gort_loccache_t *c, const uintptr_t *pcs, int n, bool exact
 /* pprof string labels for l (at most max).  Returns the count or -ENOMEM. */
 int gort__labels_pprof(gort__pprof_t *p, const gort_labels_t *l, gort__pprof_label_t *out, int max);
 
+/* The number of stacks in the block or mutex profile (the count on the
+ * debug endpoint's index, as Go's Profile.Count); -ENOENT for another. */
+int gort__prof_records(const char *name);
+/* gort_cpuprofile_start writing to a duplicate of fd (the debug endpoint's
+ * profile?seconds=N); -EBUSY while a profile runs. */
+int gort__cpuprofile_start_fd(int fd, int hz);
+
+/* GORT_DEBUG_ADDR: starts the debug endpoint (debugserve.c); gort_main
+ * calls it before the main goroutine is created. */
+void gort__debug_env_start(void);
+
 /* Writes all of buf to fd.  0 or a negative errno. */
 int gort__write_all(int fd, const void *buf, size_t len);
 

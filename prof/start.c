@@ -27,16 +27,25 @@
 #include "profiles.h"
 #include "runtime.h"
 #include "sysmon.h"
+#include "trace.h"
 #include "unwind.h"
 
 #include <stdlib.h>
 
-/* Not in a forked child's exit(): the profiler's writer is not there to
- * join (runtime/fork.c). */
+/* Not in a forked child's exit(): the profiler's and the tracer's writers
+ * are not there to join (runtime/fork.c). */
 static void at_exit(void)
 {
-    if (!atomic_load_explicit(&gort__forked_child, memory_order_relaxed))
-        gort__prof_at_exit();
+    if (atomic_load_explicit(&gort__forked_child, memory_order_relaxed))
+        return;
+    gort__trace_at_exit();
+    gort__prof_at_exit();
+}
+
+static void before_fatal(void)
+{
+    gort__trace_before_fatal();
+    gort__prof_before_fatal();
 }
 
 static void prof_start(void)
@@ -48,12 +57,13 @@ static void prof_start(void)
     gort__hooks.labels_inherit = gort__labels_inherit;
     gort__hooks.labels_release = gort__labels_release;
     gort__hooks.dump_goroutines = gort__dump_goroutines;
-    gort__hooks.before_fatal = gort__prof_before_fatal;
+    gort__hooks.before_fatal = before_fatal;
     gort__hooks.sysmon_tick = gort__prof_sysmon_tick;
     gort__hooks.sigurg_capture = gort__sigurg_capture;
     atexit(at_exit);
     gort__crash_init();
     gort__prof_init();
+    gort__trace_init();
 }
 
 static pthread_once_t start_once = PTHREAD_ONCE_INIT;
@@ -74,5 +84,6 @@ static void start_layers(void)
 int gort_main(void (*fn)(void *), void *arg)
 {
     gort__start();
+    gort__debug_env_start();
     return gort__main(fn, arg);
 }

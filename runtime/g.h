@@ -118,6 +118,17 @@ struct gort_g {
     void *tsan_fiber;
     uint32_t tsan_lives; /* goroutines that have used tsan_fiber */
     unsigned valgrind_stack_id;
+    /* The execution tracer (prof/trace.c, runtime/trace.h): Go's
+     * traceseq and tracelastp, written by whoever emits the G's event (its
+     * runner, or the one waker), and the syscall protocol's state (0, 1:
+     * GoSysCall written, 2: GoSysBlock written; atomic, paired with the
+     * taker's release) with the times the call returned (written by the
+     * G) and was seen blocked (by the taker, before its release). */
+    uint64_t trace_seq;
+    gort_p_t *trace_lastp;
+    _Atomic uint8_t trace_sys;
+    int64_t trace_sysexit;
+    int64_t trace_sysblock;
 };
 
 /* A G's status is written only by whoever owns the G at that moment: the

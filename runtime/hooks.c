@@ -6,3 +6,6 @@
 #include "hooks.h"
 
 gort_hooks_t gort__hooks;
+
+/* runtime/trace.h: a trace is running (prof/trace.c writes it). */
+_Atomic bool gort__tracing;

@@ -28,7 +28,7 @@
  * The entries are written before the world starts (prof/start.c, under its
  * pthread_once) and read with plain loads afterwards: gort_main's start of
  * the world, and the creation of every thread, order them before any
- * reader.  The execution tracer will add its events here too.
+ * reader.
  */
 #ifndef GORT_HOOKS_H
 #define GORT_HOOKS_H
@@ -40,6 +40,7 @@
 
 struct gort_g;
 struct gort_m;
+struct gort_p;
 
 typedef struct gort_hooks {
     /* sysmon/sysmon.c */
@@ -76,6 +77,9 @@ typedef struct gort_hooks {
     /* prof/unwind.c: the SIGURG handler (sysmon/preempt.c) found
      * m->capture_req set.  Async-signal-safe. */
     void (*sigurg_capture)(struct gort_m *m, void *uctx);
+    /* prof/trace.c: an execution-trace event (runtime/trace.h says which
+     * and where); called only through gort__trace and gort__trace_ptaken. */
+    void (*trace_ev)(int ev, struct gort_g *gp, struct gort_p *pp, uint64_t arg);
 } gort_hooks_t;
 
 extern gort_hooks_t gort__hooks;

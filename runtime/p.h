@@ -76,6 +76,9 @@ struct gort_p {
 
     gort_pstats_t stats;
     void *prof;                  /* prof/: per-P profiling state */
+    /* The G whose system call the tracer saw enter on this P
+     * (runtime/trace.h): set by the owner, taken by exchange. */
+    _Atomic(gort_g_t *) trace_sysg;
 } __attribute__((aligned(GORT_CACHELINE)));
 
 #endif /* GORT_RUNTIME_P_H */

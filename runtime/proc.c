@@ -223,6 +223,7 @@ gort_g_t *gort__newproc(void (*fn)(void *), void *arg, uintptr_t pc, bool main)
     if (parent && gort__hooks.labels_inherit)
         gort__hooks.labels_inherit(gp, parent);
     gort__gstatus_move(gp, G_DEAD, G_RUNNABLE);
+    gort__trace(TEV_CREATE, gp, pp, 0);
     if (pp) {
         GORT_OWNER_INC(&pp->stats.created);
         gort__runqput(pp, gp, true);
@@ -257,6 +258,7 @@ static void goexit0(void *arg)
     gort_p_t *pp = m->p;
     gort__san_after_g_to_g0(m);
     gort__gstatus_move(gp, G_RUNNING, G_DEAD);
+    gort__trace(TEV_END, gp, pp, 0);
     m->curg = NULL;
     gp->m = NULL;
     if (gp->lockedm) {

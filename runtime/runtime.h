@@ -46,5 +46,6 @@
 #include "fatal.h"
 #include "rtsignal.h"
 #include "fork.h"
+#include "trace.h"
 
 #endif /* GORT_RUNTIME_H */

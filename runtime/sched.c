@@ -60,6 +60,7 @@ void gort__acquirep(gort_p_t *pp)
     m->p = pp;
     pp->m = m;
     atomic_store_explicit(&pp->status, P_RUNNING, memory_order_release);
+    gort__trace(TEV_PSTART, NULL, pp, 0);
 }
 
 gort_p_t *gort__releasep(void)
@@ -68,6 +69,7 @@ gort_p_t *gort__releasep(void)
     gort_p_t *pp = m->p;
     if (!pp || pp->m != m)
         gort__throw("releasep: invalid P state");
+    gort__trace(TEV_PSTOP, NULL, pp, 0);
     m->p = NULL;
     pp->m = NULL;
     /* seq_cst: a Dekker pair with affine_put's CAS and re-check. */
@@ -464,6 +466,7 @@ static gort_g_t *take_poll_list(gort_g_t *list, bool *inherit)
     gort__injectglist(list->schedlink);
     gp->schedlink = NULL;
     gort__gstatus_move(gp, G_WAITING, G_RUNNABLE);
+    gort__trace(TEV_UNBLOCK, gp, gort__getm()->p, 0);
     *inherit = false;
     return gp;
 }
@@ -798,6 +801,7 @@ void gort__execute(gort_g_t *gp, bool inherit)
         atomic_store_explicit(&gp->lastp, pp, memory_order_relaxed);
     }
     GORT_OWNER_INC(&m->preempt_gen);
+    gort__trace(TEV_START, gp, pp, 0);
     if (unlikely(gp->stack.lo == 0)) {
         if (!gort__stack_alloc(pp, &gp->stack))
             gort__throw_oom(gort__stack_size(), "goroutine stack");
@@ -833,6 +837,7 @@ void gort__park_m(void *arg)
         gort__fatal("blocking call inside gort_preempt_off region");
     if (gp->stack.guard == GUARD_CANARY && !gort__stack_check(&gp->stack))
         gort__throw("goroutine %llu stack overflow", (unsigned long long)gp->goid);
+    gort__trace(TEV_BLOCK, gp, m->p, gp->waitreason);
     bool (*f)(gort_g_t *, void *) = m->waitunlockf;
     if (f) {
         void *lock = m->waitlock;
@@ -840,6 +845,7 @@ void gort__park_m(void *arg)
         m->waitlock = NULL;
         if (!f(gp, lock)) {
             gort__gstatus_move(gp, G_WAITING, G_RUNNABLE);
+            gort__trace(TEV_UNBLOCK, gp, m->p, 0);
             gort__execute(gp, true);
         }
     }
@@ -914,6 +920,7 @@ static inline __attribute__((always_inline)) void ready(gort_g_t *gp, bool next,
     }
     gort__gstatus_move(gp, G_WAITING, G_RUNNABLE);
     gort_m_t *m = gort__getm();
+    gort__trace(TEV_UNBLOCK, gp, m ? m->p : NULL, 0);
     if (m && m->readybatch) {
         /* Timers that expired together: the earliest runs next, the rest
          * queue behind in deadline order instead of each displacing the
@@ -980,6 +987,7 @@ void gort__injectglist(gort_g_t *list)
             continue;
         }
         gort__gstatus_move(g, G_WAITING, G_RUNNABLE);
+        gort__trace(TEV_UNBLOCK, g, gort__getm() ? gort__getm()->p : NULL, 0);
         n++;
         link = &g->schedlink;
     }
@@ -1016,12 +1024,12 @@ static void requeue(gort_g_t *gp)
     gort__wakep();
 }
 
-static void gosched_m(void *arg)
+static void gosched_ev(gort_g_t *gp, int ev)
 {
-    gort_g_t *gp = arg;
     gort_m_t *m = gort__getm();
     gort__san_after_g_to_g0(m);
     gort__gstatus_move(gp, G_RUNNING, G_RUNNABLE);
+    gort__trace(ev, gp, m->p, 0);
     m->curg = NULL;
     gp->m = NULL;
     if (gp->stack.guard == GUARD_CANARY && !gort__stack_check(&gp->stack))
@@ -1029,6 +1037,9 @@ static void gosched_m(void *arg)
     requeue(gp);
     gort__schedule();
 }
+static void gosched_m(void *arg) { gosched_ev(arg, TEV_SCHED); }
+/* The same for a preempted goroutine (the trace tells them apart). */
+static void preempt_m(void *arg) { gosched_ev(arg, TEV_PREEMPT); }
 
 void gort__gosched(void)
 {
@@ -1048,7 +1059,7 @@ void gort__preempt_park(void)
     gort_m_t *m = gort__getm();
     gort_g_t *gp = m->curg;
     gort__san_g_to_g0(m, gp, false);
-    gort__mcall(&gp->ctx, m->g0sp, gosched_m, gp); /* same requeue as a yield */
+    gort__mcall(&gp->ctx, m->g0sp, preempt_m, gp); /* same requeue as a yield */
     gort__san_after_g0_to_g(gp);
 }
 
@@ -1059,7 +1070,9 @@ void gort__preempt_check(void)
     if (gp && m->p && atomic_load_explicit(&gp->preempt, memory_order_relaxed) &&
         atomic_load_explicit(&m->locks, memory_order_relaxed) == 0) {
         atomic_fetch_add_explicit(&m->p->stats.preempt_coop, 1, memory_order_relaxed);
-        gort__gosched();
+        gort__san_g_to_g0(m, gp, false);
+        gort__mcall(&gp->ctx, m->g0sp, preempt_m, gp);
+        gort__san_after_g0_to_g(gp);
     }
 }
 

@@ -138,6 +138,7 @@ static void stop_with_sema(void)
         gort_p_t *pp = gort__allp[i];
         uint32_t st = P_SYSCALL;
         if (atomic_compare_exchange_strong(&pp->status, &st, P_STOP)) {
+            gort__trace_ptaken(pp);
             atomic_fetch_add_explicit(&pp->syscalltick, 1, memory_order_relaxed);
             gort__sched.stopwait--;
         }
@@ -188,6 +189,7 @@ void gort__start_world_locked_m(void)
     int32_t n = newprocs ? newprocs : atomic_load_explicit(&gort__gomaxprocs, memory_order_relaxed);
     newprocs = 0;
     gort_p_t *runnable = gort__procresize(n);
+    gort__trace(TEV_PROCS, NULL, gort__getm()->p, (uint64_t)n);
     atomic_store_explicit(&gort__sched.stw_pending, 0, memory_order_seq_cst);
     gort__unlock(&gort__sched.lock);
     gort__hook(sysmon_wake);

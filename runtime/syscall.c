@@ -49,6 +49,7 @@ __attribute__((always_inline)) static inline void syscall_enter(void)
     gp->syscallwhen = gort__nanotime_coarse();
     gort__gstatus_move(gp, G_RUNNING, G_SYSCALL);
     gort_p_t *pp = m->p;
+    gort__trace(TEV_SYSCALL, gp, pp, 0);
     atomic_fetch_add_explicit(&pp->syscalltick, 1, memory_order_relaxed);
     pp->m = NULL;
     m->oldp = pp;
@@ -63,6 +64,7 @@ __attribute__((always_inline)) static inline void syscall_enter(void)
         uint32_t st = P_SYSCALL;
         gort__lock(&gort__sched.lock);
         if (gort__sched.stopwait > 0 && atomic_compare_exchange_strong(&pp->status, &st, P_STOP)) {
+            gort__trace_ptaken(pp);
             if (--gort__sched.stopwait == 0)
                 gort__notewakeup(&gort__sched.stopnote);
         }
@@ -108,6 +110,7 @@ static void syscall_enter_block(void)
         return;
     uint32_t st = P_SYSCALL;
     if (atomic_compare_exchange_strong(&pp->status, &st, P_IDLE)) {
+        gort__trace_ptaken(pp);
         atomic_fetch_add_explicit(&pp->syscalltick, 1, memory_order_relaxed);
         gort__hook(sysmon_count_handoff);
         gort__m_locks_add(m, 1);
@@ -181,8 +184,10 @@ void gort_syscall_exit(void)
     gort__m_locks_add(m, 1);
     gort_p_t *oldp = m->oldp;
     m->oldp = NULL;
+    gort__trace(TEV_SYSEXIT, gp, NULL, 0);
     if (exitsyscallfast(m, oldp)) {
         gort__gstatus_move(gp, G_SYSCALL, G_RUNNING);
+        gort__trace(TEV_START, gp, m->p, (uint64_t)(uintptr_t)oldp);
         gp->syscallwhen = 0;
         gort__m_locks_add(m, -1);
         if (atomic_load_explicit(&gp->preempt, memory_order_relaxed))

@@ -331,6 +331,7 @@ static int revoke_p(gort_p_t *pp, pdata_t *pd, int64_t now)
      * went back to its own code (released there, gort__rt_leave). */
     __tsan_acquire(&gp->inrt);
 #endif
+    gort__trace(TEV_PTAKEN, gp, pp, 1); /* before pstate 2 lets the G go on */
     m->p = NULL;
     pp->m = NULL;
     atomic_store_explicit(&m->pstate, 2, memory_order_release);
@@ -464,6 +465,7 @@ static void retake_syscall(gort_p_t *pp, pdata_t *pd, int64_t now, retake_result
         return;
     uint32_t exp = P_SYSCALL;
     if (atomic_compare_exchange_strong(&pp->status, &exp, P_IDLE)) {
+        gort__trace_ptaken(pp);
         atomic_fetch_add_explicit(&pp->syscalltick, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&stat_handoffs, 1, memory_order_relaxed);
         r->handoffs++;

@@ -100,6 +100,7 @@ int gp_cmd_flame(const gp_opts_t *o, const char *path);
 int gp_cmd_diff(const gp_opts_t *o, const char *base, const char *next, FILE *out);
 int gp_cmd_goroutines(const gp_opts_t *o, const char *path, FILE *out);
 int gp_cmd_http(const gp_opts_t *o, const char *path);
+int gp_cmd_trace(const gp_opts_t *o, const char *path, FILE *out);
 
 /* Writes the flame graph of v as an SVG (html false) or a page with the SVG
  * and its script (html true). */
@@ -118,6 +119,12 @@ void gp_dwarf_close(gp_dwarf_t *d);
 /* File and first/last line of the function named name; false if unknown.
  * *file stays valid until gp_dwarf_close. */
 bool gp_dwarf_func_lines(gp_dwarf_t *d, const char *name, const char **file, int *lo, int *hi);
+
+/* URLs (fetch.c): whether s is one, and gp_fetch, which GETs it into a
+ * temporary file removed at exit and sets *path to it.  0, or 1 after
+ * printing the error. */
+bool gp_is_url(const char *s);
+int gp_fetch(const char *url, const char **path);
 
 /* Errors: one line to stderr, "gortprof: ...". Returns 1. */
 int gp_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

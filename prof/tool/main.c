@@ -21,7 +21,8 @@ static const char usage[] =
     "       gortprof -http=[HOST]:PORT [FLAGS] PROFILE\n"
     "\n"
     "Reads CPU, goroutine, block, mutex and heap profiles in pprof format\n"
-    "(profile.proto, gzipped or not), written by gort or by Go.\n"
+    "(profile.proto, gzipped or not), written by gort or by Go.  A PROFILE may be\n"
+    "a URL (http://HOST:PORT/debug/pprof/profile?seconds=5): it is fetched first.\n"
     "\n"
     "Commands:\n"
     "  top [-n N] [-cum] PROFILE   flat and cumulative table, as go tool pprof -top:\n"
@@ -38,6 +39,10 @@ static const char usage[] =
     "  diff BASE NEW               change of flat and cum per function, biggest first\n"
     "  goroutines PROFILE          goroutines grouped by identical stack, from a goroutine\n"
     "                              profile or a text dump (gort's or Go's debug=2 format)\n"
+    "  trace TRACEFILE             execution trace (GORT_TRACE, gort_trace_start, Go's\n"
+    "                              runtime/trace): goroutines by start function with\n"
+    "                              execution, scheduler-wait, blocked (by reason) and\n"
+    "                              syscall time; scheduler latency p50/p90/p99/max\n"
     "  help                        this text\n"
     "  version, --version          gortprof's version (gort's)\n"
     "  -http=HOST:PORT PROFILE     web UI (top table, flame graph, source); HOST defaults\n"
@@ -163,6 +168,12 @@ int main(int argc, char **argv)
             *d->dbl = x;
         }
     }
+    /* A profile given as a URL is fetched first; every report then reads
+     * the file.  The first word is a command, and list's and peek's
+     * REGEX never starts with "http://" in practice. */
+    for (int i = o.http ? 0 : 1; i < npos; i++)
+        if (gp_is_url(pos[i]) && gp_fetch(pos[i], &pos[i]) != 0)
+            return 1;
     if (o.http) {
         if (npos != 1)
             return usage_error("%s", "-http needs exactly one PROFILE");
@@ -207,6 +218,9 @@ int main(int argc, char **argv)
     } else if (!strcmp(cmd, "goroutines")) {
         NEED(1, "goroutines PROFILE");
         return gp_cmd_goroutines(&o, args[0], stdout);
+    } else if (!strcmp(cmd, "trace")) {
+        NEED(1, "trace TRACEFILE");
+        return gp_cmd_trace(&o, args[0], stdout);
     }
     return usage_error("unknown command \"%s\"", cmd);
 }

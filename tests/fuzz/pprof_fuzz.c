@@ -1,5 +1,7 @@
 /*
- * pprof_fuzz.c: libFuzzer target for the profile decoder.
+ * pprof_fuzz.c: libFuzzer target for the profile decoder and the execution
+ * trace reader (prof/tool/tracefile.c; inputs starting "go 1." go there,
+ * and must give a summary or one line of error).
  *
  * Each input is decoded; a decoded model must then encode, and the encoding
  * must decode again to the same shape (counts and values): the decoder's
@@ -13,12 +15,26 @@
 #include <string.h>
 
 #include "pprof.h"
+#include "tracefile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char err[512];
+    if (size >= 5 && memcmp(data, "go 1.", 5) == 0) {
+        gt_summary_t s;
+        if (gt_summarize(data, size, &s, err, sizeof err) != 0) {
+            if (err[0] == 0 || strchr(err, '\n'))
+                abort();
+            return 0;
+        }
+        for (size_t i = 0; i < s.ngroups; i++)
+            if (!s.groups[i].fn || s.groups[i].count == 0)
+                abort();
+        gt_summary_free(&s);
+        return 0;
+    }
     gort__pprof_t *p = gort__pprof_decode(data, size, err, sizeof err);
     if (!p) {
         if (err[0] == 0 || strchr(err, '\n'))

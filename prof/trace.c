@@ -1,0 +1,561 @@
+/*
+ * trace.c: the execution tracer: Go 1.19's trace format, so that the real
+ * `go tool trace` opens what gort writes.  The runtime reports what
+ * happens through gort__hooks.trace_ev (runtime/trace.h says where and
+ * why there); this file turns each report into Go's events, keeps Go's
+ * per-goroutine sequence numbers, and runs start and stop.  Buffers,
+ * tables and the writer are prof/tracebuf.c.
+ *
+ * What go tool trace checks (internal/trace/parser.go, order.go), and
+ * how we meet it:
+ *   - Events of one P are in one stream; the reader knows the goroutine
+ *     running on a P from the last GoStart in that stream.  So only a P's
+ *     owner writes its slot, and a G's events go to the P it runs on.
+ *     Threads without a P (a goroutine inside a system call, a plain
+ *     thread, sysmon) write the global slot (P -1) under glock, as
+ *     goroutine 0, which the reader allows to unblock and create.
+ *   - Streams are merged by sequence number (GoStart, GoUnblock,
+ *     GoSysExit carry the G's trace_seq) and then must be sorted by
+ *     time: every event's timestamp is read where the runtime's report
+ *     is made, before the G it concerns becomes visible to another
+ *     thread (runtime/trace.h).  The "Local" forms save the sequence
+ *     number when the G's previous event is in the same stream (its
+ *     trace_lastp is this P).
+ *   - Every GoStart needs a stopping event: trace stop writes GoSched for
+ *     the goroutine that stops it (the world is stopped, so every other
+ *     goroutine is already stopped, blocked or in a system call).
+ *   - Goroutines alive at start: GoCreate for each, then GoWaiting for
+ *     parked ones and GoInSyscall for those in a system call or blocked
+ *     outside the runtime with their P revoked.
+ *
+ * Stacks come from frame pointers (libgort and the programs it is built
+ * with keep them; -fno-omit-frame-pointer), walked only within the G's
+ * own stack bounds, at most TRACE_STACK_MAX frames: a few loads per
+ * frame, where Go 1.19 spends most of its tracing cost in its unwinder.
+ *
+ * Rejected: libunwind or the CFI cache per event (hundreds of ns next to
+ * tens), and taking stacks for GoStart/GoEnd (Go has none either).
+ */
+#include "trace.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gort_prof.h"
+
+static tslot_t slots[GORT_MAX_PROCS];
+static tslot_t gslot = {.pid = -1};
+static atomic_flag glock = ATOMIC_FLAG_INIT;
+static pthread_mutex_t api_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic bool on;            /* a trace is open (gort__tracing may already be off) */
+static _Atomic uint64_t next_task;
+static uint64_t tick0, ns0;
+
+#if defined(__x86_64__)
+uint64_t gort__trace_ticks(void)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((uint64_t)hi << 32 | lo) >> TRACE_TICK_SHIFT;
+}
+#else
+uint64_t gort__trace_ticks(void) { return (uint64_t)gort__nanotime() >> TRACE_TICK_SHIFT; }
+#endif
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- stacks ---- */
+
+/* Frame-pointer walk from fp, keeping to [lo, hi). */
+static int fp_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t *pcs, int n, int max)
+{
+    while (n < max && fp >= lo && fp + 16 <= hi && (fp & 7) == 0) {
+        const uintptr_t *f = (const uintptr_t *)fp;
+        uintptr_t ret = f[1];
+        if (ret < 4096)
+            break;
+        pcs[n++] = ret;
+        uintptr_t next = f[0];
+        if (next <= fp)
+            break;
+        fp = next;
+    }
+    return n;
+}
+
+/* The calling goroutine's stack, from the caller of our caller. */
+static __attribute__((noinline)) uint32_t stack_here(void)
+{
+    gort_g_t *gp = gort__getg();
+    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
+    if (!gp || fp < gp->stack.lo || fp >= gp->stack.hi)
+        return 0;
+    uintptr_t pcs[TRACE_STACK_MAX + 2];
+    int n = fp_walk(fp, gp->stack.lo, gp->stack.hi, pcs, 0, TRACE_STACK_MAX + 2);
+    return n > 2 ? gort__tb_stack(pcs + 2, n - 2) : 0;
+}
+
+/* A goroutine switched out: from its saved context. */
+static uint32_t stack_saved(gort_g_t *gp)
+{
+    if (!gp->stack.lo)
+        return 0;
+    gort_regsave_view_t v;
+    gort__regsave_view(&gp->ctx, &v);
+    uintptr_t pcs[TRACE_STACK_MAX];
+    pcs[0] = v.pc;
+    int n = fp_walk(v.fp, gp->stack.lo, gp->stack.hi, pcs, 1, TRACE_STACK_MAX);
+    return gort__tb_stack(pcs, n);
+}
+
+static uint32_t stack_fn(uintptr_t pc)
+{
+    uintptr_t p = pc + 1; /* symbolized at p - 1: the function itself */
+    return gort__tb_stack(&p, 1);
+}
+
+/* ---- slots ---- */
+
+static tslot_t *slot_lock(gort_p_t *pp)
+{
+    if (pp)
+        return &slots[pp->id];
+    while (atomic_flag_test_and_set_explicit(&glock, memory_order_acquire))
+        gort__cpu_relax();
+    if (!atomic_load_explicit(&gort__tracing, memory_order_relaxed)) {
+        atomic_flag_clear_explicit(&glock, memory_order_release);
+        return NULL;
+    }
+    return &gslot;
+}
+static void slot_unlock(tslot_t *s)
+{
+    if (s == &gslot)
+        atomic_flag_clear_explicit(&glock, memory_order_release);
+}
+
+static void ev(tslot_t *s, int e, int n, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3)
+{
+    uint64_t a[4] = {a0, a1, a2, a3};
+    gort__tb_event(s, e, n, a, 0, NULL, 0);
+}
+
+static void proc_start(tslot_t *s, gort_m_t *m)
+{
+    if (s->running)
+        return;
+    s->running = true;
+    ev(s, EV_PROC_START, 1, m ? (uint64_t)m->id : 0, 0, 0, 0);
+}
+
+static void proc_stop(tslot_t *s)
+{
+    if (!s->running)
+        return;
+    s->running = false;
+    ev(s, EV_PROC_STOP, 0, 0, 0, 0, 0);
+}
+
+static int block_ev(int wr)
+{
+    switch (wr) {
+    case WR_CHAN_RECEIVE:
+    case WR_CHAN_RECEIVE_NIL:
+        return EV_GO_BLOCK_RECV;
+    case WR_CHAN_SEND:
+    case WR_CHAN_SEND_NIL:
+        return EV_GO_BLOCK_SEND;
+    case WR_SELECT:
+    case WR_SELECT_NO_CASES:
+        return EV_GO_BLOCK_SELECT;
+    case WR_SLEEP:
+        return EV_GO_SLEEP;
+    case WR_SYNC_MUTEX_LOCK:
+    case WR_SYNC_RWMUTEX_RLOCK:
+    case WR_SYNC_RWMUTEX_LOCK:
+    case WR_SYNC_WAITGROUP_WAIT:
+    case WR_SEMACQUIRE:
+    case WR_ERRGROUP_WAIT:
+        return EV_GO_BLOCK_SYNC;
+    case WR_SYNC_COND_WAIT:
+        return EV_GO_BLOCK_COND;
+    case WR_IO_WAIT: /* the netpoller */
+        return EV_GO_BLOCK_NET;
+    default:
+        return EV_GO_BLOCK;
+    }
+}
+
+/* GoSysExit, if a taker wrote GoSysBlock for gp's call (waiting for it
+ * if the taker is on its way), before gp's next GoStart. */
+static void sysexit(tslot_t *s, gort_g_t *gp)
+{
+    uint8_t st;
+    while ((st = atomic_load_explicit(&gp->trace_sys, memory_order_acquire)) == 1)
+        sched_yield();
+    if (st != 2)
+        return;
+    /* The call returned before the taker stamped its GoSysBlock, perhaps:
+     * the reader wants the exit after the block. */
+    uint64_t ts = (uint64_t)gp->trace_sysexit;
+    if (ts <= (uint64_t)gp->trace_sysblock)
+        ts = (uint64_t)gp->trace_sysblock + 1;
+    ev(s, EV_GO_SYSEXIT, 3, gp->goid, ++gp->trace_seq, ts, 0);
+    atomic_store_explicit(&gp->trace_sys, 0, memory_order_relaxed);
+}
+
+static void go_start(tslot_t *s, gort_g_t *gp, gort_p_t *pp)
+{
+    sysexit(s, gp);
+    gp->trace_seq++;
+    if (gp->trace_lastp == pp) {
+        ev(s, EV_GO_START_LOCAL, 1, gp->goid, 0, 0, 0);
+    } else {
+        gp->trace_lastp = pp;
+        ev(s, EV_GO_START, 2, gp->goid, gp->trace_seq, 0, 0);
+    }
+}
+
+/* The hook: runtime/trace.h. */
+void gort__trace_ev(int e, gort_g_t *gp, gort_p_t *pp, uint64_t arg)
+{
+    if (e == TEV_PTAKEN && arg == 0) {
+        /* A P left P_SYSCALL: runs whether or not a trace is on, since
+         * its G may be waiting for trace_sys to leave 1. */
+        gort_g_t *sg = atomic_exchange_explicit(&pp->trace_sysg, NULL, memory_order_acquire);
+        if (!sg)
+            return;
+        if (atomic_load_explicit(&gort__tracing, memory_order_relaxed)) {
+            tslot_t *s = &slots[pp->id];
+            ev(s, EV_GO_SYSBLOCK, 0, 0, 0, 0, 0);
+            proc_stop(s);
+            sg->trace_sysblock = (int64_t)s->buf->last;
+        }
+        atomic_store_explicit(&sg->trace_sys, 2, memory_order_release);
+        return;
+    }
+    if (gp && gp->foreign)
+        return;
+    tslot_t *s = slot_lock(pp);
+    if (!s)
+        return;
+    gort_m_t *m = gort__getm();
+    switch (e) {
+    case TEV_PSTART:
+        proc_start(s, m);
+        break;
+    case TEV_PSTOP:
+        proc_stop(s);
+        break;
+    case TEV_PROCS:
+        ev(s, EV_GOMAXPROCS, 2, arg, 0, 0, 0);
+        break;
+    case TEV_CREATE:
+        gp->trace_seq = 0;
+        gp->trace_lastp = pp;
+        atomic_store_explicit(&gp->trace_sys, 0, memory_order_relaxed);
+        ev(s, EV_GO_CREATE, 3, gp->goid, stack_fn((uintptr_t)gp->fn), stack_here(), 0);
+        break;
+    case TEV_START:
+        if (arg && pp == (gort_p_t *)(uintptr_t)arg &&
+            atomic_load_explicit(&gp->trace_sys, memory_order_acquire) == 1 &&
+            atomic_exchange_explicit(&pp->trace_sysg, NULL, memory_order_acq_rel) == gp) {
+            /* Back from a system call on the P it entered with, which
+             * nobody took: the G never stopped running in the trace. */
+            atomic_store_explicit(&gp->trace_sys, 0, memory_order_relaxed);
+            break;
+        }
+        if (arg && atomic_load_explicit(&gp->trace_sys, memory_order_acquire) == 0)
+            break; /* a call the trace did not see: still running */
+        go_start(s, gp, pp);
+        break;
+    case TEV_END:
+        ev(s, EV_GO_END, 0, 0, 0, 0, 0);
+        break;
+    case TEV_BLOCK:
+        ev(s, block_ev((int)arg), 1, stack_saved(gp), 0, 0, 0);
+        break;
+    case TEV_UNBLOCK:
+        gp->trace_seq++;
+        if (pp && gp->trace_lastp == pp) {
+            ev(s, EV_GO_UNBLOCK_LOCAL, 2, gp->goid, stack_here(), 0, 0);
+        } else {
+            gp->trace_lastp = pp;
+            ev(s, EV_GO_UNBLOCK, 3, gp->goid, gp->trace_seq, stack_here(), 0);
+        }
+        break;
+    case TEV_SCHED:
+    case TEV_PREEMPT:
+        ev(s, e == TEV_SCHED ? EV_GO_SCHED : EV_GO_PREEMPT, 1, stack_saved(gp), 0, 0, 0);
+        break;
+    case TEV_SYSCALL:
+        ev(s, EV_GO_SYSCALL, 1, stack_here(), 0, 0, 0);
+        atomic_store_explicit(&gp->trace_sys, 1, memory_order_relaxed);
+        atomic_store_explicit(&pp->trace_sysg, gp, memory_order_release);
+        break;
+    case TEV_SYSEXIT:
+        gp->trace_sysexit = (int64_t)gort__trace_ticks();
+        break;
+    case TEV_PTAKEN:
+        /* sysmon revoked pp from gp, blocked outside the runtime. */
+        ev(s, EV_GO_SYSBLOCK, 0, 0, 0, 0, 0);
+        proc_stop(s);
+        gp->trace_sysblock = (int64_t)s->buf->last;
+        atomic_store_explicit(&gp->trace_sys, 2, memory_order_release);
+        break;
+    }
+    slot_unlock(s);
+}
+
+/* ---- start and stop ---- */
+
+struct start_ctx {
+    tslot_t *s;
+    gort_p_t *pp;
+    gort_g_t *self;
+};
+
+static void start_g(gort_g_t *gp, void *arg)
+{
+    struct start_ctx *c = arg;
+    uint32_t st = atomic_load_explicit(&gp->status, memory_order_acquire);
+    if (st == G_DEAD || st == G_IDLE || gp->foreign)
+        return;
+    gp->trace_seq = 0;
+    gp->trace_lastp = c->pp;
+    atomic_store_explicit(&gp->trace_sys, 0, memory_order_relaxed);
+    ev(c->s, EV_GO_CREATE, 3, gp->goid, stack_fn((uintptr_t)gp->fn), 0, 0);
+    if (st == G_WAITING) {
+        gp->trace_seq++;
+        ev(c->s, EV_GO_WAITING, 1, gp->goid, 0, 0, 0);
+    } else if (st == G_SYSCALL || (st == G_RUNNING && gp != c->self)) {
+        /* In a system call, or running with its P revoked: either way
+         * it comes back through gort_syscall_exit. */
+        gp->trace_seq++;
+        ev(c->s, EV_GO_INSYSCALL, 1, gp->goid, 0, 0, 0);
+        gp->trace_sysblock = (int64_t)c->s->buf->last;
+        gp->trace_sysexit = 0;
+        atomic_store_explicit(&gp->trace_sys, 2, memory_order_relaxed);
+    }
+}
+
+static void reset_slots(void)
+{
+    for (int i = 0; i < GORT_MAX_PROCS; i++) {
+        slots[i] = (tslot_t){.pid = i};
+        gort_p_t *pp = gort__allp[i];
+        if (pp)
+            atomic_store_explicit(&pp->trace_sysg, NULL, memory_order_relaxed);
+    }
+    gslot = (tslot_t){.pid = -1};
+}
+
+static int start_locked(int fd)
+{
+    if (atomic_load(&on))
+        return -EBUSY;
+    int r = gort__tb_start(fd);
+    if (r < 0)
+        return r;
+    atomic_store(&on, true);
+    tick0 = gort__trace_ticks();
+    ns0 = mono_ns();
+    return 0;
+}
+
+static uint64_t freq_now(void)
+{
+    uint64_t t1 = gort__trace_ticks(), n1 = mono_ns();
+    if (n1 <= ns0 || t1 <= tick0)
+        return 1000000000ull >> TRACE_TICK_SHIFT;
+    return (uint64_t)((double)(t1 - tick0) * 1e9 / (double)(n1 - ns0));
+}
+
+/* All slots to the writer; the world is stopped or the process is ending. */
+static void flush_all(void)
+{
+    for (int i = 0; i < GORT_MAX_PROCS; i++)
+        gort__tb_flush(&slots[i]);
+    while (atomic_flag_test_and_set_explicit(&glock, memory_order_acquire))
+        gort__cpu_relax();
+    gort__tb_flush(&gslot);
+    atomic_flag_clear_explicit(&glock, memory_order_release);
+}
+
+int gort_trace_start(int fd)
+{
+    if (fd < 0)
+        return -EBADF;
+    gort_g_t *self = gort__getg();
+    if (!self)
+        gort__fatal("gort_trace_start called outside a goroutine");
+    pthread_mutex_lock(&api_lock);
+    int r = start_locked(fd);
+    if (r < 0) {
+        pthread_mutex_unlock(&api_lock);
+        return r;
+    }
+    gort__stop_the_world("start tracing");
+    reset_slots();
+    gort_m_t *m = gort__getm();
+    gort_p_t *pp = m->p;
+    struct start_ctx c = {&slots[pp->id], pp, self};
+    gort__forallg(start_g, &c);
+    proc_start(c.s, m);
+    go_start(c.s, self, pp);
+    ev(c.s, EV_GOMAXPROCS, 2, (uint64_t)atomic_load(&gort__gomaxprocs), 0, 0, 0);
+    atomic_store_explicit(&gort__tracing, true, memory_order_release);
+    gort__start_the_world();
+    pthread_mutex_unlock(&api_lock);
+    return 0;
+}
+
+static int finish(void)
+{
+    int r = gort__tb_finish(freq_now());
+    atomic_store(&on, false);
+    return r;
+}
+
+int gort_trace_stop(void)
+{
+    gort_g_t *self = gort__getg();
+    if (!self)
+        gort__fatal("gort_trace_stop called outside a goroutine");
+    pthread_mutex_lock(&api_lock);
+    if (!atomic_load(&on)) {
+        pthread_mutex_unlock(&api_lock);
+        return -EINVAL;
+    }
+    gort__stop_the_world("stop tracing");
+    gort_p_t *pp = gort__getm()->p;
+    tslot_t *s = &slots[pp->id];
+    ev(s, EV_GO_SCHED, 1, stack_here(), 0, 0, 0);
+    atomic_store_explicit(&gort__tracing, false, memory_order_release);
+    flush_all();
+    gort__start_the_world();
+    int r = finish();
+    pthread_mutex_unlock(&api_lock);
+    return r;
+}
+
+bool gort_trace_enabled(void) { return atomic_load_explicit(&gort__tracing, memory_order_relaxed); }
+
+/* ---- user annotations (runtime/trace: NewTask, StartRegion, Log) ---- */
+
+/* Runs on the caller's P with the runtime entered (sysmon does not take
+ * the P meanwhile), or on the global slot without one. */
+static void user_ev(int e, int n, uint64_t a0, uint64_t a1, uint64_t a2, const char *extra)
+{
+    gort_g_t *self = gort__rt_enter();
+    gort_m_t *m = gort__getm();
+    tslot_t *s = slot_lock(m && self ? m->p : NULL);
+    if (s) {
+        uint64_t a[4] = {a0, a1, a2, 0};
+        a[n - 1] = stack_here();
+        gort__tb_event(s, e, n, a, 0, extra, extra ? strnlen(extra, 4096) : 0);
+        slot_unlock(s);
+    }
+    gort__rt_leave(self);
+}
+
+uint64_t gort_trace_task(uint64_t parent, const char *type)
+{
+    uint64_t id = atomic_fetch_add_explicit(&next_task, 1, memory_order_relaxed) + 1;
+    if (unlikely(atomic_load_explicit(&gort__tracing, memory_order_relaxed)))
+        user_ev(EV_USER_TASK_CREATE, 4, id, parent, gort__tb_string(type), NULL);
+    return id;
+}
+
+void gort_trace_task_end(uint64_t task)
+{
+    if (unlikely(atomic_load_explicit(&gort__tracing, memory_order_relaxed)))
+        user_ev(EV_USER_TASK_END, 2, task, 0, 0, NULL);
+}
+
+void gort_trace_region_begin(uint64_t task, const char *type)
+{
+    if (unlikely(atomic_load_explicit(&gort__tracing, memory_order_relaxed)))
+        user_ev(EV_USER_REGION, 4, task, 0, gort__tb_string(type), NULL);
+}
+
+void gort_trace_region_end(uint64_t task, const char *type)
+{
+    if (unlikely(atomic_load_explicit(&gort__tracing, memory_order_relaxed)))
+        user_ev(EV_USER_REGION, 4, task, 1, gort__tb_string(type), NULL);
+}
+
+void gort_trace_log(uint64_t task, const char *category, const char *message)
+{
+    if (unlikely(atomic_load_explicit(&gort__tracing, memory_order_relaxed)))
+        user_ev(EV_USER_LOG, 3, task, gort__tb_string(category), 0, message ? message : "");
+}
+
+/* ---- GORT_TRACE=path ---- */
+
+static int env_fd = -1;
+
+/* Before any goroutine runs (prof/start.c): no world to stop; every P
+ * and goroutine then reports itself from its first event. */
+void gort__trace_init(void)
+{
+    gort__hooks.trace_ev = gort__trace_ev;
+    const char *path = getenv("GORT_TRACE");
+    if (!path || !*path)
+        return;
+    env_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (env_fd < 0 || start_locked(env_fd) < 0) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "gort: GORT_TRACE: cannot trace to %.150s\n", path);
+        gort__write_str(2, msg);
+        return;
+    }
+    reset_slots();
+    atomic_store_explicit(&gort__tracing, true, memory_order_release);
+}
+
+/* At exit, or a fatal error: whatever still runs is cut off here. */
+static void env_stop(bool fatal)
+{
+    if (env_fd < 0 || !atomic_exchange(&gort__tracing, false))
+        return;
+    flush_all();
+    if (fatal) {
+        gort__tb_finish_timed(freq_now(), 2000LL * 1000 * 1000);
+        return;
+    }
+    finish();
+    close(env_fd);
+    env_fd = -1;
+}
+
+void gort__trace_at_exit(void)
+{
+    if (env_fd < 0 || !atomic_load(&gort__tracing))
+        return;
+    /* A goroutine calling exit(3) while others run: stop the world first,
+     * so that each stops in the trace. */
+    gort_g_t *self = gort__getg();
+    if (self && atomic_load(&gort__sched.main_running) && !atomic_load(&gort__sched.main_done)) {
+        gort__stop_the_world("stop tracing");
+        tslot_t *s = &slots[gort__getm()->p->id];
+        ev(s, EV_GO_SCHED, 1, stack_here(), 0, 0, 0);
+        env_stop(false);
+        gort__world_stays_stopped();
+        return;
+    }
+    env_stop(false);
+}
+
+void gort__trace_before_fatal(void) { env_stop(true); }

@@ -1,0 +1,94 @@
+/*
+ * trace.h: the execution tracer (prof/trace.c events and API,
+ * prof/tracebuf.c buffers, tables and the writer thread).
+ */
+#ifndef GORT_PROF_TRACE_H
+#define GORT_PROF_TRACE_H
+
+#include "runtime.h"
+
+/* Go 1.19's event types (runtime/trace.go), the ones we write. */
+enum {
+    EV_BATCH = 1,
+    EV_FREQUENCY = 2,
+    EV_STACK = 3,
+    EV_GOMAXPROCS = 4,
+    EV_PROC_START = 5,
+    EV_PROC_STOP = 6,
+    EV_GO_CREATE = 13,
+    EV_GO_START = 14,
+    EV_GO_END = 15,
+    EV_GO_SCHED = 17,
+    EV_GO_PREEMPT = 18,
+    EV_GO_SLEEP = 19,
+    EV_GO_BLOCK = 20,
+    EV_GO_UNBLOCK = 21,
+    EV_GO_BLOCK_SEND = 22,
+    EV_GO_BLOCK_RECV = 23,
+    EV_GO_BLOCK_SELECT = 24,
+    EV_GO_BLOCK_SYNC = 25,
+    EV_GO_BLOCK_COND = 26,
+    EV_GO_BLOCK_NET = 27,
+    EV_GO_SYSCALL = 28,
+    EV_GO_SYSEXIT = 29,
+    EV_GO_SYSBLOCK = 30,
+    EV_GO_WAITING = 31,
+    EV_GO_INSYSCALL = 32,
+    EV_STRING = 37,
+    EV_GO_START_LOCAL = 38,
+    EV_GO_UNBLOCK_LOCAL = 39,
+    EV_USER_TASK_CREATE = 45,
+    EV_USER_TASK_END = 46,
+    EV_USER_REGION = 47,
+    EV_USER_LOG = 48,
+    EV_CPU_SAMPLE = 49,
+};
+
+/* Timestamps are TSC cycles >> TRACE_TICK_SHIFT (one clock for every
+ * thread: the kernel keeps the TSC in step across CPUs where it says
+ * constant_tsc, as Go's tracer assumes). */
+#define TRACE_TICK_SHIFT 4
+#define TRACE_STACK_MAX 32
+
+/* One buffer: an EvBatch header and events, written by one owner. */
+typedef struct tbuf {
+    struct tbuf *next;     /* on the full list */
+    uint32_t pos;
+    uint64_t last;         /* ticks of the last event */
+    uint8_t data[64 * 1024 - 32];
+} tbuf_t;
+
+/* Where events go: a P's buffer (its owner writes it) or the global one
+ * (under glock, for threads without a P). */
+typedef struct tslot {
+    tbuf_t *buf;
+    int32_t pid;           /* -1: the global buffer */
+    bool running;          /* ProcStart written and no ProcStop since */
+} tslot_t;
+
+uint64_t gort__trace_ticks(void);
+/* Appends event ev with n arguments after the timestamp (a stack id
+ * counts as one); ts 0: now.  extra (len bytes) follows the arguments
+ * with its length first (EvUserLog's message). */
+void gort__tb_event(tslot_t *s, int ev, int n, const uint64_t *args, uint64_t ts, const char *extra, size_t len);
+/* Hands the slot's buffer to the writer. */
+void gort__tb_flush(tslot_t *s);
+/* The stack id of pcs[0..n) (0 for n == 0); lock-free when seen. */
+uint32_t gort__tb_stack(const uintptr_t *pcs, int n);
+/* The string id of s, made on first use. */
+uint64_t gort__tb_string(const char *s);
+
+/* The writer: start with the header written, finish after the last
+ * flush (frequency, stacks, strings), then close nothing (fd is the
+ * caller's).  finish returns 0 or the first write error. */
+int gort__tb_start(int fd);
+int gort__tb_finish(uint64_t freq);
+bool gort__tb_finish_timed(uint64_t freq, int64_t timeout_ns);
+
+/* The hook (runtime/trace.h). */
+void gort__trace_ev(int ev, gort_g_t *gp, gort_p_t *pp, uint64_t arg);
+void gort__trace_init(void);
+void gort__trace_at_exit(void);
+void gort__trace_before_fatal(void);
+
+#endif /* GORT_PROF_TRACE_H */

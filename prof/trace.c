@@ -268,13 +268,24 @@ void gort__trace_ev(int e, gort_g_t *gp, gort_p_t *pp, uint64_t arg)
         ev(s, EV_GO_CREATE, 3, gp->goid, stack_fn((uintptr_t)gp->fn), stack_here(), 0);
         break;
     case TEV_START:
-        if (arg && pp == (gort_p_t *)(uintptr_t)arg &&
-            atomic_load_explicit(&gp->trace_sys, memory_order_acquire) == 1 &&
-            atomic_exchange_explicit(&pp->trace_sysg, NULL, memory_order_acq_rel) == gp) {
-            /* Back from a system call on the P it entered with, which
-             * nobody took: the G never stopped running in the trace. */
-            atomic_store_explicit(&gp->trace_sys, 0, memory_order_relaxed);
-            break;
+        if (arg && pp == (gort_p_t *)(uintptr_t)arg) {
+            /* Back from a system call with the P it entered with, taken
+             * back from P_SYSCALL.  Nobody took it meanwhile: the G never
+             * stopped running in the trace.  Or it was taken, and went
+             * on to another G that is now in a system call with it (the
+             * CAS cannot tell): then we are that G's taker. */
+            gort_g_t *sg = atomic_exchange_explicit(&pp->trace_sysg, NULL, memory_order_acq_rel);
+            if (sg == gp && atomic_load_explicit(&gp->trace_sys, memory_order_acquire) == 1) {
+                atomic_store_explicit(&gp->trace_sys, 0, memory_order_relaxed);
+                break;
+            }
+            if (sg && sg != gp) {
+                ev(s, EV_GO_SYSBLOCK, 0, 0, 0, 0, 0);
+                proc_stop(s);
+                sg->trace_sysblock = (int64_t)s->buf->last;
+                atomic_store_explicit(&sg->trace_sys, 2, memory_order_release);
+                proc_start(s, m);
+            }
         }
         if (arg && atomic_load_explicit(&gp->trace_sys, memory_order_acquire) == 0)
             break; /* a call the trace did not see: still running */

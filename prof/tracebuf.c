@@ -301,26 +301,24 @@ static void tail_reserve(size_t n)
 
 static void write_stack(tstk_t *e)
 {
-    /* Up to 4 frames per PC (inlined calls), 4 varints per frame. */
-    enum { FR = 4 };
-    static uint64_t args[2 + TRACE_STACK_MAX * FR * 4];
+    /* One frame per PC, the function that holds it out of line, with the
+     * line of the call there: go tool trace keys its locations by PC, so
+     * inlined frames at the same PC would merge into whichever came
+     * first. */
+    enum { FR = 8 };
+    static uint64_t args[2 + TRACE_STACK_MAX * 4];
     int nf = 0;
     for (uint32_t i = 0; i < e->n && i < TRACE_STACK_MAX; i++) {
         gort_frame_t fr[FR];
         uintptr_t pc = e->pcs[i];
         int k = gort__symbolize(pc > 0 ? pc - 1 : pc, fr, FR, 0);
-        if (k <= 0) {
-            fr[0] = (gort_frame_t){.func = "?", .file = NULL, .line = 0};
-            k = 1;
-        }
-        for (int j = 0; j < k; j++) {
-            uint64_t *a = &args[2 + nf * 4];
-            a[0] = pc;
-            a[1] = gort__tb_string(fr[j].func ? fr[j].func : "?");
-            a[2] = gort__tb_string(fr[j].file ? fr[j].file : "?");
-            a[3] = (uint64_t)(fr[j].line > 0 ? fr[j].line : 0);
-            nf++;
-        }
+        gort_frame_t *f = k > 0 ? &fr[k - 1] : NULL;
+        uint64_t *a = &args[2 + nf * 4];
+        a[0] = pc;
+        a[1] = gort__tb_string(f && f->func ? f->func : "?");
+        a[2] = gort__tb_string(f && f->file ? f->file : "?");
+        a[3] = (uint64_t)(f && f->line > 0 ? f->line : 0);
+        nf++;
     }
     args[0] = e->id;
     args[1] = (uint64_t)nf;

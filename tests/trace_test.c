@@ -593,7 +593,9 @@ static void test_many_goroutines(void)
     char *out = NULL;
     CU_ASSERT_EQUAL(go_trace_d(tmp("many.trace"), &out), 0);
     long n = gt_scale() == 0 ? 1000 : MANY;
-    CU_ASSERT(out && count(out, "GoCreate") >= (size_t)n && count(out, "GoUnblock") >= (size_t)n);
+    /* Nearly all were parked at the start (a few may not have run yet) and
+     * the close unblocked them in the trace. */
+    CU_ASSERT(out && count(out, "GoCreate") >= (size_t)n && count(out, "GoUnblock") >= (size_t)n * 9 / 10);
     free(out);
 }
 

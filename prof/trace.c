@@ -215,12 +215,17 @@ static void sysexit(tslot_t *s, gort_g_t *gp)
     atomic_store_explicit(&gp->trace_sys, 0, memory_order_relaxed);
 }
 
-static void go_start(tslot_t *s, gort_g_t *gp, gort_p_t *pp)
+/* inherit: straight from the goroutine before it on this P (runnext),
+ * whose last event was a moment ago: no clock read for a local start.
+ * The start's order against other Ps is fixed by the events around it
+ * on this P, which read the clock. */
+static void go_start(tslot_t *s, gort_g_t *gp, gort_p_t *pp, bool inherit)
 {
     sysexit(s, gp);
     gp->trace_seq++;
     if (gp->trace_lastp == pp) {
-        ev(s, EV_GO_START_LOCAL, 1, gp->goid, 0, 0, 0);
+        uint64_t a[1] = {gp->goid};
+        gort__tb_event(s, EV_GO_START_LOCAL, 1, a, inherit ? TS_LAST : 0, NULL, 0);
     } else {
         gp->trace_lastp = pp;
         ev(s, EV_GO_START, 2, gp->goid, gp->trace_seq, 0, 0);
@@ -268,7 +273,7 @@ void gort__trace_ev(int e, gort_g_t *gp, gort_p_t *pp, uint64_t arg)
         ev(s, EV_GO_CREATE, 3, gp->goid, stack_fn((uintptr_t)gp->fn), stack_here(), 0);
         break;
     case TEV_START:
-        if (arg && pp == (gort_p_t *)(uintptr_t)arg) {
+        if (arg > 1 && pp == (gort_p_t *)(uintptr_t)arg) {
             /* Back from a system call with the P it entered with, taken
              * back from P_SYSCALL.  Nobody took it meanwhile: the G never
              * stopped running in the trace.  Or it was taken, and went
@@ -287,9 +292,9 @@ void gort__trace_ev(int e, gort_g_t *gp, gort_p_t *pp, uint64_t arg)
                 proc_start(s, m);
             }
         }
-        if (arg && atomic_load_explicit(&gp->trace_sys, memory_order_acquire) == 0)
+        if (arg > 1 && atomic_load_explicit(&gp->trace_sys, memory_order_acquire) == 0)
             break; /* a call the trace did not see: still running */
-        go_start(s, gp, pp);
+        go_start(s, gp, pp, arg == 1);
         break;
     case TEV_END:
         ev(s, EV_GO_END, 0, 0, 0, 0, 0);
@@ -424,7 +429,7 @@ int gort_trace_start(int fd)
     struct start_ctx c = {&slots[pp->id], pp, self};
     gort__forallg(start_g, &c);
     proc_start(c.s, m);
-    go_start(c.s, self, pp);
+    go_start(c.s, self, pp, false);
     ev(c.s, EV_GOMAXPROCS, 2, (uint64_t)atomic_load(&gort__gomaxprocs), 0, 0, 0);
     atomic_store_explicit(&gort__tracing, true, memory_order_release);
     gort__start_the_world();

@@ -155,8 +155,8 @@ static tbuf_t *new_buf(tslot_t *s, uint64_t now)
 void gort__tb_event(tslot_t *s, int ev, int n, const uint64_t *args, uint64_t ts, const char *extra, size_t len)
 {
     size_t need = 2 + (size_t)(n + 1) * 10 + (extra ? 10 + len : 0);
-    uint64_t now = ts ? ts : gort__trace_ticks();
     tbuf_t *b = s->buf;
+    uint64_t now = ts == TS_LAST && b ? b->last + 1 : ts > TS_LAST ? ts : gort__trace_ticks();
     if (!b || b->pos + need > TB_CAP) {
         gort__tb_flush(s);
         b = new_buf(s, now);

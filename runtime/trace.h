@@ -16,7 +16,9 @@
  *                in (park_m); arg is the wait reason (enum
  *                gort_waitreason, mapped to Go's GoBlock* events, WR_IO_WAIT
  *                to GoBlockNet)
- *   TEV_START    execute, before the switch to the G
+ *   TEV_START    execute, before the switch to the G (arg 1: it inherits
+ *                the time slice, so the P's last event was just now); or
+ *                gort_syscall_exit with a P again (arg: the P it left)
  *   TEV_SCHED / TEV_PREEMPT   before the G is requeued (gosched_m)
  *   TEV_END      goexit0, on g0
  *   TEV_SYSCALL  syscall_enter, still holding the P (before P_SYSCALL)

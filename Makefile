@@ -280,7 +280,8 @@ valgrind: $(TESTB)
 # The decoder's and the trace reader's fuzz target: clang only, built apart from the library (it
 # needs only prof/pprof_*.c, prof/tool/tracefile.c and zlib).  New inputs go to build/fuzz/corpus,
 # crashers to build/fuzz/crash-*; keep fixed crashers in
-# tests/testdata/fuzz-regressions/, which the pprof suite replays.
+# tests/testdata/fuzz-regressions/ (profiles), which the pprof suite
+# replays, or tests/testdata/trace-regressions/ (traces: the trace suite).
 FUZZ_SECONDS ?= 20
 FUZZ_CC      ?= clang
 FUZZ_BIN     := $(BUILD)/fuzz/pprof_fuzz
@@ -293,7 +294,8 @@ $(FUZZ_BIN): $(FUZZ_SRC) $(wildcard prof/pprof*.h) prof/tool/tracefile.h
 
 fuzz: $(FUZZ_BIN)
 	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
-	  -artifact_prefix=$(BUILD)/fuzz/ $(BUILD)/fuzz/corpus tests/fuzz/corpus tests/testdata/fuzz-regressions
+	  -artifact_prefix=$(BUILD)/fuzz/ $(BUILD)/fuzz/corpus tests/fuzz/corpus tests/testdata/fuzz-regressions \
+	  tests/testdata/trace-regressions
 
 asan:
 	$(MAKE) SANITIZER=address test

@@ -522,6 +522,23 @@ void gort_trace_log(uint64_t task, const char *category, const char *message)
 
 static int env_fd = -1;
 
+/* GORT_TRACE and SIGTERM/SIGINT: the writer finishes the file (waited
+ * for at most two seconds: futexes and atomics here), then the signal
+ * kills the process as it would have without us. */
+static void term_handler(int sig, siginfo_t *info, void *uctx)
+{
+    (void)info;
+    (void)uctx;
+    if (atomic_exchange(&gort__tracing, false)) {
+        for (int i = 0; i < GORT_MAX_PROCS; i++)
+            gort__tb_flush(&slots[i]);
+        gort__tb_flush(&gslot);
+        gort__tb_finish_timed(freq_now(), 2000LL * 1000 * 1000);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 /* Before any goroutine runs (prof/start.c): no world to stop; every P
  * and goroutine then reports itself from its first event. */
 void gort__trace_init(void)
@@ -539,6 +556,12 @@ void gort__trace_init(void)
     }
     reset_slots();
     atomic_store_explicit(&gort__tracing, true, memory_order_release);
+    static const int sigs[] = {SIGINT, SIGTERM};
+    for (int i = 0; i < 2; i++) {
+        struct sigaction old;
+        if (sigaction(sigs[i], NULL, &old) == 0 && !(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_DFL)
+            gort__signal_install(sigs[i], term_handler, 0);
+    }
 }
 
 /* At exit, or a fatal error: whatever still runs is cut off here. */

@@ -586,6 +586,47 @@ static void test_env_whole_run(void)
     free(out);
 }
 
+static void term_sleeper(void *a)
+{
+    (void)a;
+    for (;;)
+        gort_sleep(100 * 1000);
+}
+
+static void term_main(void *a)
+{
+    (void)a;
+    for (int i = 0; i < 10; i++)
+        gort_go(term_sleeper, NULL);
+    for (;;)
+        gort_sleep(1000 * 1000);
+}
+
+GT_CHILD(trace_env_term) { gort_main(term_main, NULL); }
+
+/* GORT_TRACE and SIGTERM: the trace is written before the signal kills. */
+static void test_env_sigterm(void)
+{
+    char cmd[800];
+    snprintf(cmd, sizeof cmd,
+             "GORT_TRACE=%s %s --child trace_env_term & p=$!; sleep 1; kill -TERM $p; wait $p; echo status=$?",
+             tmp("term.trace"), gt_self_path());
+    gt_child_result r;
+    const char *argv[] = {"sh", "-c", cmd, NULL};
+    CU_ASSERT_EQUAL_FATAL(gt_cmd_run(argv, NULL, 60, &r), 0);
+    CU_ASSERT(gt_contains(r.out, "status=143")); /* killed by SIGTERM, as without us */
+    gt_child_free(&r);
+    const char *a2[] = {gt_gortprof_path(), "trace", tmp("term.trace"), NULL};
+    CU_ASSERT_EQUAL_FATAL(gt_cmd_run(a2, NULL, 60, &r), 0);
+    CU_ASSERT(r.exited && r.status == 0 && gt_contains(r.out, "term_sleeper"));
+    gt_child_free(&r);
+    if (!have("go"))
+        return;
+    char *out = NULL;
+    CU_ASSERT_EQUAL(go_trace_d(tmp("term.trace"), &out), 0);
+    free(out);
+}
+
 #define MANY 100000
 static gort_chan *park_ch;
 static gort_waitgroup park_wg;
@@ -649,4 +690,5 @@ GT_SUITE(trace, {"api_without_trace", test_api_without_trace}, {"go_trace_parses
          {"http_pages", test_http_pages},
          {"pprof_sync", test_pprof_sync}, {"gortprof_trace", test_gortprof_trace},
          {"gortprof_hostile", test_gortprof_hostile}, {"fuzz_regressions", test_fuzz_regressions}, {"env_whole_run", test_env_whole_run},
+         {"env_sigterm", test_env_sigterm},
          {"many_goroutines", test_many_goroutines}, {"cleanup", test_cleanup})

@@ -521,9 +521,12 @@ void gort_trace_log(uint64_t task, const char *category, const char *message)
 /* ---- GORT_TRACE=path ---- */
 
 static int env_fd = -1;
+/* How long a dying process waits for the writer: symbolizing the stack
+ * table reads DWARF, seconds on a loaded machine. */
+#define FINISH_WAIT_NS (8LL * 1000 * 1000 * 1000)
 
 /* GORT_TRACE and SIGTERM/SIGINT: the writer finishes the file (waited
- * for at most two seconds: futexes and atomics here), then the signal
+ * for at most FINISH_WAIT_NS: futexes and atomics here), then the signal
  * kills the process as it would have without us. */
 static void term_handler(int sig, siginfo_t *info, void *uctx)
 {
@@ -533,7 +536,7 @@ static void term_handler(int sig, siginfo_t *info, void *uctx)
         for (int i = 0; i < GORT_MAX_PROCS; i++)
             gort__tb_flush(&slots[i]);
         gort__tb_flush(&gslot);
-        gort__tb_finish_timed(freq_now(), 2000LL * 1000 * 1000);
+        gort__tb_finish_timed(freq_now(), FINISH_WAIT_NS);
     }
     signal(sig, SIG_DFL);
     raise(sig);
@@ -571,7 +574,7 @@ static void env_stop(bool fatal)
         return;
     flush_all();
     if (fatal) {
-        gort__tb_finish_timed(freq_now(), 2000LL * 1000 * 1000);
+        gort__tb_finish_timed(freq_now(), FINISH_WAIT_NS);
         return;
     }
     finish();

@@ -609,7 +609,7 @@ static void test_env_sigterm(void)
 {
     char cmd[800];
     snprintf(cmd, sizeof cmd,
-             "GORT_TRACE=%s %s --child trace_env_term & p=$!; sleep 1; kill -TERM $p; wait $p; echo status=$?",
+             "GORT_TRACE=%s %s --child trace_env_term & p=$!; sleep 2; kill -TERM $p; wait $p; echo status=$?",
              tmp("term.trace"), gt_self_path());
     gt_child_result r;
     const char *argv[] = {"sh", "-c", cmd, NULL};
@@ -619,6 +619,8 @@ static void test_env_sigterm(void)
     const char *a2[] = {gt_gortprof_path(), "trace", tmp("term.trace"), NULL};
     CU_ASSERT_EQUAL_FATAL(gt_cmd_run(a2, NULL, 60, &r), 0);
     CU_ASSERT(r.exited && r.status == 0 && gt_contains(r.out, "term_sleeper"));
+    if (!(r.exited && r.status == 0))
+        fprintf(stderr, "\n  gortprof trace: %s\n", r.out);
     gt_child_free(&r);
     if (!have("go"))
         return;

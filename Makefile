@@ -404,8 +404,9 @@ valgrind: $(TESTB)
 # The fuzz targets: clang only, built apart from the library.
 #   FUZZ_TARGET=pprof (the default): the profile decoder and the trace
 #     reader (prof/pprof_*.c, prof/tool/tracefile.c and zlib).  Crashers to
-#     keep go in tests/testdata/fuzz-regressions/, which the pprof suite
-#     replays.
+#     keep go in tests/testdata/fuzz-regressions/ (profiles: the pprof
+#     suite replays them) or tests/testdata/trace-regressions/ (traces:
+#     the trace suite).
 #   FUZZ_TARGET=http: the debug endpoint's request parser (prof/httpreq.c).
 # New inputs go to build/fuzz/corpus-TARGET, crashers to build/fuzz/crash-*.
 FUZZ_SECONDS ?= 20
@@ -414,7 +415,7 @@ FUZZ_TARGET  ?= pprof
 FUZZ_BIN     := $(BUILD)/fuzz/$(FUZZ_TARGET)_fuzz
 FUZZ_SRC_pprof := tests/fuzz/pprof_fuzz.c $(wildcard prof/pprof_*.c) prof/tool/tracefile.c
 FUZZ_SRC_http  := tests/fuzz/http_fuzz.c prof/httpreq.c
-FUZZ_SEEDS_pprof := tests/fuzz/corpus tests/testdata/fuzz-regressions
+FUZZ_SEEDS_pprof := tests/fuzz/corpus tests/testdata/fuzz-regressions tests/testdata/trace-regressions
 FUZZ_SEEDS_http  := tests/fuzz/http-corpus
 FUZZ_LEN_pprof := 65536
 FUZZ_LEN_http  := 140000

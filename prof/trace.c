@@ -215,12 +215,17 @@ static void sysexit(tslot_t *s, gort_g_t *gp)
     atomic_store_explicit(&gp->trace_sys, 0, memory_order_relaxed);
 }
 
-static void go_start(tslot_t *s, gort_g_t *gp, gort_p_t *pp)
+/* inherit: straight from the goroutine before it on this P (runnext),
+ * whose last event was a moment ago: no clock read for a local start.
+ * The start's order against other Ps is fixed by the events around it
+ * on this P, which read the clock. */
+static void go_start(tslot_t *s, gort_g_t *gp, gort_p_t *pp, bool inherit)
 {
     sysexit(s, gp);
     gp->trace_seq++;
     if (gp->trace_lastp == pp) {
-        ev(s, EV_GO_START_LOCAL, 1, gp->goid, 0, 0, 0);
+        uint64_t a[1] = {gp->goid};
+        gort__tb_event(s, EV_GO_START_LOCAL, 1, a, inherit ? TS_LAST : 0, NULL, 0);
     } else {
         gp->trace_lastp = pp;
         ev(s, EV_GO_START, 2, gp->goid, gp->trace_seq, 0, 0);
@@ -268,17 +273,28 @@ void gort__trace_ev(int e, gort_g_t *gp, gort_p_t *pp, uint64_t arg)
         ev(s, EV_GO_CREATE, 3, gp->goid, stack_fn((uintptr_t)gp->fn), stack_here(), 0);
         break;
     case TEV_START:
-        if (arg && pp == (gort_p_t *)(uintptr_t)arg &&
-            atomic_load_explicit(&gp->trace_sys, memory_order_acquire) == 1 &&
-            atomic_exchange_explicit(&pp->trace_sysg, NULL, memory_order_acq_rel) == gp) {
-            /* Back from a system call on the P it entered with, which
-             * nobody took: the G never stopped running in the trace. */
-            atomic_store_explicit(&gp->trace_sys, 0, memory_order_relaxed);
-            break;
+        if (arg > 1 && pp == (gort_p_t *)(uintptr_t)arg) {
+            /* Back from a system call with the P it entered with, taken
+             * back from P_SYSCALL.  Nobody took it meanwhile: the G never
+             * stopped running in the trace.  Or it was taken, and went
+             * on to another G that is now in a system call with it (the
+             * CAS cannot tell): then we are that G's taker. */
+            gort_g_t *sg = atomic_exchange_explicit(&pp->trace_sysg, NULL, memory_order_acq_rel);
+            if (sg == gp && atomic_load_explicit(&gp->trace_sys, memory_order_acquire) == 1) {
+                atomic_store_explicit(&gp->trace_sys, 0, memory_order_relaxed);
+                break;
+            }
+            if (sg && sg != gp) {
+                ev(s, EV_GO_SYSBLOCK, 0, 0, 0, 0, 0);
+                proc_stop(s);
+                sg->trace_sysblock = (int64_t)s->buf->last;
+                atomic_store_explicit(&sg->trace_sys, 2, memory_order_release);
+                proc_start(s, m);
+            }
         }
-        if (arg && atomic_load_explicit(&gp->trace_sys, memory_order_acquire) == 0)
+        if (arg > 1 && atomic_load_explicit(&gp->trace_sys, memory_order_acquire) == 0)
             break; /* a call the trace did not see: still running */
-        go_start(s, gp, pp);
+        go_start(s, gp, pp, arg == 1);
         break;
     case TEV_END:
         ev(s, EV_GO_END, 0, 0, 0, 0, 0);
@@ -413,7 +429,7 @@ int gort_trace_start(int fd)
     struct start_ctx c = {&slots[pp->id], pp, self};
     gort__forallg(start_g, &c);
     proc_start(c.s, m);
-    go_start(c.s, self, pp);
+    go_start(c.s, self, pp, false);
     ev(c.s, EV_GOMAXPROCS, 2, (uint64_t)atomic_load(&gort__gomaxprocs), 0, 0, 0);
     atomic_store_explicit(&gort__tracing, true, memory_order_release);
     gort__start_the_world();
@@ -505,6 +521,26 @@ void gort_trace_log(uint64_t task, const char *category, const char *message)
 /* ---- GORT_TRACE=path ---- */
 
 static int env_fd = -1;
+/* How long a dying process waits for the writer: symbolizing the stack
+ * table reads DWARF, seconds on a loaded machine. */
+#define FINISH_WAIT_NS (8LL * 1000 * 1000 * 1000)
+
+/* GORT_TRACE and SIGTERM/SIGINT: the writer finishes the file (waited
+ * for at most FINISH_WAIT_NS: futexes and atomics here), then the signal
+ * kills the process as it would have without us. */
+static void term_handler(int sig, siginfo_t *info, void *uctx)
+{
+    (void)info;
+    (void)uctx;
+    if (atomic_exchange(&gort__tracing, false)) {
+        for (int i = 0; i < GORT_MAX_PROCS; i++)
+            gort__tb_flush(&slots[i]);
+        gort__tb_flush(&gslot);
+        gort__tb_finish_timed(freq_now(), FINISH_WAIT_NS);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
 
 /* Before any goroutine runs (prof/start.c): no world to stop; every P
  * and goroutine then reports itself from its first event. */
@@ -523,6 +559,12 @@ void gort__trace_init(void)
     }
     reset_slots();
     atomic_store_explicit(&gort__tracing, true, memory_order_release);
+    static const int sigs[] = {SIGINT, SIGTERM};
+    for (int i = 0; i < 2; i++) {
+        struct sigaction old;
+        if (sigaction(sigs[i], NULL, &old) == 0 && !(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_DFL)
+            gort__signal_install(sigs[i], term_handler, 0);
+    }
 }
 
 /* At exit, or a fatal error: whatever still runs is cut off here. */
@@ -532,7 +574,7 @@ static void env_stop(bool fatal)
         return;
     flush_all();
     if (fatal) {
-        gort__tb_finish_timed(freq_now(), 2000LL * 1000 * 1000);
+        gort__tb_finish_timed(freq_now(), FINISH_WAIT_NS);
         return;
     }
     finish();

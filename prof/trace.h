@@ -67,8 +67,10 @@ typedef struct tslot {
 } tslot_t;
 
 uint64_t gort__trace_ticks(void);
+#define TS_LAST 1
 /* Appends event ev with n arguments after the timestamp (a stack id
- * counts as one); ts 0: now.  extra (len bytes) follows the arguments
+ * counts as one); ts 0: now, TS_LAST: just after the buffer's last
+ * event (a clock read costs more than the rest of an event).  extra (len bytes) follows the arguments
  * with its length first (EvUserLog's message). */
 void gort__tb_event(tslot_t *s, int ev, int n, const uint64_t *args, uint64_t ts, const char *extra, size_t len);
 /* Hands the slot's buffer to the writer. */

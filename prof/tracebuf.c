@@ -155,8 +155,8 @@ static tbuf_t *new_buf(tslot_t *s, uint64_t now)
 void gort__tb_event(tslot_t *s, int ev, int n, const uint64_t *args, uint64_t ts, const char *extra, size_t len)
 {
     size_t need = 2 + (size_t)(n + 1) * 10 + (extra ? 10 + len : 0);
-    uint64_t now = ts ? ts : gort__trace_ticks();
     tbuf_t *b = s->buf;
+    uint64_t now = ts == TS_LAST && b ? b->last + 1 : ts > TS_LAST ? ts : gort__trace_ticks();
     if (!b || b->pos + need > TB_CAP) {
         gort__tb_flush(s);
         b = new_buf(s, now);
@@ -301,26 +301,24 @@ static void tail_reserve(size_t n)
 
 static void write_stack(tstk_t *e)
 {
-    /* Up to 4 frames per PC (inlined calls), 4 varints per frame. */
-    enum { FR = 4 };
-    static uint64_t args[2 + TRACE_STACK_MAX * FR * 4];
+    /* One frame per PC, the function that holds it out of line, with the
+     * line of the call there: go tool trace keys its locations by PC, so
+     * inlined frames at the same PC would merge into whichever came
+     * first. */
+    enum { FR = 8 };
+    static uint64_t args[2 + TRACE_STACK_MAX * 4];
     int nf = 0;
     for (uint32_t i = 0; i < e->n && i < TRACE_STACK_MAX; i++) {
         gort_frame_t fr[FR];
         uintptr_t pc = e->pcs[i];
         int k = gort__symbolize(pc > 0 ? pc - 1 : pc, fr, FR, 0);
-        if (k <= 0) {
-            fr[0] = (gort_frame_t){.func = "?", .file = NULL, .line = 0};
-            k = 1;
-        }
-        for (int j = 0; j < k; j++) {
-            uint64_t *a = &args[2 + nf * 4];
-            a[0] = pc;
-            a[1] = gort__tb_string(fr[j].func ? fr[j].func : "?");
-            a[2] = gort__tb_string(fr[j].file ? fr[j].file : "?");
-            a[3] = (uint64_t)(fr[j].line > 0 ? fr[j].line : 0);
-            nf++;
-        }
+        gort_frame_t *f = k > 0 ? &fr[k - 1] : NULL;
+        uint64_t *a = &args[2 + nf * 4];
+        a[0] = pc;
+        a[1] = gort__tb_string(f && f->func ? f->func : "?");
+        a[2] = gort__tb_string(f && f->file ? f->file : "?");
+        a[3] = (uint64_t)(f && f->line > 0 ? f->line : 0);
+        nf++;
     }
     args[0] = e->id;
     args[1] = (uint64_t)nf;

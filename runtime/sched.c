@@ -801,7 +801,7 @@ void gort__execute(gort_g_t *gp, bool inherit)
         atomic_store_explicit(&gp->lastp, pp, memory_order_relaxed);
     }
     GORT_OWNER_INC(&m->preempt_gen);
-    gort__trace(TEV_START, gp, pp, 0);
+    gort__trace(TEV_START, gp, pp, inherit);
     if (unlikely(gp->stack.lo == 0)) {
         if (!gort__stack_alloc(pp, &gp->stack))
             gort__throw_oom(gort__stack_size(), "goroutine stack");

@@ -16,7 +16,9 @@
  *                in (park_m); arg is the wait reason (enum
  *                gort_waitreason, mapped to Go's GoBlock* events, WR_IO_WAIT
  *                to GoBlockNet)
- *   TEV_START    execute, before the switch to the G
+ *   TEV_START    execute, before the switch to the G (arg 1: it inherits
+ *                the time slice, so the P's last event was just now); or
+ *                gort_syscall_exit with a P again (arg: the P it left)
  *   TEV_SCHED / TEV_PREEMPT   before the G is requeued (gosched_m)
  *   TEV_END      goexit0, on g0
  *   TEV_SYSCALL  syscall_enter, still holding the P (before P_SYSCALL)
@@ -62,11 +64,13 @@ enum gort_tev {
  * everywhere (a report racing a stop is dropped by the tracer). */
 extern _Atomic bool gort__tracing;
 
-static inline __attribute__((always_inline)) void gort__trace(int ev, gort_g_t *gp, gort_p_t *pp, uint64_t arg)
-{
-    if (unlikely(atomic_load_explicit(&gort__tracing, memory_order_relaxed)))
-        gort__hooks.trace_ev(ev, gp, pp, arg);
-}
+/* A macro, so that the arguments are evaluated only while tracing (some
+ * read the thread pointer, a volatile asm the compiler may not drop). */
+#define gort__trace(ev, gp, pp, arg)                                                   \
+    do {                                                                               \
+        if (unlikely(atomic_load_explicit(&gort__tracing, memory_order_relaxed)))      \
+            gort__hooks.trace_ev((ev), (gp), (pp), (uint64_t)(arg));                   \
+    } while (0)
 
 /* A P left P_SYSCALL to its taker: report it if its G's call was traced
  * (whether or not a trace still runs: the G may be waiting for it). */

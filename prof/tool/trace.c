@@ -8,6 +8,7 @@
 #include "gortprof.h"
 #include "tracefile.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,7 +65,7 @@ int gp_cmd_trace(const gp_opts_t *o, const char *path, FILE *out)
         const gt_group_t *g = &s.groups[i];
         int64_t blk = 0;
         for (int b = 0; b < GT_NB; b++)
-            blk += g->block_ns[b];
+            blk = blk > INT64_MAX - g->block_ns[b] ? INT64_MAX : blk + g->block_ns[b];
         char c[11][32];
         dur(c[0], 32, g->exec_ns);
         dur(c[1], 32, g->sched_ns);

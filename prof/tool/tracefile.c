@@ -146,6 +146,18 @@ static int block_reason(int type)
     }
 }
 
+/* Durations saturate: a hostile trace's timestamps may be anything. */
+static int64_t ns_of(uint64_t d, double scale)
+{
+    double v = (double)d * scale;
+    return v >= 1e17 ? (int64_t)1e17 : (int64_t)v;
+}
+
+static void sat_add(int64_t *a, int64_t b)
+{
+    *a = *a > INT64_MAX - b ? INT64_MAX : *a + b;
+}
+
 static int cmp_ev(const void *a, const void *b)
 {
     const rev_t *x = a, *y = b;
@@ -353,7 +365,7 @@ int gt_summarize(const uint8_t *data, size_t n, gt_summary_t *out, char *err, si
     qsort(evs, nev, sizeof *evs, cmp_ev);
     double scale = 1e9 / (double)freq;
     uint64_t t0 = evs[0].ts;
-#define NS(d) ((int64_t)((double)(d) * scale))
+#define NS(d) ns_of((d), scale)
     if (!(lat = malloc(nev * sizeof *lat)))
         goto oom;
     for (size_t i = 0; i < nev; i++) {
@@ -391,7 +403,7 @@ int gt_summarize(const uint8_t *data, size_t n, gt_summary_t *out, char *err, si
             break;
         case 14: case 38: case 41: /* GoStart */
             if (g->st == ST_RUNNABLE) {
-                g->sched += NS(d);
+                sat_add(&g->sched, NS(d));
                 lat[nlat++] = NS(d);
             }
             g->st = ST_RUNNING;
@@ -399,33 +411,33 @@ int gt_summarize(const uint8_t *data, size_t n, gt_summary_t *out, char *err, si
             break;
         case 15: /* GoEnd */
             if (g->st == ST_RUNNING)
-                g->exec += NS(d);
+                sat_add(&g->exec, NS(d));
             g->st = ST_DEAD;
             g->since = e->ts;
             break;
         case 16: case 17: case 18: case 19: case 20: case 22: case 23: case 24: case 25: case 26: case 27:
         case 42:
             if (g->st == ST_RUNNING)
-                g->exec += NS(d);
+                sat_add(&g->exec, NS(d));
             g->st = e->type == 17 || e->type == 18 ? ST_RUNNABLE : ST_BLOCKED;
             g->why = (uint8_t)block_reason(e->type);
             g->since = e->ts;
             break;
         case 21: case 39: /* GoUnblock */
             if (g->st == ST_BLOCKED)
-                g->block[g->why] += NS(d);
+                sat_add(&g->block[g->why], NS(d));
             g->st = ST_RUNNABLE;
             g->since = e->ts;
             break;
         case 30: /* GoSysBlock */
             if (g->st == ST_RUNNING)
-                g->exec += NS(d);
+                sat_add(&g->exec, NS(d));
             g->st = ST_SYSCALL;
             g->since = e->ts;
             break;
         case 29: case 40: /* GoSysExit */
             if (g->st == ST_SYSCALL)
-                g->sys += NS(d);
+                sat_add(&g->sys, NS(d));
             g->st = ST_RUNNABLE;
             g->since = e->ts;
             break;
@@ -448,7 +460,7 @@ int gt_summarize(const uint8_t *data, size_t n, gt_summary_t *out, char *err, si
             continue;
         uint64_t d = tend - g->since;
         if (g->st == ST_RUNNING)
-            g->exec += NS(d);
+            sat_add(&g->exec, NS(d));
         const char *fn = "?";
         kv_t *s = g->fnstr ? map_get(&strs, g->fnstr, false) : NULL;
         if (s && s->s)
@@ -475,11 +487,11 @@ int gt_summarize(const uint8_t *data, size_t n, gt_summary_t *out, char *err, si
         }
         gt_group_t *G = (gt_group_t *)gr->s;
         G->count++;
-        G->exec_ns += g->exec;
-        G->sched_ns += g->sched;
-        G->syscall_ns += g->sys;
+        sat_add(&G->exec_ns, g->exec);
+        sat_add(&G->sched_ns, g->sched);
+        sat_add(&G->syscall_ns, g->sys);
         for (int b = 0; b < GT_NB; b++)
-            G->block_ns[b] += g->block[b];
+            sat_add(&G->block_ns[b], g->block[b]);
         out->ngoroutines++;
     }
     if (!(out->groups = calloc(groups.n ? groups.n : 1, sizeof *out->groups)))

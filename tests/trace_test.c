@@ -1,0 +1,699 @@
+/*
+ * trace_test.c: the execution tracer (prof/trace.c), checked by the real
+ * `go tool trace` (issue 21).  One traced workload covers what the issue
+ * lists: thousands of goroutines, channels, select, mutexes, sleeps,
+ * wrapped blocking calls that hand their P off, calls nobody wrapped
+ * (sysmon revokes the P), a preempted spinner, tasks, regions and logs,
+ * and a start and a stop in the middle of all that (goroutines parked,
+ * in system calls and running at both moments).  Its trace must pass
+ * `go tool trace -d` and contain each kind of event; one `go tool trace
+ * -http` server then answers every analysis page with 200 and no panic;
+ * -pprof=sync opens in `go tool pprof -top` with our function names.
+ * gortprof trace summarises it; GORT_TRACE traces a whole run; 100,000
+ * goroutines are traced from the middle.
+ *
+ * Tests that need go or curl say why and skip when they are missing (CI
+ * installs both).
+ */
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gort_prof.h"
+#include "test.h"
+
+static char tmpdir[64];
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void rm_tmpdir(void)
+{
+    if (tmpdir[0] && !getenv("KEEPTMP"))
+        nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static const char *tmp(const char *name)
+{
+    static char buf[8][256];
+    static int k;
+    if (!tmpdir[0]) {
+        strcpy(tmpdir, "/tmp/gort-trace-test-XXXXXX");
+        if (!mkdtemp(tmpdir))
+            abort();
+        atexit(rm_tmpdir);
+    }
+    char *b = buf[k++ & 7];
+    snprintf(b, 256, "%s/%s", tmpdir, name);
+    return b;
+}
+
+static bool have(const char *prog)
+{
+    gt_child_result r;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "command -v %s >/dev/null", prog);
+    const char *argv[] = {"sh", "-c", cmd, NULL};
+    bool ok = gt_cmd_run(argv, NULL, 10, &r) == 0 && r.exited && r.status == 0;
+    gt_child_free(&r);
+    if (!ok)
+        gt_skip("%s not installed", prog);
+    return ok;
+}
+
+/* go tool trace wants a build cache; ours is private to the run. */
+static const char *const *go_env(void)
+{
+    static char cache[300], *env[2];
+    snprintf(cache, sizeof cache, "GOCACHE=%s", tmp("gocache"));
+    env[0] = cache;
+    return (const char *const *)env;
+}
+
+/* `go tool trace -d`: 0 and its output (free it) when it parsed. */
+static int go_trace_d(const char *path, char **out)
+{
+    gt_child_result r;
+    const char *argv[] = {"go", "tool", "trace", "-d", path, NULL};
+    if (gt_cmd_run(argv, go_env(), 120, &r) != 0)
+        return -1;
+    bool ok = r.exited && r.status == 0 && !gt_contains(r.out, "failed to parse");
+    if (!ok)
+        fprintf(stderr, "\n  go tool trace -d %s:\n%.2000s\n", path, r.out);
+    *out = r.out;
+    return ok ? 0 : -1;
+}
+
+/* memmem, not strstr: a sanitizer's strstr measures the whole rest of
+ * the haystack at each call, quadratic on go tool trace's output. */
+static size_t count(const char *hay, const char *needle)
+{
+    size_t n = 0, nl = strlen(needle);
+    const char *end = hay + strlen(hay);
+    for (const char *p = hay; (p = memmem(p, (size_t)(end - p), needle, nl)) != NULL; p += nl)
+        n++;
+    return n;
+}
+
+/* ---- the workload ---- */
+
+#define SPAWN 3000
+
+static gort_chan *ping, *pong, *sel_a, *sel_b, *stop_ch;
+static gort_mutex mu;
+static long shared;
+static int pfd[2];
+static _Atomic int spin_go;
+static volatile long spin_sink;
+
+static void __attribute__((noinline)) trace_pinger(void *a)
+{
+    (void)a;
+    long v;
+    while (gort_chan_recv(ping, &v))
+        gort_chan_send(pong, &v);
+}
+
+static void __attribute__((noinline)) trace_selector(void *a)
+{
+    (void)a;
+    long v;
+    for (;;) {
+        gort_case cs[3] = {{sel_a, GORT_RECV, &v, false}, {sel_b, GORT_RECV, &v, false}, {stop_ch, GORT_RECV, NULL, false}};
+        if (gort_select(cs, 3, true) == 2)
+            return;
+    }
+}
+
+static void __attribute__((noinline)) trace_locker(void *a)
+{
+    gort_waitgroup *wg = a;
+    for (int i = 0; i < 200; i++) {
+        gort_mutex_lock(&mu);
+        shared++;
+        if (i % 20 == 0)
+            gort_yield();
+        gort_mutex_unlock(&mu);
+    }
+    gort_wg_done(wg);
+}
+
+static void __attribute__((noinline)) trace_sleeper(void *a)
+{
+    gort_waitgroup *wg = a;
+    for (int i = 0; i < 5; i++)
+        gort_sleep(200 * 1000);
+    gort_wg_done(wg);
+}
+
+static void __attribute__((noinline)) trace_spawned(void *a)
+{
+    gort_waitgroup *wg = a;
+    shared += 0;
+    gort_wg_done(wg);
+}
+
+/* A wrapped read that blocks until the main goroutine writes: its P is
+ * handed off (by sysmon) while other goroutines have work. */
+static void __attribute__((noinline)) trace_reader(void *a)
+{
+    gort_waitgroup *wg = a;
+    char c;
+    if (gort_read(pfd[0], &c, 1) != 1)
+        abort();
+    gort_wg_done(wg);
+}
+
+/* Sleeps without telling the runtime: sysmon revokes its P. */
+static void __attribute__((noinline)) trace_unwrapped(void *a)
+{
+    gort_waitgroup *wg = a;
+    struct timespec ts = {0, 30 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    gort_wg_done(wg);
+}
+
+static void __attribute__((noinline)) trace_blocking_sleep(void *a)
+{
+    gort_waitgroup *wg = a;
+    struct timespec ts = {0, 5 * 1000 * 1000};
+    for (int i = 0; i < 3; i++)
+        gort_nanosleep(&ts, NULL); /* blocking call: hands the P off when others wait */
+    gort_wg_done(wg);
+}
+
+/* Spins without runtime calls until told: only preemption moves it. */
+static void __attribute__((noinline)) trace_spinner(void *a)
+{
+    gort_waitgroup *wg = a;
+    while (!atomic_load_explicit(&spin_go, memory_order_relaxed))
+        spin_sink++;
+    gort_wg_done(wg);
+}
+
+static void __attribute__((noinline)) trace_busy(void *a)
+{
+    gort_waitgroup *wg = a;
+    for (int i = 0; i < 50; i++) {
+        for (volatile int k = 0; k < 20000; k++)
+            ;
+        gort_yield();
+    }
+    gort_wg_done(wg);
+}
+
+static void write_trace(const char *path, bool mid)
+{
+    ping = gort_chan_make(sizeof(long), 0);
+    pong = gort_chan_make(sizeof(long), 0);
+    sel_a = gort_chan_make(sizeof(long), 0);
+    sel_b = gort_chan_make(sizeof(long), 4);
+    stop_ch = gort_chan_make(0, 0);
+    CU_ASSERT_EQUAL_FATAL(pipe(pfd), 0);
+    gort_waitgroup early = {0};
+    /* Alive at the start: parked (pinger, selector), in a system call
+     * (the reader), and running (the unwrapped sleeper, spinner). */
+    gort_wg_add(&early, 3);
+    gort_go(trace_pinger, NULL);
+    gort_go(trace_selector, NULL);
+    gort_go(trace_reader, &early);
+    gort_sleep(5 * 1000 * 1000);
+    gort_go(trace_unwrapped, &early);
+#if defined(GORT_TSAN)
+    /* No asynchronous preemption under TSan: a spinner would hold its P
+     * through the start's stop-the-world. */
+    atomic_store(&spin_go, 1);
+#endif
+    gort_go(trace_spinner, &early);
+    gort_sleep(2 * 1000 * 1000);
+
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL_FATAL(gort_trace_start(fd), 0);
+    CU_ASSERT(gort_trace_enabled());
+    CU_ASSERT_EQUAL(gort_trace_start(fd), -EBUSY);
+
+    uint64_t task = gort_trace_task(0, "workload");
+    CU_ASSERT(task != 0);
+    uint64_t sub = gort_trace_task(task, "pingpong");
+    gort_trace_region_begin(sub, "rounds");
+    for (long i = 0; i < 2000; i++) {
+        long v = i;
+        gort_chan_send(ping, &v);
+        gort_chan_recv(pong, &v);
+    }
+    gort_trace_region_end(sub, "rounds");
+    gort_trace_log(sub, "pingpong", "2000 rounds");
+    gort_trace_task_end(sub);
+
+    gort_trace_region_begin(task, "select");
+    for (long i = 0; i < 500; i++)
+        gort_chan_send(i & 1 ? sel_a : sel_b, &i);
+    gort_trace_region_end(task, "select");
+
+    gort_waitgroup wg = {0};
+    gort_trace_region_begin(task, "mix");
+    gort_wg_add(&wg, 8 + 4 + 2 + 4);
+    for (int i = 0; i < 8; i++)
+        gort_go(trace_locker, &wg);
+    for (int i = 0; i < 4; i++)
+        gort_go(trace_sleeper, &wg);
+    for (int i = 0; i < 2; i++)
+        gort_go(trace_blocking_sleep, &wg);
+    for (int i = 0; i < 4; i++)
+        gort_go(trace_busy, &wg);
+    gort_sleep(20 * 1000 * 1000); /* the reader's and spinner's P are taken meanwhile */
+    if (write(pfd[1], "x", 1) != 1)
+        abort();
+    atomic_store(&spin_go, 1);
+    gort_wg_wait(&wg);
+    gort_wg_wait(&early);
+    gort_trace_region_end(task, "mix");
+
+    gort_wg_add(&wg, SPAWN);
+    for (int i = 0; i < SPAWN; i++)
+        gort_go(trace_spawned, &wg);
+    if (mid) {
+        /* Stop while some of them still run or wait to. */
+        CU_ASSERT_EQUAL(gort_trace_stop(), 0);
+        gort_wg_wait(&wg);
+    } else {
+        gort_wg_wait(&wg);
+        CU_ASSERT_EQUAL(gort_trace_stop(), 0);
+    }
+    gort_trace_task_end(task);
+    CU_ASSERT(!gort_trace_enabled());
+    CU_ASSERT_EQUAL(gort_trace_stop(), -EINVAL);
+    close(fd);
+    gort_chan_close(ping);
+    gort_chan_close(stop_ch);
+    close(pfd[0]);
+    close(pfd[1]);
+}
+
+static bool made;
+static void workload_main(void *a)
+{
+    (void)a;
+    write_trace(tmp("w.trace"), true);
+    made = true;
+}
+
+static void make_trace(void)
+{
+    if (!made)
+        GT_RUN(workload_main, NULL);
+}
+
+static void test_go_trace_parses(void)
+{
+    make_trace();
+    if (!have("go"))
+        return;
+    char *out = NULL;
+    CU_ASSERT_EQUAL_FATAL(go_trace_d(tmp("w.trace"), &out), 0);
+    static const char *const want[] = {
+        "ProcStart", "ProcStop", "Gomaxprocs", "GoCreate", "GoStart ", "GoEnd", "GoSched", "GoPreempt", "GoSleep",
+        "GoBlockSend", "GoBlockRecv", "GoBlockSelect", "GoBlockSync", "GoUnblock", "GoSysCall", "GoSysBlock",
+        "GoSysExit", "GoWaiting", "GoInSyscall", "UserTaskCreate", "UserTaskEnd", "UserRegion", "UserLog",
+        "name=workload", "name=rounds", "category=pingpong message=2000 rounds",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!gt_contains(out, want[i])) {
+#if defined(GORT_TSAN)
+            if (!strcmp(want[i], "GoPreempt"))
+                continue; /* no asynchronous preemption under TSan */
+#endif
+            fprintf(stderr, "\n  no %s in the trace\n", want[i]);
+            CU_FAIL("an event kind is missing");
+        }
+    CU_ASSERT(count(out, "GoCreate") >= SPAWN);
+    free(out);
+}
+
+/* ---- go tool trace -http, -pprof ---- */
+
+static int serve_pid = -1;
+static char base[128];
+
+static bool start_server(void)
+{
+    if (serve_pid > 0)
+        return true;
+    make_trace();
+    int p[2];
+    if (pipe(p) != 0)
+        return false;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(p[1], 1);
+        dup2(p[1], 2);
+        setenv("GOCACHE", tmp("gocache"), 1);
+        setenv("BROWSER", "true", 1);
+        execlp("go", "go", "tool", "trace", "-http=127.0.0.1:0", tmp("w.trace"), (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    serve_pid = pid;
+    FILE *f = fdopen(p[0], "r");
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        const char *u = strstr(line, "http://");
+        if (u) {
+            snprintf(base, sizeof base, "%.*s", (int)strcspn(u, " \n"), u);
+            break;
+        }
+    }
+    /* The rest of its log goes to a file: it must not mention a panic. */
+    if (fork() == 0) {
+        FILE *log = fopen(tmp("server.log"), "w");
+        while (log && fgets(line, sizeof line, f)) {
+            fputs(line, log);
+            fflush(log);
+        }
+        _exit(0);
+    }
+    fclose(f);
+    return base[0] != 0;
+}
+
+static void stop_server(void)
+{
+    if (serve_pid > 0) {
+        kill(serve_pid, SIGTERM);
+        waitpid(serve_pid, NULL, 0);
+        serve_pid = -1;
+    }
+}
+
+static void test_http_pages(void)
+{
+    if (!have("go") || !have("curl"))
+        return;
+    CU_ASSERT_FATAL(start_server());
+    static const char *const pages[] = {"/", "/goroutines", "/jsontrace", "/usertasks", "/userregions",
+                                        "/sched?raw=1", "/block?raw=1", "/syscall?raw=1", "/io?raw=1"};
+    for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++) {
+        char url[256];
+        snprintf(url, sizeof url, "%s%s", base, pages[i]);
+        gt_child_result r;
+        const char *argv[] = {"curl", "-s", "-o", tmp("page"), "-w", "%{http_code}", url, NULL};
+        CU_ASSERT_EQUAL_FATAL(gt_cmd_run(argv, NULL, 120, &r), 0);
+        if (!gt_first_line_is(r.out, "200")) {
+            fprintf(stderr, "\n  %s: HTTP %s\n", pages[i], r.out);
+            CU_FAIL("page did not answer 200");
+        }
+        gt_child_free(&r);
+    }
+    /* A goroutine group page, from the /goroutines list. */
+    gt_child_result r;
+    char url[256];
+    snprintf(url, sizeof url, "%s/goroutines", base);
+    const char *argv[] = {"curl", "-s", url, NULL};
+    CU_ASSERT_EQUAL_FATAL(gt_cmd_run(argv, NULL, 60, &r), 0);
+    CU_ASSERT(gt_contains(r.out, "trace_spawned"));
+    CU_ASSERT(gt_contains(r.out, "trace_locker"));
+    gt_child_free(&r);
+    snprintf(url, sizeof url, "%s/usertasks", base);
+    const char *a2[] = {"curl", "-s", url, NULL};
+    CU_ASSERT_EQUAL_FATAL(gt_cmd_run(a2, NULL, 60, &r), 0);
+    CU_ASSERT(gt_contains(r.out, "workload"));
+    CU_ASSERT(gt_contains(r.out, "pingpong"));
+    gt_child_free(&r);
+    const char *a3[] = {"cat", tmp("server.log"), NULL};
+    CU_ASSERT_EQUAL(gt_cmd_run(a3, NULL, 10, &r), 0);
+    CU_ASSERT(!gt_contains(r.out, "panic"));
+    gt_child_free(&r);
+}
+
+static void test_pprof_sync(void)
+{
+    make_trace();
+    if (!have("go"))
+        return;
+    gt_child_result r;
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "go tool trace -pprof=sync %s > %s && go tool pprof -top %s", tmp("w.trace"),
+             tmp("sync.pprof"), tmp("sync.pprof"));
+    const char *argv[] = {"sh", "-c", cmd, NULL};
+    CU_ASSERT_EQUAL_FATAL(gt_cmd_run(argv, go_env(), 120, &r), 0);
+    CU_ASSERT(r.exited && r.status == 0);
+    CU_ASSERT(gt_contains(r.out, "Type: delay"));
+    CU_ASSERT(gt_contains(r.out, "trace_locker"));
+    CU_ASSERT(gt_contains(r.out, "gort__mutex_lock_slow"));
+    if (!gt_contains(r.out, "trace_locker"))
+        fprintf(stderr, "\n%.3000s\n", r.out);
+    gt_child_free(&r);
+}
+
+/* ---- gortprof trace ---- */
+
+static void test_gortprof_trace(void)
+{
+    make_trace();
+    gt_child_result r;
+    const char *argv[] = {gt_gortprof_path(), "trace", tmp("w.trace"), NULL};
+    CU_ASSERT_EQUAL_FATAL(gt_cmd_run(argv, NULL, 60, &r), 0);
+    CU_ASSERT(r.exited && r.status == 0);
+    CU_ASSERT(gt_contains(r.out, "trace_spawned"));
+    CU_ASSERT(gt_contains(r.out, "trace_locker"));
+    CU_ASSERT(gt_contains(r.out, "trace_pinger"));
+    CU_ASSERT(gt_contains(r.out, "Scheduler latency"));
+    CU_ASSERT(gt_contains(r.out, "p50") && gt_contains(r.out, "p90") && gt_contains(r.out, "p99") &&
+              gt_contains(r.out, "max"));
+    CU_ASSERT(gt_contains(r.out, "1 tasks") == false); /* two tasks */
+    CU_ASSERT(gt_contains(r.out, "2 tasks"));
+    /* The lockers' row: blocked on sync for some time, not nothing. */
+    const char *l = strstr(r.out, "trace_locker");
+    const char *row = l;
+    while (row > r.out && row[-1] != '\n')
+        row--;
+    CU_ASSERT(l && !gt_contains(row, "       0ns      0ns"));
+    if (!(r.exited && r.status == 0) || !gt_contains(r.out, "trace_locker"))
+        fprintf(stderr, "\n%s\n", r.out);
+    gt_child_free(&r);
+}
+
+static void write_file(const char *path, const void *b, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    CU_ASSERT_FATAL(f != NULL);
+    fwrite(b, 1, n, f);
+    fclose(f);
+}
+
+static void test_gortprof_hostile(void)
+{
+    make_trace();
+    FILE *f = fopen(tmp("w.trace"), "rb");
+    CU_ASSERT_FATAL(f != NULL);
+    static uint8_t buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    CU_ASSERT_FATAL(n > 1000);
+    struct {
+        const char *name;
+        size_t len;
+        int flip;
+    } cases[] = {{"empty", 0, -1}, {"header", 16, -1}, {"cut", n / 2 + 3, -1}, {"flip", n, 40}, {"badtype", n, 16}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint8_t save = 0;
+        if (cases[i].flip >= 0) {
+            save = buf[cases[i].flip];
+            buf[cases[i].flip] = cases[i].flip == 16 ? 0x3f : 0xff;
+        }
+        write_file(tmp("bad.trace"), buf, cases[i].len);
+        if (cases[i].flip >= 0)
+            buf[cases[i].flip] = save;
+        gt_child_result r;
+        const char *argv[] = {gt_gortprof_path(), "trace", tmp("bad.trace"), NULL};
+        CU_ASSERT_EQUAL_FATAL(gt_cmd_run(argv, NULL, 60, &r), 0);
+        bool one_line = r.outlen > 0 && strchr(r.out, '\n') == r.out + r.outlen - 1;
+        if (cases[i].flip == 40 && r.exited && r.status == 0) {
+            gt_child_free(&r); /* a flipped value may still read as a trace */
+            continue;
+        }
+        if (!(r.exited && r.status == 1 && one_line)) {
+            fprintf(stderr, "\n  %s: status %d: %s\n", cases[i].name, r.status, r.out);
+            CU_FAIL("hostile trace not refused with one line");
+        }
+        gt_child_free(&r);
+    }
+}
+
+/* The fuzzer's finds (make fuzz), kept: a summary or one line of error. */
+static void test_fuzz_regressions(void)
+{
+    gt_child_result r;
+    const char *ls[] = {"sh", "-c", "ls tests/testdata/trace-regressions/*", NULL};
+    CU_ASSERT_EQUAL_FATAL(gt_cmd_run(ls, NULL, 10, &r), 0);
+    int n = 0;
+    for (char *line = strtok(r.out, "\n"); line; line = strtok(NULL, "\n")) {
+        gt_child_result t;
+        const char *argv[] = {gt_gortprof_path(), "trace", line, NULL};
+        CU_ASSERT_EQUAL_FATAL(gt_cmd_run(argv, NULL, 60, &t), 0);
+        bool ok = t.exited && (t.status == 0 || (t.status == 1 && strchr(t.out, '\n') == t.out + t.outlen - 1));
+        if (!ok)
+            fprintf(stderr, "\n  %s: %s\n", line, t.out);
+        CU_ASSERT(ok);
+        gt_child_free(&t);
+        n++;
+    }
+    CU_ASSERT(n >= 1);
+    gt_child_free(&r);
+}
+
+/* ---- GORT_TRACE, 100,000 goroutines ---- */
+
+static void env_main(void *a)
+{
+    (void)a;
+    gort_waitgroup wg = {0};
+    gort_wg_add(&wg, 100);
+    for (int i = 0; i < 100; i++)
+        gort_go(trace_sleeper, &wg);
+    gort_wg_wait(&wg);
+}
+
+GT_CHILD(trace_env)
+{
+    gort_main(env_main, NULL);
+    printf("env-done\n");
+}
+
+static void test_env_whole_run(void)
+{
+    char env[300];
+    snprintf(env, sizeof env, "GORT_TRACE=%s", tmp("env.trace"));
+    const char *e[] = {env, NULL};
+    CU_ASSERT(gt_child_expect("trace_env", e, 60, "env-done"));
+    struct stat st;
+    CU_ASSERT_FATAL(stat(tmp("env.trace"), &st) == 0);
+    CU_ASSERT(st.st_size > 1000);
+    if (!have("go"))
+        return;
+    char *out = NULL;
+    CU_ASSERT_EQUAL(go_trace_d(tmp("env.trace"), &out), 0);
+    CU_ASSERT(out && count(out, "GoSleep") >= 500);
+    free(out);
+}
+
+static void term_sleeper(void *a)
+{
+    (void)a;
+    for (;;)
+        gort_sleep(100 * 1000);
+}
+
+static void term_main(void *a)
+{
+    (void)a;
+    for (int i = 0; i < 10; i++)
+        gort_go(term_sleeper, NULL);
+    for (;;)
+        gort_sleep(1000 * 1000);
+}
+
+GT_CHILD(trace_env_term) { gort_main(term_main, NULL); }
+
+/* GORT_TRACE and SIGTERM: the trace is written before the signal kills. */
+static void test_env_sigterm(void)
+{
+    char cmd[800];
+    snprintf(cmd, sizeof cmd,
+             "GORT_TRACE=%s %s --child trace_env_term & p=$!; sleep 2; kill -TERM $p; wait $p; echo status=$?",
+             tmp("term.trace"), gt_self_path());
+    gt_child_result r;
+    const char *argv[] = {"sh", "-c", cmd, NULL};
+    CU_ASSERT_EQUAL_FATAL(gt_cmd_run(argv, NULL, 60, &r), 0);
+    CU_ASSERT(gt_contains(r.out, "status=143")); /* killed by SIGTERM, as without us */
+    gt_child_free(&r);
+    const char *a2[] = {gt_gortprof_path(), "trace", tmp("term.trace"), NULL};
+    CU_ASSERT_EQUAL_FATAL(gt_cmd_run(a2, NULL, 60, &r), 0);
+    CU_ASSERT(r.exited && r.status == 0 && gt_contains(r.out, "term_sleeper"));
+    if (!(r.exited && r.status == 0))
+        fprintf(stderr, "\n  gortprof trace: %s\n", r.out);
+    gt_child_free(&r);
+    if (!have("go"))
+        return;
+    char *out = NULL;
+    CU_ASSERT_EQUAL(go_trace_d(tmp("term.trace"), &out), 0);
+    free(out);
+}
+
+#define MANY 100000
+static gort_chan *park_ch;
+static gort_waitgroup park_wg;
+
+static void parked(void *a)
+{
+    (void)a;
+    gort_chan_recv(park_ch, NULL);
+    gort_wg_done(&park_wg);
+}
+
+static void many_main(void *a)
+{
+    (void)a;
+    park_ch = gort_chan_make(0, 0);
+    long n = gt_scale() == 0 ? 1000 : MANY;
+    gort_wg_add(&park_wg, n);
+    for (long i = 0; i < n; i++)
+        gort_go(parked, NULL);
+    gort_sleep(1000 * 1000);
+    int fd = open(tmp("many.trace"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CU_ASSERT_EQUAL_FATAL(gort_trace_start(fd), 0);
+    gort_chan_close(park_ch); /* all of them wake while traced */
+    gort_wg_wait(&park_wg);
+    CU_ASSERT_EQUAL(gort_trace_stop(), 0);
+    close(fd);
+    gt_settle_goroutines(1, 5000);
+    gort_chan_free(park_ch);
+}
+
+static void test_many_goroutines(void)
+{
+    GT_SKIP_UNDER_TSAN("100,000 goroutines are more fibers than TSan's thread limit");
+    GT_RUN(many_main, NULL);
+    if (!have("go"))
+        return;
+    char *out = NULL;
+    CU_ASSERT_EQUAL(go_trace_d(tmp("many.trace"), &out), 0);
+    long n = gt_scale() == 0 ? 1000 : MANY;
+    /* Nearly all were parked at the start (a few may not have run yet) and
+     * the close unblocked them in the trace. */
+    CU_ASSERT(out && count(out, "GoCreate") >= (size_t)n && count(out, "GoUnblock") >= (size_t)n * 9 / 10);
+    free(out);
+}
+
+static void test_api_without_trace(void)
+{
+    CU_ASSERT(!gort_trace_enabled());
+    uint64_t a = gort_trace_task(0, "x"), b = gort_trace_task(a, "y");
+    CU_ASSERT(a != 0 && b != 0 && a != b);
+    gort_trace_region_begin(a, "r");
+    gort_trace_region_end(a, "r");
+    gort_trace_log(a, "k", "v");
+    gort_trace_task_end(b);
+    gort_trace_task_end(a);
+}
+
+static void test_cleanup(void) { stop_server(); }
+
+GT_SUITE(trace, {"api_without_trace", test_api_without_trace}, {"go_trace_parses", test_go_trace_parses},
+         {"http_pages", test_http_pages},
+         {"pprof_sync", test_pprof_sync}, {"gortprof_trace", test_gortprof_trace},
+         {"gortprof_hostile", test_gortprof_hostile}, {"fuzz_regressions", test_fuzz_regressions}, {"env_whole_run", test_env_whole_run},
+         {"env_sigterm", test_env_sigterm},
+         {"many_goroutines", test_many_goroutines}, {"cleanup", test_cleanup})

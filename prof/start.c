@@ -45,6 +45,7 @@ static void prof_start(void)
     gort__hooks.before_fatal = gort__prof_before_fatal;
     gort__hooks.sysmon_tick = gort__prof_sysmon_tick;
     gort__hooks.sigurg_capture = gort__sigurg_capture;
+    gort__hooks.gprof_record = gort__gprof_record;
     atexit(at_exit);
     gort__crash_init();
     gort__prof_init();

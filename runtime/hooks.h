@@ -76,6 +76,10 @@ typedef struct gort_hooks {
     /* prof/unwind.c: the SIGURG handler (sysmon/preempt.c) found
      * m->capture_req set.  Async-signal-safe. */
     void (*sigurg_capture)(struct gort_m *m, void *uctx);
+    /* prof/profiles.c: a goroutine profile is collecting and gp, about to
+     * run, is not in it yet: record its stack first (proc.h,
+     * gort__gprof_want).  On g0, no runtime lock held. */
+    void (*gprof_record)(struct gort_g *gp);
 } gort_hooks_t;
 
 extern gort_hooks_t gort__hooks;

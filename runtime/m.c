@@ -114,6 +114,8 @@ static void mstart_sched(void *arg)
     if (m->lockedg) {
         /* Started for a locked goroutine: run exactly it. */
         gort_g_t *gp = m->lockedg;
+        if (gort__gprof_pending(gp))
+            gort__hook(gprof_record, gp); /* while it still reads as runnable */
         gort__gstatus_move(gp, G_RUNNABLE, G_RUNNING);
         gort__execute(gp, true);
     }

@@ -743,6 +743,8 @@ void gort__execute(gort_g_t *gp, bool inherit)
 {
     gort_m_t *m = gort__getm();
     gort_p_t *pp = m->p;
+    if (gort__gprof_pending(gp))
+        gort__hook(gprof_record, gp); /* before its stack can change */
     m->curg = gp;
     gp->m = m;
     uint32_t st = atomic_load_explicit(&gp->status, memory_order_relaxed);

@@ -171,6 +171,20 @@ static void exitsyscall0(void *arg)
     gort__schedule();
 }
 
+/* On g0, holding a P: a collecting goroutine profile wants gp's stack as
+ * it was when the profile stopped the world (proc.h), so gp goes back to
+ * running through execute, which records it first. */
+static void exitsyscall_record(void *arg)
+{
+    gort_g_t *gp = arg;
+    gort_m_t *m = gort__getm();
+    gort__san_after_g_to_g0(m);
+    gort__gstatus_move(gp, G_SYSCALL, G_RUNNABLE);
+    m->curg = NULL;
+    gp->m = NULL;
+    gort__execute(gp, true);
+}
+
 void gort_syscall_exit(void)
 {
     gort_m_t *m = gort__getm();
@@ -182,6 +196,14 @@ void gort_syscall_exit(void)
     gort_p_t *oldp = m->oldp;
     m->oldp = NULL;
     if (exitsyscallfast(m, oldp)) {
+        if (gort__gprof_pending(gp)) {
+            gort__m_locks_add(m, -1);
+            gort__san_g_to_g0(m, gp, false);
+            gort__mcall(&gp->ctx, m->g0sp, exitsyscall_record, gp);
+            gort__san_after_g0_to_g(gp);
+            gp->syscallwhen = 0;
+            return;
+        }
         gort__gstatus_move(gp, G_SYSCALL, G_RUNNING);
         gp->syscallwhen = 0;
         gort__m_locks_add(m, -1);

@@ -80,6 +80,12 @@ typedef struct gort_hooks {
      * run, is not in it yet: record its stack first (proc.h,
      * gort__gprof_want).  On g0, no runtime lock held. */
     void (*gprof_record)(struct gort_g *gp);
+    /* prof/unwind.c: the preemption check's walk of the interrupted
+     * goroutine's stack [lo, hi) by cached unwind recipes: the PCs from
+     * the interrupted one down to the goroutine's entry, or -1 where the
+     * recipes do not reach it.  Async-signal-safe; without it the check
+     * walks with libunwind. */
+    int (*preempt_walk)(void *uctx, uintptr_t lo, uintptr_t hi, uintptr_t *pcs, int max);
 } gort_hooks_t;
 
 extern gort_hooks_t gort__hooks;

@@ -16,8 +16,12 @@
  * reading nwait.  One of them sees the other.
  *
  * handoff (Mutex starvation mode): release passes the count directly to the
- * first waiter (ticket = 1) and yields, so a stream of newcomers cannot
- * keep taking the count first.
+ * first waiter (ticket = 1), puts it in this P's runnext and yields to the
+ * tail of this P's queue (Go's goyield), so a stream of newcomers cannot
+ * keep taking the count first and the waiter runs at once.  Rejected: a
+ * plain yield, which queued the releaser globally under sched.lock on
+ * every hand-off, and readying the waiter by wake-affinity, which could
+ * send it to another P's inbox, behind that P's current goroutine.
  */
 #include "runtime.h"
 
@@ -257,10 +261,13 @@ void gort__semrelease(_Atomic uint32_t *addr, bool handoff, int skip)
     /* s belongs to the waiter from here on: it may run and free it.  A
      * plain thread's waiter runs on its own thread: no P to yield to it. */
     gort_g_t *waiter = s->g;
-    handed = handed && !waiter->foreign;
-    gort__ready(waiter, true);
-    if (handed && gort__getg()) {
-        /* Direct handoff: let the waiter run now, on our time slice. */
-        gort__gosched();
+    gort_m_t *m = gort__getm();
+    handed = handed && !waiter->foreign && gort__getg() && m->p;
+    if (!handed) {
+        gort__ready(waiter, true);
+        return;
     }
+    /* Direct hand-off: the waiter runs now, on this P, on our slice. */
+    gort__ready_here(waiter);
+    gort__goyield();
 }

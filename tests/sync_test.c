@@ -785,8 +785,63 @@ static void test_prof_hooks(void)
     free(mtx);
 }
 
+/* A starving mutex's hand-off (semrelease with handoff) runs the waiter
+ * next on this P and queues the releaser locally: the waiter has run by
+ * the time the release returns, every time, and nothing went through the
+ * global queue (global_runq_gets: the releaser used to be queued there). */
+#define HANDOFFS 200
+static _Atomic uint32_t ho_sem, ho_back;
+static _Atomic int ho_took;
+
+static void ho_waiter(void *a)
+{
+    (void)a;
+    gort__semrelease(&ho_back, false, 0); /* about to park on ho_sem */
+    for (int i = 0; i < HANDOFFS; i++) {
+        gort__semacquire(&ho_sem, false, WR_SEMACQUIRE, 0);
+        atomic_fetch_add(&ho_took, 1);
+        gort__semrelease(&ho_back, false, 0);
+    }
+}
+
+static int ho_inorder;
+static uint64_t ho_globgets;
+
+static void handoff_body(void *a)
+{
+    (void)a;
+    int old = gort_maxprocs(1);
+    gort_go(ho_waiter, NULL);
+    gort_stats s0, s1;
+    gort_stats_get(&s0);
+    for (int i = 0; i < HANDOFFS; i++) {
+        /* On one P the waiter, having released ho_back, runs on until it
+         * parks on ho_sem before we run again. */
+        gort__semacquire(&ho_back, false, WR_SEMACQUIRE, 0);
+        int before = atomic_load(&ho_took);
+        gort__semrelease(&ho_sem, true, 0);
+        ho_inorder += atomic_load(&ho_took) == before + 1;
+    }
+    gort_stats_get(&s1);
+    ho_globgets = s1.global_runq_gets - s0.global_runq_gets;
+    gort_maxprocs(old);
+}
+
+static void test_sema_handoff_local(void)
+{
+    GT_RUN(handoff_body, NULL);
+    if (ho_inorder < HANDOFFS - 2 || ho_globgets > 2)
+        fprintf(stderr, "\nhandoff: %d of %d ran first, %llu global queue gets\n", ho_inorder, HANDOFFS,
+                (unsigned long long)ho_globgets);
+    /* A preemption between the waiter's release and its park can let us
+     * run first once in a while. */
+    CU_ASSERT_TRUE(ho_inorder >= HANDOFFS - 2);
+    CU_ASSERT_TRUE(ho_globgets <= 2);
+}
+
 GT_SUITE(sync,
          {"mutex_counter", test_mutex_counter},
+         {"sema_handoff_local", test_sema_handoff_local},
          {"mutex_lockstep_modes", test_mutex_lockstep_modes},
          {"mutex_missed_unlock", test_mutex_missed_unlock},
          {"mutex_trylock", test_mutex_trylock},

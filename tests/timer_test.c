@@ -3,6 +3,7 @@
  * from inside the runtime: many timers fire once each, in deadline order;
  * deleted timers never fire; modified timers fire at their new time.
  */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "runtime.h"
@@ -88,4 +89,78 @@ static void test_heap_order(void)
     CU_ASSERT_EQUAL(modded_late, 0);
 }
 
-GT_SUITE(timer, {"heap_order", test_heap_order})
+/* Stops from another P mark the timer instead of locking that P's heap
+ * (gort__timers_marked counts them), and a stopped timer still never
+ * delivers: timers of 0-300 us are made by goroutines on either P and
+ * stopped by a goroutine on whichever P it runs; every one that Stop says
+ * it stopped must leave its channel empty; all are freed (ASan: the heap
+ * holding a marked timer gives it up before its memory goes). */
+#define XN 2000
+static gort_timer *xt[XN];
+static bool xstopped[XN];
+static gort_chan *xq;
+static gort_waitgroup xmade;
+static int xlate;
+static uint64_t xmarked;
+
+static void x_maker(void *a)
+{
+    long base = (long)(intptr_t)a;
+    for (long i = base; i < base + XN / 4; i++) {
+        xt[i] = gort_timer_new((int64_t)(gort__fastrand() % 300) * 1000);
+        long v = i;
+        gort_chan_send(xq, &v);
+        if (i % 16 == 0)
+            gort_yield();
+    }
+    gort_wg_done(&xmade);
+}
+
+static void x_stopper(void *a)
+{
+    gort_waitgroup *done = a;
+    long i;
+    for (int k = 0; k < XN; k++) {
+        gort_chan_recv(xq, &i);
+        xstopped[i] = gort_timer_stop(xt[i]);
+    }
+    gort_wg_done(done);
+}
+
+static void cross_body(void *a)
+{
+    (void)a;
+    int old = gort_maxprocs(2);
+    uint64_t m0 = atomic_load(&gort__timers_marked);
+    xq = gort_chan_make(sizeof(long), 64);
+    gort_waitgroup done = {0};
+    gort_wg_add(&done, 1);
+    gort_wg_add(&xmade, 4);
+    gort_go(x_stopper, &done);
+    for (int k = 0; k < 4; k++)
+        gort_go(x_maker, (void *)(intptr_t)(k * (XN / 4)));
+    gort_wg_wait(&xmade);
+    gort_wg_wait(&done);
+    gort_sleep(2 * 1000 * 1000); /* past every deadline */
+    for (int i = 0; i < XN; i++) {
+        int64_t v;
+        bool ok;
+        if (xstopped[i] && gort_chan_tryrecv(gort_timer_chan(xt[i]), &v, &ok))
+            xlate++;
+        gort_timer_free(xt[i]);
+    }
+    gort_chan_free(xq);
+    xmarked = atomic_load(&gort__timers_marked) - m0;
+    gort_maxprocs(old);
+}
+
+static void test_stop_marks_remote(void)
+{
+    GT_RUN(cross_body, NULL);
+    CU_ASSERT_EQUAL(xlate, 0);
+    if (xmarked == 0)
+        fprintf(stderr, "\nstop_marks_remote: no stop marked a timer of another P\n");
+    CU_ASSERT_TRUE(xmarked > 0);
+}
+
+GT_SUITE(timer, {"heap_order", test_heap_order}, {"stop_marks_remote", test_stop_marks_remote})

@@ -705,7 +705,7 @@ static void test_symbolize_and_classes(void)
  * while the world is stopped (the reader could not run, and a full pipe
  * would hold the world stopped for good).  It collects in memory and
  * writes once the world runs. */
-static gort_waitgroup pp_ready, pp_release;
+static gort_waitgroup pp_ready, pp_release, pp_finished;
 static int pp_rfd;
 static size_t pp_got;
 
@@ -714,6 +714,7 @@ static void pp_parker(void *a)
     (void)a;
     gort_wg_done(&pp_ready);
     gort_wg_wait(&pp_release);
+    gort_wg_done(&pp_finished);
 }
 
 static void pp_reader(void *a)
@@ -737,6 +738,7 @@ static void dump_pipe_body(void *a)
     pp_rfd = fds[0];
     gort_wg_add(&pp_ready, 1000);
     gort_wg_add(&pp_release, 1);
+    gort_wg_add(&pp_finished, 1000);
     for (int i = 0; i < 1000; i++)
         gort_go(pp_parker, NULL);
     gort_wg_wait(&pp_ready);
@@ -748,6 +750,7 @@ static void dump_pipe_body(void *a)
     gort_wg_wait(&done);
     close(fds[0]);
     gort_wg_done(&pp_release);
+    gort_wg_wait(&pp_finished);
     printf("dump through a pipe: %s\n", pp_got > 64 * 1024 ? "ok" : "short");
 }
 

@@ -91,39 +91,26 @@ static void test_heap_order(void)
 
 /* Stops from another P mark the timer instead of locking that P's heap
  * (gort__timers_marked counts them), and a stopped timer still never
- * delivers: timers of 0-300 us are made by goroutines on either P and
- * stopped by a goroutine on whichever P it runs; every one that Stop says
- * it stopped must leave its channel empty; all are freed (ASan: the heap
- * holding a marked timer gives it up before its memory goes). */
+ * delivers.  The stopper spins on one P while the main goroutine makes
+ * timers on the other, half of 0-2 ms, half of 100 ms (a yield to the global queue puts them
+ * on different Ps), then stops them all as they fire; every one that Stop
+ * says it stopped must leave its channel empty; all are freed (ASan: the
+ * heap holding a marked timer gives it up before its memory goes). */
 #define XN 2000
 static gort_timer *xt[XN];
 static bool xstopped[XN];
-static gort_chan *xq;
-static gort_waitgroup xmade;
+static _Atomic int xs_running, xs_go;
 static int xlate;
 static uint64_t xmarked;
-
-static void x_maker(void *a)
-{
-    long base = (long)(intptr_t)a;
-    for (long i = base; i < base + XN / 4; i++) {
-        xt[i] = gort_timer_new((int64_t)(gort__fastrand() % 300) * 1000);
-        long v = i;
-        gort_chan_send(xq, &v);
-        if (i % 16 == 0)
-            gort_yield();
-    }
-    gort_wg_done(&xmade);
-}
 
 static void x_stopper(void *a)
 {
     gort_waitgroup *done = a;
-    long i;
-    for (int k = 0; k < XN; k++) {
-        gort_chan_recv(xq, &i);
+    atomic_store(&xs_running, 1);
+    while (!atomic_load(&xs_go))
+        gort__cpu_relax();
+    for (int i = 0; i < XN; i++)
         xstopped[i] = gort_timer_stop(xt[i]);
-    }
     gort_wg_done(done);
 }
 
@@ -132,16 +119,16 @@ static void cross_body(void *a)
     (void)a;
     int old = gort_maxprocs(2);
     uint64_t m0 = atomic_load(&gort__timers_marked);
-    xq = gort_chan_make(sizeof(long), 64);
     gort_waitgroup done = {0};
     gort_wg_add(&done, 1);
-    gort_wg_add(&xmade, 4);
     gort_go(x_stopper, &done);
-    for (int k = 0; k < 4; k++)
-        gort_go(x_maker, (void *)(intptr_t)(k * (XN / 4)));
-    gort_wg_wait(&xmade);
+    while (!atomic_load(&xs_running))
+        gort_yield();
+    for (int i = 0; i < XN; i++)
+        xt[i] = gort_timer_new(i % 2 ? 100 * 1000 * 1000 : (int64_t)(gort__fastrand() % 2000) * 1000);
+    atomic_store(&xs_go, 1);
     gort_wg_wait(&done);
-    gort_sleep(2 * 1000 * 1000); /* past every deadline */
+    gort_sleep(3 * 1000 * 1000); /* past every short deadline */
     for (int i = 0; i < XN; i++) {
         int64_t v;
         bool ok;
@@ -149,7 +136,6 @@ static void cross_body(void *a)
             xlate++;
         gort_timer_free(xt[i]);
     }
-    gort_chan_free(xq);
     xmarked = atomic_load(&gort__timers_marked) - m0;
     gort_maxprocs(old);
 }

@@ -5,6 +5,7 @@
 #ifndef GORT_RUNTIME_PROC_H
 #define GORT_RUNTIME_PROC_H
 
+#include "g.h"
 #include "lock.h"
 
 /* Goroutines (proc.c) */

@@ -374,6 +374,12 @@ typedef struct gort_stats {
     uint64_t migrations;           /* goroutines resumed on another P than they last ran on */
     uint64_t preempt_refused_lock;     /* refused: the goroutine held a C lock */
     uint64_t preempt_refused_nopreempt;/* refused: GORT_NOPREEMPT frame or gort_preempt_off */
+    /* Stops of the world (profiles, dumps, GOMAXPROCS changes): how many,
+     * and their pauses, each from the stop request until the world runs
+     * again, in nanoseconds: the sum and the longest. */
+    uint64_t stw_count;
+    uint64_t stw_pause_total_ns;
+    uint64_t stw_pause_max_ns;
 } gort_stats;
 /* Fills *out.  A macro over the sized getter, so that a program built
  * against this header keeps working with a later library whose gort_stats

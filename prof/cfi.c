@@ -49,6 +49,7 @@ static size_t ncfi;               /* under the symbolizer lock */
 
 #define NPENDING 256
 static _Atomic uintptr_t pending[NPENDING];
+static _Atomic bool pending_any; /* a PC was queued since the last warm */
 
 static size_t cfi_hash(uintptr_t pc) { return (size_t)((pc * 0x9E3779B97F4A7C15ULL) >> 24); }
 
@@ -323,14 +324,40 @@ const gort_cfi_t *gort__cfi_find(uintptr_t pc, bool want_compute)
             z == pc)
             break;
     }
+    if (!atomic_load_explicit(&pending_any, memory_order_relaxed))
+        atomic_store_explicit(&pending_any, true, memory_order_relaxed);
     return NULL;
 }
 
 void gort__cfi_warm(void)
 {
+    atomic_store_explicit(&pending_any, false, memory_order_relaxed);
     for (int i = 0; i < NPENDING; i++) {
         uintptr_t pc = atomic_exchange_explicit(&pending[i], 0, memory_order_relaxed);
         if (pc)
             (void)compute(pc);
     }
+}
+
+bool gort__cfi_pending(void) { return atomic_load_explicit(&pending_any, memory_order_relaxed); }
+
+/* gort__cfi_warm for sysmon's thread: only if the symbolizer's lock is
+ * free now (a dump may hold it for seconds; the queue waits for the next
+ * round). */
+void gort__cfi_warm_nowait(void)
+{
+    if (!gort__symlock_try())
+        return;
+    atomic_store_explicit(&pending_any, false, memory_order_relaxed);
+    for (int i = 0; i < NPENDING; i++) {
+        uintptr_t pc = atomic_exchange_explicit(&pending[i], 0, memory_order_relaxed);
+        if (pc && !probe(pc)) {
+            gort_cfi_t *nr = gort__symtab_alloc(sizeof *nr);
+            if (nr) {
+                build(pc, nr);
+                insert(nr);
+            }
+        }
+    }
+    gort__symlock_release();
 }

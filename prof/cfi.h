@@ -66,5 +66,7 @@ const gort_cfi_t *gort__cfi_find(uintptr_t pc, bool compute);
 /* Computes the recipes that signal-context lookups missed.  The CPU
  * profiler or sysmon may call it now and then from their own thread. */
 void gort__cfi_warm(void);
+bool gort__cfi_pending(void); /* a lookup queued a PC since the last warm */
+void gort__cfi_warm_nowait(void); /* gort__cfi_warm unless the lock is busy */
 
 #endif

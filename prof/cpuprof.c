@@ -339,6 +339,9 @@ void gort__prof_m_stop(gort_m_t *m)
 void gort__prof_sysmon_tick(int64_t now)
 {
     static int64_t last;
+    /* PCs the preemption check met without a recipe (unwind.c). */
+    if (gort__cfi_pending())
+        gort__cfi_warm_nowait();
     if (!atomic_load_explicit(&prof_on, memory_order_relaxed) || now - last < DRAIN_MS * 1000000LL / 2)
         return;
     last = now;

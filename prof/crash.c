@@ -33,8 +33,13 @@
  * Crash-safety decisions:
  *   - One thread prints: the first to raise gort__panicking (shared with
  *     runtime/fatal.c); any other that crashes meanwhile sleeps.
- *   - No malloc of our own: the dump writes through a static buffer, the
- *     handler runs on the preallocated signal stack.
+ *   - No malloc of our own: the dump writes through a static buffer.  The
+ *     handler starts on the M's small pre-faulted signal stack (32 KiB,
+ *     as Go's) and the elected thread moves to a crash stack mapped then
+ *     (1 MiB, committed as it is used) for the report: libdw and the
+ *     dump's buffers do not fit the signal stack.  The move is one way:
+ *     the report never returns, so a fault recovered inside it may reuse
+ *     the signal stack from its top.
  *   - Symbolization with libdw allocates.  The modules' DWARF is opened at
  *     init, and the cache answers repeated PCs without libdw.  If the
  *     crashing thread's stack has a frame in libc's allocator (it may hold
@@ -59,6 +64,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -266,6 +272,17 @@ static bool overflowed_below(gort_m_t *m, gort_g_t *gp, uintptr_t sp, uintptr_t 
     return addr + 4096 >= sp && addr < gp->stack.hi;
 }
 
+#define CRASH_STACK (1u << 20)
+
+typedef struct crash_args {
+    int sig;
+    siginfo_t *info;
+    void *uctx;
+    gort_m_t *m;
+} crash_args_t;
+
+__attribute__((noreturn)) static void crash_report(void *arg);
+
 static void crash_handler(int sig, siginfo_t *info, void *uctx)
 {
     int saved_errno = errno;
@@ -292,7 +309,21 @@ static void crash_handler(int sig, siginfo_t *info, void *uctx)
     }
     atomic_store(&crash_tid, tid);
     gort__crash_watchdog_arm();
+    crash_args_t a = {sig, info, uctx, m};
+    void *cs = mmap(NULL, CRASH_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (cs != MAP_FAILED)
+        gort__call_on_stack((char *)cs + CRASH_STACK, crash_report, &a);
+    crash_report(&a);
+}
 
+/* The elected crashing thread's report; never returns. */
+static void crash_report(void *arg)
+{
+    crash_args_t *a = arg;
+    int sig = a->sig;
+    siginfo_t *info = a->info;
+    void *uctx = a->uctx;
+    gort_m_t *m = a->m;
     ucontext_t *uc = uctx;
     uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
     uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];

@@ -72,7 +72,23 @@ typedef struct out {
     int fd; /* -1: buf is the destination; stop when full */
     char *buf;
     size_t cap, len;
+    /* fd -1 and spillfd >= 0: buf is a malloc'd buffer that grows (the
+     * dump is written to spillfd once the world runs again); if it cannot
+     * grow, it is written to spillfd and goes on as an fd stage.  Never in
+     * a crash: malloc is not async-signal-safe. */
+    int spillfd;
 } out_t;
+
+static bool o_grow(out_t *o)
+{
+    size_t cap = o->cap ? o->cap * 2 : (size_t)1 << 20;
+    char *nb = realloc(o->buf, cap);
+    if (!nb)
+        return false;
+    o->buf = nb;
+    o->cap = cap;
+    return true;
+}
 
 static void o_flush(out_t *o)
 {
@@ -96,6 +112,12 @@ static void o_put(out_t *o, const char *s, size_t n)
     while (n > 0) {
         size_t room = o->cap - o->len;
         if (room == 0) {
+            if (o->fd < 0 && o->spillfd >= 0 && !o_grow(o)) {
+                o->fd = o->spillfd; /* out of memory: write as we go */
+                o->spillfd = -1;
+            }
+            if (o->fd < 0 && o->spillfd >= 0)
+                continue;
             if (o->fd < 0)
                 return;
             o_flush(o);
@@ -546,7 +568,7 @@ static void run_job(void *arg)
     dump_t d;
     char stage[16384];
     memset(&d, 0, sizeof d);
-    if (!j->o->buf) {
+    if (!j->o->buf && j->o->spillfd < 0) {
         j->o->buf = stage;
         j->o->cap = sizeof stage;
     }
@@ -615,7 +637,10 @@ static bool want_stw(void)
     return !gort__settings.asyncpreemptoff;
 }
 
-/* gort_stack and gort_dump: selfpcs are the caller's frames. */
+/* gort_stack and gort_dump: selfpcs are the caller's frames.  With the
+ * world stopped a dump to an fd is collected in memory and written once
+ * the world runs again: a slow reader (a pipe, a terminal) must not
+ * lengthen the pause. */
 static void dump_public(out_t *o, bool all, const uintptr_t *selfpcs, int nself)
 {
     gort__symtab_init();
@@ -623,10 +648,12 @@ static void dump_public(out_t *o, bool all, const uintptr_t *selfpcs, int nself)
     gort_g_t *self = gort__rt_enter();
     gort_m_t *m = gort__getm();
     bool stw = all && self && want_stw() && atomic_load_explicit(&m->locks, memory_order_relaxed) == 0;
+    out_t mem = {.fd = -1, .spillfd = o->fd};
+    bool inmem = stw && o->fd >= 0;
     if (stw)
         gort__stop_the_world("goroutine dump");
     job_t j = {
-        .o = o,
+        .o = inmem ? &mem : o,
         .all = all,
         .system = gort__settings.traceback >= 3,
         .self = self,
@@ -636,6 +663,11 @@ static void dump_public(out_t *o, bool all, const uintptr_t *selfpcs, int nself)
     on_big_stack(run_job, &j);
     if (stw)
         gort__start_the_world();
+    if (inmem) {
+        mem.fd = o->fd; /* the whole dump, or what is left after a spill */
+        o_flush(&mem);
+        free(mem.buf);
+    }
     gort__rt_leave(self);
 }
 
@@ -645,7 +677,7 @@ size_t gort_stack(char *buf, size_t len, bool all)
     int n = gort__unwind_self(pcs, MAXPCS, 1);
     if (!buf || len == 0)
         return 0;
-    out_t o = {.fd = -1, .buf = buf, .cap = len};
+    out_t o = {.fd = -1, .buf = buf, .cap = len, .spillfd = -1};
     dump_public(&o, all, pcs, n);
     return o.len;
 }
@@ -654,7 +686,7 @@ void gort_dump(int fd)
 {
     uintptr_t pcs[MAXPCS];
     int n = gort__unwind_self(pcs, MAXPCS, 1);
-    out_t o = {.fd = fd};
+    out_t o = {.fd = fd, .spillfd = -1};
     dump_public(&o, true, pcs, n);
 }
 
@@ -673,7 +705,7 @@ void gort__dump_crash(int fd, gort_g_t *gp, void *uctx, bool all, bool runtime_v
     int n = gort__unwind_sigctx(uctx, pcs, MAXPCS);
     if (all)
         gort__freeze_world();
-    out_t o = {.fd = fd, .buf = crash_stage, .cap = sizeof crash_stage};
+    out_t o = {.fd = fd, .buf = crash_stage, .cap = sizeof crash_stage, .spillfd = -1};
     job_t j = {
         .o = &o,
         .all = all,
@@ -696,7 +728,7 @@ void gort__dump_goroutines(int fd, bool all, bool crashing)
     uintptr_t pcs[MAXPCS];
     int n = gort__unwind_self(pcs, MAXPCS, 0);
     if (!crashing) {
-        out_t o = {.fd = fd};
+        out_t o = {.fd = fd, .spillfd = -1};
         dump_public(&o, all, pcs, n);
         return;
     }
@@ -704,7 +736,7 @@ void gort__dump_goroutines(int fd, bool all, bool crashing)
     if (all)
         gort__freeze_world();
     gort_g_t *self = gort__getg();
-    out_t o = {.fd = fd, .buf = crash_stage, .cap = sizeof crash_stage};
+    out_t o = {.fd = fd, .buf = crash_stage, .cap = sizeof crash_stage, .spillfd = -1};
     job_t j = {
         .o = &o,
         .all = all,

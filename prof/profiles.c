@@ -3,8 +3,15 @@
  * profile shares: turning PCs into pprof locations and labels.
  *
  *   goroutine  every live goroutine's stack, aggregated by stack and
- *              labels.  Collected with the world stopped (when asynchronous
- *              preemption is linked in, as dumps do), so it is a snapshot.
+ *              labels, a snapshot as of one stop of the world (when
+ *              asynchronous preemption is linked in, as dumps do).  The
+ *              stop only starts a generation, O(1) however many
+ *              goroutines there are (Go 1.19's design, runtime/proc.h);
+ *              the stacks are read with the world running, each by the
+ *              profiler's walk or by the scheduler before that goroutine
+ *              runs again, whichever comes first.  Rejected: reading all
+ *              stacks with the world stopped (the pause grew with the
+ *              goroutine count, tens of ms at 100,000).
  *   block      time goroutines spent blocked (WaitGroup, semaphores here;
  *              channels, select and mutexes once chan.c/mutex.c call the
  *              hook), sampled as runtime.SetBlockProfileRate: an event of
@@ -562,6 +569,129 @@ static void collect_all(void *arg)
 }
 
 /* ------------------------------------------------------------------ */
+/* The goroutine profile with the world running                         */
+/* ------------------------------------------------------------------ */
+
+/* One profile collects at a time (gprof_sema, a runtime semaphore: the
+ * second waits parked).  gprof.c is the collecting profile's table and
+ * gprof.want its generation (runtime/proc.h, gort__gprof_want); both under
+ * gplock, which also guards every insertion into gprof.c while the walk
+ * and the scheduler's recorders run at once.  A recorder that read a stale
+ * gort__gprof_want finds gprof.want changed here and adds nothing. */
+static _Atomic uint32_t gprof_sema = 1;
+static uint32_t gprof_gen; /* under gprof_sema */
+static gort_lock_t gplock = GORT_LOCK_INIT(LR_PROFBUF);
+static struct {
+    gcollect_t *c;
+    uint32_t want;
+} gprof; /* under gplock */
+
+static void gprof_record(gort_g_t *gp, uint32_t want)
+{
+    uintptr_t pcs[MAXSTACK];
+    /* Not running (the scheduler waits for us), except a goroutine blocked
+     * outside the runtime whose M lost its P (-1): that one shows its
+     * entry function, as before. */
+    int n = gort__unwind_g(gp, pcs, MAXSTACK);
+    gort__lock(&gplock);
+    if (gprof.c && gprof.want == want)
+        add_g(gprof.c, gp, pcs, n < 0 ? 0 : n, false);
+    gort__unlock(&gplock);
+}
+
+/* Puts gp into the profile of generation want unless it is there, dead or
+ * born since; waits while someone else records it (the scheduler, if this
+ * is the walk, or the walk, if this is the scheduler: neither can block
+ * on the other while recording). */
+static void gprof_try(gort_g_t *gp, uint32_t want)
+{
+    for (;;) {
+        uint32_t w = atomic_load_explicit(&gp->profword, memory_order_acquire);
+        if (w == want)
+            return;
+        if (w == want + 1) {
+            gort__cpu_relax();
+            continue;
+        }
+        uint32_t st = atomic_load_explicit(&gp->status, memory_order_acquire);
+        if (st == G_DEAD || st == G_IDLE)
+            return;
+        if (atomic_compare_exchange_strong_explicit(&gp->profword, &w, want + 1, memory_order_acq_rel,
+                                                    memory_order_relaxed)) {
+            gprof_record(gp, want);
+            /* release: pairs with the acquire in gort__gprof_pending */
+            atomic_store_explicit(&gp->profword, want, memory_order_release);
+            return;
+        }
+    }
+}
+
+/* gort__hooks.gprof_record: the scheduler is about to run gp. */
+void gort__gprof_record(gort_g_t *gp)
+{
+    uint32_t want = atomic_load_explicit(&gort__gprof_want, memory_order_relaxed);
+    if (want)
+        gprof_try(gp, want);
+}
+
+typedef struct gwalk {
+    uint32_t want;
+} gwalk_t;
+
+static void gprof_walk(void *arg)
+{
+    gwalk_t *wk = arg;
+    size_t i = 0;
+    for (;;) {
+        gort_g_t *batch[256];
+        size_t k = 0;
+        gort__lock(&gort__allglock);
+        for (; i < gort__nallgs && k < 256; i++)
+            batch[k++] = gort__allgs[i];
+        gort__unlock(&gort__allglock);
+        if (k == 0)
+            return;
+        for (size_t j = 0; j < k; j++)
+            gprof_try(batch[j], wk->want);
+    }
+}
+
+/* With the world stopped only to start a generation: O(1) however many
+ * goroutines there are.  Gs created later are marked by newproc; every
+ * older one is recorded by the walk or, first, by the scheduler. */
+static void collect_concurrent(gcollect_t *c)
+{
+    gort__semacquire(&gprof_sema, false, WR_SEMACQUIRE, 0);
+    gort__stop_the_world("goroutine profile");
+    gprof_gen += 2;
+    if (gprof_gen == 0)
+        gprof_gen = 2;
+    uint32_t want = gprof_gen;
+    if (c->self) {
+        add_g(c, c->self, c->selfpcs, c->nself, false);
+        atomic_store_explicit(&c->self->profword, want, memory_order_relaxed);
+    }
+    gort__lock(&gplock);
+    gprof.c = c;
+    gprof.want = want;
+    gort__unlock(&gplock);
+    atomic_store_explicit(&gort__gprof_want, want, memory_order_relaxed);
+    gort__start_the_world();
+
+    gwalk_t wk = {.want = want};
+    gort__prof_on_big_stack(gprof_walk, &wk);
+
+    /* Every goroutine alive at the stop is in (the walk waited for those
+     * being recorded): late recorders find gprof.c gone. */
+    gort__lock(&gplock);
+    atomic_store_explicit(&gort__gprof_want, 0, memory_order_relaxed);
+    gprof.c = NULL;
+    gprof.want = 0;
+    gort__unlock(&gplock);
+    gort__semrelease(&gprof_sema, false, 0);
+}
+
+/* ------------------------------------------------------------------ */
 /* Writing                                                              */
 /* ------------------------------------------------------------------ */
 
@@ -747,10 +877,9 @@ static int goroutine_profile(int fd, int debug)
     gort_m_t *m = gort__getm();
     bool stw = self && !gort__settings.asyncpreemptoff && atomic_load_explicit(&m->locks, memory_order_relaxed) == 0;
     if (stw)
-        gort__stop_the_world("goroutine profile");
-    gort__prof_on_big_stack(collect_all, &c);
-    if (stw)
-        gort__start_the_world();
+        collect_concurrent(&c);
+    else
+        gort__prof_on_big_stack(collect_all, &c);
     wjob_t j = {.name = "goroutine", .which = -1, .fd = fd, .debug = debug, .tab = &c.tab, .total = c.total};
     if (!c.err)
         gort__prof_on_big_stack(write_job, &j);

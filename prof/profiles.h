@@ -87,6 +87,7 @@ void gort__prof_m_stop(gort_m_t *m);                    /* cpuprof.c */
 void gort__prof_sysmon_tick(int64_t now);               /* cpuprof.c */
 void gort__prof_block(int64_t t0, int64_t t1, int skip); /* profiles.c */
 void gort__prof_mutex(int64_t wait_ns, int skip);       /* profiles.c */
+void gort__gprof_record(gort_g_t *gp); /* profiles.c: hooks.gprof_record */
 void gort__labels_inherit(gort_g_t *child, gort_g_t *parent); /* labels.c */
 void gort__labels_release(gort_g_t *gp);                /* labels.c */
 

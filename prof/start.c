@@ -29,6 +29,7 @@
 #include "sysmon.h"
 #include "trace.h"
 #include "unwind.h"
+#include "unwind.h"
 
 #include <stdlib.h>
 
@@ -60,6 +61,8 @@ static void prof_start(void)
     gort__hooks.before_fatal = before_fatal;
     gort__hooks.sysmon_tick = gort__prof_sysmon_tick;
     gort__hooks.sigurg_capture = gort__sigurg_capture;
+    gort__hooks.gprof_record = gort__gprof_record;
+    gort__hooks.preempt_walk = gort__unwind_preempt;
     atexit(at_exit);
     gort__crash_init();
     gort__prof_init();

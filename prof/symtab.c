@@ -922,6 +922,15 @@ int gort__symbolize(uintptr_t pc, gort_frame_t *out, int max, int flags)
 
 /* ---- for prof/cfi.c ---- */
 
+/* One try, for sysmon's thread, which must not wait behind a dump. */
+bool gort__symlock_try(void)
+{
+    if (!gort__symtab_ready() || !gort__trylock(&symlock))
+        return false;
+    atomic_store_explicit(&symlock_owner, my_tid(), memory_order_relaxed);
+    return true;
+}
+
 bool gort__symlock_acquire(bool trylock)
 {
     if (!lock_for(trylock ? GORT_SYM_TRYLOCK : 0))

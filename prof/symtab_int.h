@@ -13,6 +13,7 @@
 /* The DWARF lock: dwfl and the arena.  acquire returns false (lock not
  * taken) only with trylock, after a bounded number of attempts. */
 bool gort__symlock_acquire(bool trylock);
+bool gort__symlock_try(void); /* one trylock, no giving up on DWARF */
 void gort__symlock_release(void);
 /* Under the lock: the Dwfl module holding pc (NULL if none). */
 Dwfl_Module *gort__symtab_dwfl_module(uintptr_t pc);

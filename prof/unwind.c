@@ -325,6 +325,26 @@ int gort__unwind_sigctx(void *uctx, uintptr_t *pcs, int max)
     return walk_regs(&rs, true, lo, hi, uctx, pcs, max, 0, false);
 }
 
+/* hooks.preempt_walk: the preemption check's walk (sysmon/preempt.c), in
+ * the SIGURG handler.  Recipes only: no libunwind, so no loader lock and
+ * no global cache lock on any check.  The frames from the interrupted PC
+ * (exact) down to the goroutine's entry function; -1 if the recipes do
+ * not reach it (a PC not compiled yet is queued, and sysmon's tick warms
+ * it: the next check gets through).  Async-signal-safe. */
+int gort__unwind_preempt(void *uctx, uintptr_t lo, uintptr_t hi, uintptr_t *pcs, int max)
+{
+    const greg_t *g = ((ucontext_t *)uctx)->uc_mcontext.gregs;
+    uregs_t rs = {{(uintptr_t)g[REG_RIP], (uintptr_t)g[REG_RSP], (uintptr_t)g[REG_RBP], (uintptr_t)g[REG_RBX],
+                   (uintptr_t)g[REG_R12], (uintptr_t)g[REG_R13], (uintptr_t)g[REG_R14], (uintptr_t)g[REG_R15]},
+                  (1u << CR_NREGS) - 1};
+    bool exact = true, fallback;
+    int skip = 0;
+    int n = fast_walk(&rs, &exact, lo, hi, pcs, max, &skip, false, &fallback);
+    if (fallback || n >= max || !(rs.known & (1u << CR_RIP)) || !at_goroutine_start(rs.r[CR_RIP]))
+        return -1;
+    return n;
+}
+
 __attribute__((noinline)) int gort__unwind_self(uintptr_t *pcs, int max, int skip)
 {
     if (max <= 0)

@@ -32,6 +32,7 @@
  * when m->capture_req is set.  Async-signal-safe. */
 void gort__sigurg_capture(gort_m_t *m, void *uctx);
 
+int gort__unwind_preempt(void *uctx, uintptr_t lo, uintptr_t hi, uintptr_t *pcs, int max);
 int gort__unwind_sigctx(void *uctx, uintptr_t *pcs, int max);
 
 /* A goroutine that is not running on a thread: from its saved context

@@ -93,8 +93,32 @@ struct gort_context {
 
 static gort_ctx background = {.kind = K_BACKGROUND};
 
-/* Live cancel and value contexts, for tests (no leak). */
-_Atomic int64_t gort__ctx_live;
+/* Live cancel and value contexts, for tests (no leak).  Striped: each
+ * thread counts on a cache line of its own (threads past LIVE_STRIPES
+ * share), summed on read, so creating and freeing contexts on many cores
+ * shares no line; the sum is exact when none is being created or freed. */
+#define LIVE_STRIPES 64
+static struct {
+    _Atomic int64_t n;
+    char pad[64 - sizeof(int64_t)];
+} live[LIVE_STRIPES];
+static _Atomic uint32_t live_next;
+static __thread int live_slot = -1;
+
+static void live_add(int64_t d)
+{
+    if (live_slot < 0)
+        live_slot = (int)(atomic_fetch_add_explicit(&live_next, 1, memory_order_relaxed) % LIVE_STRIPES);
+    atomic_fetch_add_explicit(&live[live_slot].n, d, memory_order_relaxed);
+}
+
+int64_t gort__ctx_live(void)
+{
+    int64_t n = 0;
+    for (int i = 0; i < LIVE_STRIPES; i++)
+        n += atomic_load_explicit(&live[i].n, memory_order_relaxed);
+    return n;
+}
 
 static bool try_ref(gort_ctx *c)
 {
@@ -210,7 +234,7 @@ static void release(gort_ctx *c)
             gort_chan_free(c->done);
         }
         free(c);
-        atomic_fetch_sub_explicit(&gort__ctx_live, 1, memory_order_relaxed);
+        live_add(-1);
         c = parent;
         if (!c || c->kind == K_BACKGROUND ||
             atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
@@ -325,7 +349,7 @@ static gort_ctx *ctx_alloc(gort_ctx *parent, int kind)
     gort_ctx *c = calloc(1, sizeof(*c));
     if (!c)
         gort_panic("out of memory allocating a context");
-    atomic_fetch_add_explicit(&gort__ctx_live, 1, memory_order_relaxed);
+    live_add(1);
     atomic_store_explicit(&c->refs, 1, memory_order_relaxed);
     c->kind = (uint8_t)kind;
     c->dl_idx = -1;

@@ -108,6 +108,8 @@ struct gort_g {
     gort_pmsg_t *recovered;  /* panic.c: messages gort_recover returned, kept
                                 until the goroutine exits */
     gort_labels_t *labels;   /* prof: profiler labels (inherited) */
+    _Atomic uint32_t profword; /* goroutine profile state (proc.h,
+                                gort__gprof_want); CAS by its recorders */
     int64_t syscallwhen;     /* ns when it entered the current syscall */
     uintptr_t syscallsp, syscallpc, syscallfp; /* caller of gort_syscall_enter:
                                  its SP, PC and frame pointer, for dumps */

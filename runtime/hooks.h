@@ -80,6 +80,16 @@ typedef struct gort_hooks {
     /* prof/trace.c: an execution-trace event (runtime/trace.h says which
      * and where); called only through gort__trace and gort__trace_ptaken. */
     void (*trace_ev)(int ev, struct gort_g *gp, struct gort_p *pp, uint64_t arg);
+    /* prof/profiles.c: a goroutine profile is collecting and gp, about to
+     * run, is not in it yet: record its stack first (proc.h,
+     * gort__gprof_want).  On g0, no runtime lock held. */
+    void (*gprof_record)(struct gort_g *gp);
+    /* prof/unwind.c: the preemption check's walk of the interrupted
+     * goroutine's stack [lo, hi) by cached unwind recipes: the PCs from
+     * the interrupted one down to the goroutine's entry, or -1 where the
+     * recipes do not reach it.  Async-signal-safe; without it the check
+     * walks with libunwind. */
+    int (*preempt_walk)(void *uctx, uintptr_t lo, uintptr_t hi, uintptr_t *pcs, int max);
 } gort_hooks_t;
 
 extern gort_hooks_t gort__hooks;

@@ -26,7 +26,11 @@
 
 __thread gort_m_t *gort__tls_m __attribute__((tls_model("initial-exec")));
 
-#define SIGSTACK_SIZE (256 * 1024)
+/* Go's size.  What runs on it: the SIGURG handler's safety check and
+ * stack capture (frame-pointer and CFI-cache walks), the SIGPROF sample,
+ * and the start of a crash report, which moves to a stack of its own
+ * (prof/crash.c).  A guard page below catches an overflow. */
+#define SIGSTACK_SIZE (32 * 1024)
 
 
 gort_m_t *gort__allocm(void)
@@ -47,10 +51,12 @@ gort_m_t *gort__allocm(void)
 void gort__sigstack_init(gort_m_t *m)
 {
     if (!m->sigstack) {
-        void *p = mmap(NULL, SIGSTACK_SIZE, PROT_READ | PROT_WRITE,
+        char *g = mmap(NULL, SIGSTACK_SIZE + GORT_PAGE_SIZE, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-        if (p == MAP_FAILED)
+        if (g == MAP_FAILED)
             gort__throw_oom(SIGSTACK_SIZE, "signal stack");
+        (void)mprotect(g, GORT_PAGE_SIZE, PROT_NONE);
+        char *p = g + GORT_PAGE_SIZE;
         /* MAP_POPULATE may be ignored under memory pressure: touch it. */
         for (size_t off = 0; off < SIGSTACK_SIZE; off += GORT_PAGE_SIZE)
             ((volatile char *)p)[off] = 0;
@@ -60,6 +66,19 @@ void gort__sigstack_init(gort_m_t *m)
     stack_t ss = {.ss_sp = m->sigstack, .ss_size = m->sigstack_size, .ss_flags = 0};
     if (sigaltstack(&ss, NULL) != 0)
         gort__throw("sigaltstack failed");
+}
+
+/* Bytes of m's signal stack ever used: it starts zeroed, and the deepest
+ * handler frames leave non-zero bytes behind (tests check the size). */
+size_t gort__sigstack_used(const gort_m_t *m)
+{
+    const volatile char *p = m->sigstack;
+    if (!p)
+        return 0;
+    size_t off = 0;
+    while (off < m->sigstack_size && p[off] == 0)
+        off++;
+    return m->sigstack_size - off;
 }
 
 /* Runs on the new thread (or the main thread in gort_main) before it
@@ -114,6 +133,8 @@ static void mstart_sched(void *arg)
     if (m->lockedg) {
         /* Started for a locked goroutine: run exactly it. */
         gort_g_t *gp = m->lockedg;
+        if (gort__gprof_pending(gp))
+            gort__hook(gprof_record, gp); /* while it still reads as runnable */
         gort__gstatus_move(gp, G_RUNNABLE, G_RUNNING);
         gort__execute(gp, true);
     }

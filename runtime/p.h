@@ -73,6 +73,10 @@ struct gort_p {
     gort__timer_t **timers;
     int32_t ntimers, timerscap;
     _Atomic int64_t timer0when;
+    /* Timers in the heap that another P stopped (T_DELETED): the owner
+     * takes them out (timer.c).  Incremented by the stopper, decremented
+     * under timers_lock. */
+    _Atomic int32_t ndeleted;
 
     gort_pstats_t stats;
     void *prof;                  /* prof/: per-P profiling state */

@@ -25,6 +25,7 @@
 #define GFREE_LOCAL_MAX 64
 
 gort_lock_t gort__allglock = GORT_LOCK_INIT(LR_ALLG);
+_Atomic uint32_t gort__gprof_want;
 gort_g_t **gort__allgs;
 size_t gort__nallgs;
 static size_t allgscap;
@@ -222,6 +223,11 @@ gort_g_t *gort__newproc(void (*fn)(void *), void *arg, uintptr_t pc, bool main)
     atomic_store_explicit(&gp->preempt, false, memory_order_relaxed);
     if (parent && gort__hooks.labels_inherit)
         gort__hooks.labels_inherit(gp, parent);
+    /* Born after a collecting goroutine profile stopped the world: not in
+     * it (proc.h).  Before leaving G_DEAD, so its walk never records it. */
+    uint32_t want = atomic_load_explicit(&gort__gprof_want, memory_order_relaxed);
+    if (unlikely(want))
+        atomic_store_explicit(&gp->profword, want, memory_order_relaxed);
     gort__gstatus_move(gp, G_DEAD, G_RUNNABLE);
     gort__trace(TEV_CREATE, gp, pp, 0);
     if (pp) {

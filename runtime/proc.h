@@ -5,6 +5,7 @@
 #ifndef GORT_RUNTIME_PROC_H
 #define GORT_RUNTIME_PROC_H
 
+#include "g.h"
 #include "lock.h"
 
 /* Goroutines (proc.c) */
@@ -19,5 +20,26 @@ extern gort_g_t **gort__allgs;
 extern size_t gort__nallgs;
 extern _Atomic int64_t gort__ngoroutines; /* live user goroutines */
 void gort__forallg(void (*fn)(gort_g_t *, void *), void *arg); /* takes allglock */
+
+/* The goroutine profile collects with the world running (Go 1.19's
+ * design, prof/profiles.c): it stops the world only to set
+ * gort__gprof_want, and then every goroutine that was alive at that stop
+ * is recorded, as it was then, either by the profiler's walk or by the
+ * scheduler just before the goroutine next runs, whichever comes first.
+ * g->profword == want: in this profile (or created since: newproc marks
+ * those); want + 1: being recorded, must not run yet; anything else: not
+ * yet.  want is even and non-zero while a profile collects, 0 otherwise;
+ * written by the profiler with the world stopped (set) or running
+ * (cleared), read with relaxed loads on the paths that run a goroutine
+ * (execute, a system call's exit): the world's restart orders the set
+ * before them, and a stale non-zero read costs only a call into the
+ * profiler, which checks its own state under its lock. */
+extern _Atomic uint32_t gort__gprof_want;
+static inline bool gort__gprof_pending(gort_g_t *gp)
+{
+    uint32_t w = atomic_load_explicit(&gort__gprof_want, memory_order_relaxed);
+    /* acquire: pairs with the recorder's release store of want */
+    return __builtin_expect(w != 0, 0) && atomic_load_explicit(&gp->profword, memory_order_acquire) != w;
+}
 
 #endif /* GORT_RUNTIME_PROC_H */

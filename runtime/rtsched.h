@@ -83,6 +83,11 @@ void gort__ready_handoff(gort_g_t *gp, bool sender);
 void gort__injectglist(gort_g_t *list);
 /* Yields the processor; the goroutine goes to the tail of the local queue. */
 void gort__gosched(void);
+/* Yields to the local queue's tail (Go's goyield); and makes gp, parked,
+ * run next on this P whatever its last P (a mutex hand-off).  Both on a
+ * goroutine with a P. */
+void gort__goyield(void);
+void gort__ready_here(gort_g_t *gp);
 /* Called by the async preemption path with the G's state already saved. */
 void gort__preempt_park(void);
 

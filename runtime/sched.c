@@ -779,6 +779,8 @@ void gort__execute(gort_g_t *gp, bool inherit)
 {
     gort_m_t *m = gort__getm();
     gort_p_t *pp = m->p;
+    if (gort__gprof_pending(gp))
+        gort__hook(gprof_record, gp); /* before its stack can change */
     m->curg = gp;
     gp->m = m;
     uint32_t st = atomic_load_explicit(&gp->status, memory_order_relaxed);
@@ -1040,6 +1042,45 @@ static void gosched_ev(gort_g_t *gp, int ev)
 static void gosched_m(void *arg) { gosched_ev(arg, TEV_SCHED); }
 /* The same for a preempted goroutine (the trace tells them apart). */
 static void preempt_m(void *arg) { gosched_ev(arg, TEV_PREEMPT); }
+
+/* Go's goyield: the goroutine goes to the tail of this P's queue, not the
+ * global one (no sched.lock).  Only after gort__ready_here put the
+ * goroutine that must run first in runnext: with the local queue empty
+ * otherwise, the yielder is simply next after it. */
+static void goyield_m(void *arg)
+{
+    gort_g_t *gp = arg;
+    gort_m_t *m = gort__getm();
+    gort__san_after_g_to_g0(m);
+    gort__gstatus_move(gp, G_RUNNING, G_RUNNABLE);
+    m->curg = NULL;
+    gp->m = NULL;
+    if (gp->stack.guard == GUARD_CANARY && !gort__stack_check(&gp->stack))
+        gort__throw("goroutine %llu stack overflow", (unsigned long long)gp->goid);
+    gort__runqput(m->p, gp, false);
+    gort__schedule();
+}
+
+void gort__goyield(void)
+{
+    gort_m_t *m = gort__getm();
+    gort_g_t *gp = m ? m->curg : NULL;
+    if (!gp || !m->p)
+        return;
+    gort__san_g_to_g0(m, gp, false);
+    gort__mcall(&gp->ctx, m->g0sp, goyield_m, gp);
+    gort__san_after_g0_to_g(gp);
+}
+
+/* A starving mutex's hand-off (sema.c): gp runs next on this P, never
+ * sent home by wake-affinity; the caller yields to it (gort__goyield). */
+void gort__ready_here(gort_g_t *gp)
+{
+    gort_m_t *m = gort__getm();
+    gort__gstatus_move(gp, G_WAITING, G_RUNNABLE);
+    gort__runqput(m->p, gp, true);
+    gort__wakep();
+}
 
 void gort__gosched(void)
 {

@@ -6,8 +6,13 @@
  * if positive, else parks the goroutine on a queue keyed by the counter's
  * address.  Queues live in SEMTAB_SIZE buckets (hashed by address), each
  * with its own lock, so unrelated semaphores rarely contend.  Within a
- * bucket, each distinct address has one "head" sudog on the bucket's list;
- * the head carries that address's FIFO of waiters (waitlink/waittail).
+ * bucket, each distinct address has one "head" sudog in a treap keyed by
+ * address (Go's semaRoot: a binary search tree on the address, a heap on a
+ * random priority in ticket, so O(log n) expected for n addresses); the
+ * head carries that address's FIFO of waiters (waitlink/waittail).
+ * Rejected: a linear list of heads per bucket, which made every queue and
+ * dequeue walk all the addresses with waiters in the bucket (thousands of
+ * contended mutexes put dozens in each).
  *
  * nwait counts waiters per bucket so that release can skip the lock when
  * nobody waits (the common case: an uncontended WaitGroup or Mutex).  The
@@ -16,8 +21,12 @@
  * reading nwait.  One of them sees the other.
  *
  * handoff (Mutex starvation mode): release passes the count directly to the
- * first waiter (ticket = 1) and yields, so a stream of newcomers cannot
- * keep taking the count first.
+ * first waiter (ticket = 1), puts it in this P's runnext and yields to the
+ * tail of this P's queue (Go's goyield), so a stream of newcomers cannot
+ * keep taking the count first and the waiter runs at once.  Rejected: a
+ * plain yield, which queued the releaser globally under sched.lock on
+ * every hand-off, and readying the waiter by wake-affinity, which could
+ * send it to another P's inbox, behind that P's current goroutine.
  */
 #include "runtime.h"
 
@@ -28,7 +37,8 @@
 
 typedef struct semroot {
     gort_lock_t lock;
-    gort_sudog_t *head; /* one head sudog per address; linked by next */
+    gort_sudog_t *head; /* treap of one head sudog per address */
+    uint64_t steps;     /* treap nodes visited (tests); under lock */
     _Atomic uint32_t nwait;
 } __attribute__((aligned(GORT_CACHELINE))) semroot_t;
 
@@ -119,74 +129,148 @@ bool gort__semcanacquire(_Atomic uint32_t *addr)
     return false;
 }
 
+/* Treap rotations, root->lock held.  rotate_left: p -> (x a (y b c))
+ * becomes p -> (y (x a b) c); rotate_right the mirror image. */
+static void replace_child(semroot_t *root, gort_sudog_t *p, gort_sudog_t *old, gort_sudog_t *nw)
+{
+    nw->parent = p;
+    if (!p)
+        root->head = nw;
+    else if (p->prev == old)
+        p->prev = nw;
+    else if (p->next == old)
+        p->next = nw;
+    else
+        gort__throw("semaroot: broken treap");
+}
+
+static void rotate_left(semroot_t *root, gort_sudog_t *x)
+{
+    gort_sudog_t *p = x->parent, *y = x->next, *b = y->prev;
+    y->prev = x;
+    x->parent = y;
+    x->next = b;
+    if (b)
+        b->parent = x;
+    replace_child(root, p, x, y);
+}
+
+static void rotate_right(semroot_t *root, gort_sudog_t *y)
+{
+    gort_sudog_t *p = y->parent, *x = y->prev, *b = x->next;
+    x->next = y;
+    y->parent = x;
+    y->prev = b;
+    if (b)
+        b->parent = y;
+    replace_child(root, p, y, x);
+}
+
+/* root->lock held.  n takes t's place in the treap (n also waits on t's
+ * address). */
+static void substitute(semroot_t *root, gort_sudog_t **pt, gort_sudog_t *t, gort_sudog_t *n)
+{
+    *pt = n;
+    n->ticket = t->ticket;
+    n->parent = t->parent;
+    n->prev = t->prev;
+    n->next = t->next;
+    if (n->prev)
+        n->prev->parent = n;
+    if (n->next)
+        n->next->parent = n;
+}
+
 /* root->lock held. */
 static void queue(semroot_t *root, _Atomic uint32_t *addr, gort_sudog_t *s, bool lifo)
 {
-    s->addr = (uintptr_t)addr;
-    s->next = s->prev = NULL;
+    uintptr_t a = (uintptr_t)addr;
+    s->addr = a;
+    s->next = s->prev = s->parent = NULL;
     s->waitlink = NULL;
     s->waittail = NULL;
-    for (gort_sudog_t *h = root->head; h; h = h->next) {
-        if (h->addr != (uintptr_t)addr)
-            continue;
-        if (lifo) {
-            /* s becomes the head: it takes h's place in the bucket list. */
-            s->next = h->next;
-            s->prev = h->prev;
-            if (s->next)
-                s->next->prev = s;
-            if (s->prev)
-                s->prev->next = s;
-            else
-                root->head = s;
-            s->waitlink = h;
-            s->waittail = h->waittail ? h->waittail : h;
-            h->next = h->prev = NULL;
-            h->waittail = NULL;
-        } else {
-            if (h->waittail)
-                h->waittail->waitlink = s;
-            else
-                h->waitlink = s;
-            h->waittail = s;
+    gort_sudog_t *last = NULL, **pt = &root->head;
+    for (gort_sudog_t *t; (t = *pt) != NULL;) {
+        root->steps++;
+        if (t->addr == a) {
+            if (lifo) {
+                /* s becomes the head: it takes t's place in the treap. */
+                substitute(root, pt, t, s);
+                s->waitlink = t;
+                s->waittail = t->waittail ? t->waittail : t;
+                t->parent = t->prev = t->next = NULL;
+                t->waittail = NULL;
+            } else {
+                if (t->waittail)
+                    t->waittail->waitlink = s;
+                else
+                    t->waitlink = s;
+                t->waittail = s;
+            }
+            return;
         }
-        return;
+        last = t;
+        pt = a < t->addr ? &t->prev : &t->next;
     }
-    s->next = root->head;
-    if (root->head)
-        root->head->prev = s;
-    root->head = s;
+    /* A new address: a leaf, rotated up by its random priority. */
+    s->ticket = gort__fastrand() | 1;
+    s->parent = last;
+    *pt = s;
+    while (s->parent && s->parent->ticket > s->ticket) {
+        if (s->parent->prev == s)
+            rotate_right(root, s->parent);
+        else
+            rotate_left(root, s->parent);
+    }
 }
 
 /* root->lock held.  Removes and returns the first waiter for addr. */
 static gort_sudog_t *dequeue(semroot_t *root, _Atomic uint32_t *addr)
 {
-    for (gort_sudog_t *h = root->head; h; h = h->next) {
-        if (h->addr != (uintptr_t)addr)
-            continue;
-        gort_sudog_t *succ = h->waitlink;
-        if (succ) {
-            succ->next = h->next;
-            succ->prev = h->prev;
-            if (succ->next)
-                succ->next->prev = succ;
-            if (succ->prev)
-                succ->prev->next = succ;
-            else
-                root->head = succ;
-            succ->waittail = h->waittail == succ ? NULL : h->waittail;
-        } else {
-            if (h->next)
-                h->next->prev = h->prev;
-            if (h->prev)
-                h->prev->next = h->next;
-            else
-                root->head = h->next;
-        }
-        h->next = h->prev = h->waitlink = h->waittail = NULL;
-        return h;
+    uintptr_t a = (uintptr_t)addr;
+    gort_sudog_t **ps = &root->head, *s;
+    for (; (s = *ps) != NULL; ps = a < s->addr ? &s->prev : &s->next) {
+        root->steps++;
+        if (s->addr == a)
+            break;
     }
-    return NULL;
+    if (!s)
+        return NULL;
+    gort_sudog_t *t = s->waitlink;
+    if (t) {
+        /* The next waiter on addr takes s's place. */
+        substitute(root, ps, s, t);
+        t->waittail = t->waitlink ? s->waittail : NULL;
+    } else {
+        /* Rotate s down to a leaf, keeping the heap order, and cut it. */
+        while (s->next || s->prev) {
+            if (!s->next || (s->prev && s->prev->ticket < s->next->ticket))
+                rotate_right(root, s);
+            else
+                rotate_left(root, s);
+        }
+        if (!s->parent)
+            root->head = NULL;
+        else if (s->parent->prev == s)
+            s->parent->prev = NULL;
+        else
+            s->parent->next = NULL;
+    }
+    s->parent = s->next = s->prev = s->waitlink = s->waittail = NULL;
+    s->ticket = 0;
+    return s;
+}
+
+uint64_t gort__sema_steps(void)
+{
+    uint64_t n = 0;
+    pthread_once(&semtab_once, semtab_init);
+    for (int i = 0; i < SEMTAB_SIZE; i++) {
+        gort__lock(&semtab[i].lock);
+        n += semtab[i].steps;
+        gort__unlock(&semtab[i].lock);
+    }
+    return n;
 }
 
 void gort__semacquire(_Atomic uint32_t *addr, bool lifo, int reason, int profile)
@@ -257,10 +341,13 @@ void gort__semrelease(_Atomic uint32_t *addr, bool handoff, int skip)
     /* s belongs to the waiter from here on: it may run and free it.  A
      * plain thread's waiter runs on its own thread: no P to yield to it. */
     gort_g_t *waiter = s->g;
-    handed = handed && !waiter->foreign;
-    gort__ready(waiter, true);
-    if (handed && gort__getg()) {
-        /* Direct handoff: let the waiter run now, on our time slice. */
-        gort__gosched();
+    gort_m_t *m = gort__getm();
+    handed = handed && !waiter->foreign && gort__getg() && m->p;
+    if (!handed) {
+        gort__ready(waiter, true);
+        return;
     }
+    /* Direct hand-off: the waiter runs now, on this P, on our slice. */
+    gort__ready_here(waiter);
+    gort__goyield();
 }

@@ -11,14 +11,17 @@
 /* Sudogs: a G waiting on a queue (sema.c, chan.c). */
 struct gort_sudog {
     gort_g_t *g;
-    gort_sudog_t *next, *prev; /* in a wait queue */
+    gort_sudog_t *next, *prev; /* in a wait queue; sema: treap children
+                                  (prev: lower addresses) */
+    gort_sudog_t *parent;      /* sema: treap parent */
     void *elem;                /* data element (chan.c) */
     struct gort_chan *c;       /* chan.c */
     gort_sudog_t *waitlink;    /* g->waiting list, or a sema address queue */
     gort_sudog_t *waittail;    /* sema: tail of the address queue */
     uintptr_t addr;            /* sema: address waited on */
     int64_t acquiretime, releasetime; /* block/mutex profiles */
-    uint32_t ticket;           /* sema: handoff; chan.c: select case index */
+    uint32_t ticket;           /* sema: treap priority while queued, then
+                                  handoff; chan.c: select case index */
     uint8_t prof;              /* SEMA_PROF_* requested by the waiter */
     bool isselect;
     bool success;              /* chan.c: woken by a value (not a close) */
@@ -33,6 +36,7 @@ void gort__release_sudog(gort_sudog_t *s);
 void gort__semacquire(_Atomic uint32_t *addr, bool lifo, int reason, int profile);
 void gort__semrelease(_Atomic uint32_t *addr, bool handoff, int skip);
 bool gort__semcanacquire(_Atomic uint32_t *addr);
+uint64_t gort__sema_steps(void); /* treap nodes visited by queue/dequeue (tests) */
 
 /* A goroutine about to block on sg: when the block profile is on, mark sg
  * so that whoever readies it stamps sg->releasetime, and return the start

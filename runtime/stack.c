@@ -33,7 +33,13 @@
  * goroutines do not all land in the same cache sets.
  *
  * Caching: each P keeps up to PCACHE stacks (no lock); overflow spills half
- * to a global pool under a lock.  The pool is a LIFO, so the stacks at its
+ * to a global pool under a lock, and an empty cache refills half from it
+ * with one acquisition of that lock (Go's stackcacherefill), so a burst of
+ * new goroutines takes the lock once per PCACHE/2 stacks, not per stack.
+ * The system calls stay outside the lock: a new slab is mapped before it
+ * is taken (the mmap lock would stall page faults on every core behind
+ * it), and a slot's guard is installed by the thread that hands the stack
+ * out, after it left the pool (GUARD_PENDING until then).  The pool is a LIFO, so the stacks at its
  * bottom are the ones nobody used lately.  gort__stack_scavenge (called by
  * sysmon every few hundred ms) returns the pages of the stacks that stayed
  * in the pool for a whole period, beyond POOL_WARM, to the kernel
@@ -62,7 +68,9 @@
 
 static size_t stack_size;  /* usable bytes, a multiple of the page size */
 static size_t slot_size;   /* guard + usable */
-static int guard_kind;     /* enum gort_guard_kind for new slots; pool_lock */
+static _Atomic int guard_kind; /* enum gort_guard_kind for new slots; relaxed:
+                                  it only ever degrades, and a stale read
+                                  costs one failed madvise */
 
 static gort_lock_t pool_lock = GORT_LOCK_INIT(LR_STACKPOOL);
 static gort_stack_t *pool;          /* under pool_lock */
@@ -70,8 +78,9 @@ static size_t npool, poolcap;
 static size_t pool_low;             /* lowest npool since the last scavenge */
 static size_t ncold;                /* pool[0..ncold) have no pages */
 static uintptr_t slab_cur, slab_end; /* bump allocation in the newest slab */
-static size_t guarded_mprotect;      /* stacks given a PROT_NONE guard */
+static _Atomic size_t guarded_mprotect; /* stacks given a PROT_NONE guard */
 static _Atomic uint64_t nallocated;
+static _Atomic uint64_t pool_takes;  /* pool_lock acquisitions that hand out stacks */
 
 size_t gort__stack_size(void) { return stack_size; }
 
@@ -97,9 +106,10 @@ void gort__stack_init(void)
     guard_kind = probe_madvise_guard() ? GUARD_MADVISE : GUARD_MPROTECT;
 }
 
-/* pool_lock held.  A slab is only address space: each slot gets its guard
- * when pool_pop first hands it out (install_guard). */
-static bool new_slab(void)
+/* A slab is only address space: each slot gets its guard when it is first
+ * handed out (install_guard).  Mapped without pool_lock held; the caller
+ * installs it (slab_install). */
+static void *map_slab(size_t *lenp)
 {
     size_t slots = SLAB_SLOTS;
     if (slot_size * slots > (64u << 20))
@@ -108,14 +118,25 @@ static bool new_slab(void)
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
-        return false;
+        return NULL;
     (void)madvise(p, len, MADV_NOHUGEPAGE);
+    *lenp = len;
+    return p;
+}
+
+/* pool_lock held.  Makes p the slab to carve from, unless another thread
+ * installed one meanwhile; false: p is not needed (the caller unmaps it). */
+static bool slab_install(void *p, size_t len)
+{
+    if (slab_cur != slab_end)
+        return false;
     slab_cur = (uintptr_t)p;
     slab_end = (uintptr_t)p + len;
     return true;
 }
 
-/* pool_lock held.  Guards the slot's first page and says how.
+/* Guards the slot's first page and says how.  Without pool_lock: the
+ * slot is the caller's alone.
  *
  * Why one slot at a time and not the whole slab in new_slab: installing
  * every guard marker of a slab ahead of use made each later first re-read
@@ -125,11 +146,13 @@ static bool new_slab(void)
  * waking a parked goroutine. */
 static int install_guard(uintptr_t slot)
 {
-    if (guard_kind == GUARD_MADVISE &&
-        madvise((void *)slot, GORT_PAGE_SIZE, MADV_GUARD_INSTALL) != 0)
-        guard_kind = GUARD_MPROTECT;
-    if (guard_kind == GUARD_MPROTECT) {
-        if (guarded_mprotect >= GUARD_VMA_BUDGET ||
+    int kind = atomic_load_explicit(&guard_kind, memory_order_relaxed);
+    if (kind == GUARD_MADVISE && madvise((void *)slot, GORT_PAGE_SIZE, MADV_GUARD_INSTALL) != 0) {
+        kind = GUARD_MPROTECT;
+        atomic_store_explicit(&guard_kind, kind, memory_order_relaxed);
+    }
+    if (kind == GUARD_MPROTECT) {
+        if (atomic_fetch_add_explicit(&guarded_mprotect, 1, memory_order_relaxed) >= GUARD_VMA_BUDGET ||
             mprotect((void *)slot, GORT_PAGE_SIZE, PROT_NONE) != 0) {
             /* Out of mappings (vm.max_map_count) or of the budget that
              * keeps us below it. */
@@ -137,9 +160,8 @@ static int install_guard(uintptr_t slot)
                            "available and mappings are scarce); new stacks are checked by a canary");
             return GUARD_CANARY;
         }
-        guarded_mprotect++;
     }
-    return guard_kind;
+    return kind;
 }
 
 /* Only canary stacks carry a canary: writing one would commit the bottom
@@ -150,30 +172,52 @@ static void stack_prepare(gort_stack_t *s)
         *(volatile uint64_t *)s->lo = CANARY;
 }
 
-static bool pool_pop(gort_stack_t *out)
+/* Takes up to n stacks, pooled ones first, then fresh slots of the newest
+ * slab (GUARD_PENDING), with one acquisition of pool_lock; maps a new slab
+ * (outside the lock) only when there is nothing else.  Returns how many
+ * (0: out of address space). */
+static int pool_take(gort_stack_t *out, int n)
 {
-    gort__lock(&pool_lock);
-    if (npool > 0) {
-        *out = pool[--npool];
+    void *spare = NULL;
+    size_t sparelen = 0;
+    int k = 0;
+    for (;;) {
+        gort__lock(&pool_lock);
+        atomic_fetch_add_explicit(&pool_takes, 1, memory_order_relaxed);
+        if (spare && slab_install(spare, sparelen))
+            spare = NULL;
+        while (k < n && npool > 0)
+            out[k++] = pool[--npool];
         if (pool_low > npool)
             pool_low = npool;
         if (ncold > npool)
             ncold = npool;
+        int fresh = 0;
+        for (; k < n && slab_cur < slab_end; k++, fresh++) {
+            out[k].lo = slab_cur + GORT_PAGE_SIZE;
+            out[k].hi = slab_cur + slot_size;
+            out[k].guard = GUARD_PENDING;
+            slab_cur += slot_size;
+        }
         gort__unlock(&pool_lock);
-        return true;
+        if (fresh)
+            atomic_fetch_add_explicit(&nallocated, (uint64_t)fresh, memory_order_relaxed);
+        if (k > 0 || spare)
+            break;
+        if (!(spare = map_slab(&sparelen)))
+            break;
     }
-    if (slab_cur == slab_end && !new_slab()) {
-        gort__unlock(&pool_lock);
-        return false;
-    }
-    uintptr_t slot = slab_cur;
-    slab_cur += slot_size;
-    out->guard = install_guard(slot);
-    gort__unlock(&pool_lock);
-    out->lo = slot + GORT_PAGE_SIZE;
-    out->hi = slot + slot_size;
-    atomic_fetch_add_explicit(&nallocated, 1, memory_order_relaxed);
-    return true;
+    if (spare)
+        munmap(spare, sparelen); /* another thread's slab came first */
+    return k;
+}
+
+/* The stack's guard, if it still has none, and its canary. */
+static void stack_ready(gort_stack_t *s)
+{
+    if (s->guard == GUARD_PENDING)
+        s->guard = install_guard(s->lo - GORT_PAGE_SIZE);
+    stack_prepare(s);
 }
 
 /* pool_lock held. */
@@ -263,15 +307,29 @@ size_t gort__stack_scavenge(void)
     return k;
 }
 
+static void pcache_init(gort_p_t *p)
+{
+    if (!p->stackcache) {
+        p->stackcache = calloc(PCACHE, sizeof(gort_stack_t));
+        if (!p->stackcache)
+            gort__throw("out of memory");
+    }
+}
+
 bool gort__stack_alloc(gort_p_t *p, gort_stack_t *out)
 {
-    if (p && p->nstackcache > 0) {
+    if (p) {
+        if (p->nstackcache == 0) {
+            pcache_init(p);
+            p->nstackcache = pool_take(p->stackcache, PCACHE / 2);
+        }
+        if (p->nstackcache == 0)
+            return false;
         *out = p->stackcache[--p->nstackcache];
-        return true;
-    }
-    if (!pool_pop(out))
+    } else if (pool_take(out, 1) == 0) {
         return false;
-    stack_prepare(out);
+    }
+    stack_ready(out);
     return true;
 }
 
@@ -280,11 +338,7 @@ void gort__stack_free(gort_p_t *p, gort_stack_t *s)
     if (!gort__stack_check(s))
         gort__throw("stack canary overwritten: a goroutine overflowed its stack");
     if (p) {
-        if (!p->stackcache) {
-            p->stackcache = calloc(PCACHE, sizeof(gort_stack_t));
-            if (!p->stackcache)
-                gort__throw("out of memory");
-        }
+        pcache_init(p);
         if (p->nstackcache == PCACHE) {
             pool_push(p->stackcache + PCACHE / 2, PCACHE / 2);
             p->nstackcache = PCACHE / 2;
@@ -310,6 +364,8 @@ bool gort__stack_check(const gort_stack_t *s)
 uintptr_t gort__stack_guard_lo(const gort_stack_t *s) { return s->lo - GORT_PAGE_SIZE; }
 
 uint64_t gort__stacks_allocated(void) { return atomic_load_explicit(&nallocated, memory_order_relaxed); }
+
+uint64_t gort__stack_pool_takes(void) { return atomic_load_explicit(&pool_takes, memory_order_relaxed); }
 
 uint64_t gort__stacks_pooled(void)
 {

@@ -17,6 +17,7 @@ enum gort_guard_kind {
     GUARD_MADVISE = 1, /* MADV_GUARD_INSTALL: no VMA per guard */
     GUARD_MPROTECT,    /* a PROT_NONE page: two VMAs per stack */
     GUARD_CANARY,      /* no guard page: canary word checked at switches */
+    GUARD_PENDING,     /* a fresh slot: guarded when first handed out */
 };
 
 void gort__stack_init(void);
@@ -29,5 +30,6 @@ uintptr_t gort__stack_guard_lo(const gort_stack_t *s);
 size_t gort__stack_scavenge(void);     /* sysmon: returns bytes given back */
 uint64_t gort__stacks_allocated(void); /* counters for gort_stats_get */
 uint64_t gort__stacks_pooled(void);
+uint64_t gort__stack_pool_takes(void); /* pool_lock acquisitions to hand out stacks */
 
 #endif /* GORT_RUNTIME_STACK_H */

@@ -38,6 +38,7 @@ static void stats_collect(gort_stats *out)
     out->stacks_cached = gort__stacks_pooled();
     out->preempt_refused_lock = atomic_load_explicit(&gort__pstat_refused_lock, memory_order_relaxed);
     out->preempt_refused_nopreempt = atomic_load_explicit(&gort__pstat_refused_marked, memory_order_relaxed);
+    gort__stw_stats(&out->stw_count, &out->stw_pause_total_ns, &out->stw_pause_max_ns);
     gort__hook(stats_fill, out); /* sysmon's and preemption's counters */
 }
 

@@ -24,6 +24,30 @@
 
 static _Atomic uint32_t worldsema = 1;
 
+/* Pause accounting (gort_stats stw_*): a pause runs from the stop request
+ * (worldsema taken) until the world runs again.  Written only by the
+ * worldsema holder; read by gort_stats_get with relaxed loads. */
+static int64_t stw_start;
+static _Atomic uint64_t stw_count, stw_total_ns, stw_max_ns;
+
+void gort__stw_stats(uint64_t *count, uint64_t *total_ns, uint64_t *max_ns)
+{
+    *count = atomic_load_explicit(&stw_count, memory_order_relaxed);
+    *total_ns = atomic_load_explicit(&stw_total_ns, memory_order_relaxed);
+    *max_ns = atomic_load_explicit(&stw_max_ns, memory_order_relaxed);
+}
+
+static void stw_account(void)
+{
+    uint64_t d = (uint64_t)(gort__nanotime() - stw_start);
+    atomic_store_explicit(&stw_count, atomic_load_explicit(&stw_count, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&stw_total_ns, atomic_load_explicit(&stw_total_ns, memory_order_relaxed) + d,
+                          memory_order_relaxed);
+    if (d > atomic_load_explicit(&stw_max_ns, memory_order_relaxed))
+        atomic_store_explicit(&stw_max_ns, d, memory_order_relaxed);
+}
+
 static gort_p_t *palloc(int32_t id)
 {
     gort_p_t *pp = aligned_alloc(GORT_CACHELINE, (sizeof(gort_p_t) + GORT_CACHELINE - 1) & ~(size_t)(GORT_CACHELINE - 1));
@@ -171,6 +195,7 @@ void gort__stop_the_world(const char *reason)
     if (!gort__getg())
         gort__throw("stop the world outside a goroutine");
     gort__semacquire(&worldsema, false, WR_STOP_THE_WORLD, 0);
+    stw_start = gort__nanotime();
     gort_m_t *m = gort__getm();
     gort__m_locks_add(m, 1);
     stop_with_sema();
@@ -205,6 +230,7 @@ void gort__start_world_locked_m(void)
 void gort__start_the_world(void)
 {
     gort__start_world_locked_m();
+    stw_account();
     gort_m_t *m = gort__getm();
     gort__m_locks_add(m, -1);
     gort__semrelease(&worldsema, false, 0);

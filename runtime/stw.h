@@ -19,6 +19,8 @@ void gort__start_world_locked_m(void);
  * sched.lock, or before the world first starts. */
 void gort__set_newprocs(int32_t n);
 int32_t gort__get_newprocs(void);
+/* Pauses so far: count, total and longest, in ns (gort_stats stw_*). */
+void gort__stw_stats(uint64_t *count, uint64_t *total_ns, uint64_t *max_ns);
 void gort__world_stays_stopped(void);        /* after stop_the_world: see exit.c */
 
 #endif /* GORT_RUNTIME_STW_H */

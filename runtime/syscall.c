@@ -174,6 +174,20 @@ static void exitsyscall0(void *arg)
     gort__schedule();
 }
 
+/* On g0, holding a P: a collecting goroutine profile wants gp's stack as
+ * it was when the profile stopped the world (proc.h), so gp goes back to
+ * running through execute, which records it first. */
+static void exitsyscall_record(void *arg)
+{
+    gort_g_t *gp = arg;
+    gort_m_t *m = gort__getm();
+    gort__san_after_g_to_g0(m);
+    gort__gstatus_move(gp, G_SYSCALL, G_RUNNABLE);
+    m->curg = NULL;
+    gp->m = NULL;
+    gort__execute(gp, true);
+}
+
 void gort_syscall_exit(void)
 {
     gort_m_t *m = gort__getm();
@@ -186,6 +200,14 @@ void gort_syscall_exit(void)
     m->oldp = NULL;
     gort__trace(TEV_SYSEXIT, gp, NULL, 0);
     if (exitsyscallfast(m, oldp)) {
+        if (gort__gprof_pending(gp)) {
+            gort__m_locks_add(m, -1);
+            gort__san_g_to_g0(m, gp, false);
+            gort__mcall(&gp->ctx, m->g0sp, exitsyscall_record, gp);
+            gort__san_after_g0_to_g(gp);
+            gp->syscallwhen = 0;
+            return;
+        }
         gort__gstatus_move(gp, G_SYSCALL, G_RUNNING);
         gort__trace(TEV_START, gp, m->p, (uint64_t)(uintptr_t)oldp);
         gp->syscallwhen = 0;

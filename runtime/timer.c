@@ -3,9 +3,19 @@
  *
  * A pending timer lives in exactly one P's heap (t->pp), a binary min-heap
  * on `when` guarded by that P's timers_lock.  There is no global timer lock:
- * adding goes to the current P, deleting locks the P the timer is in (and
- * retries if procresize moved it meanwhile).  p->timer0when mirrors the
- * heap's minimum so that schedulers and idle Ms can peek without locking.
+ * adding goes to the current P.  Stopping a timer in our own P's heap takes
+ * it out under our lock; one in another P's heap is only marked deleted
+ * (t->state, CAS T_PENDING -> T_DELETED, as Go marks timerDeleted), so a
+ * stop never waits for a remote heap's lock nor bounces its line.  Whoever
+ * next holds that heap's lock takes marked timers out: one at the top
+ * before running timers, all of them once they are a quarter of the heap.
+ * The firing path claims a one-shot timer by CAS T_PENDING -> T_IDLE, so a
+ * stop and a firing agree on who won.  A marked timer still sits in the
+ * heap, so its memory may not go yet: gort__timer_wait_idle (before a
+ * free) and a re-add take it out under that heap's lock, the one case a
+ * remote lock is taken (C has no collector to leave the timer to).
+ * p->timer0when mirrors the heap's minimum so that schedulers and idle Ms
+ * can peek without locking.
  *
  * Expired timers run from the scheduler (schedule/findrunnable, on g0 with a
  * P) and from stealing Ms, never in a signal handler.  Callbacks run with no
@@ -26,6 +36,10 @@
 
 #include <stdlib.h>
 #include <time.h>
+
+enum { T_IDLE = 0, T_PENDING, T_DELETED };
+
+_Atomic uint64_t gort__timers_marked;
 
 static void heap_swap(gort_p_t *pp, int32_t i, int32_t j)
 {
@@ -102,6 +116,61 @@ static void heap_remove(gort_p_t *pp, gort__timer_t *t)
     update_timer0(pp);
 }
 
+/* timers_lock held.  Takes out a timer another P marked deleted.  The
+ * state goes back to T_IDLE before heap_remove's release of t->pp = NULL,
+ * so whoever sees t->pp NULL sees it idle. */
+static void remove_deleted(gort_p_t *pp, gort__timer_t *t)
+{
+    atomic_store_explicit(&t->state, T_IDLE, memory_order_relaxed);
+    heap_remove(pp, t);
+    if (atomic_load_explicit(&pp->ndeleted, memory_order_relaxed) > 0)
+        atomic_fetch_sub_explicit(&pp->ndeleted, 1, memory_order_relaxed);
+}
+
+/* timers_lock held.  Takes every marked timer out: the rest are packed
+ * and the heap rebuilt, O(n). */
+static void sweep_deleted(gort_p_t *pp)
+{
+    int32_t k = 0;
+    for (int32_t i = 0; i < pp->ntimers; i++) {
+        gort__timer_t *t = pp->timers[i];
+        if (atomic_load_explicit(&t->state, memory_order_acquire) == T_DELETED) {
+            atomic_store_explicit(&t->state, T_IDLE, memory_order_relaxed);
+            t->idx = -1;
+            atomic_store_explicit(&t->pp, NULL, memory_order_release);
+            continue;
+        }
+        t->idx = k;
+        pp->timers[k++] = t;
+    }
+    for (int32_t i = k; i < pp->ntimers; i++)
+        pp->timers[i] = NULL;
+    pp->ntimers = k;
+    for (int32_t i = k / 2 - 1; i >= 0; i--)
+        sift_down(pp, i);
+    update_timer0(pp);
+    atomic_store_explicit(&pp->ndeleted, 0, memory_order_relaxed);
+}
+
+/* A timer marked deleted by a stop on another P: out of its heap, under
+ * that heap's lock. */
+static void unlink_deleted(gort__timer_t *t)
+{
+    for (;;) {
+        gort_p_t *pp = atomic_load_explicit(&t->pp, memory_order_acquire);
+        if (!pp)
+            return;
+        gort__lock(&pp->timers_lock);
+        if (atomic_load_explicit(&t->pp, memory_order_relaxed) == pp) {
+            if (atomic_load_explicit(&t->state, memory_order_relaxed) == T_DELETED)
+                remove_deleted(pp, t);
+            gort__unlock(&pp->timers_lock);
+            return;
+        }
+        gort__unlock(&pp->timers_lock);
+    }
+}
+
 static gort_p_t *current_p(void)
 {
     gort_m_t *m = gort__getm();
@@ -115,11 +184,14 @@ void gort__timer_add(gort__timer_t *t)
 {
     if (t->when <= 0)
         t->when = 1;
+    if (atomic_load_explicit(&t->state, memory_order_acquire) == T_DELETED)
+        unlink_deleted(t); /* stopped on another P, still in its heap */
     gort_p_t *pp = current_p();
     gort__lock(&pp->timers_lock);
     if (atomic_load_explicit(&t->pp, memory_order_relaxed) != NULL)
         gort__throw("timer added twice");
     heap_add(pp, t);
+    atomic_store_explicit(&t->state, T_PENDING, memory_order_release);
     bool first = pp->timers[0] == t;
     /* Read under the lock: once it is dropped another M may run the timer
      * and move a periodic one's when (TSan). */
@@ -135,11 +207,33 @@ bool gort__timer_del(gort__timer_t *t)
         gort_p_t *pp = atomic_load_explicit(&t->pp, memory_order_acquire);
         if (!pp)
             return false;
+        gort_m_t *m = gort__getm();
+        if (!m || m->p != pp) {
+            /* Another P's heap: mark it; that heap's next holder takes it
+             * out.  Fails if the firing path claimed it (T_IDLE: its
+             * running count is already up, time.c relies on that) or it
+             * was stopped already. */
+            uint32_t st = T_PENDING;
+            if (!atomic_compare_exchange_strong_explicit(&t->state, &st, T_DELETED, memory_order_acq_rel,
+                                                         memory_order_acquire))
+                return false;
+            /* A hint for the sweep only: the heap may have changed since
+             * we read pp (never while time.c holds the channel lock). */
+            atomic_fetch_add_explicit(&pp->ndeleted, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&gort__timers_marked, 1, memory_order_relaxed);
+            return true;
+        }
         gort__lock(&pp->timers_lock);
         if (atomic_load_explicit(&t->pp, memory_order_relaxed) == pp) {
-            heap_remove(pp, t);
+            bool pending = atomic_load_explicit(&t->state, memory_order_relaxed) == T_PENDING;
+            if (pending) {
+                atomic_store_explicit(&t->state, T_IDLE, memory_order_relaxed);
+                heap_remove(pp, t);
+            } else {
+                remove_deleted(pp, t);
+            }
             gort__unlock(&pp->timers_lock);
-            return true;
+            return pending;
         }
         gort__unlock(&pp->timers_lock);
     }
@@ -158,6 +252,8 @@ void gort__timer_wait_idle(gort__timer_t *t)
 {
     while (atomic_load_explicit(&t->running, memory_order_acquire) != 0)
         gort__osyield();
+    if (atomic_load_explicit(&t->state, memory_order_acquire) == T_DELETED)
+        unlink_deleted(t);
 }
 
 /* Runs pp's expired timers.  Returns now (0 if it did not need to read the
@@ -167,6 +263,14 @@ int64_t gort__check_timers(gort_p_t *pp, int64_t now, int64_t *next, bool *ran)
 {
     *ran = false;
     int64_t first = atomic_load_explicit(&pp->timer0when, memory_order_acquire);
+    if (unlikely(atomic_load_explicit(&pp->ndeleted, memory_order_relaxed) >= 16) &&
+        gort__trylock(&pp->timers_lock)) {
+        /* Stopped timers far in the future would sit there until due. */
+        if (atomic_load_explicit(&pp->ndeleted, memory_order_relaxed) * 4 >= pp->ntimers)
+            sweep_deleted(pp);
+        first = pp->ntimers ? pp->timers[0]->when : 0;
+        gort__unlock(&pp->timers_lock);
+    }
     if (first == 0) {
         *next = 0;
         return now;
@@ -188,6 +292,10 @@ int64_t gort__check_timers(gort_p_t *pp, int64_t now, int64_t *next, bool *ran)
         m->readybatch = 1;
     while (pp->ntimers > 0) {
         gort__timer_t *t = pp->timers[0];
+        if (atomic_load_explicit(&t->state, memory_order_acquire) == T_DELETED) {
+            remove_deleted(pp, t);
+            continue;
+        }
         if (t->when > now)
             break;
         int64_t delta = now - t->when;
@@ -209,6 +317,15 @@ int64_t gort__check_timers(gort_p_t *pp, int64_t now, int64_t *next, bool *ran)
             sift_down(pp, 0);
             update_timer0(pp);
         } else {
+            /* Claim it against a stop on another P (acq_rel: the stop's
+             * failed CAS then sees running raised above). */
+            uint32_t st = T_PENDING;
+            if (!atomic_compare_exchange_strong_explicit(&t->state, &st, T_IDLE, memory_order_acq_rel,
+                                                         memory_order_relaxed)) {
+                atomic_fetch_sub_explicit(&t->running, 1, memory_order_release);
+                remove_deleted(pp, t); /* stopped just now */
+                continue;
+            }
             heap_remove(pp, t);
         }
         gort__unlock(&pp->timers_lock);
@@ -236,6 +353,7 @@ void gort__timers_move(gort_p_t *from, gort_p_t *to)
         gort__timer_t *batch[64];
         int n = 0;
         gort__lock(&from->timers_lock);
+        sweep_deleted(from); /* stopped ones do not move */
         while (from->ntimers > 0 && n < 64) {
             gort__timer_t *t = from->timers[from->ntimers - 1];
             heap_remove(from, t);

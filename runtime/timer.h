@@ -13,14 +13,19 @@ struct gort__timer {
     void (*f)(void *arg, uintptr_t seq, int64_t delta); /* runs on g0 with a P, no lock held */
     void *arg;
     uintptr_t seq;
-    _Atomic(gort_p_t *) pp; /* heap it is in; NULL when not pending */
+    _Atomic(gort_p_t *) pp; /* heap it is in (even when deleted); NULL when
+                               in none; written under that heap's lock */
     int32_t idx;            /* index in that heap */
     _Atomic int32_t running; /* callbacks in progress */
+    _Atomic uint32_t state;  /* T_IDLE/T_PENDING/T_DELETED (timer.c): CAS */
 };
 void gort__timer_add(gort__timer_t *t);               /* on the current P */
 bool gort__timer_del(gort__timer_t *t);               /* true if it was pending */
 bool gort__timer_mod(gort__timer_t *t, int64_t when, int64_t period);
-void gort__timer_wait_idle(gort__timer_t *t);         /* wait out a running callback */
+/* Waits out a running callback and takes a stopped timer out of the heap
+ * still holding it: after it, t's memory may go. */
+void gort__timer_wait_idle(gort__timer_t *t);
+extern _Atomic uint64_t gort__timers_marked; /* stops that marked a remote timer (tests) */
 int64_t gort__check_timers(gort_p_t *pp, int64_t now, int64_t *next, bool *ran);
 void gort__timers_move(gort_p_t *from, gort_p_t *to); /* procresize */
 int64_t gort__timers_earliest(void);                  /* across all Ps; 0: none */

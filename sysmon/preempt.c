@@ -16,7 +16,7 @@
  *     runtime lock, no no-preempt section), g->inrt == 0 (not inside a
  *     runtime call), and the interrupted stack pointer lies in the
  *     goroutine's stack with room for the save area;
- *   - no frame of the interrupted stack, unwound with libunwind, lies in
+ *   - no frame of the interrupted stack lies in
  *     the runtime itself or in code that pcclass.c judges unsafe (libc,
  *     the dynamic loader, libunwind, libdw/libelf and their decompressors,
  *     libgcc_s, the C++ runtimes, the allocators with per-thread caches
@@ -41,11 +41,17 @@
  *
  * Module ranges are classified (pcclass.c) once at start-up and again by
  * sysmon when the handler meets a PC it cannot place (a library dlopen'ed
- * later); the handler only reads the table (seqlock), so it takes no lock
- * and calls no function that is not async-signal-safe apart from
- * libunwind's local unwinding, which is documented as such.  Residual risk, documented in
- * docs/runtime.md: libunwind looks up unwind tables with dl_iterate_phdr,
- * which takes the loader's (recursive) lock.
+ * later); the handler only reads the table (seqlock), so it takes no lock.
+ * The stack is walked with the profiler's cached unwind recipes
+ * (hooks.preempt_walk, prof/unwind.c and prof/cfi.c): a lock-free hash
+ * probe per frame, no system call, and not the loader's lock, which every
+ * check of every P took when each walk went through libunwind (it finds
+ * unwind tables with dl_iterate_phdr): a world stop signals all Ps at
+ * once, and their handlers queued on that one lock.  A PC without a
+ * recipe yet is queued for sysmon to compile, and that check alone falls
+ * back to libunwind (counted: gort__pstat_check_libunwind).  Residual
+ * risk, documented in docs/runtime.md: that fallback takes the loader's
+ * (recursive) lock.
  *
  * The signal is SIGURG unless GORT_PREEMPT_SIGNAL names another (a
  * real-time signal, for a program that needs SIGURG itself).  A signal
@@ -87,6 +93,9 @@ static _Atomic bool async_enabled = true;
 
 _Atomic uint64_t gort__pstat_requested, gort__pstat_signals, gort__pstat_done;
 _Atomic uint64_t gort__pstat_unsafe_runtime, gort__pstat_unsafe_frame, gort__pstat_unsafe_nopreempt;
+/* Safety checks that walked with libunwind (no recipe walk reached the
+ * goroutine's entry), and all checks that walked. */
+_Atomic uint64_t gort__pstat_check_libunwind, gort__pstat_check_walks;
 
 /* sysmon (or init): the module table changed; see the file comment on
  * static executables. */
@@ -102,10 +111,38 @@ bool gort__preempt_refresh_wanted(void) { return gort__pc_classes_stale(); }
 enum { SAFE = 0, UNSAFE_RUNTIME, UNSAFE_FRAME, UNSAFE_NOPREEMPT, UNSAFE_CLOCK, UNSAFE_MARKED };
 
 #define MAX_UNWIND 512
+#define MAX_RECIPE 128
+
+/* The frames a recipe walk found, from the interrupted PC (exact) down to
+ * the goroutine's entry function, whose frame is the last. */
+static int judge(const uintptr_t *pcs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int cls = gort__pc_class(i == 0 ? pcs[i] : pcs[i] - 1);
+        if (cls == GORT_PC_GORT) {
+            if (i > 0 && i == n - 1)
+                return SAFE; /* gort__goentry: the whole stack was user code */
+            return i == 0 ? UNSAFE_RUNTIME : UNSAFE_FRAME;
+        }
+        if (cls == GORT_PC_NOPREEMPT)
+            return UNSAFE_MARKED;
+        if (gort__pc_class_unsafe(cls))
+            return UNSAFE_FRAME;
+    }
+    return SAFE;
+}
 
 /* Async-signal-safe: walks the interrupted stack and judges each frame. */
-static int frames_safe(ucontext_t *uc)
+static int frames_safe(ucontext_t *uc, gort_g_t *gp)
 {
+    atomic_fetch_add_explicit(&gort__pstat_check_walks, 1, memory_order_relaxed);
+    if (gort__hooks.preempt_walk) {
+        uintptr_t pcs[MAX_RECIPE];
+        int n = gort__hooks.preempt_walk(uc, gp->stack.lo, gp->stack.hi, pcs, MAX_RECIPE);
+        if (n > 0)
+            return judge(pcs, n);
+    }
+    atomic_fetch_add_explicit(&gort__pstat_check_libunwind, 1, memory_order_relaxed);
     unw_cursor_t cur;
     if (unw_init_local2(&cur, (unw_context_t *)uc, UNW_INIT_SIGNAL_FRAME) < 0)
         return UNSAFE_FRAME;
@@ -188,7 +225,7 @@ static void try_preempt(gort_m_t *m, ucontext_t *uc)
         count_refusal(UNSAFE_RUNTIME);
         return;
     }
-    int why = gort__pc_class(pc) == GORT_PC_GORT ? UNSAFE_RUNTIME : frames_safe(uc);
+    int why = gort__pc_class(pc) == GORT_PC_GORT ? UNSAFE_RUNTIME : frames_safe(uc, gp);
     if (why != SAFE) {
         count_refusal(why);
         return;

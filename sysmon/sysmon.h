@@ -11,6 +11,7 @@ bool gort__preempt_refresh_wanted(void);
 
 extern _Atomic uint64_t gort__pstat_requested, gort__pstat_signals, gort__pstat_done;
 extern _Atomic uint64_t gort__pstat_unsafe_runtime, gort__pstat_unsafe_frame, gort__pstat_unsafe_nopreempt;
+extern _Atomic uint64_t gort__pstat_check_libunwind, gort__pstat_check_walks; /* preempt.c */
 
 /* sysmon.c.  gort__sysmon_start fills sysmon's entries of gort__hooks
  * (runtime/hooks.h) and starts the monitor thread; prof/start.c calls it

@@ -18,7 +18,7 @@
 
 #include "test.h"
 
-extern _Atomic int64_t gort__ctx_live; /* context.c */
+int64_t gort__ctx_live(void); /* context.c: live contexts */
 
 static gort_waitgroup wg;
 
@@ -48,7 +48,7 @@ static void tree_body(void *a)
 {
     (void)a;
     gort_leak_mark *mark = gort_leak_mark_new();
-    int64_t live0 = atomic_load(&gort__ctx_live);
+    int64_t live0 = gort__ctx_live();
     never = gort_chan_make(0, 0);
     srand(42);
     for (int it = 0; it < 10; it++) {
@@ -86,7 +86,7 @@ static void tree_body(void *a)
         }
         for (int i = 0; i < TREE; i++)
             gort_ctx_free(nodes[i]);
-        if (atomic_load(&gort__ctx_live) != live0)
+        if (gort__ctx_live() != live0)
             tree_bad++;
     }
     gort_chan_free(never);
@@ -107,7 +107,7 @@ static int churn_bad;
 static void churn_body(void *a)
 {
     (void)a;
-    churn_live0 = atomic_load(&gort__ctx_live);
+    churn_live0 = gort__ctx_live();
     gort_ctx *parent = gort_ctx_with_cancel(gort_ctx_background());
     for (int i = 0; i < 20000; i++) {
         gort_ctx *c = (i & 1) ? gort_ctx_with_timeout(parent, 3600LL * 1000000000) : gort_ctx_with_cancel(parent);
@@ -125,11 +125,11 @@ static void churn_body(void *a)
             gort_ctx_free(c);
         }
     }
-    churn_live_mid = atomic_load(&gort__ctx_live); /* parent only */
+    churn_live_mid = gort__ctx_live(); /* parent only */
     if (gort_ctx_err(parent) != 0)
         churn_bad++;
     gort_ctx_free(parent);
-    churn_live_end = atomic_load(&gort__ctx_live);
+    churn_live_end = gort__ctx_live();
 }
 
 static void test_child_first_no_leak(void)
@@ -170,7 +170,7 @@ static void race_g(void *a)
 static void race_body(void *a)
 {
     (void)a;
-    int64_t live0 = atomic_load(&gort__ctx_live);
+    int64_t live0 = gort__ctx_live();
     for (int it = 0; it < 10; it++) {
         race_parent = gort_ctx_with_cancel(gort_ctx_background());
         for (int i = 0; i < 8; i++) {
@@ -182,7 +182,7 @@ static void race_body(void *a)
         gort_wg_wait(&wg);
         gort_ctx_free(race_parent);
     }
-    if (atomic_load(&gort__ctx_live) != live0)
+    if (gort__ctx_live() != live0)
         atomic_fetch_add(&race_bad, 1000);
 }
 static void test_cancel_race(void)
@@ -224,7 +224,7 @@ static int cmp64(const void *a, const void *b)
 static void deadline_body(void *a)
 {
     (void)a;
-    int64_t live0 = atomic_load(&gort__ctx_live);
+    int64_t live0 = gort__ctx_live();
     int64_t base = gort_nanotime();
     for (int i = 0; i < NDL; i++) {
         dls[i].i = i;
@@ -236,7 +236,7 @@ static void deadline_body(void *a)
     gort_wg_wait(&wg);
     for (int i = 0; i < NDL; i++)
         gort_ctx_free(dls[i].c);
-    if (atomic_load(&gort__ctx_live) != live0)
+    if (gort__ctx_live() != live0)
         atomic_fetch_add(&dl_bad, 1000);
 }
 

@@ -18,6 +18,7 @@
 
 #include "gort_prof.h"
 #include "pprof.h"
+#include "runtime.h"
 #include "test.h"
 
 #define BARRIER() __asm__ volatile("" ::: "memory")
@@ -372,10 +373,76 @@ static void api_body(void *arg)
 
 static void test_api(void) { GT_RUN(api_body, NULL); }
 
+/* Every handler fits the 32 KiB signal stack with room to spare: SIGPROF
+ * samples, SIGURG preemptions and stack captures (gort_stack of running
+ * goroutines) while goroutines spin through libc (printf, malloc) and the
+ * dynamic loader.  The high-water mark of each M's signal stack is read
+ * afterwards; under ASan the frames are larger, and must fit too. */
+static _Atomic int ss_stop;
+
+__attribute__((noinline)) static void ss_spinner(void *a)
+{
+    (void)a;
+    char buf[256];
+    while (!atomic_load(&ss_stop)) {
+        void *p = malloc(100 + (size_t)(sink & 1023));
+        snprintf(buf, sizeof buf, "%f %s %ld", (double)sink, "sigstack", (long)(uintptr_t)p);
+        free(p);
+        sink += cpu_spin(2000) + (uint64_t)buf[0];
+    }
+}
+
+static void ss_body(void *a)
+{
+    (void)a;
+    gort_maxprocs(2);
+    if (gort_cpuprofile_start("/tmp/gort-sigstack.pprof", 1000) != 0)
+        exit(3);
+    for (int i = 0; i < 3; i++)
+        gort_go(ss_spinner, NULL);
+    char *buf = malloc(1 << 20);
+    int64_t end = gort_nanotime() + 300 * 1000 * 1000;
+    while (gort_nanotime() < end) {
+        (void)gort_stack(buf, 1 << 20, true);
+        gort_sleep(5 * 1000 * 1000);
+    }
+    atomic_store(&ss_stop, 1);
+    free(buf);
+    gort_cpuprofile_stop();
+    unlink("/tmp/gort-sigstack.pprof");
+    size_t max = 0;
+    gort__lock(&gort__sched.allm_lock);
+    for (gort_m_t *mp = gort__sched.allm; mp; mp = mp->alllink) {
+        size_t u = gort__sigstack_used(mp);
+        if (u > max)
+            max = u;
+    }
+    gort__unlock(&gort__sched.allm_lock);
+    printf("sigstack used %zu of %d\n", max, 32 * 1024);
+}
+
+GT_CHILD(sigstack_depth) { gort_main(ss_body, NULL); }
+
+static void test_sigstack_depth(void)
+{
+    gt_child_result r;
+    CU_ASSERT_EQUAL_FATAL(gt_child_run("sigstack_depth", NULL, 60, &r), 0);
+    size_t used = 0;
+    const char *p = strstr(r.out, "sigstack used ");
+    bool ok = r.exited && r.status == 0 && p && sscanf(p, "sigstack used %zu", &used) == 1;
+    CU_ASSERT(ok);
+    /* Three quarters at most: the rest is the margin for paths not hit. */
+    CU_ASSERT(used > 0 && used <= 24 * 1024);
+    if (!ok || used > 24 * 1024 || getenv("GT_VERBOSE"))
+        fprintf(stderr, "\nsigstack_depth:\n%s\n", r.out);
+    gt_child_free(&r);
+}
+
 GT_SUITE(cpuprof,
          {"api", test_api},
          {"split_one_m", test_split_one_m},
          {"split_many_ms", test_split_many_ms},
          {"fatal_writes", test_fatal_writes},
          {"sigterm_writes", test_sigterm_writes},
-         {"exit_writes", test_exit_writes})
+         {"exit_writes", test_exit_writes},
+         {"sigstack_depth", test_sigstack_depth})

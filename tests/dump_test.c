@@ -9,6 +9,7 @@
  * faults while being read, 10,000 goroutines, and the unwinding and
  * symbolization APIs underneath.
  */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -700,6 +701,66 @@ static void test_symbolize_and_classes(void)
     CU_ASSERT_EQUAL(c->kind, GORT_CFI_END);
 }
 
+/* A dump to a pipe that only a goroutine drains: the dump must not write
+ * while the world is stopped (the reader could not run, and a full pipe
+ * would hold the world stopped for good).  It collects in memory and
+ * writes once the world runs. */
+static gort_waitgroup pp_ready, pp_release, pp_finished;
+static int pp_rfd;
+static size_t pp_got;
+
+static void pp_parker(void *a)
+{
+    (void)a;
+    gort_wg_done(&pp_ready);
+    gort_wg_wait(&pp_release);
+    gort_wg_done(&pp_finished);
+}
+
+static void pp_reader(void *a)
+{
+    gort_waitgroup *done = a;
+    char buf[4096];
+    ssize_t r;
+    while ((r = gort_read(pp_rfd, buf, sizeof buf)) > 0)
+        pp_got += (size_t)r;
+    gort_wg_done(done);
+}
+
+static void dump_pipe_body(void *a)
+{
+    (void)a;
+    gort_maxprocs(2);
+    int fds[2];
+    if (pipe(fds) != 0)
+        exit(3);
+    (void)fcntl(fds[1], F_SETPIPE_SZ, 4096);
+    pp_rfd = fds[0];
+    gort_wg_add(&pp_ready, 1000);
+    gort_wg_add(&pp_release, 1);
+    gort_wg_add(&pp_finished, 1000);
+    for (int i = 0; i < 1000; i++)
+        gort_go(pp_parker, NULL);
+    gort_wg_wait(&pp_ready);
+    gort_waitgroup done = {0};
+    gort_wg_add(&done, 1);
+    gort_go(pp_reader, &done);
+    gort_dump(fds[1]);
+    close(fds[1]);
+    gort_wg_wait(&done);
+    close(fds[0]);
+    gort_wg_done(&pp_release);
+    gort_wg_wait(&pp_finished);
+    printf("dump through a pipe: %s\n", pp_got > 64 * 1024 ? "ok" : "short");
+}
+
+GT_CHILD(dump_pipe) { gort_main(dump_pipe_body, NULL); }
+
+static void test_dump_to_pipe(void)
+{
+    CU_ASSERT(gt_child_expect("dump_pipe", NULL, 30, "dump through a pipe: ok"));
+}
+
 GT_SUITE(dump,
          {"parked_chain", test_parked_chain},
          {"self_and_fd", test_self_and_fd},
@@ -708,4 +769,5 @@ GT_SUITE(dump,
          {"never_ran", test_never_ran},
          {"fault_and_stw", test_fault_and_stw},
          {"ten_thousand", test_ten_thousand},
+         {"dump_to_pipe", test_dump_to_pipe},
          {"symbolize_and_classes", test_symbolize_and_classes})

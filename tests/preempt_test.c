@@ -17,6 +17,7 @@
 
 #include "runtime.h"
 #include "gort_prof.h"
+#include "sysmon.h"
 #include "test.h"
 #include "preempt_kernels.h"
 
@@ -83,6 +84,54 @@ static void test_spinner_does_not_starve(void)
     CU_ASSERT_TRUE(r.exited && r.status == 0);
     CU_ASSERT_TRUE(gt_contains(r.out, "sleeps=30"));
     CU_ASSERT_TRUE(stat_of(r.out, "preempt_done=") >= 1);
+    gt_child_free(&r);
+}
+
+/* ---- the safety check walks by recipes, not libunwind ---- */
+
+/* Spinners three calls deep in user code, preempted for 2 x 250 ms: every
+ * check walks their stacks.  Once the few PCs are compiled (the first
+ * checks queue them for sysmon), the checks use cached recipes, which
+ * take no lock: libunwind (and with it the loader's lock) only for the
+ * first few, none in the second half. */
+__attribute__((noinline)) static void deep3(void)
+{
+    uint64_t x = 1;
+    while (!atomic_load_explicit(&stop, memory_order_relaxed))
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    sink = x;
+    __asm__ volatile("" ::: "memory");
+}
+__attribute__((noinline)) static void deep2(void) { deep3(); __asm__ volatile("" ::: "memory"); }
+__attribute__((noinline)) static void deep1(void *a) { (void)a; deep2(); __asm__ volatile("" ::: "memory"); }
+
+static void recipe_body(void *a)
+{
+    (void)a;
+    for (int i = 0; i < 3; i++)
+        gort_go(deep1, NULL);
+    gort_sleep(250 * 1000 * 1000);
+    uint64_t w1 = atomic_load(&gort__pstat_check_walks), l1 = atomic_load(&gort__pstat_check_libunwind);
+    gort_sleep(250 * 1000 * 1000);
+    atomic_store(&stop, 1);
+    printf("walks=%llu libunwind=%llu\n", (unsigned long long)(atomic_load(&gort__pstat_check_walks) - w1),
+           (unsigned long long)(atomic_load(&gort__pstat_check_libunwind) - l1));
+    print_stats();
+}
+GT_CHILD(check_by_recipes) { gort_main(recipe_body, NULL); }
+
+static void test_check_by_recipes(void)
+{
+    GT_SKIP_UNDER_TSAN("no asynchronous preemption");
+    const char *env[] = {"GORT_MAXPROCS=1", NULL};
+    gt_child_result r;
+    CU_ASSERT_EQUAL_FATAL(gt_child_run("check_by_recipes", env, 30, &r), 0);
+    CU_ASSERT_TRUE(r.exited && r.status == 0);
+    unsigned long long walks = stat_of(r.out, "walks="), lu = stat_of(r.out, "libunwind=");
+    CU_ASSERT_TRUE(walks >= 5); /* in the second half */
+    CU_ASSERT_TRUE(lu <= 1);
+    if (walks < 5 || lu > 1)
+        fprintf(stderr, "\ncheck_by_recipes:\n%s\n", r.out);
     gt_child_free(&r);
 }
 
@@ -738,6 +787,7 @@ static void test_main_returns_after_revoke(void)
 }
 
 GT_SUITE(preempt,
+         {"check_by_recipes", test_check_by_recipes},
          {"spinner_does_not_starve", test_spinner_does_not_starve},
          {"timer_wake_beats_global_turn", test_timer_wake_beats_global_turn},
          {"spinner_does_not_starve_many", test_spinner_does_not_starve_many},

@@ -211,6 +211,141 @@ static void test_goroutine(void)
     unlink("/tmp/gort-goroutine2.txt");
 }
 
+/* ---- goroutine, with the world running ---- */
+
+/* The goroutine profile stops the world once, for a time that does not
+ * grow with the number of goroutines (Go 1.19's design): the stacks are
+ * read with the world running.  100,000 parked goroutines; the pause is
+ * the stw_pause_total_ns counter across the call, the smallest of three
+ * calls (a descheduled thread lengthens one pause on a loaded machine;
+ * reading 100,000 stacks with the world stopped takes tens of ms). */
+#define MANY 100000
+static gort_waitgroup many_ready, many_release;
+
+__attribute__((noinline)) static void many_parker(void *arg)
+{
+    (void)arg;
+    gort_wg_done(&many_ready);
+    gort_wg_wait(&many_release);
+    BARRIER();
+}
+
+static void stw_o1_body(void *arg)
+{
+    (void)arg;
+    gort_wg_add(&many_ready, MANY);
+    gort_wg_add(&many_release, 1);
+    for (int i = 0; i < MANY; i++)
+        gort_go(many_parker, NULL);
+    gort_wg_wait(&many_ready);
+    uint64_t best = UINT64_MAX;
+    for (int round = 0; round < 3; round++) {
+        gort_stats a, b;
+        gort_stats_get(&a);
+        CU_ASSERT_EQUAL(write_to("/tmp/gort-goroutine-many.pprof", "goroutine", 0), 0);
+        gort_stats_get(&b);
+        CU_ASSERT_EQUAL(b.stw_count - a.stw_count, 1); /* one stop per profile */
+        uint64_t d = b.stw_pause_total_ns - a.stw_pause_total_ns;
+        CU_ASSERT(b.stw_pause_max_ns >= d);
+        if (d < best)
+            best = d;
+    }
+    gort_wg_done(&many_release);
+    char err[256];
+    gort__pprof_t *p = gort__pprof_read_file("/tmp/gort-goroutine-many.pprof", err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_EQUAL(value_with(p, "many_parker", 0, NULL), MANY);
+    gort__pprof_free(p);
+    unlink("/tmp/gort-goroutine-many.pprof");
+    if (best > 1000 * 1000 || getenv("GT_VERBOSE"))
+        fprintf(stderr, "goroutine profile of %d goroutines: world stopped %llu ns\n", MANY,
+                (unsigned long long)best);
+    CU_ASSERT(best <= 1000 * 1000);
+}
+
+static void test_goroutine_stw(void)
+{
+    GT_SKIP_UNDER_TSAN("100,000 goroutines: past TSan's limit of 8,128 threads and fibers");
+    GT_RUN(stw_o1_body, NULL);
+}
+
+/* A snapshot all the same: goroutines that wake while the profile reads
+ * stacks, and park again elsewhere, are still shown where they were when
+ * the world stopped (the scheduler records each before it runs on).  A
+ * releaser on another P wakes them as soon as the profile's stop is over. */
+#if defined(GORT_TSAN)
+#define SNAP 4000 /* TSan: a fiber per goroutine, 8,128 at most */
+#else
+#define SNAP 20000
+#endif
+static gort_waitgroup snap_ready, snap_release, snap_moved, snap_end;
+static _Atomic int snap_go;
+
+__attribute__((noinline)) static void snap_second(void)
+{
+    gort_wg_done(&snap_moved);
+    gort_wg_wait(&snap_end);
+    BARRIER();
+}
+
+__attribute__((noinline)) static void snap_first(void *arg)
+{
+    (void)arg;
+    gort_wg_done(&snap_ready);
+    gort_wg_wait(&snap_release);
+    BARRIER();
+    snap_second();
+    BARRIER();
+}
+
+static void snap_releaser(void *arg)
+{
+    uint64_t base = (uint64_t)(uintptr_t)arg;
+    while (!atomic_load(&snap_go))
+        gort_yield();
+    for (;;) {
+        gort_stats st;
+        gort_stats_get(&st);
+        if (st.stw_count > base)
+            break;
+        gort_yield();
+    }
+    gort_wg_done(&snap_release);
+}
+
+static void snapshot_body(void *arg)
+{
+    (void)arg;
+    int old = gort_maxprocs(2);
+    gort_wg_add(&snap_ready, SNAP);
+    gort_wg_add(&snap_release, 1);
+    gort_wg_add(&snap_moved, SNAP);
+    gort_wg_add(&snap_end, 1);
+    for (int i = 0; i < SNAP; i++)
+        gort_go(snap_first, NULL);
+    gort_wg_wait(&snap_ready);
+    gort_stats st;
+    gort_stats_get(&st);
+    gort_go(snap_releaser, (void *)(uintptr_t)st.stw_count);
+    atomic_store(&snap_go, 1);
+    CU_ASSERT_EQUAL(write_to("/tmp/gort-goroutine-snap.pprof", "goroutine", 0), 0);
+    gort_wg_wait(&snap_moved);
+    gort_wg_done(&snap_end);
+    char err[256];
+    gort__pprof_t *p = gort__pprof_read_file("/tmp/gort-goroutine-snap.pprof", err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    int64_t first = value_with(p, "snap_first", 0, NULL), second = value_with(p, "snap_second", 0, NULL);
+    if (first != SNAP || second != 0)
+        fprintf(stderr, "snapshot: %lld in snap_first, %lld in snap_second\n", (long long)first, (long long)second);
+    CU_ASSERT_EQUAL(first, SNAP);
+    CU_ASSERT_EQUAL(second, 0);
+    gort__pprof_free(p);
+    unlink("/tmp/gort-goroutine-snap.pprof");
+    gort_maxprocs(old);
+}
+
+static void test_goroutine_snapshot(void) { GT_RUN(snapshot_body, NULL); }
+
 /* ---- block ---- */
 
 static gort_waitgroup bwg;
@@ -393,5 +528,7 @@ static void test_labels(void)
 GT_SUITE(profiles,
          {"labels", test_labels},
          {"goroutine", test_goroutine},
+         {"goroutine_stw", test_goroutine_stw},
+         {"goroutine_snapshot", test_goroutine_snapshot},
          {"block", test_block},
          {"mutex", test_mutex})

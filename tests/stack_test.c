@@ -242,9 +242,51 @@ static void test_scavenge(void)
                 scav_peak, scav_after, scav_released);
 }
 
+/* An empty P cache refills half of it with one acquisition of the pool's
+ * lock: 2,000 goroutines that start and park (none gives its stack back
+ * meanwhile) take the lock about 2,000 / 16 times, not 2,000. */
+#define BATCH_N 2000
+static gort_waitgroup b_parked, b_release, b_finished;
+static uint64_t batch_takes;
+
+static void batch_parker(void *a)
+{
+    (void)a;
+    gort_wg_done(&b_parked);
+    gort_wg_wait(&b_release);
+    gort_wg_done(&b_finished);
+}
+
+static void batch_body(void *a)
+{
+    (void)a;
+    gort_wg_add(&b_release, 1);
+    gort_wg_add(&b_parked, BATCH_N);
+    gort_wg_add(&b_finished, BATCH_N);
+    uint64_t t0 = gort__stack_pool_takes();
+    for (int i = 0; i < BATCH_N; i++)
+        gort_go(batch_parker, NULL);
+    gort_wg_wait(&b_parked);
+    batch_takes = gort__stack_pool_takes() - t0;
+    gort_wg_done(&b_release);
+    gort_wg_wait(&b_finished);
+}
+
+static void test_batch_refill(void)
+{
+    GT_RUN(batch_body, NULL);
+    /* 125 batches, plus a few partial ones (a pool with fewer than 16, a
+     * P's first refill after the world starts). */
+    if (batch_takes > BATCH_N / 8)
+        fprintf(stderr, "\nbatch refill: %llu pool lock acquisitions for %d stacks\n",
+                (unsigned long long)batch_takes, BATCH_N);
+    CU_ASSERT_TRUE(batch_takes <= BATCH_N / 8);
+}
+
 GT_SUITE(stack,
          {"many_parked_few_maps", test_many_parked_few_maps},
          {"deep_recursion", test_deep_recursion},
          {"stack_size_env", test_stack_size_env},
          {"guard_faults", test_guard_faults},
-         {"scavenge", test_scavenge})
+         {"scavenge", test_scavenge},
+         {"batch_refill", test_batch_refill})

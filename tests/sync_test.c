@@ -785,8 +785,115 @@ static void test_prof_hooks(void)
     free(mtx);
 }
 
+/* A starving mutex's hand-off (semrelease with handoff) runs the waiter
+ * next on this P and queues the releaser locally: the waiter has run by
+ * the time the release returns, every time, and nothing went through the
+ * global queue (global_runq_gets: the releaser used to be queued there). */
+#define HANDOFFS 200
+static _Atomic uint32_t ho_sem, ho_back;
+static _Atomic int ho_took;
+
+static void ho_waiter(void *a)
+{
+    (void)a;
+    gort__semrelease(&ho_back, false, 0); /* about to park on ho_sem */
+    for (int i = 0; i < HANDOFFS; i++) {
+        gort__semacquire(&ho_sem, false, WR_SEMACQUIRE, 0);
+        atomic_fetch_add(&ho_took, 1);
+        gort__semrelease(&ho_back, false, 0);
+    }
+}
+
+static int ho_inorder;
+static uint64_t ho_globgets;
+
+static void handoff_body(void *a)
+{
+    (void)a;
+    int old = gort_maxprocs(1);
+    gort_go(ho_waiter, NULL);
+    gort_stats s0, s1;
+    gort_stats_get(&s0);
+    for (int i = 0; i < HANDOFFS; i++) {
+        /* On one P the waiter, having released ho_back, runs on until it
+         * parks on ho_sem before we run again. */
+        gort__semacquire(&ho_back, false, WR_SEMACQUIRE, 0);
+        int before = atomic_load(&ho_took);
+        gort__semrelease(&ho_sem, true, 0);
+        ho_inorder += atomic_load(&ho_took) == before + 1;
+    }
+    gort_stats_get(&s1);
+    ho_globgets = s1.global_runq_gets - s0.global_runq_gets;
+    gort_maxprocs(old);
+}
+
+static void test_sema_handoff_local(void)
+{
+    GT_RUN(handoff_body, NULL);
+    if (ho_inorder < HANDOFFS - 2 || ho_globgets > 2)
+        fprintf(stderr, "\nhandoff: %d of %d ran first, %llu global queue gets\n", ho_inorder, HANDOFFS,
+                (unsigned long long)ho_globgets);
+    /* A preemption between the waiter's release and its park can let us
+     * run first once in a while. */
+    CU_ASSERT_TRUE(ho_inorder >= HANDOFFS - 2);
+    CU_ASSERT_TRUE(ho_globgets <= 2);
+}
+
+/* Thousands of semaphores hashed into one bucket: each waits in a treap
+ * keyed by address, so a release finds its waiter in O(log n) steps (a
+ * list of heads took n/2 on average).  Released in a scrambled order;
+ * every waiter wakes exactly once. */
+#define TREAP_N 3000
+#define TREAP_STRIDE 502 /* uint32s: 251 buckets x 8 bytes apart */
+static _Atomic uint32_t *treap_sems;
+static gort_waitgroup treap_ready, treap_done;
+static _Atomic int treap_woken;
+static uint64_t treap_steps;
+
+static void treap_waiter(void *a)
+{
+    long i = (long)(intptr_t)a;
+    gort_wg_done(&treap_ready);
+    gort__semacquire(&treap_sems[i * TREAP_STRIDE], false, WR_SEMACQUIRE, 0);
+    atomic_fetch_add(&treap_woken, 1);
+    gort_wg_done(&treap_done);
+}
+
+static void treap_body(void *a)
+{
+    (void)a;
+    treap_sems = calloc((size_t)TREAP_N * TREAP_STRIDE, sizeof *treap_sems);
+    gort_wg_add(&treap_ready, TREAP_N);
+    gort_wg_add(&treap_done, TREAP_N);
+    for (long i = 0; i < TREAP_N; i++)
+        gort_go(treap_waiter, (void *)(intptr_t)i);
+    gort_wg_wait(&treap_ready);
+    gort_sleep(50 * 1000 * 1000); /* let them park */
+    uint64_t s0 = gort__sema_steps();
+    for (long k = 0; k < TREAP_N; k++) {
+        long i = (k * 1777) % TREAP_N; /* 1777 is prime to 3000: a permutation */
+        gort__semrelease(&treap_sems[i * TREAP_STRIDE], false, 0);
+    }
+    treap_steps = gort__sema_steps() - s0;
+    gort_wg_wait(&treap_done);
+    free(treap_sems);
+}
+
+static void test_sema_treap(void)
+{
+    GT_RUN(treap_body, NULL);
+    CU_ASSERT_EQUAL(atomic_load(&treap_woken), TREAP_N);
+    /* log2(3000) is 11.6; a treap's expected depth is about 1.4 times
+     * that.  A list: about 1,500 per release. */
+    if (treap_steps > (uint64_t)TREAP_N * 40)
+        fprintf(stderr, "\ntreap: %llu steps for %d releases\n", (unsigned long long)treap_steps, TREAP_N);
+    CU_ASSERT_TRUE(treap_steps <= (uint64_t)TREAP_N * 40);
+}
+
 GT_SUITE(sync,
          {"mutex_counter", test_mutex_counter},
+         {"sema_handoff_local", test_sema_handoff_local},
+         {"sema_treap", test_sema_treap},
          {"mutex_lockstep_modes", test_mutex_lockstep_modes},
          {"mutex_missed_unlock", test_mutex_missed_unlock},
          {"mutex_trylock", test_mutex_trylock},

@@ -3,6 +3,7 @@
  * from inside the runtime: many timers fire once each, in deadline order;
  * deleted timers never fire; modified timers fire at their new time.
  */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "runtime.h"
@@ -88,4 +89,64 @@ static void test_heap_order(void)
     CU_ASSERT_EQUAL(modded_late, 0);
 }
 
-GT_SUITE(timer, {"heap_order", test_heap_order})
+/* Stops from another P mark the timer instead of locking that P's heap
+ * (gort__timers_marked counts them), and a stopped timer still never
+ * delivers.  The stopper spins on one P while the main goroutine makes
+ * timers on the other, half of 0-2 ms, half of 100 ms (a yield to the global queue puts them
+ * on different Ps), then stops them all as they fire; every one that Stop
+ * says it stopped must leave its channel empty; all are freed (ASan: the
+ * heap holding a marked timer gives it up before its memory goes). */
+#define XN 2000
+static gort_timer *xt[XN];
+static bool xstopped[XN];
+static _Atomic int xs_running, xs_go;
+static int xlate;
+static uint64_t xmarked;
+
+static void x_stopper(void *a)
+{
+    gort_waitgroup *done = a;
+    atomic_store(&xs_running, 1);
+    while (!atomic_load(&xs_go))
+        gort__cpu_relax();
+    for (int i = 0; i < XN; i++)
+        xstopped[i] = gort_timer_stop(xt[i]);
+    gort_wg_done(done);
+}
+
+static void cross_body(void *a)
+{
+    (void)a;
+    int old = gort_maxprocs(2);
+    uint64_t m0 = atomic_load(&gort__timers_marked);
+    gort_waitgroup done = {0};
+    gort_wg_add(&done, 1);
+    gort_go(x_stopper, &done);
+    while (!atomic_load(&xs_running))
+        gort_yield();
+    for (int i = 0; i < XN; i++)
+        xt[i] = gort_timer_new(i % 2 ? 100 * 1000 * 1000 : (int64_t)(gort__fastrand() % 2000) * 1000);
+    atomic_store(&xs_go, 1);
+    gort_wg_wait(&done);
+    gort_sleep(3 * 1000 * 1000); /* past every short deadline */
+    for (int i = 0; i < XN; i++) {
+        int64_t v;
+        bool ok;
+        if (xstopped[i] && gort_chan_tryrecv(gort_timer_chan(xt[i]), &v, &ok))
+            xlate++;
+        gort_timer_free(xt[i]);
+    }
+    xmarked = atomic_load(&gort__timers_marked) - m0;
+    gort_maxprocs(old);
+}
+
+static void test_stop_marks_remote(void)
+{
+    GT_RUN(cross_body, NULL);
+    CU_ASSERT_EQUAL(xlate, 0);
+    if (xmarked == 0)
+        fprintf(stderr, "\nstop_marks_remote: no stop marked a timer of another P\n");
+    CU_ASSERT_TRUE(xmarked > 0);
+}
+
+GT_SUITE(timer, {"heap_order", test_heap_order}, {"stop_marks_remote", test_stop_marks_remote})

@@ -362,6 +362,10 @@ typedef struct gort_stats {
     uint64_t migrations;           /* goroutines resumed on another P than they last ran on */
     uint64_t preempt_refused_lock;     /* refused: the goroutine held a C lock */
     uint64_t preempt_refused_nopreempt;/* refused: GORT_NOPREEMPT frame or gort_preempt_off */
+    uint64_t sysmon_rounds;        /* rounds sysmon has made (each a look at every P) */
+    uint64_t sysmon_cpu_ns;        /* sysmon's own thread CPU time */
+    uint64_t sysmon_syscalls;      /* system calls sysmon made, besides preemption signals */
+    uint64_t lock_contended;       /* runtime-lock acquisitions that found the lock taken */
 } gort_stats;
 GORT_API void gort_stats_get(gort_stats *out);
 

@@ -10,3 +10,4 @@ BENCH(preempt)
 BENCH(syscall)
 BENCH(dump)
 BENCH(profile)
+BENCH(spinners) /* gort only: sysmon's cost (spinners.c) */

@@ -358,18 +358,18 @@ typedef struct runnext_cand {
 /* A running victim is likely about to schedule its runnext (a goroutine
  * it just readied): stealing it at once would bounce a channel
  * conversation between threads.  So the last pass notes such victims,
- * waits ~3us once for all of them (Go waits 3us per victim, and a
- * nanosleep that short costs the timer slack, ~50us, each: at 64 Ps the
- * pass could sleep for milliseconds while counted as the one spinning M),
- * and takes runnext only from those that did not switch goroutines
- * meanwhile.  A pair talking through runnext puts the same G back there
- * every few hundred ns, so a CAS alone would let idle Ps split the pair
- * across threads.  The wait spins on the clock: no system call. */
+ * sleeps 3us once for all of them (Go sleeps per victim, and a nanosleep
+ * that short lasts the timer slack, ~50us: at 64 Ps one pass could sleep
+ * for milliseconds while counted as the one spinning M), and takes
+ * runnext only from those that did not switch goroutines meanwhile.  A
+ * pair talking through runnext puts the same G back there every few
+ * hundred ns, so a CAS alone would let idle Ps split the pair across
+ * threads.  A sleep, not a spin on the clock: on a loaded machine the
+ * victim may need our CPU to make its switch (a 3us spin let the pair
+ * move, sched_test's runnext_pair_stays). */
 static gort_g_t *steal_runnext(gort_p_t *pp, runnext_cand_t *c, int nc, bool *inherit)
 {
-    int64_t until = gort__nanotime() + 3000;
-    while (gort__nanotime() < until)
-        gort__cpu_relax();
+    gort__usleep(3);
     for (int i = 0; i < nc; i++) {
         if (atomic_load_explicit(&c[i].p->stats.switches, memory_order_relaxed) != c[i].switches)
             continue;

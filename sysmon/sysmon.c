@@ -252,7 +252,10 @@ enum { OFF_UNKNOWN, OFF_WAITS_CPU, OFF_BLOCKED };
 #define DWAIT_NS (50 * 1000 * 1000)
 static int thread_offcpu(pdata_t *pd, gort_m_t *m, int64_t now)
 {
+    /* At least the millisecond a revoke trusts it for (revoke_p). */
     int64_t ttl = __atomic_load_n(&gort__settings.slice_ns, __ATOMIC_RELAXED);
+    if (ttl < 1000000)
+        ttl = 1000000;
     if ((pd->kstate == 0 || pd->kstate == 'D' || now - pd->stateat >= ttl) && round_affords(3)) {
         char st = thread_kstate(m->tid);
         if (st == 'D' && pd->kstate != 'D')
@@ -364,9 +367,11 @@ static int revoke_p(gort_p_t *pp, pdata_t *pd, int64_t now)
         return 0;
     if (atomic_load(&gp->status) != G_RUNNING || gp->inrt || atomic_load(&m->locks) || !atomic_load(&m->ing))
         return 0;
-    /* The kernel's word, unless this round just asked (thread_offcpu);
-     * then the handler check, the barrier and a CPU sample. */
-    bool fresh = pd->kstate == 'S' && pd->stateat == now;
+    /* The kernel's word, unless a round asked within the last
+     * millisecond (thread_offcpu: a revoke that does not fit in the round
+     * that asked fits in the next); then the handler check, the barrier
+     * and a CPU sample, which the revoke's last check compares. */
+    bool fresh = pd->kstate == 'S' && now - pd->stateat <= 1000000;
     if (!round_affords(fresh ? 5 : 8))
         return 0;
     if (!p_has_other_work(pp, now) || (!fresh && !thread_sleeping(m->tid)) || thread_in_handler(m))
@@ -538,8 +543,7 @@ static retake_result_t retake(int64_t now)
         int32_t i = (first + k) % procs;
         gort_p_t *pp = gort__allp[i];
         pdata_t *pd = &pdata[i];
-        if (round_short && next_first < 0)
-            next_first = i;
+        bool was_short = round_short;
         uint32_t s = atomic_load_explicit(&pp->status, memory_order_acquire);
         if (s == P_RUNNING || s == P_SYSCALL) {
             uint32_t t = atomic_load_explicit(&pp->schedtick, memory_order_relaxed);
@@ -564,6 +568,8 @@ static retake_result_t retake(int64_t now)
             retake_running(pp, pd, now, &r);
         else if (s == P_SYSCALL)
             retake_syscall(pp, pd, now, &r);
+        if (round_short && !was_short)
+            next_first = i;
     }
     if (round_short) {
         first = next_first >= 0 ? next_first : first;

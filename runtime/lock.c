@@ -60,8 +60,9 @@ void gort__membarrier_init(void)
  * serialises them behind one mutex, so with many sleepers at once the
  * calls would queue: sharing turns that queue into one call.
  * gort__membarrier_calls counts the system calls made (tests). */
-static _Atomic uint32_t mb_seq;
+_Atomic uint32_t gort__mb_seq;
 static _Atomic uint32_t mb_waiters;
+#define mb_seq gort__mb_seq
 _Atomic uint64_t gort__membarrier_calls;
 
 void gort__membarrier(void)

@@ -24,6 +24,9 @@ extern bool gort__have_membarrier;
 void gort__membarrier_init(void);
 void gort__membarrier(void);
 extern _Atomic uint64_t gort__membarrier_calls; /* membarrier(2) calls made */
+/* Barriers begun and ended, twice each (lock.c); tests hold one "in
+ * flight" by making it odd. */
+extern _Atomic uint32_t gort__mb_seq;
 /* System calls this thread made through the wrappers here (sysmon counts
  * its own with it). */
 extern __thread uint64_t gort__tls_syscalls;

@@ -12,6 +12,13 @@
  * in m->locks, which makes the goroutine unpreemptible: the SIGURG handler
  * refuses to switch away from a thread that holds one.
  *
+ * Statistics: gort_stats.lock_contended counts contended acquisitions
+ * (per M); GORT_DEBUG=lockstat=1 counts, per lock class (rank),
+ * acquisitions, contended ones, spin rounds, sleeps, wakes and hold time;
+ * with the mutex profile on, an M's waits are charged to it at its next
+ * schedule.  membarrier(2) calls are shared between callers that need
+ * one at the same time (gort__membarrier).
+ *
  * Notes are one-shot wakeups used to park Ms.  Every wait loops on the key,
  * so spurious futex returns and EINTR (our own SIGURG and SIGPROF land on
  * parked threads too) are harmless.

@@ -8,7 +8,10 @@
  * (startm and start-the-world wake it) or 100ms pass.  Work queued while
  * every P is busy may poke it, and hurry episodes sample every 20us while
  * work waits behind a P that may be blocked (pace.c).  Each round it
- * looks at every P:
+ * looks at every P, but spends system calls (CPU clocks, /proc reads, a
+ * revoke's barrier) only on Ps that something waits for (someone_waits),
+ * and at most ROUND_SYSCALLS of them per round, so that its cost per
+ * round does not grow with the number of Ps (docs/runtime.md, Scaling):
  *
  *  - Time slices.  If a P's schedtick has not moved for GORT_SLICE_US of
  *    wall time, its goroutine has run too long, whether its thread burned

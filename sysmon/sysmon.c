@@ -80,6 +80,10 @@ typedef struct pdata {
      * when the current run of 'D' answers began. */
     char kstate;
     int64_t stateat, dsince;
+    /* /proc/self/task/TID/stat of fdtid, kept open (fd + 1; 0: none), so
+     * that asking the kernel again is one pread, not open, read, close. */
+    int statfd1;
+    pid_t fdtid;
 } pdata_t;
 
 static pdata_t pdata[GORT_MAX_PROCS];
@@ -177,18 +181,31 @@ static bool sysmon_sleep(int64_t ns, bool all_idle, bool pokeable)
 
 /* The kernel's view of a thread: 'R' if it runs or waits for a CPU, 'S'
  * if it sleeps, 'D' if it waits uninterruptibly, 0 if unknown. */
-static char thread_kstate(pid_t tid)
+static char thread_kstate(pdata_t *pd, pid_t tid)
 {
     char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
-    proc_syscalls += 3; /* open, read, close */
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (pd->statfd1 && pd->fdtid != tid) {
+        close(pd->statfd1 - 1);
+        proc_syscalls++;
+        pd->statfd1 = 0;
+    }
+    if (!pd->statfd1) {
+        snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+        proc_syscalls++;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return 0;
+        pd->statfd1 = fd + 1;
+        pd->fdtid = tid;
+    }
+    proc_syscalls++;
+    ssize_t n = pread(pd->statfd1 - 1, buf, sizeof buf - 1, 0);
+    if (n <= 0) {
+        close(pd->statfd1 - 1); /* the thread is gone */
+        proc_syscalls++;
+        pd->statfd1 = 0;
         return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
+    }
     buf[n] = 0;
     const char *p = strrchr(buf, ')'); /* the name may contain spaces */
     if (!p || p[1] != ' ')
@@ -196,9 +213,12 @@ static char thread_kstate(pid_t tid)
     return p[2] == 'R' || p[2] == 'S' || p[2] == 'D' ? p[2] : 0;
 }
 
-static bool thread_sleeping(pid_t tid)
+/* What asking costs: one pread when the file is open for this thread. */
+static int kstate_cost(pdata_t *pd, pid_t tid) { return pd->statfd1 && pd->fdtid == tid ? 1 : 3; }
+
+static bool thread_sleeping(pdata_t *pd, pid_t tid)
 {
-    char st = thread_kstate(tid);
+    char st = thread_kstate(pd, tid);
     return st == 'S' || st == 'D';
 }
 
@@ -259,8 +279,9 @@ static int thread_offcpu(pdata_t *pd, gort_m_t *m, int64_t now)
     int64_t ttl = __atomic_load_n(&gort__settings.slice_ns, __ATOMIC_RELAXED);
     if (ttl < 1000000)
         ttl = 1000000;
-    if ((pd->kstate == 0 || pd->kstate == 'D' || now - pd->stateat >= ttl) && round_affords(3)) {
-        char st = thread_kstate(m->tid);
+    if ((pd->kstate == 0 || pd->kstate == 'D' || now - pd->stateat >= ttl) &&
+        round_affords(kstate_cost(pd, m->tid))) {
+        char st = thread_kstate(pd, m->tid);
         if (st == 'D' && pd->kstate != 'D')
             pd->dsince = now;
         pd->kstate = st;
@@ -375,9 +396,9 @@ static int revoke_p(gort_p_t *pp, pdata_t *pd, int64_t now)
      * that asked fits in the next); then the handler check, the barrier
      * and a CPU sample, which the revoke's last check compares. */
     bool fresh = pd->kstate == 'S' && now - pd->stateat <= 1000000;
-    if (!round_affords(fresh ? 5 : 8))
+    if (!round_affords((fresh ? 0 : kstate_cost(pd, m->tid)) + 5))
         return 0;
-    if (!p_has_other_work(pp, now) || (!fresh && !thread_sleeping(m->tid)) || thread_in_handler(m))
+    if (!p_has_other_work(pp, now) || (!fresh && !thread_sleeping(pd, m->tid)) || thread_in_handler(m))
         return 0;
     uint32_t zero = 0;
     if (!atomic_compare_exchange_strong(&m->pstate, &zero, 1))

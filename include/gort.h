@@ -380,6 +380,10 @@ typedef struct gort_stats {
     uint64_t stw_count;
     uint64_t stw_pause_total_ns;
     uint64_t stw_pause_max_ns;
+    uint64_t sysmon_rounds;        /* rounds sysmon has made (each a look at every P) */
+    uint64_t sysmon_cpu_ns;        /* sysmon's own thread CPU time */
+    uint64_t sysmon_syscalls;      /* system calls sysmon made, besides preemption signals */
+    uint64_t lock_contended;       /* runtime-lock acquisitions that found the lock taken */
 } gort_stats;
 /* Fills *out.  A macro over the sized getter, so that a program built
  * against this header keeps working with a later library whose gort_stats

@@ -445,7 +445,8 @@ static const struct {
     F(preempt_requested), F(preempt_signals), F(preempt_done), F(preempt_coop), F(preempt_unsafe_runtime),
     F(preempt_unsafe_frame), F(preempt_unsafe_nopreempt), F(syscalls), F(handoffs), F(unwrapped_blocks),
     F(timers_fired), F(stacks_allocated), F(stacks_cached), F(migrations), F(preempt_refused_lock),
-    F(preempt_refused_nopreempt),
+    F(preempt_refused_nopreempt), F(stw_count), F(stw_pause_total_ns), F(stw_pause_max_ns),
+    F(sysmon_rounds), F(sysmon_cpu_ns), F(sysmon_syscalls), F(lock_contended),
 };
 #undef F
 _Static_assert(sizeof(gort_stats) == sizeof stat_fields / sizeof stat_fields[0] * sizeof(uint64_t),

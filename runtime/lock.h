@@ -23,6 +23,13 @@ typedef struct gort_lock {
 extern bool gort__have_membarrier;
 void gort__membarrier_init(void);
 void gort__membarrier(void);
+extern _Atomic uint64_t gort__membarrier_calls; /* membarrier(2) calls made */
+/* Barriers begun and ended, twice each (lock.c); tests hold one "in
+ * flight" by making it odd. */
+extern _Atomic uint32_t gort__mb_seq;
+/* System calls this thread made through the wrappers here (sysmon counts
+ * its own with it). */
+extern __thread uint64_t gort__tls_syscalls;
 void gort__lock_init(gort_lock_t *l, int rank);
 /* gort__lock and gort__unlock are inline (lock_fast.h, after gort_m); these are
  * their contended halves and, in DEBUG builds, the whole ranked versions. */
@@ -31,6 +38,24 @@ void gort__unlock_slow(gort_lock_t *l, uint32_t key, uint16_t sleepers);
 void gort__lock_full(gort_lock_t *l);
 void gort__unlock_full(gort_lock_t *l);
 bool gort__trylock(gort_lock_t *l);
+
+/* GORT_DEBUG=lockstat=1 (lock.c): per lock rank (every channel lock is one
+ * class, as is every P's timer lock), acquisitions, contended ones, spin
+ * rounds, futex sleeps and wakes, and hold time.  Off, the fast paths pay
+ * one load of gort__lockstat_on each. */
+extern bool gort__lockstat_on;
+void gort__lockstat_acquired(gort_lock_t *l);
+void gort__lockstat_released(gort_lock_t *l);
+/* Appends " lock RANK=acq/contended/spins/sleeps/wakes/hold_ns ..." for
+ * every lock class used so far; returns the new length.  */
+int gort__lockstat_format(char *buf, int off, int cap);
+/* Writes one line per lock class to fd (at exit). */
+void gort__lockstat_dump(int fd);
+/* Sum of every M's lock_contended (gort_stats). */
+uint64_t gort__lock_contended_total(void);
+/* Charges the runtime-lock waits this M has gathered to the mutex
+ * profile (called from schedule, holding no runtime lock). */
+void gort__lock_contention_flush(void);
 #ifdef GORT_DEBUG_BUILD
 void gort__assert_held(gort_lock_t *l);
 #define ASSERT_HELD(l) gort__assert_held(l)

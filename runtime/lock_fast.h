@@ -27,6 +27,8 @@ static inline void gort__lock(gort_lock_t *l)
     if (unlikely(!atomic_compare_exchange_strong_explicit(&l->key, &v, 1, memory_order_acquire,
                                                           memory_order_relaxed)))
         gort__lock_slow(l);
+    if (unlikely(gort__lockstat_on))
+        gort__lockstat_acquired(l);
 #endif
 }
 static inline void gort__unlock(gort_lock_t *l)
@@ -34,6 +36,8 @@ static inline void gort__unlock(gort_lock_t *l)
 #ifdef GORT_DEBUG_BUILD
     gort__unlock_full(l);
 #else
+    if (unlikely(gort__lockstat_on))
+        gort__lockstat_released(l);
     /* Both read before the store: once it lands, the lock's memory may be
      * freed by the next holder (gort_chan_free). */
     uint32_t k = atomic_load_explicit(&l->key, memory_order_relaxed);
@@ -75,6 +79,8 @@ static inline __attribute__((always_inline)) void gort__chan_lock(gort_lock_t *l
             if (likely(atomic_load_explicit(&gort__chansolo, memory_order_relaxed)) &&
                 likely(atomic_load_explicit(&l->key, memory_order_acquire) == 0)) {
                 atomic_store_explicit(&l->key, GORT_LOCK_SOLO, memory_order_relaxed);
+                if (unlikely(gort__lockstat_on))
+                    gort__lockstat_acquired(l);
                 return;
             }
             GORT_OWNER_ADD(&pp->chanheld, -1);

@@ -116,6 +116,7 @@ void gort__munsetup(gort_m_t *m)
 int64_t gort__thread_cputime(gort_m_t *m)
 {
     struct timespec ts;
+    gort__tls_syscalls++;
     if (clock_gettime(m->cpuclock, &ts) != 0)
         return -1;
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;

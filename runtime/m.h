@@ -71,6 +71,19 @@ struct gort_m {
      * last found it unanswered (sysmon/preempt.c); written by whoever won
      * preempt_pending's CAS, relaxed. */
     _Atomic int64_t preempt_sent;
+    /* Runtime-lock contention (lock.c): acquisitions that found the lock
+     * taken, written by this M only (relaxed load and store), summed by
+     * gort_stats_get; and the time this M waited on runtime locks since
+     * it last charged the mutex profile (gort__lock_contention_flush),
+     * this M only. */
+    _Atomic uint64_t lock_contended;
+    int64_t rtcont_ns;
+    uint32_t rtcont_n;
+    /* GORT_DEBUG=lockstat=1: the runtime locks this M holds, with the
+     * times it took them, for hold times; this M only. */
+    gort_lock_t *ls_lock[8];
+    int64_t ls_t0[8];
+    int ls_n;
 #ifdef GORT_DEBUG_BUILD
     uint16_t held_ranks[32];  /* lock-rank witness */
     int nheld;

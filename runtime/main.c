@@ -21,7 +21,9 @@
  *   GORT_DEBUG       comma-separated: schedtrace=MS, scheddetail=1,
  *                    asyncpreemptoff=1, randomize=1, deadlock=0,
  *                    mutexfence=1 (gort_mutex unlock by atomic add),
- *                    chansolo=0 (channel locks by CAS even with one P)
+ *                    chansolo=0 (channel locks by CAS even with one P),
+ *                    lockstat=1 (runtime lock statistics at exit and in
+ *                    schedtrace lines: stats.c)
  *   GORT_PREEMPT_SIGNAL  the signal that preempts goroutines and captures
  *                    running stacks: SIGURG (default), another name
  *                    (SIGUSR1, URG), a number, or a real-time signal
@@ -144,6 +146,8 @@ static void parse_debug(const char *s)
             gort__settings.mutexfence = v;
         else if (!strcmp(tok, "chansolo"))
             gort__settings.nochansolo = !v;
+        else if (!strcmp(tok, "lockstat"))
+            gort__settings.lockstat = v;
     }
 }
 
@@ -228,6 +232,10 @@ static void runtime_init_once(void)
 #endif
 
     gort__fork_init();
+    if (gort__settings.lockstat) {
+        gort__lockstat_on = true;
+        atexit(gort__lockstat_atexit);
+    }
     gort__stack_init();
     gort__membarrier_init();
     gort__mutex_init();

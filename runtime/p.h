@@ -23,6 +23,8 @@ typedef struct gort_pstats {
     _Atomic uint64_t created, exited, switches, steals, stolen, globgets;
     _Atomic uint64_t timers_fired, preempt_coop;
     _Atomic uint64_t migrations; /* Gs that last ran on another P */
+    /* steal_work calls, and the other Ps they looked at (sched.c) */
+    _Atomic uint64_t steal_attempts, steal_probes;
 } gort_pstats_t;
 
 struct gort_p {
@@ -30,7 +32,10 @@ struct gort_p {
     _Atomic uint32_t status;     /* enum gort_pstatus */
     gort_p_t *link;              /* idle list; under sched.lock */
     gort_m_t *m;                 /* owner M; NULL when idle */
-    _Atomic uint32_t schedtick;  /* incremented by every schedule; sysmon reads */
+    /* The owner writes the fields from here on every switch or call; on
+     * a line of their own, so that reading status (stealers, sysmon,
+     * wakers) does not take the line from the owner each time. */
+    _Atomic uint32_t schedtick __attribute__((aligned(GORT_CACHELINE))); /* incremented by every schedule; sysmon reads */
     _Atomic uint32_t syscalltick;/* incremented by every syscall; sysmon reads */
     _Atomic int64_t schedwhen;   /* ns of the last schedtick change (sysmon) */
     uint64_t goidcache, goidcacheend; /* owner P */

@@ -198,23 +198,10 @@ static uint32_t runqgrab(gort_p_t *victim, _Atomic(gort_g_t *) *batch, uint32_t 
             gort_g_t *next = atomic_load_explicit(&victim->runnext, memory_order_acquire);
             if (next == NULL && atomic_load_explicit(&victim->inbox, memory_order_relaxed) == NULL)
                 return 0;
-            if (atomic_load_explicit(&victim->status, memory_order_relaxed) == P_RUNNING) {
-                /* The victim is running and likely about to schedule its
-                 * runnext (a goroutine it just readied).  Stealing it now
-                 * would bounce a channel conversation between threads.
-                 * Give the victim 3us, as Go does; and if it switched
-                 * goroutines meanwhile, leave runnext alone.  The CAS
-                 * below cannot tell: a pair talking through runnext puts
-                 * the same G back there every few hundred ns, so Go's
-                 * check alone let idle Ps steal from pingpong at 2 procs
-                 * and split the pair across threads (perf: three Ms ran
-                 * it in turn). */
-                uint64_t sw = atomic_load_explicit(&victim->stats.switches, memory_order_relaxed);
-                struct timespec ts = {0, 3000};
-                nanosleep(&ts, NULL);
-                if (atomic_load_explicit(&victim->stats.switches, memory_order_relaxed) != sw)
-                    return 0;
-            }
+            /* A running victim is likely about to schedule its runnext
+             * (a goroutine it just readied): the caller gave it a moment
+             * first and asks only if it did not switch meanwhile
+             * (steal_work, sched.c). */
             /* The inbox (a goroutine sent home by another P) waits like
              * runnext: the victim runs it at its next switch. */
             if (atomic_load_explicit(&victim->inbox, memory_order_relaxed) &&
@@ -240,6 +227,12 @@ static uint32_t runqgrab(gort_p_t *victim, _Atomic(gort_g_t *) *batch, uint32_t 
                                                     memory_order_release, memory_order_relaxed))
             return n;
     }
+}
+
+bool gort__runq_has_next(gort_p_t *victim)
+{
+    return atomic_load_explicit(&victim->runnext, memory_order_relaxed) != NULL ||
+           atomic_load_explicit(&victim->inbox, memory_order_relaxed) != NULL;
 }
 
 gort_g_t *gort__runqsteal(gort_p_t *pp, gort_p_t *victim, bool steal_runnext)

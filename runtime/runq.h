@@ -44,7 +44,12 @@ static inline gort_g_t *gort__runqget(gort_p_t *pp, bool *inherit)
     return gort__runqget_slow(pp, inherit);
 }
 bool gort__runqempty(gort_p_t *pp);
+/* Steals half of victim's queue; if it is empty and steal_runnext, its
+ * runnext or inbox goroutine, at once (the caller gives a running victim
+ * its moment first: steal_work). */
 gort_g_t *gort__runqsteal(gort_p_t *pp, gort_p_t *victim, bool steal_runnext);
+/* Does victim hold a goroutine in runnext or its inbox?  (A racy look.) */
+bool gort__runq_has_next(gort_p_t *victim);
 void gort__globrunqput(gort_g_t *gp);          /* sched.lock held */
 void gort__globrunqputhead(gort_g_t *gp);      /* sched.lock held */
 void gort__globrunqputbatch(gort_g_t *head, int32_t n); /* held; n Gs linked by schedlink */

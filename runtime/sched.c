@@ -39,6 +39,7 @@ gort_sched_t gort__sched = {
     .lastpoll = 1,
 };
 gort_p_t *gort__allp[GORT_MAX_PROCS];
+gort_pmask_t gort__idlepmask, gort__timerpmask;
 _Atomic int32_t gort__gomaxprocs;
 
 void gort__badgstatus(gort_g_t *gp, uint32_t from, uint32_t to, uint32_t st)
@@ -90,6 +91,7 @@ void gort__pidleput(gort_p_t *pp)
     atomic_store_explicit(&pp->status, P_IDLE, memory_order_release);
     pp->link = gort__sched.pidle;
     gort__sched.pidle = pp;
+    gort__pmask_set(&gort__idlepmask, pp->id);
     atomic_fetch_add_explicit(&gort__sched.npidle, 1, memory_order_acq_rel);
 }
 
@@ -101,6 +103,7 @@ gort_p_t *gort__pidleget(void)
     if (pp) {
         gort__sched.pidle = pp->link;
         pp->link = NULL;
+        gort__pmask_clear(&gort__idlepmask, pp->id);
         atomic_fetch_sub_explicit(&gort__sched.npidle, 1, memory_order_acq_rel);
     }
     return pp;
@@ -379,50 +382,120 @@ static bool p_idle_or_stopped(gort_p_t *pp)
     return st == P_IDLE || st == P_DEAD;
 }
 
+/* Victims whose only goroutine sits in runnext (or the inbox) while
+ * they run, found in the last pass; looked at again after one wait. */
+#define RUNNEXT_CANDIDATES 8
+typedef struct runnext_cand {
+    gort_p_t *p;
+    uint64_t switches; /* the victim's count when found */
+} runnext_cand_t;
+
+/* A running victim is likely about to schedule its runnext (a goroutine
+ * it just readied): stealing it at once would bounce a channel
+ * conversation between threads.  So the last pass notes such victims,
+ * sleeps 3us once for all of them (Go sleeps per victim, and a nanosleep
+ * that short lasts the timer slack, ~50us: at 64 Ps one pass could sleep
+ * for milliseconds while counted as the one spinning M), and takes
+ * runnext only from those that did not switch goroutines meanwhile.  A
+ * pair talking through runnext puts the same G back there every few
+ * hundred ns, so a CAS alone would let idle Ps split the pair across
+ * threads.  A sleep, not a spin on the clock: on a loaded machine the
+ * victim may need our CPU to make its switch (a 3us spin let the pair
+ * move, sched_test's runnext_pair_stays). */
+static gort_g_t *steal_runnext(gort_p_t *pp, runnext_cand_t *c, int nc, bool *inherit)
+{
+    gort__usleep(3);
+    for (int i = 0; i < nc; i++) {
+        if (atomic_load_explicit(&c[i].p->stats.switches, memory_order_relaxed) != c[i].switches)
+            continue;
+        gort_g_t *gp = gort__runqsteal(pp, c[i].p, true);
+        if (gp) {
+            *inherit = false;
+            return gp;
+        }
+    }
+    return NULL;
+}
+
 /* Steals a G (or runs other Ps' timers).  *pollUntil gets the earliest
- * timer seen; *newwork is set when a timer ran or STW is pending. */
+ * timer seen; *newwork is set when a timer ran or STW is pending.  Four
+ * passes over the Ps, as Go's stealWork, but each skips the idle Ps and
+ * (the timer look of the last pass) the Ps without timers by their bits
+ * (gort__idlepmask, gort__timerpmask), without touching their lines. */
 static gort_g_t *steal_work(gort_p_t *pp, int64_t *now, int64_t *pollUntil, bool *newwork,
                             bool *inherit)
 {
     *newwork = false;
     int32_t n = atomic_load_explicit(&gort__gomaxprocs, memory_order_acquire);
     bool ran_timer = false;
-    for (int i = 0; i < 4; i++) {
+    uint64_t probes = 0;
+    runnext_cand_t cand[RUNNEXT_CANDIDATES];
+    int nc = 0;
+    atomic_store_explicit(&pp->stats.steal_attempts,
+                          atomic_load_explicit(&pp->stats.steal_attempts, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    gort_g_t *gp = NULL;
+    for (int i = 0; i < 4 && !gp; i++) {
         bool last = i == 3;
         uint32_t start = gort__fastrandn((uint32_t)n);
         for (int32_t k = 0; k < n; k++) {
             if (atomic_load_explicit(&gort__sched.stw_pending, memory_order_acquire)) {
                 *newwork = true;
-                return NULL;
+                goto out;
             }
-            gort_p_t *p2 = gort__allp[(start + (uint32_t)k) % (uint32_t)n];
+            int32_t id = (int32_t)((start + (uint32_t)k) % (uint32_t)n);
+            /* Whole idle words at once: 64 Ps per load. */
+            if ((id & 63) == 0 && id + 64 <= n &&
+                atomic_load_explicit(&gort__idlepmask.w[id / 64], memory_order_relaxed) == ~(uint64_t)0 &&
+                (!last || atomic_load_explicit(&gort__timerpmask.w[id / 64], memory_order_relaxed) == 0)) {
+                k += 63;
+                continue;
+            }
+            gort_p_t *p2 = gort__allp[id];
             if (p2 == pp)
                 continue;
-            if (last && atomic_load_explicit(&p2->timer0when, memory_order_relaxed) != 0) {
+            if (last && gort__pmask_test(&gort__timerpmask, id) &&
+                atomic_load_explicit(&p2->timer0when, memory_order_relaxed) != 0) {
                 int64_t w;
                 bool ran;
+                probes++;
                 *now = gort__check_timers(p2, *now, &w, &ran);
                 if (w != 0 && (*pollUntil == 0 || w < *pollUntil))
                     *pollUntil = w;
                 if (ran) {
                     /* A callback may have readied a G onto our queue. */
-                    gort_g_t *gp = gort__runqget(pp, inherit);
-                    if (gp)
-                        return gp;
+                    if ((gp = gort__runqget(pp, inherit)) != NULL)
+                        goto out;
                     ran_timer = true;
                 }
             }
-            if (!p_idle_or_stopped(p2)) {
-                gort_g_t *gp = gort__runqsteal(pp, p2, last);
-                if (gp) {
+            if (gort__pmask_test(&gort__idlepmask, id))
+                continue;
+            probes++;
+            if ((gp = gort__runqsteal(pp, p2, false)) != NULL) {
+                *inherit = false;
+                goto out;
+            }
+            if (last && nc < RUNNEXT_CANDIDATES && gort__runq_has_next(p2)) {
+                if (atomic_load_explicit(&p2->status, memory_order_relaxed) == P_RUNNING)
+                    cand[nc++] = (runnext_cand_t){p2, atomic_load_explicit(&p2->stats.switches,
+                                                                           memory_order_relaxed)};
+                else if ((gp = gort__runqsteal(pp, p2, true)) != NULL) {
                     *inherit = false;
-                    return gp;
+                    goto out;
                 }
             }
         }
     }
-    *newwork = ran_timer;
-    return NULL;
+    if (nc > 0)
+        gp = steal_runnext(pp, cand, nc, inherit);
+out:
+    atomic_store_explicit(&pp->stats.steal_probes,
+                          atomic_load_explicit(&pp->stats.steal_probes, memory_order_relaxed) + probes,
+                          memory_order_relaxed);
+    if (!gp)
+        *newwork = *newwork || ran_timer;
+    return gp;
 }
 
 /* Runs the due timers of every other P (an M that may not spin, on its
@@ -433,6 +506,8 @@ static bool run_other_timers(gort_p_t *pp, int64_t *now, int64_t *pollUntil)
     bool any = false;
     int32_t n = atomic_load_explicit(&gort__gomaxprocs, memory_order_acquire);
     for (int32_t i = 0; i < n; i++) {
+        if (!gort__pmask_test(&gort__timerpmask, i))
+            continue;
         gort_p_t *p2 = gort__allp[i];
         if (p2 == pp || atomic_load_explicit(&p2->timer0when, memory_order_relaxed) == 0)
             continue;
@@ -583,7 +658,7 @@ static enum find_step find_go_idle(gort_m_t *m, gort_p_t *pp, struct find_state 
             gort__throw("findrunnable: negative nmspinning");
         for (int32_t i = 0; i < st->procs; i++) {
             gort_p_t *p2 = gort__allp[i];
-            if (!p_idle_or_stopped(p2) && !gort__runqempty(p2)) {
+            if (!gort__pmask_test(&gort__idlepmask, i) && !p_idle_or_stopped(p2) && !gort__runqempty(p2)) {
                 gort__lock(&gort__sched.lock);
                 gort_p_t *np = gort__pidleget();
                 gort__unlock(&gort__sched.lock);
@@ -702,6 +777,8 @@ void gort__schedule(void)
     gort_m_t *m = gort__getm();
     if (atomic_load_explicit(&m->locks, memory_order_relaxed) != 0)
         gort__throw("schedule: holding locks");
+    if (unlikely(m->rtcont_n != 0))
+        gort__lock_contention_flush();
     if (unlikely(!m->p)) {
         /* sysmon took our P while our goroutine was blocked outside the
          * runtime, and the goroutine has since parked or ended: this M

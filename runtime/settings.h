@@ -20,6 +20,7 @@ typedef struct gort_settings {
     int mutexfence;          /* GORT_DEBUG=mutexfence=1: gort_mutex unlocks by atomic add */
     int nochansolo;          /* GORT_DEBUG=chansolo=0: channel locks always by CAS */
     int preempt_sig;         /* GORT_PREEMPT_SIGNAL (SIGURG) */
+    int lockstat;            /* GORT_DEBUG=lockstat=1: runtime lock statistics */
 } gort_settings_t;
 extern gort_settings_t gort__settings;
 

@@ -39,6 +39,7 @@ static void stats_collect(gort_stats *out)
     out->preempt_refused_lock = atomic_load_explicit(&gort__pstat_refused_lock, memory_order_relaxed);
     out->preempt_refused_nopreempt = atomic_load_explicit(&gort__pstat_refused_marked, memory_order_relaxed);
     gort__stw_stats(&out->stw_count, &out->stw_pause_total_ns, &out->stw_pause_max_ns);
+    out->lock_contended = gort__lock_contended_total();
     gort__hook(stats_fill, out); /* sysmon's and preemption's counters */
 }
 
@@ -77,7 +78,7 @@ void gort__schedtrace(int fd, bool detail)
         start = now;
     gort_stats st;
     gort_stats_get(&st);
-    char buf[1024];
+    char buf[2048];
     int32_t n = atomic_load(&gort__gomaxprocs);
     int off = snprintf(buf, sizeof buf,
                        "SCHED %lldms: gomaxprocs=%d idleprocs=%d threads=%d spinningthreads=%d "
@@ -96,7 +97,13 @@ void gort__schedtrace(int fd, bool detail)
         off += snprintf(buf + off, sizeof buf - (size_t)off, "%s%u", i ? " " : "",
                         gort__runqlen(gort__allp[i]));
     if (off < (int)sizeof buf - 2)
-        off += snprintf(buf + off, sizeof buf - (size_t)off, "]\n");
+        off += snprintf(buf + off, sizeof buf - (size_t)off, "]");
+    if (gort__lockstat_on)
+        off = gort__lockstat_format(buf, off, (int)sizeof buf - 2);
+    if (off > (int)sizeof buf - 2)
+        off = (int)sizeof buf - 2;
+    buf[off++] = '\n';
+    buf[off] = 0;
     gort__write_str(fd, buf);
     if (!detail)
         return;
@@ -129,4 +136,25 @@ void gort__schedtrace(int fd, bool detail)
         gort__write_str(fd, buf);
     }
     gort__unlock(&gort__allglock);
+}
+
+void gort__lockstat_atexit(void)
+{
+    gort__lockstat_dump(2);
+    uint64_t attempts = 0, probes = 0;
+    for (int i = 0; i < GORT_MAX_PROCS && gort__allp[i]; i++) {
+        attempts += atomic_load_explicit(&gort__allp[i]->stats.steal_attempts, memory_order_relaxed);
+        probes += atomic_load_explicit(&gort__allp[i]->stats.steal_probes, memory_order_relaxed);
+    }
+    gort_stats st;
+    gort_stats_get(&st);
+    char buf[512];
+    snprintf(buf, sizeof buf,
+             "lockstat: scale steal_attempts=%llu steal_probes=%llu sysmon_rounds=%llu sysmon_syscalls=%llu "
+             "sysmon_cpu_ns=%llu lock_contended=%llu membarriers=%llu\n",
+             (unsigned long long)attempts, (unsigned long long)probes, (unsigned long long)st.sysmon_rounds,
+             (unsigned long long)st.sysmon_syscalls, (unsigned long long)st.sysmon_cpu_ns,
+             (unsigned long long)st.lock_contended,
+             (unsigned long long)atomic_load_explicit(&gort__membarrier_calls, memory_order_relaxed));
+    gort__write_str(2, buf);
 }

@@ -16,5 +16,8 @@ extern _Atomic int32_t gort__mutex_fraction; /* 0: mutex profile off */
 
 /* Counters and debug output */
 void gort__schedtrace(int fd, bool detail);
+/* GORT_DEBUG=lockstat=1: at process exit, one line per runtime lock class
+ * and one of the scaling counters (scripts/scale reads them). */
+void gort__lockstat_atexit(void);
 
 #endif /* GORT_RUNTIME_STATS_H */

@@ -70,7 +70,6 @@ __attribute__((always_inline)) static inline void syscall_enter(void)
         }
         gort__unlock(&gort__sched.lock);
     }
-    atomic_fetch_add_explicit(&gort__sched.nsyscall_ms, 1, memory_order_relaxed);
     /* sysmon may sleep long, having seen every P idle just before this
      * one left its idle list (exitsyscallfast, or a timer's wake-up):
      * the P's timers now wait for it (Go's entersyscall_sysmon). */
@@ -194,7 +193,6 @@ void gort_syscall_exit(void)
     gort_g_t *gp = m ? m->curg : NULL;
     if (!gp || atomic_load_explicit(&gp->status, memory_order_relaxed) != G_SYSCALL)
         return;
-    atomic_fetch_sub_explicit(&gort__sched.nsyscall_ms, 1, memory_order_relaxed);
     gort__m_locks_add(m, 1);
     gort_p_t *oldp = m->oldp;
     m->oldp = NULL;
@@ -239,7 +237,6 @@ void gort__rt_enter_slow(gort_m_t *m)
     /* sysmon cleared m->p and handed the P off; we own nothing. */
     gp->syscallwhen = gort__nanotime_coarse();
     gort__gstatus_move(gp, G_RUNNING, G_SYSCALL);
-    atomic_fetch_add_explicit(&gort__sched.nsyscall_ms, 1, memory_order_relaxed);
     m->oldp = NULL;
     atomic_store_explicit(&m->pstate, 0, memory_order_release);
     gort_syscall_exit();

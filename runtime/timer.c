@@ -78,8 +78,15 @@ static void sift_down(gort_p_t *pp, int32_t i)
 
 static void update_timer0(gort_p_t *pp)
 {
+    bool had = atomic_load_explicit(&pp->timer0when, memory_order_relaxed) != 0;
     atomic_store_explicit(&pp->timer0when, pp->ntimers ? pp->timers[0]->when : 0,
                           memory_order_release);
+    /* The bit only when the heap empties or stops being empty: it is a
+     * locked instruction on a word other Ps share. */
+    if (pp->ntimers && !had)
+        gort__pmask_set(&gort__timerpmask, pp->id);
+    else if (!pp->ntimers && had)
+        gort__pmask_clear(&gort__timerpmask, pp->id);
 }
 
 /* timers_lock held. */
@@ -374,6 +381,8 @@ int64_t gort__timers_earliest(void)
     int64_t min = 0;
     int32_t n = atomic_load_explicit(&gort__gomaxprocs, memory_order_acquire);
     for (int32_t i = 0; i < n; i++) {
+        if (!gort__pmask_test(&gort__timerpmask, i))
+            continue;
         int64_t w = atomic_load_explicit(&gort__allp[i]->timer0when, memory_order_acquire);
         if (w != 0 && (min == 0 || w < min))
             min = w;

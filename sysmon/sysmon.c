@@ -8,7 +8,10 @@
  * (startm and start-the-world wake it) or 100ms pass.  Work queued while
  * every P is busy may poke it, and hurry episodes sample every 20us while
  * work waits behind a P that may be blocked (pace.c).  Each round it
- * looks at every P:
+ * looks at every P, but spends system calls (CPU clocks, /proc reads, a
+ * revoke's barrier) only on Ps that something waits for (someone_waits),
+ * and at most ROUND_SYSCALLS of them per round, so that its cost per
+ * round does not grow with the number of Ps (docs/runtime.md, Scaling):
  *
  *  - Time slices.  If a P's schedtick has not moved for GORT_SLICE_US of
  *    wall time, its goroutine has run too long, whether its thread burned
@@ -82,6 +85,10 @@ typedef struct pdata {
      * when the current run of 'D' answers began. */
     char kstate;
     int64_t stateat, dsince;
+    /* /proc/self/task/TID/stat of fdtid, kept open (fd + 1; 0: none), so
+     * that asking the kernel again is one pread, not open, read, close. */
+    int statfd1;
+    pid_t fdtid;
 } pdata_t;
 
 static pdata_t pdata[GORT_MAX_PROCS];
@@ -101,6 +108,33 @@ static revoked_t revoked[MAX_REVOKED];
 static int nrevoked;
 
 static _Atomic uint64_t stat_handoffs, stat_unwrapped;
+/* Rounds, and system calls made (gort__tls_syscalls of sysmon's thread,
+ * plus its /proc reads), published once a round. */
+static _Atomic uint64_t stat_rounds, stat_syscalls;
+static uint64_t proc_syscalls;
+
+/* The system calls a round may spend on looking at threads (CPU clocks,
+ * /proc reads, revokes), besides its sleep, its wake-ups and the
+ * preemption signals.  What does not fit waits for a later round, which
+ * comes at most DEFER_NS later, and the next round starts where
+ * this one stopped: a bounded cost per round however many Ps there are,
+ * paid for by later preemptions when more threads than that need a look
+ * at once. */
+#define ROUND_SYSCALLS 6
+#define DEFER_NS (250 * 1000)
+static uint64_t round_syscalls0; /* the count when this round began */
+static bool round_short;         /* a look this round could not afford */
+
+static uint64_t syscalls_now(void) { return gort__tls_syscalls + proc_syscalls; }
+
+/* May the round spend n more system calls?  If not, it is short. */
+static bool round_affords(int n)
+{
+    if (syscalls_now() - round_syscalls0 + (uint64_t)n <= ROUND_SYSCALLS)
+        return true;
+    round_short = true;
+    return false;
+}
 
 void gort__sysmon_wake(void)
 {
@@ -152,17 +186,31 @@ static bool sysmon_sleep(int64_t ns, bool all_idle, bool pokeable)
 
 /* The kernel's view of a thread: 'R' if it runs or waits for a CPU, 'S'
  * if it sleeps, 'D' if it waits uninterruptibly, 0 if unknown. */
-static char thread_kstate(pid_t tid)
+static char thread_kstate(pdata_t *pd, pid_t tid)
 {
     char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (pd->statfd1 && pd->fdtid != tid) {
+        close(pd->statfd1 - 1);
+        proc_syscalls++;
+        pd->statfd1 = 0;
+    }
+    if (!pd->statfd1) {
+        snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+        proc_syscalls++;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return 0;
+        pd->statfd1 = fd + 1;
+        pd->fdtid = tid;
+    }
+    proc_syscalls++;
+    ssize_t n = pread(pd->statfd1 - 1, buf, sizeof buf - 1, 0);
+    if (n <= 0) {
+        close(pd->statfd1 - 1); /* the thread is gone */
+        proc_syscalls++;
+        pd->statfd1 = 0;
         return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
+    }
     buf[n] = 0;
     const char *p = strrchr(buf, ')'); /* the name may contain spaces */
     if (!p || p[1] != ' ')
@@ -170,9 +218,12 @@ static char thread_kstate(pid_t tid)
     return p[2] == 'R' || p[2] == 'S' || p[2] == 'D' ? p[2] : 0;
 }
 
-static bool thread_sleeping(pid_t tid)
+/* What asking costs: one pread when the file is open for this thread. */
+static int kstate_cost(pdata_t *pd, pid_t tid) { return pd->statfd1 && pd->fdtid == tid ? 1 : 3; }
+
+static bool thread_sleeping(pdata_t *pd, pid_t tid)
 {
-    char st = thread_kstate(tid);
+    char st = thread_kstate(pd, tid);
     return st == 'S' || st == 'D';
 }
 
@@ -189,6 +240,7 @@ static bool thread_in_handler(gort_m_t *m)
         return false;
     char path[64], buf[256];
     snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)m->tid);
+    proc_syscalls += 3;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return false;
@@ -228,9 +280,13 @@ enum { OFF_UNKNOWN, OFF_WAITS_CPU, OFF_BLOCKED };
 #define DWAIT_NS (50 * 1000 * 1000)
 static int thread_offcpu(pdata_t *pd, gort_m_t *m, int64_t now)
 {
+    /* At least the millisecond a revoke trusts it for (revoke_p). */
     int64_t ttl = __atomic_load_n(&gort__settings.slice_ns, __ATOMIC_RELAXED);
-    if (pd->kstate == 0 || pd->kstate == 'D' || now - pd->stateat >= ttl) {
-        char st = thread_kstate(m->tid);
+    if (ttl < 1000000)
+        ttl = 1000000;
+    if ((pd->kstate == 0 || pd->kstate == 'D' || now - pd->stateat >= ttl) &&
+        round_affords(kstate_cost(pd, m->tid))) {
+        char st = thread_kstate(pd, m->tid);
         if (st == 'D' && pd->kstate != 'D')
             pd->dsince = now;
         pd->kstate = st;
@@ -255,6 +311,24 @@ static bool p_has_other_work(gort_p_t *pp, int64_t now)
     int64_t w = atomic_load(&pp->timer0when);
     return w != 0 && w <= now + 1000000;
 }
+
+/* Does anything wait for the goroutine on pp to give way?  Other work
+ * for the P (above), or goroutines blocked on descriptors that nobody has
+ * polled for a slice: with every P busy, only a schedule polls, and only
+ * a preemption brings one.  A goroutine alone on its P, with nothing
+ * waiting, is left running: preempting it would only put it back (Go
+ * preempts such a goroutine too, for its garbage collector, which we do
+ * not have), and asking whether it may be signalled costs system calls. */
+static bool someone_waits(gort_p_t *pp, int64_t now)
+{
+    if (p_has_other_work(pp, now))
+        return true;
+    if (atomic_load_explicit(&gort__netpoll_waiters, memory_order_relaxed) == 0)
+        return false;
+    int64_t lp = atomic_load_explicit(&gort__sched.lastpoll, memory_order_relaxed);
+    return lp != 0 && now - lp > __atomic_load_n(&gort__settings.slice_ns, __ATOMIC_RELAXED);
+}
+
 
 /* The goroutine on pp has held it for a slice.  A slice is wall time, as
  * in Go: it is preempted whether its thread burned the CPU or waited for
@@ -290,6 +364,23 @@ static bool preemptone(gort_p_t *pp, pdata_t *pd, int64_t now)
     return true;
 }
 
+/* What one look at every P found (retake). */
+typedef struct retake_result {
+    int handoffs;  /* Ps taken from wrapped system calls */
+    int revokes;   /* Ps taken from threads blocked in unwrapped calls */
+    /* The earliest time sysmon has to look again (0: none): a running
+     * goroutine's slice ends, or a timer of a P in a system call falls
+     * due (nobody else may be there to run it). */
+    int64_t due;
+    /* Some P runs a goroutine that started since the last round, at a
+     * moment somewhere in that round's sleep. */
+    bool fresh;
+    /* Goroutines wait for a P whose thread is new to us or was not seen
+     * burning CPU: it may be blocked in a call nobody wrapped, and only
+     * the next round can tell. */
+    bool hurry;
+} retake_result_t;
+
 static void revoked_add(gort_m_t *m, int64_t now)
 {
     if (nrevoked < MAX_REVOKED)
@@ -308,7 +399,14 @@ static int revoke_p(gort_p_t *pp, pdata_t *pd, int64_t now)
         return 0;
     if (atomic_load(&gp->status) != G_RUNNING || gp->inrt || atomic_load(&m->locks) || !atomic_load(&m->ing))
         return 0;
-    if (!p_has_other_work(pp, now) || !thread_sleeping(m->tid) || thread_in_handler(m))
+    /* The kernel's word, unless a round asked within the last
+     * millisecond (thread_offcpu: a revoke that does not fit in the round
+     * that asked fits in the next); then the handler check, the barrier
+     * and a CPU sample, which the revoke's last check compares. */
+    bool fresh = pd->kstate == 'S' && now - pd->stateat <= 1000000;
+    if (!round_affords((fresh ? 0 : kstate_cost(pd, m->tid)) + 5))
+        return 0;
+    if (!p_has_other_work(pp, now) || (!fresh && !thread_sleeping(pd, m->tid)) || thread_in_handler(m))
         return 0;
     uint32_t zero = 0;
     if (!atomic_compare_exchange_strong(&m->pstate, &zero, 1))
@@ -341,22 +439,6 @@ static int revoke_p(gort_p_t *pp, pdata_t *pd, int64_t now)
     return 1;
 }
 
-/* What one look at every P found (retake). */
-typedef struct retake_result {
-    int handoffs;  /* Ps taken from wrapped system calls */
-    int revokes;   /* Ps taken from threads blocked in unwrapped calls */
-    /* The earliest time sysmon has to look again (0: none): a running
-     * goroutine's slice ends, or a timer of a P in a system call falls
-     * due (nobody else may be there to run it). */
-    int64_t due;
-    /* Some P runs a goroutine that started since the last round, at a
-     * moment somewhere in that round's sleep. */
-    bool fresh;
-    /* Goroutines wait for a P whose thread is new to us or was not seen
-     * burning CPU: it may be blocked in a call nobody wrapped, and only
-     * the next round can tell. */
-    bool hurry;
-} retake_result_t;
 
 static void due_at(retake_result_t *r, int64_t when)
 {
@@ -369,6 +451,16 @@ static void retake_running(gort_p_t *pp, pdata_t *pd, int64_t now, retake_result
 {
     gort_m_t *m = pp->m;
     bool shared = false; /* goroutines switched, the slice's tick did not */
+    if (m && m != sysmon_m && !someone_waits(pp, now)) {
+        /* Alone: no sample, no preemption (someone_waits).  Its samples
+         * start over when something comes to wait for it (a ready that
+         * finds every P busy pokes sysmon). */
+        pd->cpum = NULL;
+        pd->kstate = 0;
+        return;
+    }
+    if (m && m != sysmon_m && !round_affords(1))
+        return;
     if (m && m != sysmon_m) {
         /* How much of the interval since the last sample did the thread
          * spend on a CPU?  Half or more: it burns CPU.  Under an eighth,
@@ -475,11 +567,17 @@ static void retake_syscall(gort_p_t *pp, pdata_t *pd, int64_t now, retake_result
 
 static retake_result_t retake(int64_t now)
 {
+    static int32_t first; /* where the last round's budget ran out */
     retake_result_t r = {0};
     int32_t procs = atomic_load_explicit(&gort__gomaxprocs, memory_order_acquire);
-    for (int32_t i = 0; i < procs; i++) {
+    if (first >= procs)
+        first = 0;
+    int32_t next_first = -1;
+    for (int32_t k = 0; k < procs; k++) {
+        int32_t i = (first + k) % procs;
         gort_p_t *pp = gort__allp[i];
         pdata_t *pd = &pdata[i];
+        bool was_short = round_short;
         uint32_t s = atomic_load_explicit(&pp->status, memory_order_acquire);
         if (s == P_RUNNING || s == P_SYSCALL) {
             uint32_t t = atomic_load_explicit(&pp->schedtick, memory_order_relaxed);
@@ -504,6 +602,12 @@ static retake_result_t retake(int64_t now)
             retake_running(pp, pd, now, &r);
         else if (s == P_SYSCALL)
             retake_syscall(pp, pd, now, &r);
+        if (round_short && !was_short)
+            next_first = i;
+    }
+    if (round_short) {
+        first = next_first >= 0 ? next_first : first;
+        due_at(&r, now + DEFER_NS);
     }
     return r;
 }
@@ -518,6 +622,8 @@ static void watch_revoked(int64_t now)
             *r = revoked[--nrevoked];
             continue;
         }
+        if (!round_affords(1))
+            break; /* the rest next round */
         int64_t cpu = gort__thread_cputime(r->m);
         int64_t dt = now - r->at, dc = cpu - r->cpu;
         r->cpu = cpu;
@@ -576,6 +682,8 @@ static void *sysmon_main(void *arg)
         int64_t now = gort__nanotime();
         gort__pace_woke(&pace, &nap, poked, now);
         atomic_store_explicit(&gort__sysmon_now, now, memory_order_relaxed);
+        round_syscalls0 = syscalls_now();
+        round_short = false;
         rt = retake(now);
         o = (sysmon_obs_t){
             .now = now,
@@ -610,6 +718,9 @@ static void *sysmon_main(void *arg)
             gort__schedtrace(2, gort__settings.scheddetail != 0);
             last_trace = now;
         }
+        atomic_store_explicit(&stat_rounds, atomic_load_explicit(&stat_rounds, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        atomic_store_explicit(&stat_syscalls, gort__tls_syscalls + proc_syscalls, memory_order_relaxed);
     }
     return NULL;
 }
@@ -638,6 +749,8 @@ void gort__sysmon_start(void)
     if (err != 0)
         gort__throw("cannot start sysmon: %s", strerror(err));
     sysmon_m->thread = th;
+    if (pthread_getcpuclockid(th, &sysmon_m->cpuclock) != 0)
+        sysmon_m->cpuclock = -1; /* sysmon_cpu_ns stays 0 */
     (void)pthread_setname_np(th, "gort-sysmon"); /* top -H, perf, gdb */
 }
 
@@ -653,4 +766,10 @@ void gort__stats_fill_sysmon(gort_stats *out)
     out->preempt_unsafe_nopreempt = atomic_load(&gort__pstat_unsafe_nopreempt);
     out->handoffs = atomic_load(&stat_handoffs);
     out->unwrapped_blocks = atomic_load(&stat_unwrapped);
+    out->sysmon_rounds = atomic_load_explicit(&stat_rounds, memory_order_relaxed);
+    out->sysmon_syscalls = atomic_load_explicit(&stat_syscalls, memory_order_relaxed);
+    if (sysmon_m && sysmon_m->cpuclock != -1) {
+        int64_t t = gort__thread_cputime(sysmon_m);
+        out->sysmon_cpu_ns = t > 0 ? (uint64_t)t : 0;
+    }
 }

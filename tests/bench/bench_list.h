@@ -13,3 +13,4 @@ BENCH(dump)
 BENCH(profile)
 BENCH_AS(echo_server, "echo-server")
 BENCH(trace)
+BENCH(spinners) /* gort only: sysmon's cost (spinners.c) */

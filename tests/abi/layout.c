@@ -8,6 +8,7 @@
  * left out: it may grow at the end (gort_stats_get_sized).
  */
 #include <gort.h>
+#include <gort_net.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -55,6 +56,8 @@ int main(void)
     F(gort_leak_info, goid);
     F(gort_leak_info, parent_goid);
     F(gort_leak_info, created_pc);
+    T(gort_fd);
+    F(gort_fd, h);
     printf("GORT_SEND %d GORT_RECV %d\n", GORT_SEND, GORT_RECV);
     return 0;
 }

@@ -1130,6 +1130,7 @@ static void goyield_m(void *arg)
     gort_m_t *m = gort__getm();
     gort__san_after_g_to_g0(m);
     gort__gstatus_move(gp, G_RUNNING, G_RUNNABLE);
+    gort__trace(TEV_PREEMPT, gp, m->p, 0); /* as Go's goyield_m */
     m->curg = NULL;
     gp->m = NULL;
     if (gp->stack.guard == GUARD_CANARY && !gort__stack_check(&gp->stack))
@@ -1155,6 +1156,7 @@ void gort__ready_here(gort_g_t *gp)
 {
     gort_m_t *m = gort__getm();
     gort__gstatus_move(gp, G_WAITING, G_RUNNABLE);
+    gort__trace(TEV_UNBLOCK, gp, m->p, 0);
     gort__runqput(m->p, gp, true);
     gort__wakep();
 }

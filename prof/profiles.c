@@ -547,11 +547,9 @@ static void collect_g(gcollect_t *c, gort_g_t *gp)
     add_g(c, gp, NULL, 0, false);
 }
 
-static void collect_all(void *arg)
+/* Calls fn on every G, 256 at a time, never under allglock (fn unwinds). */
+static void each_g(void (*fn)(gort_g_t *gp, void *arg), void *arg)
 {
-    gcollect_t *c = arg;
-    if (c->self)
-        add_g(c, c->self, c->selfpcs, c->nself, false);
     size_t i = 0;
     for (;;) {
         gort_g_t *batch[256];
@@ -563,9 +561,23 @@ static void collect_all(void *arg)
         if (k == 0)
             return;
         for (size_t j = 0; j < k; j++)
-            if (batch[j] != c->self)
-                collect_g(c, batch[j]);
+            fn(batch[j], arg);
     }
+}
+
+static void collect_other(gort_g_t *gp, void *arg)
+{
+    gcollect_t *c = arg;
+    if (gp != c->self)
+        collect_g(c, gp);
+}
+
+static void collect_all(void *arg)
+{
+    gcollect_t *c = arg;
+    if (c->self)
+        add_g(c, c->self, c->selfpcs, c->nself, false);
+    each_g(collect_other, c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -638,22 +650,12 @@ typedef struct gwalk {
     uint32_t want;
 } gwalk_t;
 
+static void gprof_try_one(gort_g_t *gp, void *want) { gprof_try(gp, *(uint32_t *)want); }
+
 static void gprof_walk(void *arg)
 {
     gwalk_t *wk = arg;
-    size_t i = 0;
-    for (;;) {
-        gort_g_t *batch[256];
-        size_t k = 0;
-        gort__lock(&gort__allglock);
-        for (; i < gort__nallgs && k < 256; i++)
-            batch[k++] = gort__allgs[i];
-        gort__unlock(&gort__allglock);
-        if (k == 0)
-            return;
-        for (size_t j = 0; j < k; j++)
-            gprof_try(batch[j], wk->want);
-    }
+    each_g(gprof_try_one, &wk->want);
 }
 
 /* With the world stopped only to start a generation: O(1) however many

@@ -124,7 +124,7 @@ EXITSTRESSB := $(BUILD)/gort-exit-stress
 BENCHB := $(BUILD)/gort-bench
 
 .PHONY: all lib tool test layers bench examples install uninstall clean asan tsan ubsan san-soak \
-        valgrind soak stress demo fuzz exit-stress man-check cxx-check abi-check abi-baseline deb faults faults-short preempt-rtsig debug-hostile
+        valgrind soak stress demo fuzz exit-stress man-check cxx-check abi-check abi-baseline deb faults faults-short faults-medium preempt-rtsig debug-hostile
 
 all: lib tool
 
@@ -377,6 +377,8 @@ faults: $(FAULTSHIM) $(FAULT_PROGS)
 	tests/faults/run full $(BUILD)
 faults-short: $(FAULTSHIM) $(FAULT_PROGS)
 	tests/faults/run short $(BUILD)
+faults-medium: $(FAULTSHIM) $(FAULT_PROGS)
+	tests/faults/run medium $(BUILD)
 
 # The preemption suite again with preemption on a real-time signal (the
 # program owns SIGURG): GORT_PREEMPT_SIGNAL, sysmon/preempt.c.

@@ -37,6 +37,7 @@
  * tens), and taking stacks for GoStart/GoEnd (Go has none either).
  */
 #include "trace.h"
+#include "wholefile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -521,6 +522,9 @@ void gort_trace_log(uint64_t task, const char *category, const char *message)
 /* ---- GORT_TRACE=path ---- */
 
 static int env_fd = -1;
+/* GORT_TRACE's file, written whole (wholefile.c): a trace the writer could
+ * not finish, or that the disk refused, leaves no file that looks valid. */
+static gort_wfile_t env_file;
 /* How long a dying process waits for the writer: symbolizing the stack
  * table reads DWARF, seconds on a loaded machine. */
 #define FINISH_WAIT_NS (8LL * 1000 * 1000 * 1000)
@@ -536,7 +540,11 @@ static void term_handler(int sig, siginfo_t *info, void *uctx)
         for (int i = 0; i < GORT_MAX_PROCS; i++)
             gort__tb_flush(&slots[i]);
         gort__tb_flush(&gslot);
-        gort__tb_finish_timed(freq_now(), FINISH_WAIT_NS);
+        bool done = gort__tb_finish_timed(freq_now(), FINISH_WAIT_NS);
+        if (env_fd >= 0) {
+            (void)gort__wfile_commit(&env_file, done ? gort__tb_write_err() : -ETIMEDOUT);
+            env_fd = -1;
+        }
     }
     signal(sig, SIG_DFL);
     raise(sig);
@@ -550,8 +558,11 @@ void gort__trace_init(void)
     const char *path = getenv("GORT_TRACE");
     if (!path || !*path)
         return;
-    env_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    env_fd = gort__wfile_open(&env_file, path) < 0 ? -1 : env_file.fd;
     if (env_fd < 0 || start_locked(env_fd) < 0) {
+        if (env_fd >= 0)
+            (void)gort__wfile_commit(&env_file, -EIO); /* removes the temporary */
+        env_fd = -1;
         char msg[256];
         snprintf(msg, sizeof msg, "gort: GORT_TRACE: cannot trace to %.150s\n", path);
         gort__write_str(2, msg);
@@ -573,13 +584,20 @@ static void env_stop(bool fatal)
     if (env_fd < 0 || !atomic_exchange(&gort__tracing, false))
         return;
     flush_all();
+    int err;
     if (fatal) {
-        gort__tb_finish_timed(freq_now(), FINISH_WAIT_NS);
-        return;
+        err = gort__tb_finish_timed(freq_now(), FINISH_WAIT_NS) ? gort__tb_write_err() : -ETIMEDOUT;
+        err = gort__wfile_commit(&env_file, err);
+    } else {
+        err = gort__wfile_commit(&env_file, finish());
     }
-    finish();
-    close(env_fd);
     env_fd = -1;
+    if (err < 0 && !fatal) { /* a fatal error may come from a signal handler: no snprintf */
+        char msg[256];
+        snprintf(msg, sizeof msg, "gort: GORT_TRACE: the trace could not be written whole (errno %d); %.120s not written\n",
+                 -err, env_file.path);
+        gort__write_str(2, msg);
+    }
 }
 
 void gort__trace_at_exit(void)

@@ -86,6 +86,8 @@ uint64_t gort__tb_string(const char *s);
 int gort__tb_start(int fd);
 int gort__tb_finish(uint64_t freq);
 bool gort__tb_finish_timed(uint64_t freq, int64_t timeout_ns);
+/* The writer's first error (0: none); valid once it has finished. */
+int gort__tb_write_err(void);
 
 /* The hook (runtime/trace.h). */
 void gort__trace_ev(int ev, gort_g_t *gp, gort_p_t *pp, uint64_t arg);

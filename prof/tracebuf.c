@@ -401,6 +401,8 @@ int gort__tb_finish(uint64_t freq)
     return write_err;
 }
 
+int gort__tb_write_err(void) { return write_err; }
+
 /* A fatal error: the writer finishes while the process waits at most
  * timeout_ns.  Futexes and atomics only on this side. */
 bool gort__tb_finish_timed(uint64_t freq, int64_t timeout_ns)

@@ -745,6 +745,45 @@ static void test_profile_cut_short(void)
     gt_child_free(&r);
 }
 
+/* GORT_TRACE's file is written whole too: a trace cut short by the file
+ * size limit leaves the earlier file at the path, and says so. */
+static void trace_cut_body(void *a)
+{
+    (void)a;
+    for (int i = 0; i < 5000; i++)
+        gort_yield();
+}
+GT_CHILD(trace_cut)
+{
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit rl = {200, 200};
+    setrlimit(RLIMIT_FSIZE, &rl);
+    gort_main(trace_cut_body, NULL);
+}
+
+static void test_trace_cut_short(void)
+{
+    char path[64], env[96];
+    snprintf(path, sizeof path, "/tmp/gort-tracecut-%d.trace", (int)getpid());
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("old trace\n", f);
+    fclose(f);
+    snprintf(env, sizeof env, "GORT_TRACE=%s", path);
+    const char *envv[] = {env, NULL};
+    gt_child_result r;
+    CU_ASSERT_EQUAL_FATAL(gt_child_run("trace_cut", envv, 60, &r), 0);
+    char buf[64] = {0};
+    int fd = open(path, O_RDONLY);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    unlink(path);
+    CU_ASSERT_TRUE(n > 0 && strcmp(buf, "old trace\n") == 0);
+    CU_ASSERT_TRUE(gt_contains(r.out, "GORT_TRACE: the trace could not be written whole"));
+    gt_child_free(&r);
+}
+
 static void full_body(void *a)
 {
     (void)a;
@@ -776,4 +815,5 @@ GT_SUITE(faults, {"overflow_in_memset", test_overflow_in_memset}, {"fork_child_s
          {"no_epoll_pwait2", test_no_epoll_pwait2}, {"no_epoll_pwait2_seccomp", test_no_epoll_pwait2_seccomp},
          {"no_guard_pages", test_no_guard_pages}, {"no_madv_guard_still_guarded", test_no_madv_guard_still_guarded},
          {"timer_create_refused", test_timer_create_refused}, {"profile_cut_short", test_profile_cut_short},
+         {"trace_cut_short", test_trace_cut_short},
          {"profile_disk_full", test_profile_disk_full})

@@ -129,8 +129,8 @@ struct gort_g {
     uint64_t trace_seq;
     gort_p_t *trace_lastp;
     _Atomic uint8_t trace_sys;
-    int64_t trace_sysexit;
-    int64_t trace_sysblock;
+    _Atomic int64_t trace_sysexit;  /* written by a goroutine leaving a call while a trace starts */
+    _Atomic int64_t trace_sysblock;
 };
 
 /* A G's status is written only by whoever owns the G at that moment: the

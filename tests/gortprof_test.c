@@ -11,7 +11,6 @@
  * Tests that need go or chromium print why and pass when they are missing
  * (CI installs both).
  */
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,52 +21,6 @@
 
 #include "pprof.h"
 #include "test.h"
-
-static char tmpdir[64];
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-/* The scratch directory goes when the test binary exits. */
-static void rm_tmpdir(void)
-{
-    if (tmpdir[0])
-        nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static const char *tmp(const char *name)
-{
-    static char buf[4][256];
-    static int k;
-    if (!tmpdir[0]) {
-        strcpy(tmpdir, "/tmp/gortprof-test-XXXXXX");
-        if (!mkdtemp(tmpdir))
-            abort();
-        atexit(rm_tmpdir);
-    }
-    char *b = buf[k++ & 3];
-    snprintf(b, 256, "%s/%s", tmpdir, name);
-    return b;
-}
-
-static bool have(const char *prog)
-{
-    gt_child_result r;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "command -v %s >/dev/null", prog);
-    const char *argv[] = {"sh", "-c", cmd, NULL};
-    bool ok = gt_cmd_run(argv, NULL, 10, &r) == 0 && r.exited && r.status == 0;
-    gt_child_free(&r);
-    if (!ok)
-        gt_skip("%s not installed", prog);
-    return ok;
-}
 
 /* Runs gortprof with up to 6 arguments. */
 static int tool(gt_child_result *r, const char *a, const char *b, const char *c, const char *d, const char *e)
@@ -196,14 +149,14 @@ static void test_help_lists_commands(void)
 
 static void test_top_matches_go_pprof(void)
 {
-    if (!have("go"))
+    if (!gt_have("go"))
         return;
     compare_with_go("tests/testdata/go-cpu.pb.gz");
     compare_with_go("tests/testdata/go-heap.pb.gz");
     compare_with_go("tests/testdata/go-goroutine.pb.gz");
     compare_with_go("tests/testdata/go-cpu-labels.pb.gz");
-    write_gort_profile(tmp("gort-cpu.pb.gz"), 2000);
-    compare_with_go(tmp("gort-cpu.pb.gz"));
+    write_gort_profile(gt_tmp("gort-cpu.pb.gz"), 2000);
+    compare_with_go(gt_tmp("gort-cpu.pb.gz"));
 }
 
 static void test_heavy_near_75(void)
@@ -243,13 +196,13 @@ static void test_list_dwarf(void)
     uint8_t *enc;
     size_t len;
     CU_ASSERT_EQUAL_FATAL(gort__pprof_encode(p, false, &enc, &len), 0);
-    write_file(tmp("list.pb"), enc, len);
+    write_file(gt_tmp("list.pb"), enc, len);
     free(enc);
     gort__pprof_free(p);
     char bin[300];
     snprintf(bin, sizeof bin, "-bin=%s", gt_self_path());
     gt_child_result r;
-    CU_ASSERT_EQUAL_FATAL(tool(&r, "list", "gt_list_target", bin, tmp("list.pb"), NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(tool(&r, "list", "gt_list_target", bin, gt_tmp("list.pb"), NULL), 0);
     CU_ASSERT(r.exited && r.status == 0);
     CU_ASSERT(gt_contains(r.out, "ROUTINE ======================== gt_list_target in "));
     CU_ASSERT(gt_contains(r.out, "gortprof_test.c"));
@@ -310,20 +263,20 @@ static void expect_one_line_error(const char *path)
 
 static void test_hostile_files(void)
 {
-    write_file(tmp("empty"), "", 0);
-    expect_one_line_error(tmp("empty"));
-    write_file(tmp("garbage"), "hello world garbage\x01\x02\x03", 22);
-    expect_one_line_error(tmp("garbage"));
-    expect_one_line_error(tmp("does-not-exist"));
+    write_file(gt_tmp("empty"), "", 0);
+    expect_one_line_error(gt_tmp("empty"));
+    write_file(gt_tmp("garbage"), "hello world garbage\x01\x02\x03", 22);
+    expect_one_line_error(gt_tmp("garbage"));
+    expect_one_line_error(gt_tmp("does-not-exist"));
     uint8_t *b;
     size_t n;
     CU_ASSERT_EQUAL_FATAL(gort__pprof_slurp("tests/testdata/go-cpu.pb.gz", 1 << 20, &b, &n), 0);
-    write_file(tmp("cut.gz"), b, n / 2);
-    expect_one_line_error(tmp("cut.gz"));
+    write_file(gt_tmp("cut.gz"), b, n / 2);
+    expect_one_line_error(gt_tmp("cut.gz"));
     b[0] = 0x1f;
     b[1] = 0x8c; /* wrong magic */
-    write_file(tmp("magic"), b, n);
-    expect_one_line_error(tmp("magic"));
+    write_file(gt_tmp("magic"), b, n);
+    expect_one_line_error(gt_tmp("magic"));
     free(b);
     expect_one_line_error("tests/testdata/fuzz-regressions/string0-newline-in-error");
     /* Corpus files cut short must never crash (they may still decode). */
@@ -331,9 +284,9 @@ static void test_hostile_files(void)
     for (int i = 0; i < 2; i++) {
         CU_ASSERT_EQUAL_FATAL(gort__pprof_slurp(corpus[i], 1 << 20, &b, &n), 0);
         for (size_t cut = n / 3; cut < n; cut += n / 3) {
-            write_file(tmp("cut"), b, cut);
+            write_file(gt_tmp("cut"), b, cut);
             gt_child_result r;
-            CU_ASSERT_EQUAL_FATAL(tool(&r, "top", tmp("cut"), NULL, NULL, NULL), 0);
+            CU_ASSERT_EQUAL_FATAL(tool(&r, "top", gt_tmp("cut"), NULL, NULL, NULL), 0);
             CU_ASSERT(r.exited && (r.status == 0 || r.status == 1));
             gt_child_free(&r);
         }
@@ -344,23 +297,23 @@ static void test_hostile_files(void)
 static void test_flame_svg_and_chromium(void)
 {
     gt_child_result r;
-    CU_ASSERT_EQUAL_FATAL(tool(&r, "flame", "tests/testdata/go-cpu.pb.gz", "-o", tmp("f.svg"), NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(tool(&r, "flame", "tests/testdata/go-cpu.pb.gz", "-o", gt_tmp("f.svg"), NULL), 0);
     CU_ASSERT(r.exited && r.status == 0);
     gt_child_free(&r);
     uint8_t *b;
     size_t n;
-    CU_ASSERT_EQUAL_FATAL(gort__pprof_slurp(tmp("f.svg"), 16 << 20, &b, &n), 0);
+    CU_ASSERT_EQUAL_FATAL(gort__pprof_slurp(gt_tmp("f.svg"), 16 << 20, &b, &n), 0);
     b[n - 1] = 0;
     CU_ASSERT(gt_contains((char *)b, "<svg"));
     CU_ASSERT(gt_contains((char *)b, "main.heavy"));
     CU_ASSERT(gt_contains((char *)b, "main.light"));
     free(b);
-    CU_ASSERT_EQUAL_FATAL(tool(&r, "flame", "tests/testdata/go-cpu.pb.gz", "-o", tmp("f.html"), NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(tool(&r, "flame", "tests/testdata/go-cpu.pb.gz", "-o", gt_tmp("f.html"), NULL), 0);
     gt_child_free(&r);
-    if (!have("chromium"))
+    if (!gt_have("chromium"))
         return;
     char url[300];
-    snprintf(url, sizeof url, "file://%s#selftest", tmp("f.html"));
+    snprintf(url, sizeof url, "file://%s#selftest", gt_tmp("f.html"));
     const char *argv[] = {"chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=3000",
                           "--dump-dom", url, NULL};
     CU_ASSERT_EQUAL_FATAL(gt_cmd_run(argv, NULL, 60, &r), 0);
@@ -372,7 +325,7 @@ static void test_flame_svg_and_chromium(void)
 
 static void test_http_ui(void)
 {
-    if (!have("chromium") || !have("curl"))
+    if (!gt_have("chromium") || !gt_have("curl"))
         return;
     int pfd[2];
     CU_ASSERT_EQUAL_FATAL(pipe(pfd), 0);
@@ -427,9 +380,9 @@ static double secs(void)
 static void test_speed_100k(void)
 {
     GT_SKIP_UNDER_TSAN("timing");
-    if (!have("go"))
+    if (!gt_have("go"))
         return;
-    const char *path = tmp("100k.pb.gz");
+    const char *path = gt_tmp("100k.pb.gz");
     write_gort_profile(path, 100000);
     gt_child_result r;
     double best = 1e9;

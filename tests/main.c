@@ -8,12 +8,14 @@
 #include <CUnit/Basic.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -77,6 +79,51 @@ static bool read_scale(void)
 #define MAX_SKIPS 256
 static CU_pTest skipped[MAX_SKIPS];
 static int nskipped;
+
+bool gt_have(const char *prog)
+{
+    gt_child_result r;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "command -v %s >/dev/null", prog);
+    const char *argv[] = {"sh", "-c", cmd, NULL};
+    bool ok = gt_cmd_run(argv, NULL, 10, &r) == 0 && r.exited && r.status == 0;
+    gt_child_free(&r);
+    if (!ok)
+        gt_skip("%s not installed", prog);
+    return ok;
+}
+
+static char tmpdir[64];
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void rm_tmpdir(void)
+{
+    if (tmpdir[0] && !getenv("KEEPTMP"))
+        nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+const char *gt_tmp(const char *name)
+{
+    static char buf[8][256];
+    static int k;
+    if (!tmpdir[0]) {
+        strcpy(tmpdir, "/tmp/gort-test-XXXXXX");
+        if (!mkdtemp(tmpdir))
+            abort();
+        atexit(rm_tmpdir);
+    }
+    char *b = buf[k++ & 7];
+    snprintf(b, 256, "%s/%s", tmpdir, name);
+    return b;
+}
 
 void gt_skip(const char *fmt, ...)
 {

@@ -94,6 +94,12 @@ void gt_child_register(gt_child *c);
 int gt_child_run(const char *name, const char *const *env, int timeout_s, gt_child_result *r);
 /* Runs an arbitrary command the same way (argv[0] searched in PATH). */
 int gt_cmd_run(const char *const *argv, const char *const *env, int timeout_s, gt_child_result *r);
+/* Is prog on PATH?  If not, skips the running test (gt_skip) and says so. */
+bool gt_have(const char *prog);
+/* DIR/name in a scratch directory made on first use and removed when the
+ * test binary exits (kept if KEEPTMP is set).  The result stays valid for
+ * the next 7 calls. */
+const char *gt_tmp(const char *name);
 void gt_child_free(gt_child_result *r);
 /* Runs child name; true if it exited 0 within timeout_s and printed want.
  * Prints its output otherwise. */

@@ -16,7 +16,6 @@
  * installs both).
  */
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -27,56 +26,11 @@
 #include "gort_prof.h"
 #include "test.h"
 
-static char tmpdir[64];
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static void rm_tmpdir(void)
-{
-    if (tmpdir[0] && !getenv("KEEPTMP"))
-        nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static const char *tmp(const char *name)
-{
-    static char buf[8][256];
-    static int k;
-    if (!tmpdir[0]) {
-        strcpy(tmpdir, "/tmp/gort-trace-test-XXXXXX");
-        if (!mkdtemp(tmpdir))
-            abort();
-        atexit(rm_tmpdir);
-    }
-    char *b = buf[k++ & 7];
-    snprintf(b, 256, "%s/%s", tmpdir, name);
-    return b;
-}
-
-static bool have(const char *prog)
-{
-    gt_child_result r;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "command -v %s >/dev/null", prog);
-    const char *argv[] = {"sh", "-c", cmd, NULL};
-    bool ok = gt_cmd_run(argv, NULL, 10, &r) == 0 && r.exited && r.status == 0;
-    gt_child_free(&r);
-    if (!ok)
-        gt_skip("%s not installed", prog);
-    return ok;
-}
-
 /* go tool trace wants a build cache; ours is private to the run. */
 static const char *const *go_env(void)
 {
     static char cache[300], *env[2];
-    snprintf(cache, sizeof cache, "GOCACHE=%s", tmp("gocache"));
+    snprintf(cache, sizeof cache, "GOCACHE=%s", gt_tmp("gocache"));
     env[0] = cache;
     return (const char *const *)env;
 }
@@ -306,7 +260,7 @@ static bool made;
 static void workload_main(void *a)
 {
     (void)a;
-    write_trace(tmp("w.trace"), true);
+    write_trace(gt_tmp("w.trace"), true);
     made = true;
 }
 
@@ -319,10 +273,10 @@ static void make_trace(void)
 static void test_go_trace_parses(void)
 {
     make_trace();
-    if (!have("go"))
+    if (!gt_have("go"))
         return;
     char *out = NULL;
-    CU_ASSERT_EQUAL_FATAL(go_trace_d(tmp("w.trace"), &out), 0);
+    CU_ASSERT_EQUAL_FATAL(go_trace_d(gt_tmp("w.trace"), &out), 0);
     static const char *const want[] = {
         "ProcStart", "ProcStop", "Gomaxprocs", "GoCreate", "GoStart ", "GoEnd", "GoSched", "GoPreempt", "GoSleep",
         "GoBlockSend", "GoBlockRecv", "GoBlockSelect", "GoBlockSync", "GoUnblock", "GoSysCall", "GoSysBlock",
@@ -359,9 +313,9 @@ static bool start_server(void)
     if (pid == 0) {
         dup2(p[1], 1);
         dup2(p[1], 2);
-        setenv("GOCACHE", tmp("gocache"), 1);
+        setenv("GOCACHE", gt_tmp("gocache"), 1);
         setenv("BROWSER", "true", 1);
-        execlp("go", "go", "tool", "trace", "-http=127.0.0.1:0", tmp("w.trace"), (char *)NULL);
+        execlp("go", "go", "tool", "trace", "-http=127.0.0.1:0", gt_tmp("w.trace"), (char *)NULL);
         _exit(127);
     }
     close(p[1]);
@@ -377,7 +331,7 @@ static bool start_server(void)
     }
     /* The rest of its log goes to a file: it must not mention a panic. */
     if (fork() == 0) {
-        FILE *log = fopen(tmp("server.log"), "w");
+        FILE *log = fopen(gt_tmp("server.log"), "w");
         while (log && fgets(line, sizeof line, f)) {
             fputs(line, log);
             fflush(log);
@@ -399,7 +353,7 @@ static void stop_server(void)
 
 static void test_http_pages(void)
 {
-    if (!have("go") || !have("curl"))
+    if (!gt_have("go") || !gt_have("curl"))
         return;
     CU_ASSERT_FATAL(start_server());
     static const char *const pages[] = {"/", "/goroutines", "/jsontrace", "/usertasks", "/userregions",
@@ -408,7 +362,7 @@ static void test_http_pages(void)
         char url[256];
         snprintf(url, sizeof url, "%s%s", base, pages[i]);
         gt_child_result r;
-        const char *argv[] = {"curl", "-s", "-o", tmp("page"), "-w", "%{http_code}", url, NULL};
+        const char *argv[] = {"curl", "-s", "-o", gt_tmp("page"), "-w", "%{http_code}", url, NULL};
         CU_ASSERT_EQUAL_FATAL(gt_cmd_run(argv, NULL, 120, &r), 0);
         if (!gt_first_line_is(r.out, "200")) {
             fprintf(stderr, "\n  %s: HTTP %s\n", pages[i], r.out);
@@ -431,7 +385,7 @@ static void test_http_pages(void)
     CU_ASSERT(gt_contains(r.out, "workload"));
     CU_ASSERT(gt_contains(r.out, "pingpong"));
     gt_child_free(&r);
-    const char *a3[] = {"cat", tmp("server.log"), NULL};
+    const char *a3[] = {"cat", gt_tmp("server.log"), NULL};
     CU_ASSERT_EQUAL(gt_cmd_run(a3, NULL, 10, &r), 0);
     CU_ASSERT(!gt_contains(r.out, "panic"));
     gt_child_free(&r);
@@ -440,12 +394,12 @@ static void test_http_pages(void)
 static void test_pprof_sync(void)
 {
     make_trace();
-    if (!have("go"))
+    if (!gt_have("go"))
         return;
     gt_child_result r;
     char cmd[700];
-    snprintf(cmd, sizeof cmd, "go tool trace -pprof=sync %s > %s && go tool pprof -top %s", tmp("w.trace"),
-             tmp("sync.pprof"), tmp("sync.pprof"));
+    snprintf(cmd, sizeof cmd, "go tool trace -pprof=sync %s > %s && go tool pprof -top %s", gt_tmp("w.trace"),
+             gt_tmp("sync.pprof"), gt_tmp("sync.pprof"));
     const char *argv[] = {"sh", "-c", cmd, NULL};
     CU_ASSERT_EQUAL_FATAL(gt_cmd_run(argv, go_env(), 120, &r), 0);
     CU_ASSERT(r.exited && r.status == 0);
@@ -463,7 +417,7 @@ static void test_gortprof_trace(void)
 {
     make_trace();
     gt_child_result r;
-    const char *argv[] = {gt_gortprof_path(), "trace", tmp("w.trace"), NULL};
+    const char *argv[] = {gt_gortprof_path(), "trace", gt_tmp("w.trace"), NULL};
     CU_ASSERT_EQUAL_FATAL(gt_cmd_run(argv, NULL, 60, &r), 0);
     CU_ASSERT(r.exited && r.status == 0);
     CU_ASSERT(gt_contains(r.out, "trace_spawned"));
@@ -496,7 +450,7 @@ static void write_file(const char *path, const void *b, size_t n)
 static void test_gortprof_hostile(void)
 {
     make_trace();
-    FILE *f = fopen(tmp("w.trace"), "rb");
+    FILE *f = fopen(gt_tmp("w.trace"), "rb");
     CU_ASSERT_FATAL(f != NULL);
     static uint8_t buf[1 << 16];
     size_t n = fread(buf, 1, sizeof buf, f);
@@ -513,11 +467,11 @@ static void test_gortprof_hostile(void)
             save = buf[cases[i].flip];
             buf[cases[i].flip] = cases[i].flip == 16 ? 0x3f : 0xff;
         }
-        write_file(tmp("bad.trace"), buf, cases[i].len);
+        write_file(gt_tmp("bad.trace"), buf, cases[i].len);
         if (cases[i].flip >= 0)
             buf[cases[i].flip] = save;
         gt_child_result r;
-        const char *argv[] = {gt_gortprof_path(), "trace", tmp("bad.trace"), NULL};
+        const char *argv[] = {gt_gortprof_path(), "trace", gt_tmp("bad.trace"), NULL};
         CU_ASSERT_EQUAL_FATAL(gt_cmd_run(argv, NULL, 60, &r), 0);
         bool one_line = r.outlen > 0 && strchr(r.out, '\n') == r.out + r.outlen - 1;
         if (cases[i].flip == 40 && r.exited && r.status == 0) {
@@ -575,16 +529,16 @@ GT_CHILD(trace_env)
 static void test_env_whole_run(void)
 {
     char env[300];
-    snprintf(env, sizeof env, "GORT_TRACE=%s", tmp("env.trace"));
+    snprintf(env, sizeof env, "GORT_TRACE=%s", gt_tmp("env.trace"));
     const char *e[] = {env, NULL};
     CU_ASSERT(gt_child_expect("trace_env", e, 60, "env-done"));
     struct stat st;
-    CU_ASSERT_FATAL(stat(tmp("env.trace"), &st) == 0);
+    CU_ASSERT_FATAL(stat(gt_tmp("env.trace"), &st) == 0);
     CU_ASSERT(st.st_size > 1000);
-    if (!have("go"))
+    if (!gt_have("go"))
         return;
     char *out = NULL;
-    CU_ASSERT_EQUAL(go_trace_d(tmp("env.trace"), &out), 0);
+    CU_ASSERT_EQUAL(go_trace_d(gt_tmp("env.trace"), &out), 0);
     CU_ASSERT(out && count(out, "GoSleep") >= 500);
     free(out);
 }
@@ -613,22 +567,22 @@ static void test_env_sigterm(void)
     char cmd[800];
     snprintf(cmd, sizeof cmd,
              "GORT_TRACE=%s %s --child trace_env_term & p=$!; sleep 2; kill -TERM $p; wait $p; echo status=$?",
-             tmp("term.trace"), gt_self_path());
+             gt_tmp("term.trace"), gt_self_path());
     gt_child_result r;
     const char *argv[] = {"sh", "-c", cmd, NULL};
     CU_ASSERT_EQUAL_FATAL(gt_cmd_run(argv, NULL, 60, &r), 0);
     CU_ASSERT(gt_contains(r.out, "status=143")); /* killed by SIGTERM, as without us */
     gt_child_free(&r);
-    const char *a2[] = {gt_gortprof_path(), "trace", tmp("term.trace"), NULL};
+    const char *a2[] = {gt_gortprof_path(), "trace", gt_tmp("term.trace"), NULL};
     CU_ASSERT_EQUAL_FATAL(gt_cmd_run(a2, NULL, 60, &r), 0);
     CU_ASSERT(r.exited && r.status == 0 && gt_contains(r.out, "term_sleeper"));
     if (!(r.exited && r.status == 0))
         fprintf(stderr, "\n  gortprof trace: %s\n", r.out);
     gt_child_free(&r);
-    if (!have("go"))
+    if (!gt_have("go"))
         return;
     char *out = NULL;
-    CU_ASSERT_EQUAL(go_trace_d(tmp("term.trace"), &out), 0);
+    CU_ASSERT_EQUAL(go_trace_d(gt_tmp("term.trace"), &out), 0);
     free(out);
 }
 
@@ -652,7 +606,7 @@ static void many_main(void *a)
     for (long i = 0; i < n; i++)
         gort_go(parked, NULL);
     gort_sleep(1000 * 1000);
-    int fd = open(tmp("many.trace"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fd = open(gt_tmp("many.trace"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     CU_ASSERT_EQUAL_FATAL(gort_trace_start(fd), 0);
     gort_chan_close(park_ch); /* all of them wake while traced */
     gort_wg_wait(&park_wg);
@@ -666,10 +620,10 @@ static void test_many_goroutines(void)
 {
     GT_SKIP_UNDER_TSAN("100,000 goroutines are more fibers than TSan's thread limit");
     GT_RUN(many_main, NULL);
-    if (!have("go"))
+    if (!gt_have("go"))
         return;
     char *out = NULL;
-    CU_ASSERT_EQUAL(go_trace_d(tmp("many.trace"), &out), 0);
+    CU_ASSERT_EQUAL(go_trace_d(gt_tmp("many.trace"), &out), 0);
     long n = gt_scale() == 0 ? 1000 : MANY;
     /* Nearly all were parked at the start (a few may not have run yet) and
      * the close unblocked them in the trace. */

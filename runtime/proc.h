@@ -9,7 +9,9 @@
 #include "lock.h"
 
 /* Goroutines (proc.c) */
-gort_g_t *gort__newproc(void (*fn)(void *), void *arg, uintptr_t pc, bool main);
+/* Returns the new goroutine's id: not its G, which may already have run,
+ * exited and been reused by another newproc when this returns. */
+uint64_t gort__newproc(void (*fn)(void *), void *arg, uintptr_t pc, bool main);
 void gort__goentry(gort_g_t *gp) __attribute__((noreturn));
 void gort__goexit(void) __attribute__((noreturn));
 void gort__gfput(gort_p_t *pp, gort_g_t *gp);

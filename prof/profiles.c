@@ -677,16 +677,20 @@ static void collect_concurrent(gcollect_t *c)
     gprof.c = c;
     gprof.want = want;
     gort__unlock(&gplock);
-    atomic_store_explicit(&gort__gprof_want, want, memory_order_relaxed);
+    /* release: pairs with the acquire in gort__gprof_pending */
+    atomic_store_explicit(&gort__gprof_want, want, memory_order_release);
     gort__start_the_world();
 
     gwalk_t wk = {.want = want};
     gort__prof_on_big_stack(gprof_walk, &wk);
 
     /* Every goroutine alive at the stop is in (the walk waited for those
-     * being recorded): late recorders find gprof.c gone. */
+     * being recorded): late recorders find gprof.c gone.  release: a
+     * scheduler that reads 0 (acquire, gort__gprof_pending) may then
+     * reuse a G this profile read; every read of the walk and of the
+     * recorders it waited for comes before (runtime/proc.h). */
     gort__lock(&gplock);
-    atomic_store_explicit(&gort__gprof_want, 0, memory_order_relaxed);
+    atomic_store_explicit(&gort__gprof_want, 0, memory_order_release);
     gprof.c = NULL;
     gprof.want = 0;
     gort__unlock(&gplock);

@@ -526,8 +526,15 @@ static int env_fd = -1;
  * not finish, or that the disk refused, leaves no file that looks valid. */
 static gort_wfile_t env_file;
 /* How long a dying process waits for the writer: symbolizing the stack
- * table reads DWARF, seconds on a loaded machine. */
+ * table reads DWARF, seconds on a loaded machine.  Under TSan every
+ * allocation and lock of the DWARF reader and of the writer goes through
+ * its runtime, several times slower, and 8 s ran out on a loaded 2-core
+ * machine (trace env_sigterm). */
+#if defined(GORT_TSAN)
+#define FINISH_WAIT_NS (60LL * 1000 * 1000 * 1000)
+#else
 #define FINISH_WAIT_NS (8LL * 1000 * 1000 * 1000)
+#endif
 
 /* GORT_TRACE and SIGTERM/SIGINT: the writer finishes the file (waited
  * for at most FINISH_WAIT_NS: futexes and atomics here), then the signal

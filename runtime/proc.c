@@ -185,7 +185,7 @@ static uint64_t newgoid(gort_p_t *pp)
     return pp->goidcache++;
 }
 
-gort_g_t *gort__newproc(void (*fn)(void *), void *arg, uintptr_t pc, bool main)
+uint64_t gort__newproc(void (*fn)(void *), void *arg, uintptr_t pc, bool main)
 {
     if (!fn)
         gort__panic_str("gort_go of nil func value");
@@ -228,6 +228,7 @@ gort_g_t *gort__newproc(void (*fn)(void *), void *arg, uintptr_t pc, bool main)
     uint32_t want = atomic_load_explicit(&gort__gprof_want, memory_order_relaxed);
     if (unlikely(want))
         atomic_store_explicit(&gp->profword, want, memory_order_relaxed);
+    uint64_t goid = gp->goid;
     gort__gstatus_move(gp, G_DEAD, G_RUNNABLE);
     gort__trace(TEV_CREATE, gp, pp, 0);
     if (pp) {
@@ -241,7 +242,7 @@ gort_g_t *gort__newproc(void (*fn)(void *), void *arg, uintptr_t pc, bool main)
     }
     if (atomic_load_explicit(&gort__sched.main_running, memory_order_relaxed))
         gort__wakep();
-    return gp;
+    return goid;
 }
 
 /* The live count is the sum over Ps (dead ones included: their counters
@@ -346,8 +347,7 @@ uint64_t gort_go(void (*fn)(void *), void *arg)
     if (!cur)
         gort__runtime_init();
     uintptr_t pc = (uintptr_t)__builtin_return_address(0);
-    gort_g_t *gp = gort__newproc(fn, arg, pc, false);
-    uint64_t id = gp->goid;
+    uint64_t id = gort__newproc(fn, arg, pc, false);
     gort__rt_leave_preempt(cur);
     return id;
 }

@@ -346,6 +346,92 @@ static void snapshot_body(void *arg)
 
 static void test_goroutine_snapshot(void) { GT_RUN(snapshot_body, NULL); }
 
+/* Goroutines exit and their Gs and stacks are reused while goroutine
+ * profiles are taken one after another, by two profilers at once (one
+ * waits for the other): a profile must not read a G that dies and starts
+ * over meanwhile, whose stack the scheduler hands to a new goroutine and
+ * writes its first frame into.  TSan is the check here; any build checks
+ * that every profile is written, the churn went on throughout, and each
+ * gort_go returned its goroutine's id. */
+#define CHURNERS 4
+#define CHURN_ROUNDS 100
+static gort_waitgroup churn_done, churn_prof_done;
+static _Atomic int churn_stop, churn_errs;
+static _Atomic long churn_spawned;
+
+typedef struct churn_slot {
+    gort_waitgroup *wg;
+    uint64_t self; /* the leaf's gort_self() */
+} churn_slot_t;
+
+__attribute__((noinline)) static void churn_leaf(void *arg)
+{
+    churn_slot_t *s = arg;
+    s->self = gort_self();
+    BARRIER();
+    gort_wg_done(s->wg);
+}
+
+/* Also checks gort_go's result: its G may have exited and been reused by
+ * another gort_go before it returns (it once read the id from the G). */
+static void churner(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&churn_stop)) {
+        gort_waitgroup wg = {0};
+        churn_slot_t slot[8];
+        uint64_t id[8];
+        gort_wg_add(&wg, 8);
+        for (int i = 0; i < 8; i++) {
+            slot[i].wg = &wg;
+            id[i] = gort_go(churn_leaf, &slot[i]);
+        }
+        gort_wg_wait(&wg);
+        for (int i = 0; i < 8; i++)
+            if (id[i] != slot[i].self)
+                atomic_fetch_add(&churn_errs, 1);
+        atomic_fetch_add(&churn_spawned, 8);
+    }
+    gort_wg_done(&churn_done);
+}
+
+static void churn_profiler(void *arg)
+{
+    (void)arg;
+    int fd = open("/dev/null", O_WRONLY);
+    for (int r = 0; r < CHURN_ROUNDS; r++) {
+        long before = atomic_load(&churn_spawned);
+        if (gort_profile_write("goroutine", fd, r % 2) != 0)
+            atomic_fetch_add(&churn_errs, 1);
+        /* Let the churn go on between profiles, so they overlap it. */
+        while (atomic_load(&churn_spawned) == before)
+            gort_yield();
+    }
+    close(fd);
+    gort_wg_done(&churn_prof_done);
+}
+
+static void churn_body(void *arg)
+{
+    (void)arg;
+    atomic_store(&churn_stop, 0);
+    atomic_store(&churn_errs, 0);
+    atomic_store(&churn_spawned, 0);
+    gort_wg_add(&churn_done, CHURNERS);
+    for (int i = 0; i < CHURNERS; i++)
+        gort_go(churner, NULL);
+    gort_wg_add(&churn_prof_done, 2);
+    gort_go(churn_profiler, NULL);
+    gort_go(churn_profiler, NULL);
+    gort_wg_wait(&churn_prof_done);
+    atomic_store(&churn_stop, 1);
+    gort_wg_wait(&churn_done);
+    CU_ASSERT_EQUAL(atomic_load(&churn_errs), 0);
+    CU_ASSERT(atomic_load(&churn_spawned) >= 2 * CHURN_ROUNDS);
+}
+
+static void test_goroutine_churn(void) { GT_RUN(churn_body, NULL); }
+
 /* ---- block ---- */
 
 static gort_waitgroup bwg;
@@ -530,5 +616,6 @@ GT_SUITE(profiles,
          {"goroutine", test_goroutine},
          {"goroutine_stw", test_goroutine_stw},
          {"goroutine_snapshot", test_goroutine_snapshot},
+         {"goroutine_churn", test_goroutine_churn},
          {"block", test_block},
          {"mutex", test_mutex})

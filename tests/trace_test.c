@@ -543,18 +543,31 @@ static void test_env_whole_run(void)
     free(out);
 }
 
+static gort_waitgroup term_slept;
+
 static void term_sleeper(void *a)
 {
     (void)a;
+    gort_sleep(100 * 1000);
+    gort_wg_done(&term_slept); /* its GoSleep, with this stack, is traced */
     for (;;)
         gort_sleep(100 * 1000);
 }
 
+/* Says when it is ready to be killed (GT_TERM_READY, a file it creates):
+ * a fixed sleep before the kill lost to a slow start under TSan on a
+ * loaded machine, and the signal killed the child before GORT_TRACE's
+ * handler was installed. */
 static void term_main(void *a)
 {
     (void)a;
+    gort_wg_add(&term_slept, 10);
     for (int i = 0; i < 10; i++)
         gort_go(term_sleeper, NULL);
+    gort_wg_wait(&term_slept);
+    const char *ready = getenv("GT_TERM_READY");
+    if (ready)
+        close(open(ready, O_WRONLY | O_CREAT, 0644));
     for (;;)
         gort_sleep(1000 * 1000);
 }
@@ -564,13 +577,14 @@ GT_CHILD(trace_env_term) { gort_main(term_main, NULL); }
 /* GORT_TRACE and SIGTERM: the trace is written before the signal kills. */
 static void test_env_sigterm(void)
 {
-    char cmd[800];
+    char cmd[1200];
     snprintf(cmd, sizeof cmd,
-             "GORT_TRACE=%s %s --child trace_env_term & p=$!; sleep 2; kill -TERM $p; wait $p; echo status=$?",
-             gt_tmp("term.trace"), gt_self_path());
+             "GORT_TRACE=%s GT_TERM_READY=%s %s --child trace_env_term & p=$!; "
+             "while [ ! -e %s ] && kill -0 $p; do sleep 0.05; done; kill -TERM $p; wait $p; echo status=$?",
+             gt_tmp("term.trace"), gt_tmp("term.ready"), gt_self_path(), gt_tmp("term.ready"));
     gt_child_result r;
     const char *argv[] = {"sh", "-c", cmd, NULL};
-    CU_ASSERT_EQUAL_FATAL(gt_cmd_run(argv, NULL, 60, &r), 0);
+    CU_ASSERT_EQUAL_FATAL(gt_cmd_run(argv, NULL, 120, &r), 0);
     CU_ASSERT(gt_contains(r.out, "status=143")); /* killed by SIGTERM, as without us */
     gt_child_free(&r);
     const char *a2[] = {gt_gortprof_path(), "trace", gt_tmp("term.trace"), NULL};

@@ -33,6 +33,12 @@
  * own stack bounds, at most TRACE_STACK_MAX frames: a few loads per
  * frame, where Go 1.19 spends most of its tracing cost in its unwinder.
  *
+ * CPU samples: the CPU profiler's signal handler records the tracer's
+ * clock and P with each sample in its lock-free per-M ring (no lock in the
+ * handler, as Go's profBuf); its writer thread passes them here as it
+ * drains, and they go to a batch of their own (cslot), which the reader
+ * merges by each sample's own timestamp.
+ *
  * Rejected: libunwind or the CFI cache per event (hundreds of ns next to
  * tens), and taking stacks for GoStart/GoEnd (Go has none either).
  */
@@ -53,6 +59,11 @@
 static tslot_t slots[GORT_MAX_PROCS];
 static tslot_t gslot = {.pid = -1};
 static atomic_flag glock = ATOMIC_FLAG_INIT;
+/* CPU samples: written by the CPU profiler's writer thread under cpulock
+ * (start and stop take it too), in a batch of P 0 as Go writes its
+ * cpuLogBuf; the reader takes each sample's P from its arguments. */
+static tslot_t cslot = {.pid = 0};
+static atomic_flag cpulock = ATOMIC_FLAG_INIT;
 static pthread_mutex_t api_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic bool on;            /* a trace is open (gort__tracing may already be off) */
 static _Atomic uint64_t next_task;
@@ -335,6 +346,30 @@ void gort__trace_ev(int e, gort_g_t *gp, gort_p_t *pp, uint64_t arg)
     slot_unlock(s);
 }
 
+/* A CPU profile sample taken during the trace (prof/cpuprof.c's writer,
+ * as it drains the samples its signal handler queued lock-free): Go's
+ * EvCPUSample [real timestamp, real P id or -1, goroutine id, stack].
+ * pcs[0] is the interrupted PC itself, the rest return addresses. */
+void gort__trace_cpu_sample(uint64_t ticks, int pid, uint64_t goid, const uintptr_t *pcs, int n)
+{
+    uintptr_t st[TRACE_STACK_MAX];
+    if (n > TRACE_STACK_MAX)
+        n = TRACE_STACK_MAX;
+    for (int i = 0; i < n; i++)
+        st[i] = pcs[i];
+    if (n > 0)
+        st[0]++; /* symbolized at pc - 1, as return addresses are */
+    while (atomic_flag_test_and_set_explicit(&cpulock, memory_order_acquire))
+        gort__cpu_relax();
+    /* Under cpulock: a stop flushes cslot under it after clearing
+     * gort__tracing, and only then writes (and frees) the stack table. */
+    if (atomic_load_explicit(&gort__tracing, memory_order_acquire) && ticks >= tick0) {
+        uint64_t a[4] = {ticks, (uint64_t)(int64_t)pid, goid, gort__tb_stack(st, n)};
+        gort__tb_event(&cslot, EV_CPU_SAMPLE, 4, a, 0, NULL, 0);
+    }
+    atomic_flag_clear_explicit(&cpulock, memory_order_release);
+}
+
 /* ---- start and stop ---- */
 
 struct start_ctx {
@@ -376,6 +411,10 @@ static void reset_slots(void)
             atomic_store_explicit(&pp->trace_sysg, NULL, memory_order_relaxed);
     }
     gslot = (tslot_t){.pid = -1};
+    while (atomic_flag_test_and_set_explicit(&cpulock, memory_order_acquire))
+        gort__cpu_relax();
+    cslot = (tslot_t){.pid = 0};
+    atomic_flag_clear_explicit(&cpulock, memory_order_release);
 }
 
 static int start_locked(int fd)
@@ -408,6 +447,10 @@ static void flush_all(void)
         gort__cpu_relax();
     gort__tb_flush(&gslot);
     atomic_flag_clear_explicit(&glock, memory_order_release);
+    while (atomic_flag_test_and_set_explicit(&cpulock, memory_order_acquire))
+        gort__cpu_relax();
+    gort__tb_flush(&cslot);
+    atomic_flag_clear_explicit(&cpulock, memory_order_release);
 }
 
 int gort_trace_start(int fd)
@@ -540,6 +583,7 @@ static void term_handler(int sig, siginfo_t *info, void *uctx)
         for (int i = 0; i < GORT_MAX_PROCS; i++)
             gort__tb_flush(&slots[i]);
         gort__tb_flush(&gslot);
+        gort__tb_flush(&cslot);
         bool done = gort__tb_finish_timed(freq_now(), FINISH_WAIT_NS);
         if (env_fd >= 0) {
             (void)gort__wfile_commit(&env_file, done ? gort__tb_write_err() : -ETIMEDOUT);

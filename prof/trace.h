@@ -91,6 +91,8 @@ int gort__tb_write_err(void);
 
 /* The hook (runtime/trace.h). */
 void gort__trace_ev(int ev, gort_g_t *gp, gort_p_t *pp, uint64_t arg);
+/* A CPU profile sample for the running trace (prof/cpuprof.c's writer). */
+void gort__trace_cpu_sample(uint64_t ticks, int pid, uint64_t goid, const uintptr_t *pcs, int n);
 void gort__trace_init(void);
 void gort__trace_at_exit(void);
 void gort__trace_before_fatal(void);

@@ -301,45 +301,52 @@ static void test_go_trace_parses(void)
 static int serve_pid = -1;
 static char base[128];
 
-static bool start_server(void)
+/* `go tool trace -http` on path: its pid, and its address in url. */
+static int serve(const char *path, const char *log, char *url, size_t urln)
 {
-    if (serve_pid > 0)
-        return true;
-    make_trace();
     int p[2];
     if (pipe(p) != 0)
-        return false;
+        return -1;
     pid_t pid = fork();
     if (pid == 0) {
         dup2(p[1], 1);
         dup2(p[1], 2);
         setenv("GOCACHE", gt_tmp("gocache"), 1);
         setenv("BROWSER", "true", 1);
-        execlp("go", "go", "tool", "trace", "-http=127.0.0.1:0", gt_tmp("w.trace"), (char *)NULL);
+        execlp("go", "go", "tool", "trace", "-http=127.0.0.1:0", path, (char *)NULL);
         _exit(127);
     }
     close(p[1]);
-    serve_pid = pid;
     FILE *f = fdopen(p[0], "r");
     char line[512];
+    url[0] = 0;
     while (fgets(line, sizeof line, f)) {
         const char *u = strstr(line, "http://");
         if (u) {
-            snprintf(base, sizeof base, "%.*s", (int)strcspn(u, " \n"), u);
+            snprintf(url, urln, "%.*s", (int)strcspn(u, " \n"), u);
             break;
         }
     }
     /* The rest of its log goes to a file: it must not mention a panic. */
     if (fork() == 0) {
-        FILE *log = fopen(gt_tmp("server.log"), "w");
-        while (log && fgets(line, sizeof line, f)) {
-            fputs(line, log);
-            fflush(log);
+        FILE *lf = fopen(log, "w");
+        while (lf && fgets(line, sizeof line, f)) {
+            fputs(line, lf);
+            fflush(lf);
         }
         _exit(0);
     }
     fclose(f);
-    return base[0] != 0;
+    return pid;
+}
+
+static bool start_server(void)
+{
+    if (serve_pid > 0)
+        return true;
+    make_trace();
+    serve_pid = serve(gt_tmp("w.trace"), gt_tmp("server.log"), base, sizeof base);
+    return serve_pid > 0 && base[0] != 0;
 }
 
 static void stop_server(void)
@@ -408,6 +415,90 @@ static void test_pprof_sync(void)
     CU_ASSERT(gt_contains(r.out, "gort__mutex_lock_slow"));
     if (!gt_contains(r.out, "trace_locker"))
         fprintf(stderr, "\n%.3000s\n", r.out);
+    gt_child_free(&r);
+}
+
+/* ---- CPU samples (EvCPUSample) ---- */
+
+static volatile long hot_sink;
+
+/* Burns CPU in its own frame, calling nothing: a sample taken here has
+ * this function as its innermost frame. */
+static void __attribute__((noinline)) trace_cpu_hot(void *a)
+{
+    gort_waitgroup *wg = a;
+    long x = 0;
+    for (long i = 0; i < 150L * 1000 * 1000; i++)
+        x += i ^ (x >> 3);
+    hot_sink = x;
+    gort_wg_done(wg);
+}
+
+static void cpu_main(void *a)
+{
+    (void)a;
+    CU_ASSERT_EQUAL_FATAL(gort_cpuprofile_start(gt_tmp("cpu.pprof"), 1000), 0);
+    int fd = open(gt_tmp("cpu.trace"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL_FATAL(gort_trace_start(fd), 0);
+    gort_waitgroup wg = {0};
+    gort_wg_add(&wg, 2);
+    for (int i = 0; i < 2; i++)
+        gort_go(trace_cpu_hot, &wg);
+    gort_wg_wait(&wg);
+    CU_ASSERT_EQUAL(gort_trace_stop(), 0);
+    close(fd);
+    CU_ASSERT_EQUAL(gort_cpuprofile_stop(), 0);
+}
+
+/* The innermost frame's name of jsontrace's stack frame id. */
+static bool frame_is(const char *json, const char *id, const char *fn)
+{
+    char key[64];
+    snprintf(key, sizeof key, "\"%s\":{\"name\":\"", id);
+    const char *f = strstr(json, key);
+    return f && strncmp(f + strlen(key), fn, strlen(fn)) == 0;
+}
+
+/* A trace taken while the CPU profiler runs has its samples, on the Ps
+ * that ran the hot goroutines, with stacks whose innermost frame is the
+ * hot function (the timeline's "CPU profile sample" instants). */
+static void test_cpu_samples(void)
+{
+    GT_RUN(cpu_main, NULL);
+    if (!gt_have("go") || !gt_have("curl"))
+        return;
+    char *out = NULL;
+    CU_ASSERT_EQUAL_FATAL(go_trace_d(gt_tmp("cpu.trace"), &out), 0);
+    size_t samples = count(out, " CPUSample p=") - count(out, " CPUSample p=-1 ");
+    if (samples < 10)
+        fprintf(stderr, "\n  %zu CPU samples on a P in the trace\n", samples);
+    CU_ASSERT(samples >= 10);
+    free(out);
+
+    char url[256], u[300];
+    int pid = serve(gt_tmp("cpu.trace"), gt_tmp("cpu-server.log"), url, sizeof url);
+    CU_ASSERT_FATAL(pid > 0 && url[0]);
+    snprintf(u, sizeof u, "%s/jsontrace", url);
+    gt_child_result r;
+    const char *argv[] = {"curl", "-s", u, NULL};
+    CU_ASSERT_EQUAL(gt_cmd_run(argv, NULL, 120, &r), 0);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    size_t total = 0, hot = 0;
+    static const char ev[] = "\"name\":\"CPU profile sample\"";
+    for (const char *p = r.out; (p = strstr(p, ev)) != NULL; p += sizeof ev - 1) {
+        const char *end = strchr(p, '}'), *sf = strstr(p, "\"sf\":");
+        total++;
+        if (sf && end && sf < end) {
+            char id[32];
+            snprintf(id, sizeof id, "%.*s", (int)strspn(sf + 5, "0123456789"), sf + 5);
+            hot += frame_is(r.out, id, "trace_cpu_hot:");
+        }
+    }
+    if (hot < 10 || hot * 2 < total)
+        fprintf(stderr, "\n  %zu CPU samples in /jsontrace, %zu in trace_cpu_hot\n", total, hot);
+    CU_ASSERT(hot >= 10 && hot * 2 >= total);
     gt_child_free(&r);
 }
 
@@ -658,7 +749,7 @@ static void test_cleanup(void) { stop_server(); }
 
 GT_SUITE(trace, {"api_without_trace", test_api_without_trace}, {"go_trace_parses", test_go_trace_parses},
          {"http_pages", test_http_pages},
-         {"pprof_sync", test_pprof_sync}, {"gortprof_trace", test_gortprof_trace},
+         {"pprof_sync", test_pprof_sync}, {"cpu_samples", test_cpu_samples}, {"gortprof_trace", test_gortprof_trace},
          {"gortprof_hostile", test_gortprof_hostile}, {"fuzz_regressions", test_fuzz_regressions}, {"env_whole_run", test_env_whole_run},
          {"env_sigterm", test_env_sigterm},
          {"many_goroutines", test_many_goroutines}, {"cleanup", test_cleanup})

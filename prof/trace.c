@@ -69,17 +69,6 @@ static _Atomic bool on;            /* a trace is open (gort__tracing may already
 static _Atomic uint64_t next_task;
 static uint64_t tick0, ns0;
 
-#if defined(__x86_64__)
-uint64_t gort__trace_ticks(void)
-{
-    uint32_t lo, hi;
-    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-    return ((uint64_t)hi << 32 | lo) >> TRACE_TICK_SHIFT;
-}
-#else
-uint64_t gort__trace_ticks(void) { return (uint64_t)gort__nanotime() >> TRACE_TICK_SHIFT; }
-#endif
-
 static uint64_t mono_ns(void)
 {
     struct timespec ts;
@@ -89,21 +78,28 @@ static uint64_t mono_ns(void)
 
 /* ---- stacks ---- */
 
-/* Frame-pointer walk from fp, keeping to [lo, hi). */
-static int fp_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t *pcs, int n, int max)
+/* Frame-pointer walk from fp, keeping to [lo, hi): the return addresses
+ * after the first skip go to pcs[n..TRACE_STACK_MAX), hashed on the way,
+ * and the stack's id comes back. */
+static inline uint32_t fp_stack(uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t *pcs, int n, uint64_t h, int skip)
 {
-    while (n < max && fp >= lo && fp + 16 <= hi && (fp & 7) == 0) {
+    while (n < TRACE_STACK_MAX && fp >= lo && fp + 16 <= hi && (fp & 7) == 0) {
         const uintptr_t *f = (const uintptr_t *)fp;
         uintptr_t ret = f[1];
         if (ret < 4096)
             break;
-        pcs[n++] = ret;
+        if (skip > 0) {
+            skip--;
+        } else {
+            pcs[n++] = ret;
+            h = gort__tb_hash_step(h, ret);
+        }
         uintptr_t next = f[0];
         if (next <= fp)
             break;
         fp = next;
     }
-    return n;
+    return gort__tb_stack_h(pcs, n, h);
 }
 
 /* The calling goroutine's stack, from the caller of our caller. */
@@ -113,9 +109,8 @@ static __attribute__((noinline)) uint32_t stack_here(void)
     uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
     if (!gp || fp < gp->stack.lo || fp >= gp->stack.hi)
         return 0;
-    uintptr_t pcs[TRACE_STACK_MAX + 2];
-    int n = fp_walk(fp, gp->stack.lo, gp->stack.hi, pcs, 0, TRACE_STACK_MAX + 2);
-    return n > 2 ? gort__tb_stack(pcs + 2, n - 2) : 0;
+    uintptr_t pcs[TRACE_STACK_MAX];
+    return fp_stack(fp, gp->stack.lo, gp->stack.hi, pcs, 0, TB_HASH0, 2);
 }
 
 /* A goroutine switched out: from its saved context. */
@@ -127,8 +122,7 @@ static uint32_t stack_saved(gort_g_t *gp)
     gort__regsave_view(&gp->ctx, &v);
     uintptr_t pcs[TRACE_STACK_MAX];
     pcs[0] = v.pc;
-    int n = fp_walk(v.fp, gp->stack.lo, gp->stack.hi, pcs, 1, TRACE_STACK_MAX);
-    return gort__tb_stack(pcs, n);
+    return fp_stack(v.fp, gp->stack.lo, gp->stack.hi, pcs, 1, gort__tb_hash_step(TB_HASH0, v.pc), 0);
 }
 
 static uint32_t stack_fn(uintptr_t pc)
@@ -157,10 +151,11 @@ static void slot_unlock(tslot_t *s)
         atomic_flag_clear_explicit(&glock, memory_order_release);
 }
 
-static void ev(tslot_t *s, int e, int n, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3)
+static inline __attribute__((always_inline)) void ev(tslot_t *s, int e, int n, uint64_t a0, uint64_t a1, uint64_t a2,
+                                                     uint64_t a3)
 {
-    uint64_t a[4] = {a0, a1, a2, a3};
-    gort__tb_event(s, e, n, a, 0, NULL, 0);
+    (void)a3;
+    gort__tb_ev(s, e, n, a0, a1, a2, false);
 }
 
 static void proc_start(tslot_t *s, gort_m_t *m)
@@ -236,8 +231,7 @@ static void go_start(tslot_t *s, gort_g_t *gp, gort_p_t *pp, bool inherit)
     sysexit(s, gp);
     gp->trace_seq++;
     if (gp->trace_lastp == pp) {
-        uint64_t a[1] = {gp->goid};
-        gort__tb_event(s, EV_GO_START_LOCAL, 1, a, inherit ? TS_LAST : 0, NULL, 0);
+        gort__tb_ev(s, EV_GO_START_LOCAL, 1, gp->goid, 0, 0, inherit);
     } else {
         gp->trace_lastp = pp;
         ev(s, EV_GO_START, 2, gp->goid, gp->trace_seq, 0, 0);

@@ -81,40 +81,62 @@ static uint64_t mono_ns(void)
 /* Frame-pointer walk from fp, keeping to [lo, hi): the return addresses
  * after the first skip go to pcs[n..TRACE_STACK_MAX), hashed on the way,
  * and the stack's id comes back. */
-static inline uint32_t fp_stack(uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t *pcs, int n, uint64_t h, int skip)
+static inline uint32_t fp_stack(tslot_t *s, uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t *pcs, int n, uint64_t h,
+                                int skip)
 {
-    while (n < TRACE_STACK_MAX && fp >= lo && fp + 16 <= hi && (fp & 7) == 0) {
+    /* fp - lo > span: below lo (wrapped) or too close to hi for a frame. */
+    uintptr_t span = hi - lo - 16;
+    for (; skip > 0; skip--) {
+        uintptr_t next;
+        if (fp - lo > span || (fp & 7) || (next = ((const uintptr_t *)fp)[0]) <= fp)
+            goto done;
+        fp = next;
+    }
+    while (n < TRACE_STACK_MAX && fp - lo <= span && !(fp & 7)) {
         const uintptr_t *f = (const uintptr_t *)fp;
-        uintptr_t ret = f[1];
+        uintptr_t ret = f[1], next = f[0];
         if (ret < 4096)
             break;
-        if (skip > 0) {
-            skip--;
-        } else {
-            pcs[n++] = ret;
-            h = gort__tb_hash_step(h, ret);
-        }
-        uintptr_t next = f[0];
+        pcs[n++] = ret;
+        h = gort__tb_hash_step(h, ret);
         if (next <= fp)
             break;
         fp = next;
     }
-    return gort__tb_stack_h(pcs, n, h);
+done:
+    if (n == 0)
+        return 0;
+    /* Two ways per set, the newest first: two stacks of one set (the two
+     * ends of a ping-pong) do not evict each other. */
+    tstk_t **set = &s->stk[((h * 0x9e3779b97f4a7c15ull) >> 61) * 2];
+    for (int w = 0; w < 2; w++) {
+        tstk_t *e = set[w];
+        if (e && e->hash == h && e->n == (uint32_t)n) {
+            int i = 0;
+            while (i < n && e->pcs[i] == pcs[i])
+                i++;
+            if (i == n)
+                return e->id;
+        }
+    }
+    set[1] = set[0];
+    set[0] = gort__tb_stack_entry(pcs, n, h);
+    return set[0]->id;
 }
 
 /* The calling goroutine's stack, from the caller of our caller. */
-static __attribute__((noinline)) uint32_t stack_here(void)
+static __attribute__((noinline)) uint32_t stack_here(tslot_t *s)
 {
     gort_g_t *gp = gort__getg();
     uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
     if (!gp || fp < gp->stack.lo || fp >= gp->stack.hi)
         return 0;
     uintptr_t pcs[TRACE_STACK_MAX];
-    return fp_stack(fp, gp->stack.lo, gp->stack.hi, pcs, 0, TB_HASH0, 2);
+    return fp_stack(s, fp, gp->stack.lo, gp->stack.hi, pcs, 0, TB_HASH0, 2);
 }
 
 /* A goroutine switched out: from its saved context. */
-static uint32_t stack_saved(gort_g_t *gp)
+static uint32_t stack_saved(tslot_t *s, gort_g_t *gp)
 {
     if (!gp->stack.lo)
         return 0;
@@ -122,7 +144,7 @@ static uint32_t stack_saved(gort_g_t *gp)
     gort__regsave_view(&gp->ctx, &v);
     uintptr_t pcs[TRACE_STACK_MAX];
     pcs[0] = v.pc;
-    return fp_stack(v.fp, gp->stack.lo, gp->stack.hi, pcs, 1, gort__tb_hash_step(TB_HASH0, v.pc), 0);
+    return fp_stack(s, v.fp, gp->stack.lo, gp->stack.hi, pcs, 1, gort__tb_hash_step(TB_HASH0, v.pc), 0);
 }
 
 static uint32_t stack_fn(uintptr_t pc)
@@ -276,7 +298,7 @@ void gort__trace_ev(int e, gort_g_t *gp, gort_p_t *pp, uint64_t arg)
         gp->trace_seq = 0;
         gp->trace_lastp = pp;
         atomic_store_explicit(&gp->trace_sys, 0, memory_order_relaxed);
-        ev(s, EV_GO_CREATE, 3, gp->goid, stack_fn((uintptr_t)gp->fn), stack_here(), 0);
+        ev(s, EV_GO_CREATE, 3, gp->goid, stack_fn((uintptr_t)gp->fn), stack_here(s), 0);
         break;
     case TEV_START:
         if (arg > 1 && pp == (gort_p_t *)(uintptr_t)arg) {
@@ -306,23 +328,23 @@ void gort__trace_ev(int e, gort_g_t *gp, gort_p_t *pp, uint64_t arg)
         ev(s, EV_GO_END, 0, 0, 0, 0, 0);
         break;
     case TEV_BLOCK:
-        ev(s, block_ev((int)arg), 1, stack_saved(gp), 0, 0, 0);
+        ev(s, block_ev((int)arg), 1, stack_saved(s, gp), 0, 0, 0);
         break;
     case TEV_UNBLOCK:
         gp->trace_seq++;
         if (pp && gp->trace_lastp == pp) {
-            ev(s, EV_GO_UNBLOCK_LOCAL, 2, gp->goid, stack_here(), 0, 0);
+            ev(s, EV_GO_UNBLOCK_LOCAL, 2, gp->goid, stack_here(s), 0, 0);
         } else {
             gp->trace_lastp = pp;
-            ev(s, EV_GO_UNBLOCK, 3, gp->goid, gp->trace_seq, stack_here(), 0);
+            ev(s, EV_GO_UNBLOCK, 3, gp->goid, gp->trace_seq, stack_here(s), 0);
         }
         break;
     case TEV_SCHED:
     case TEV_PREEMPT:
-        ev(s, e == TEV_SCHED ? EV_GO_SCHED : EV_GO_PREEMPT, 1, stack_saved(gp), 0, 0, 0);
+        ev(s, e == TEV_SCHED ? EV_GO_SCHED : EV_GO_PREEMPT, 1, stack_saved(s, gp), 0, 0, 0);
         break;
     case TEV_SYSCALL:
-        ev(s, EV_GO_SYSCALL, 1, stack_here(), 0, 0, 0);
+        ev(s, EV_GO_SYSCALL, 1, stack_here(s), 0, 0, 0);
         atomic_store_explicit(&gp->trace_sys, 1, memory_order_relaxed);
         atomic_store_explicit(&pp->trace_sysg, gp, memory_order_release);
         break;
@@ -495,7 +517,7 @@ int gort_trace_stop(void)
     gort__stop_the_world("stop tracing");
     gort_p_t *pp = gort__getm()->p;
     tslot_t *s = &slots[pp->id];
-    ev(s, EV_GO_SCHED, 1, stack_here(), 0, 0, 0);
+    ev(s, EV_GO_SCHED, 1, stack_here(s), 0, 0, 0);
     atomic_store_explicit(&gort__tracing, false, memory_order_release);
     flush_all();
     gort__start_the_world();
@@ -517,7 +539,7 @@ static void user_ev(int e, int n, uint64_t a0, uint64_t a1, uint64_t a2, const c
     tslot_t *s = slot_lock(m && self ? m->p : NULL);
     if (s) {
         uint64_t a[4] = {a0, a1, a2, 0};
-        a[n - 1] = stack_here();
+        a[n - 1] = stack_here(s);
         gort__tb_event(s, e, n, a, 0, extra, extra ? strnlen(extra, 4096) : 0);
         slot_unlock(s);
     }
@@ -648,7 +670,7 @@ void gort__trace_at_exit(void)
     if (self && atomic_load(&gort__sched.main_running) && !atomic_load(&gort__sched.main_done)) {
         gort__stop_the_world("stop tracing");
         tslot_t *s = &slots[gort__getm()->p->id];
-        ev(s, EV_GO_SCHED, 1, stack_here(), 0, 0, 0);
+        ev(s, EV_GO_SCHED, 1, stack_here(s), 0, 0, 0);
         env_stop(false);
         gort__world_stays_stopped();
         return;

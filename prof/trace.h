@@ -58,12 +58,27 @@ typedef struct tbuf {
     uint8_t data[64 * 1024 - 32];
 } tbuf_t;
 
+/* A stack table entry (prof/tracebuf.c): immutable once published, freed
+ * only when the table is written at the end of the trace. */
+typedef struct tstk {
+    _Atomic(struct tstk *) next;
+    uint64_t hash;
+    uint32_t id, n;
+    uintptr_t pcs[];
+} tstk_t;
+
+#define TSLOT_STK_CACHE 16 /* 8 sets of 2 (prof/trace.c fp_stack) */
+
 /* Where events go: a P's buffer (its owner writes it) or the global one
  * (under glock, for threads without a P). */
 typedef struct tslot {
     tbuf_t *buf;
     int32_t pid;           /* -1: the global buffer */
     bool running;          /* ProcStart written and no ProcStop since */
+    /* The slot's recent stacks by hash: a goroutine blocks and wakes
+     * others at the same few places, found here without the shared
+     * table's atomic chain.  Owner only, cleared with the slot. */
+    tstk_t *stk[TSLOT_STK_CACHE];
 } tslot_t;
 
 /* The tracer's clock, read inline: an event's clock read is a large part
@@ -140,6 +155,8 @@ void gort__tb_flush(tslot_t *s);
 static inline uint64_t gort__tb_hash_step(uint64_t h, uintptr_t pc) { return (h ^ pc) * 1099511628211ull; }
 uint32_t gort__tb_stack(const uintptr_t *pcs, int n);
 uint32_t gort__tb_stack_h(const uintptr_t *pcs, int n, uint64_t h);
+/* The entry of pcs[0..n), n > 0, with its hash h. */
+tstk_t *gort__tb_stack_entry(const uintptr_t *pcs, int n, uint64_t h);
 /* The string id of s, made on first use. */
 uint64_t gort__tb_string(const char *s);
 

@@ -185,13 +185,6 @@ void gort__tb_event(tslot_t *s, int ev, int n, const uint64_t *args, uint64_t ts
 
 /* ---- stacks ---- */
 
-typedef struct tstk {
-    _Atomic(struct tstk *) next;
-    uint64_t hash;
-    uint32_t id, n;
-    uintptr_t pcs[];
-} tstk_t;
-
 #define STAB_SIZE 8192
 static _Atomic(tstk_t *) stab[STAB_SIZE];
 static atomic_flag stab_lock = ATOMIC_FLAG_INIT;
@@ -228,12 +221,15 @@ uint32_t gort__tb_stack(const uintptr_t *pcs, int n)
 
 uint32_t gort__tb_stack_h(const uintptr_t *pcs, int n, uint64_t h)
 {
-    if (n <= 0)
-        return 0;
+    return n > 0 ? gort__tb_stack_entry(pcs, n, h)->id : 0;
+}
+
+tstk_t *gort__tb_stack_entry(const uintptr_t *pcs, int n, uint64_t h)
+{
     _Atomic(tstk_t *) *slot = &stab[(h ^ h >> 29) % STAB_SIZE];
     tstk_t *e = stab_find(atomic_load_explicit(slot, memory_order_acquire), h, pcs, n);
     if (likely(e != NULL))
-        return e->id;
+        return e;
     spin_lock(&stab_lock);
     e = stab_find(atomic_load_explicit(slot, memory_order_acquire), h, pcs, n);
     if (!e) {
@@ -248,7 +244,7 @@ uint32_t gort__tb_stack_h(const uintptr_t *pcs, int n, uint64_t h)
         atomic_store_explicit(slot, e, memory_order_release);
     }
     spin_unlock(&stab_lock);
-    return e->id;
+    return e;
 }
 
 /* ---- strings ---- */

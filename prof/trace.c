@@ -78,46 +78,60 @@ static uint64_t mono_ns(void)
 
 /* ---- stacks ---- */
 
-/* Frame-pointer walk from fp, keeping to [lo, hi): the return addresses
- * after the first skip go to pcs[n..TRACE_STACK_MAX), hashed on the way,
- * and the stack's id comes back. */
-static inline uint32_t fp_stack(tslot_t *s, uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t *pcs, int n, uint64_t h,
+/* One step of a frame-pointer walk kept to [lo, lo + span + 16): the
+ * frame's return address, or 0 at the walk's end; *fpp moves to the next
+ * frame (0 when this one is the last: frames must go up the stack). */
+static inline uintptr_t fp_next(uintptr_t *fpp, uintptr_t lo, uintptr_t span)
+{
+    uintptr_t fp = *fpp;
+    /* fp - lo > span: below lo (wrapped), 0, or too close to hi for a frame. */
+    if (fp - lo > span || (fp & 7))
+        return 0;
+    const uintptr_t *f = (const uintptr_t *)fp;
+    uintptr_t ret = f[1], next = f[0];
+    if (ret < 4096)
+        return 0;
+    *fpp = next > fp ? next : 0;
+    return ret;
+}
+
+/* The id of the stack pcs[0..n) (n is 0 or 1) and then the return
+ * addresses of the walk from fp, after the first skip.
+ *
+ * Each slot keeps its recent stacks, two per set, the set picked by the
+ * stack's first PC: a goroutine blocks and wakes others at the same few
+ * places, and the two ends of a ping-pong share their first PC.  A cached
+ * stack is checked against the frames as they are walked, with no copy
+ * and no hash; only a stack not there is collected, hashed and looked up
+ * in the shared table. */
+static inline uint32_t fp_stack(tslot_t *s, uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t *pcs, int n,
                                 int skip)
 {
-    /* fp - lo > span: below lo (wrapped) or too close to hi for a frame. */
-    uintptr_t span = hi - lo - 16;
-    for (; skip > 0; skip--) {
-        uintptr_t next;
-        if (fp - lo > span || (fp & 7) || (next = ((const uintptr_t *)fp)[0]) <= fp)
-            goto done;
-        fp = next;
+    uintptr_t span = hi - lo - 16, r;
+    for (; skip > 0; skip--)
+        if (!fp_next(&fp, lo, span))
+            return 0;
+    if (n == 0) {
+        if (!(r = fp_next(&fp, lo, span)))
+            return 0;
+        pcs[n++] = r;
     }
-    while (n < TRACE_STACK_MAX && fp - lo <= span && !(fp & 7)) {
-        const uintptr_t *f = (const uintptr_t *)fp;
-        uintptr_t ret = f[1], next = f[0];
-        if (ret < 4096)
-            break;
-        pcs[n++] = ret;
-        h = gort__tb_hash_step(h, ret);
-        if (next <= fp)
-            break;
-        fp = next;
-    }
-done:
-    if (n == 0)
-        return 0;
-    /* Two ways per set, the newest first: two stacks of one set (the two
-     * ends of a ping-pong) do not evict each other. */
-    tstk_t **set = &s->stk[((h * 0x9e3779b97f4a7c15ull) >> 61) * 2];
+    tstk_t **set = &s->stk[((pcs[0] * 0x9e3779b97f4a7c15ull) >> 61) * 2];
     for (int w = 0; w < 2; w++) {
         tstk_t *e = set[w];
-        if (e && e->hash == h && e->n == (uint32_t)n) {
-            int i = 0;
-            while (i < n && e->pcs[i] == pcs[i])
-                i++;
-            if (i == n)
-                return e->id;
-        }
+        if (!e || e->pcs[0] != pcs[0])
+            continue;
+        uintptr_t f = fp;
+        uint32_t i = 1;
+        while (i < e->n && fp_next(&f, lo, span) == e->pcs[i])
+            i++;
+        if (i == e->n && (i == TRACE_STACK_MAX || !fp_next(&f, lo, span)))
+            return e->id;
+    }
+    uint64_t h = gort__tb_hash_step(TB_HASH0, pcs[0]);
+    while (n < TRACE_STACK_MAX && (r = fp_next(&fp, lo, span)) != 0) {
+        pcs[n++] = r;
+        h = gort__tb_hash_step(h, r);
     }
     set[1] = set[0];
     set[0] = gort__tb_stack_entry(pcs, n, h);
@@ -132,7 +146,7 @@ static __attribute__((noinline)) uint32_t stack_here(tslot_t *s)
     if (!gp || fp < gp->stack.lo || fp >= gp->stack.hi)
         return 0;
     uintptr_t pcs[TRACE_STACK_MAX];
-    return fp_stack(s, fp, gp->stack.lo, gp->stack.hi, pcs, 0, TB_HASH0, 2);
+    return fp_stack(s, fp, gp->stack.lo, gp->stack.hi, pcs, 0, 2);
 }
 
 /* A goroutine switched out: from its saved context. */
@@ -144,7 +158,7 @@ static uint32_t stack_saved(tslot_t *s, gort_g_t *gp)
     gort__regsave_view(&gp->ctx, &v);
     uintptr_t pcs[TRACE_STACK_MAX];
     pcs[0] = v.pc;
-    return fp_stack(s, v.fp, gp->stack.lo, gp->stack.hi, pcs, 1, gort__tb_hash_step(TB_HASH0, v.pc), 0);
+    return fp_stack(s, v.fp, gp->stack.lo, gp->stack.hi, pcs, 1, 0);
 }
 
 static uint32_t stack_fn(uintptr_t pc)

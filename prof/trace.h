@@ -67,7 +67,7 @@ typedef struct tstk {
     uintptr_t pcs[];
 } tstk_t;
 
-#define TSLOT_STK_CACHE 16 /* 8 sets of 2 (prof/trace.c fp_stack) */
+#define TSLOT_STK_CACHE 16 /* 8 sets of 2 */
 
 /* Where events go: a P's buffer (its owner writes it) or the global one
  * (under glock, for threads without a P). */
@@ -75,9 +75,8 @@ typedef struct tslot {
     tbuf_t *buf;
     int32_t pid;           /* -1: the global buffer */
     bool running;          /* ProcStart written and no ProcStop since */
-    /* The slot's recent stacks by hash: a goroutine blocks and wakes
-     * others at the same few places, found here without the shared
-     * table's atomic chain.  Owner only, cleared with the slot. */
+    /* The slot's recent stacks (prof/trace.c fp_stack).  Owner only,
+     * cleared with the slot. */
     tstk_t *stk[TSLOT_STK_CACHE];
 } tslot_t;
 

@@ -169,7 +169,8 @@ static void sigprof_handler(int sig, siginfo_t *info, void *uctx)
         weight = 1 + (info->si_overrun > 0 ? (uint32_t)info->si_overrun : 0);
     gort_m_t *m = gort__getm();
     mprof_t *mp = m ? __atomic_load_n((mprof_t **)&m->prof, __ATOMIC_ACQUIRE) : NULL;
-    if (!mp || !mp->ring || !atomic_load_explicit(&prof_on, memory_order_acquire) ||
+    sample_t *ring = mp ? __atomic_load_n(&mp->ring, __ATOMIC_ACQUIRE) : NULL; /* ensure_ring's release */
+    if (!ring || !atomic_load_explicit(&prof_on, memory_order_acquire) ||
         (uint32_t)ck != atomic_load_explicit(&prof_gen, memory_order_relaxed)) {
         errno = saved_errno;
         return;
@@ -181,7 +182,7 @@ static void sigprof_handler(int sig, siginfo_t *info, void *uctx)
         errno = saved_errno;
         return;
     }
-    sample_t *s = &mp->ring[h & (RING - 1)];
+    sample_t *s = &ring[h & (RING - 1)];
     s->goid = 0;
     s->labels = NULL;
     s->ticks = gort__trace_ticks();

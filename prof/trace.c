@@ -68,6 +68,11 @@ static pthread_mutex_t api_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic bool on;            /* a trace is open (gort__tracing may already be off) */
 static _Atomic uint64_t next_task;
 static uint64_t tick0, ns0;
+/* When gort__tracing was last set, after the start's events: CPU samples
+ * taken before it are dropped (a sample of a goroutine before the start's
+ * GoCreate for it makes go tool trace see the goroutine twice).  Written
+ * before the release store of gort__tracing, read after its acquire. */
+static uint64_t tick_on;
 
 static uint64_t mono_ns(void)
 {
@@ -393,7 +398,7 @@ void gort__trace_cpu_sample(uint64_t ticks, int pid, uint64_t goid, const uintpt
         gort__cpu_relax();
     /* Under cpulock: a stop flushes cslot under it after clearing
      * gort__tracing, and only then writes (and frees) the stack table. */
-    if (atomic_load_explicit(&gort__tracing, memory_order_acquire) && ticks >= tick0) {
+    if (atomic_load_explicit(&gort__tracing, memory_order_acquire) && ticks > tick_on) {
         uint64_t a[4] = {ticks, (uint64_t)(int64_t)pid, goid, gort__tb_stack(st, n)};
         gort__tb_event(&cslot, EV_CPU_SAMPLE, 4, a, 0, NULL, 0);
     }
@@ -505,6 +510,7 @@ int gort_trace_start(int fd)
     proc_start(c.s, m);
     go_start(c.s, self, pp, false);
     ev(c.s, EV_GOMAXPROCS, 2, (uint64_t)atomic_load(&gort__gomaxprocs), 0, 0, 0);
+    tick_on = gort__trace_ticks();
     atomic_store_explicit(&gort__tracing, true, memory_order_release);
     gort__start_the_world();
     pthread_mutex_unlock(&api_lock);
@@ -643,6 +649,7 @@ void gort__trace_init(void)
         return;
     }
     reset_slots();
+    tick_on = gort__trace_ticks();
     atomic_store_explicit(&gort__tracing, true, memory_order_release);
     static const int sigs[] = {SIGINT, SIGTERM};
     for (int i = 0; i < 2; i++) {

@@ -43,6 +43,8 @@
  *
  * The writer: a plain thread with every signal blocked.  Every DRAIN_MS it
  * drains all rings into a table aggregated by (stack, goroutine, labels),
+ * passing each sample to the execution tracer first while a trace runs
+ * (EvCPUSample: the handler stamps the tracer's clock and the M's P),
  * and lets prof/cfi.c compute the unwind recipes that signal-time lookups
  * missed.  At stop, the timers are deleted, the rings drained once more,
  * and the table symbolized (prof/symtab.c, libdw) into a pprof profile:
@@ -86,6 +88,7 @@
 #include "gort_prof.h"
 #include "profiles.h"
 #include "symtab.h"
+#include "trace.h"
 #include "unwind.h"
 #include "wholefile.h"
 
@@ -103,6 +106,8 @@ enum { T_NONE = 0, T_BUSY, T_ARMED, T_FAILED };
 
 typedef struct sample {
     uint64_t goid;
+    uint64_t ticks;        /* the tracer's clock, for an execution trace's EvCPUSample */
+    int32_t pid;           /* the M's P, -1 without one */
     gort_labels_t *labels; /* one reference, or NULL */
     uint32_t n, weight;
     uintptr_t pcs[CPU_MAXSTACK];
@@ -164,7 +169,8 @@ static void sigprof_handler(int sig, siginfo_t *info, void *uctx)
         weight = 1 + (info->si_overrun > 0 ? (uint32_t)info->si_overrun : 0);
     gort_m_t *m = gort__getm();
     mprof_t *mp = m ? __atomic_load_n((mprof_t **)&m->prof, __ATOMIC_ACQUIRE) : NULL;
-    if (!mp || !mp->ring || !atomic_load_explicit(&prof_on, memory_order_acquire) ||
+    sample_t *ring = mp ? __atomic_load_n(&mp->ring, __ATOMIC_ACQUIRE) : NULL; /* ensure_ring's release */
+    if (!ring || !atomic_load_explicit(&prof_on, memory_order_acquire) ||
         (uint32_t)ck != atomic_load_explicit(&prof_gen, memory_order_relaxed)) {
         errno = saved_errno;
         return;
@@ -176,9 +182,12 @@ static void sigprof_handler(int sig, siginfo_t *info, void *uctx)
         errno = saved_errno;
         return;
     }
-    sample_t *s = &mp->ring[h & (RING - 1)];
+    sample_t *s = &ring[h & (RING - 1)];
     s->goid = 0;
     s->labels = NULL;
+    s->ticks = gort__trace_ticks();
+    gort_p_t *pp = __atomic_load_n(&m->p, __ATOMIC_RELAXED);
+    s->pid = pp ? pp->id : -1;
     gort_g_t *gp = m->curg;
     if (gp) {
         /* Charge the goroutine only when its stack is the one interrupted:
@@ -471,8 +480,12 @@ static void drain_m(gort_m_t *m)
         return;
     uint64_t t = atomic_load_explicit(&mp->tail, memory_order_relaxed);
     uint64_t h = atomic_load_explicit(&mp->head, memory_order_acquire);
-    for (; t != h; t++)
-        agg_add(&ring[t & (RING - 1)]);
+    for (; t != h; t++) {
+        sample_t *s = &ring[t & (RING - 1)];
+        if (atomic_load_explicit(&gort__tracing, memory_order_relaxed))
+            gort__trace_cpu_sample(s->ticks, s->pid, s->goid, s->pcs, (int)s->n);
+        agg_add(s);
+    }
     atomic_store_explicit(&mp->tail, t, memory_order_release);
 }
 

@@ -33,6 +33,12 @@
  * own stack bounds, at most TRACE_STACK_MAX frames: a few loads per
  * frame, where Go 1.19 spends most of its tracing cost in its unwinder.
  *
+ * CPU samples: the CPU profiler's signal handler records the tracer's
+ * clock and P with each sample in its lock-free per-M ring (no lock in the
+ * handler, as Go's profBuf); its writer thread passes them here as it
+ * drains, and they go to a batch of their own (cslot), which the reader
+ * merges by each sample's own timestamp.
+ *
  * Rejected: libunwind or the CFI cache per event (hundreds of ns next to
  * tens), and taking stacks for GoStart/GoEnd (Go has none either).
  */
@@ -53,21 +59,20 @@
 static tslot_t slots[GORT_MAX_PROCS];
 static tslot_t gslot = {.pid = -1};
 static atomic_flag glock = ATOMIC_FLAG_INIT;
+/* CPU samples: written by the CPU profiler's writer thread under cpulock
+ * (start and stop take it too), in a batch of P 0 as Go writes its
+ * cpuLogBuf; the reader takes each sample's P from its arguments. */
+static tslot_t cslot = {.pid = 0};
+static atomic_flag cpulock = ATOMIC_FLAG_INIT;
 static pthread_mutex_t api_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic bool on;            /* a trace is open (gort__tracing may already be off) */
 static _Atomic uint64_t next_task;
 static uint64_t tick0, ns0;
-
-#if defined(__x86_64__)
-uint64_t gort__trace_ticks(void)
-{
-    uint32_t lo, hi;
-    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-    return ((uint64_t)hi << 32 | lo) >> TRACE_TICK_SHIFT;
-}
-#else
-uint64_t gort__trace_ticks(void) { return (uint64_t)gort__nanotime() >> TRACE_TICK_SHIFT; }
-#endif
+/* When gort__tracing was last set, after the start's events: CPU samples
+ * taken before it are dropped (a sample of a goroutine before the start's
+ * GoCreate for it makes go tool trace see the goroutine twice).  Written
+ * before the release store of gort__tracing, read after its acquire. */
+static uint64_t tick_on;
 
 static uint64_t mono_ns(void)
 {
@@ -78,37 +83,79 @@ static uint64_t mono_ns(void)
 
 /* ---- stacks ---- */
 
-/* Frame-pointer walk from fp, keeping to [lo, hi). */
-static int fp_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t *pcs, int n, int max)
+/* One step of a frame-pointer walk kept to [lo, lo + span + 16): the
+ * frame's return address, or 0 at the walk's end; *fpp moves to the next
+ * frame (0 when this one is the last: frames must go up the stack). */
+static inline uintptr_t fp_next(uintptr_t *fpp, uintptr_t lo, uintptr_t span)
 {
-    while (n < max && fp >= lo && fp + 16 <= hi && (fp & 7) == 0) {
-        const uintptr_t *f = (const uintptr_t *)fp;
-        uintptr_t ret = f[1];
-        if (ret < 4096)
-            break;
-        pcs[n++] = ret;
-        uintptr_t next = f[0];
-        if (next <= fp)
-            break;
-        fp = next;
+    uintptr_t fp = *fpp;
+    /* fp - lo > span: below lo (wrapped), 0, or too close to hi for a frame. */
+    if (fp - lo > span || (fp & 7))
+        return 0;
+    const uintptr_t *f = (const uintptr_t *)fp;
+    uintptr_t ret = f[1], next = f[0];
+    if (ret < 4096)
+        return 0;
+    *fpp = next > fp ? next : 0;
+    return ret;
+}
+
+/* The id of the stack pcs[0..n) (n is 0 or 1) and then the return
+ * addresses of the walk from fp, after the first skip.
+ *
+ * Each slot keeps its recent stacks, two per set, the set picked by the
+ * stack's first PC: a goroutine blocks and wakes others at the same few
+ * places, and the two ends of a ping-pong share their first PC.  A cached
+ * stack is checked against the frames as they are walked, with no copy
+ * and no hash; only a stack not there is collected, hashed and looked up
+ * in the shared table. */
+static inline uint32_t fp_stack(tslot_t *s, uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t *pcs, int n,
+                                int skip)
+{
+    uintptr_t span = hi - lo - 16, r;
+    for (; skip > 0; skip--)
+        if (!fp_next(&fp, lo, span))
+            return 0;
+    if (n == 0) {
+        if (!(r = fp_next(&fp, lo, span)))
+            return 0;
+        pcs[n++] = r;
     }
-    return n;
+    tstk_t **set = &s->stk[((pcs[0] * 0x9e3779b97f4a7c15ull) >> 61) * 2];
+    for (int w = 0; w < 2; w++) {
+        tstk_t *e = set[w];
+        if (!e || e->pcs[0] != pcs[0])
+            continue;
+        uintptr_t f = fp;
+        uint32_t i = 1;
+        while (i < e->n && fp_next(&f, lo, span) == e->pcs[i])
+            i++;
+        if (i == e->n && (i == TRACE_STACK_MAX || !fp_next(&f, lo, span)))
+            return e->id;
+    }
+    uint64_t h = gort__tb_hash_step(TB_HASH0, pcs[0]);
+    while (n < TRACE_STACK_MAX && (r = fp_next(&fp, lo, span)) != 0) {
+        pcs[n++] = r;
+        h = gort__tb_hash_step(h, r);
+    }
+    set[1] = set[0];
+    set[0] = gort__tb_stack_entry(pcs, n, h);
+    return set[0]->id;
 }
 
 /* The calling goroutine's stack, from the caller of our caller. */
-static __attribute__((noinline)) uint32_t stack_here(void)
+static __attribute__((noinline)) uint32_t stack_here(tslot_t *s)
 {
     gort_g_t *gp = gort__getg();
     uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
     if (!gp || fp < gp->stack.lo || fp >= gp->stack.hi)
         return 0;
-    uintptr_t pcs[TRACE_STACK_MAX + 2];
-    int n = fp_walk(fp, gp->stack.lo, gp->stack.hi, pcs, 0, TRACE_STACK_MAX + 2);
-    return n > 2 ? gort__tb_stack(pcs + 2, n - 2) : 0;
+    uintptr_t pcs[TRACE_STACK_MAX];
+    return fp_stack(s, fp, gp->stack.lo, gp->stack.hi, pcs, 0, 2);
 }
 
 /* A goroutine switched out: from its saved context. */
-static uint32_t stack_saved(gort_g_t *gp)
+static uint32_t stack_saved(tslot_t *s, gort_g_t *gp)
 {
     if (!gp->stack.lo)
         return 0;
@@ -116,8 +163,7 @@ static uint32_t stack_saved(gort_g_t *gp)
     gort__regsave_view(&gp->ctx, &v);
     uintptr_t pcs[TRACE_STACK_MAX];
     pcs[0] = v.pc;
-    int n = fp_walk(v.fp, gp->stack.lo, gp->stack.hi, pcs, 1, TRACE_STACK_MAX);
-    return gort__tb_stack(pcs, n);
+    return fp_stack(s, v.fp, gp->stack.lo, gp->stack.hi, pcs, 1, 0);
 }
 
 static uint32_t stack_fn(uintptr_t pc)
@@ -146,10 +192,11 @@ static void slot_unlock(tslot_t *s)
         atomic_flag_clear_explicit(&glock, memory_order_release);
 }
 
-static void ev(tslot_t *s, int e, int n, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3)
+static inline __attribute__((always_inline)) void ev(tslot_t *s, int e, int n, uint64_t a0, uint64_t a1, uint64_t a2,
+                                                     uint64_t a3)
 {
-    uint64_t a[4] = {a0, a1, a2, a3};
-    gort__tb_event(s, e, n, a, 0, NULL, 0);
+    (void)a3;
+    gort__tb_ev(s, e, n, a0, a1, a2, false);
 }
 
 static void proc_start(tslot_t *s, gort_m_t *m)
@@ -225,8 +272,7 @@ static void go_start(tslot_t *s, gort_g_t *gp, gort_p_t *pp, bool inherit)
     sysexit(s, gp);
     gp->trace_seq++;
     if (gp->trace_lastp == pp) {
-        uint64_t a[1] = {gp->goid};
-        gort__tb_event(s, EV_GO_START_LOCAL, 1, a, inherit ? TS_LAST : 0, NULL, 0);
+        gort__tb_ev(s, EV_GO_START_LOCAL, 1, gp->goid, 0, 0, inherit);
     } else {
         gp->trace_lastp = pp;
         ev(s, EV_GO_START, 2, gp->goid, gp->trace_seq, 0, 0);
@@ -271,7 +317,7 @@ void gort__trace_ev(int e, gort_g_t *gp, gort_p_t *pp, uint64_t arg)
         gp->trace_seq = 0;
         gp->trace_lastp = pp;
         atomic_store_explicit(&gp->trace_sys, 0, memory_order_relaxed);
-        ev(s, EV_GO_CREATE, 3, gp->goid, stack_fn((uintptr_t)gp->fn), stack_here(), 0);
+        ev(s, EV_GO_CREATE, 3, gp->goid, stack_fn((uintptr_t)gp->fn), stack_here(s), 0);
         break;
     case TEV_START:
         if (arg > 1 && pp == (gort_p_t *)(uintptr_t)arg) {
@@ -301,23 +347,23 @@ void gort__trace_ev(int e, gort_g_t *gp, gort_p_t *pp, uint64_t arg)
         ev(s, EV_GO_END, 0, 0, 0, 0, 0);
         break;
     case TEV_BLOCK:
-        ev(s, block_ev((int)arg), 1, stack_saved(gp), 0, 0, 0);
+        ev(s, block_ev((int)arg), 1, stack_saved(s, gp), 0, 0, 0);
         break;
     case TEV_UNBLOCK:
         gp->trace_seq++;
         if (pp && gp->trace_lastp == pp) {
-            ev(s, EV_GO_UNBLOCK_LOCAL, 2, gp->goid, stack_here(), 0, 0);
+            ev(s, EV_GO_UNBLOCK_LOCAL, 2, gp->goid, stack_here(s), 0, 0);
         } else {
             gp->trace_lastp = pp;
-            ev(s, EV_GO_UNBLOCK, 3, gp->goid, gp->trace_seq, stack_here(), 0);
+            ev(s, EV_GO_UNBLOCK, 3, gp->goid, gp->trace_seq, stack_here(s), 0);
         }
         break;
     case TEV_SCHED:
     case TEV_PREEMPT:
-        ev(s, e == TEV_SCHED ? EV_GO_SCHED : EV_GO_PREEMPT, 1, stack_saved(gp), 0, 0, 0);
+        ev(s, e == TEV_SCHED ? EV_GO_SCHED : EV_GO_PREEMPT, 1, stack_saved(s, gp), 0, 0, 0);
         break;
     case TEV_SYSCALL:
-        ev(s, EV_GO_SYSCALL, 1, stack_here(), 0, 0, 0);
+        ev(s, EV_GO_SYSCALL, 1, stack_here(s), 0, 0, 0);
         atomic_store_explicit(&gp->trace_sys, 1, memory_order_relaxed);
         atomic_store_explicit(&pp->trace_sysg, gp, memory_order_release);
         break;
@@ -333,6 +379,30 @@ void gort__trace_ev(int e, gort_g_t *gp, gort_p_t *pp, uint64_t arg)
         break;
     }
     slot_unlock(s);
+}
+
+/* A CPU profile sample taken during the trace (prof/cpuprof.c's writer,
+ * as it drains the samples its signal handler queued lock-free): Go's
+ * EvCPUSample [real timestamp, real P id or -1, goroutine id, stack].
+ * pcs[0] is the interrupted PC itself, the rest return addresses. */
+void gort__trace_cpu_sample(uint64_t ticks, int pid, uint64_t goid, const uintptr_t *pcs, int n)
+{
+    uintptr_t st[TRACE_STACK_MAX];
+    if (n > TRACE_STACK_MAX)
+        n = TRACE_STACK_MAX;
+    for (int i = 0; i < n; i++)
+        st[i] = pcs[i];
+    if (n > 0)
+        st[0]++; /* symbolized at pc - 1, as return addresses are */
+    while (atomic_flag_test_and_set_explicit(&cpulock, memory_order_acquire))
+        gort__cpu_relax();
+    /* Under cpulock: a stop flushes cslot under it after clearing
+     * gort__tracing, and only then writes (and frees) the stack table. */
+    if (atomic_load_explicit(&gort__tracing, memory_order_acquire) && ticks > tick_on) {
+        uint64_t a[4] = {ticks, (uint64_t)(int64_t)pid, goid, gort__tb_stack(st, n)};
+        gort__tb_event(&cslot, EV_CPU_SAMPLE, 4, a, 0, NULL, 0);
+    }
+    atomic_flag_clear_explicit(&cpulock, memory_order_release);
 }
 
 /* ---- start and stop ---- */
@@ -376,6 +446,10 @@ static void reset_slots(void)
             atomic_store_explicit(&pp->trace_sysg, NULL, memory_order_relaxed);
     }
     gslot = (tslot_t){.pid = -1};
+    while (atomic_flag_test_and_set_explicit(&cpulock, memory_order_acquire))
+        gort__cpu_relax();
+    cslot = (tslot_t){.pid = 0};
+    atomic_flag_clear_explicit(&cpulock, memory_order_release);
 }
 
 static int start_locked(int fd)
@@ -408,6 +482,10 @@ static void flush_all(void)
         gort__cpu_relax();
     gort__tb_flush(&gslot);
     atomic_flag_clear_explicit(&glock, memory_order_release);
+    while (atomic_flag_test_and_set_explicit(&cpulock, memory_order_acquire))
+        gort__cpu_relax();
+    gort__tb_flush(&cslot);
+    atomic_flag_clear_explicit(&cpulock, memory_order_release);
 }
 
 int gort_trace_start(int fd)
@@ -432,6 +510,7 @@ int gort_trace_start(int fd)
     proc_start(c.s, m);
     go_start(c.s, self, pp, false);
     ev(c.s, EV_GOMAXPROCS, 2, (uint64_t)atomic_load(&gort__gomaxprocs), 0, 0, 0);
+    tick_on = gort__trace_ticks();
     atomic_store_explicit(&gort__tracing, true, memory_order_release);
     gort__start_the_world();
     pthread_mutex_unlock(&api_lock);
@@ -458,7 +537,7 @@ int gort_trace_stop(void)
     gort__stop_the_world("stop tracing");
     gort_p_t *pp = gort__getm()->p;
     tslot_t *s = &slots[pp->id];
-    ev(s, EV_GO_SCHED, 1, stack_here(), 0, 0, 0);
+    ev(s, EV_GO_SCHED, 1, stack_here(s), 0, 0, 0);
     atomic_store_explicit(&gort__tracing, false, memory_order_release);
     flush_all();
     gort__start_the_world();
@@ -480,7 +559,7 @@ static void user_ev(int e, int n, uint64_t a0, uint64_t a1, uint64_t a2, const c
     tslot_t *s = slot_lock(m && self ? m->p : NULL);
     if (s) {
         uint64_t a[4] = {a0, a1, a2, 0};
-        a[n - 1] = stack_here();
+        a[n - 1] = stack_here(s);
         gort__tb_event(s, e, n, a, 0, extra, extra ? strnlen(extra, 4096) : 0);
         slot_unlock(s);
     }
@@ -547,6 +626,7 @@ static void term_handler(int sig, siginfo_t *info, void *uctx)
         for (int i = 0; i < GORT_MAX_PROCS; i++)
             gort__tb_flush(&slots[i]);
         gort__tb_flush(&gslot);
+        gort__tb_flush(&cslot);
         bool done = gort__tb_finish_timed(freq_now(), FINISH_WAIT_NS);
         if (env_fd >= 0) {
             (void)gort__wfile_commit(&env_file, done ? gort__tb_write_err() : -ETIMEDOUT);
@@ -576,6 +656,7 @@ void gort__trace_init(void)
         return;
     }
     reset_slots();
+    tick_on = gort__trace_ticks();
     atomic_store_explicit(&gort__tracing, true, memory_order_release);
     static const int sigs[] = {SIGINT, SIGTERM};
     for (int i = 0; i < 2; i++) {
@@ -617,7 +698,7 @@ void gort__trace_at_exit(void)
     if (self && atomic_load(&gort__sched.main_running) && !atomic_load(&gort__sched.main_done)) {
         gort__stop_the_world("stop tracing");
         tslot_t *s = &slots[gort__getm()->p->id];
-        ev(s, EV_GO_SCHED, 1, stack_here(), 0, 0, 0);
+        ev(s, EV_GO_SCHED, 1, stack_here(s), 0, 0, 0);
         env_stop(false);
         gort__world_stays_stopped();
         return;

@@ -58,25 +58,104 @@ typedef struct tbuf {
     uint8_t data[64 * 1024 - 32];
 } tbuf_t;
 
+/* A stack table entry (prof/tracebuf.c): immutable once published, freed
+ * only when the table is written at the end of the trace. */
+typedef struct tstk {
+    _Atomic(struct tstk *) next;
+    uint64_t hash;
+    uint32_t id, n;
+    uintptr_t pcs[];
+} tstk_t;
+
+#define TSLOT_STK_CACHE 16 /* 8 sets of 2 */
+
 /* Where events go: a P's buffer (its owner writes it) or the global one
  * (under glock, for threads without a P). */
 typedef struct tslot {
     tbuf_t *buf;
     int32_t pid;           /* -1: the global buffer */
     bool running;          /* ProcStart written and no ProcStop since */
+    /* The slot's recent stacks (prof/trace.c fp_stack).  Owner only,
+     * cleared with the slot. */
+    tstk_t *stk[TSLOT_STK_CACHE];
 } tslot_t;
 
-uint64_t gort__trace_ticks(void);
+/* The tracer's clock, read inline: an event's clock read is a large part
+ * of its cost.  Async-signal-safe (the CPU profiler's handler reads it). */
+#if defined(__x86_64__)
+static inline uint64_t gort__trace_ticks(void)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((uint64_t)hi << 32 | lo) >> TRACE_TICK_SHIFT;
+}
+#else
+static inline uint64_t gort__trace_ticks(void) { return (uint64_t)gort__nanotime() >> TRACE_TICK_SHIFT; }
+#endif
+
 #define TS_LAST 1
 /* Appends event ev with n arguments after the timestamp (a stack id
  * counts as one); ts 0: now, TS_LAST: just after the buffer's last
  * event (a clock read costs more than the rest of an event).  extra (len bytes) follows the arguments
  * with its length first (EvUserLog's message). */
 void gort__tb_event(tslot_t *s, int ev, int n, const uint64_t *args, uint64_t ts, const char *extra, size_t len);
+/* Room for one event of at most three arguments after the timestamp:
+ * type, length, four varints. */
+#define TB_EV_MAX (2 + 4 * 10)
+/* The slot's buffer with TB_EV_MAX bytes free: the full one handed to the
+ * writer and a new one begun at now. */
+tbuf_t *gort__tb_refill(tslot_t *s, uint64_t now);
+
+static inline uint8_t *gort__tb_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* The common event: n (0 to 3) arguments after the timestamp, inlined
+ * where n is a constant so that its encoding is straight-line code.
+ * last: at the buffer's last timestamp + 1, without reading the clock. */
+static inline __attribute__((always_inline)) void gort__tb_ev(tslot_t *s, int ev, int n, uint64_t a0, uint64_t a1,
+                                                              uint64_t a2, bool last)
+{
+    tbuf_t *b = s->buf;
+    uint64_t now = last && b ? b->last + 1 : gort__trace_ticks();
+    if (unlikely(!b || b->pos > sizeof b->data - TB_EV_MAX))
+        b = gort__tb_refill(s, now);
+    uint64_t diff = now > b->last ? now - b->last : 1;
+    b->last += diff;
+    uint8_t *p = b->data + b->pos;
+    *p++ = (uint8_t)(ev | n << 6);
+    uint8_t *lenp = p;
+    if (n == 3)
+        p++;
+    p = gort__tb_varint(p, diff);
+    if (n > 0)
+        p = gort__tb_varint(p, a0);
+    if (n > 1)
+        p = gort__tb_varint(p, a1);
+    if (n > 2) {
+        p = gort__tb_varint(p, a2);
+        *lenp = (uint8_t)(p - lenp - 1);
+    }
+    b->pos = (uint32_t)(p - b->data);
+}
+
 /* Hands the slot's buffer to the writer. */
 void gort__tb_flush(tslot_t *s);
-/* The stack id of pcs[0..n) (0 for n == 0); lock-free when seen. */
+/* The stack id of pcs[0..n) (0 for n == 0); lock-free when seen.  _h:
+ * with h, the FNV-1a hash of the PCs (TB_HASH0, tb_hash_step) that the
+ * caller computed as it walked. */
+#define TB_HASH0 14695981039346656037ull
+static inline uint64_t gort__tb_hash_step(uint64_t h, uintptr_t pc) { return (h ^ pc) * 1099511628211ull; }
 uint32_t gort__tb_stack(const uintptr_t *pcs, int n);
+uint32_t gort__tb_stack_h(const uintptr_t *pcs, int n, uint64_t h);
+/* The entry of pcs[0..n), n > 0, with its hash h. */
+tstk_t *gort__tb_stack_entry(const uintptr_t *pcs, int n, uint64_t h);
 /* The string id of s, made on first use. */
 uint64_t gort__tb_string(const char *s);
 
@@ -91,6 +170,8 @@ int gort__tb_write_err(void);
 
 /* The hook (runtime/trace.h). */
 void gort__trace_ev(int ev, gort_g_t *gp, gort_p_t *pp, uint64_t arg);
+/* A CPU profile sample for the running trace (prof/cpuprof.c's writer). */
+void gort__trace_cpu_sample(uint64_t ticks, int pid, uint64_t goid, const uintptr_t *pcs, int n);
 void gort__trace_init(void);
 void gort__trace_at_exit(void);
 void gort__trace_before_fatal(void);

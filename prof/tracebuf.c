@@ -126,15 +126,7 @@ void gort__tb_flush(tslot_t *s)
 
 /* ---- encoding ---- */
 
-static inline uint8_t *varint(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
+#define varint gort__tb_varint
 
 static tbuf_t *new_buf(tslot_t *s, uint64_t now)
 {
@@ -150,6 +142,12 @@ static tbuf_t *new_buf(tslot_t *s, uint64_t now)
     b->last = now;
     s->buf = b;
     return b;
+}
+
+tbuf_t *gort__tb_refill(tslot_t *s, uint64_t now)
+{
+    gort__tb_flush(s);
+    return new_buf(s, now);
 }
 
 void gort__tb_event(tslot_t *s, int ev, int n, const uint64_t *args, uint64_t ts, const char *extra, size_t len)
@@ -187,13 +185,6 @@ void gort__tb_event(tslot_t *s, int ev, int n, const uint64_t *args, uint64_t ts
 
 /* ---- stacks ---- */
 
-typedef struct tstk {
-    _Atomic(struct tstk *) next;
-    uint64_t hash;
-    uint32_t id, n;
-    uintptr_t pcs[];
-} tstk_t;
-
 #define STAB_SIZE 8192
 static _Atomic(tstk_t *) stab[STAB_SIZE];
 static atomic_flag stab_lock = ATOMIC_FLAG_INIT;
@@ -208,23 +199,37 @@ static void spin_unlock(atomic_flag *f) { atomic_flag_clear_explicit(f, memory_o
 
 static tstk_t *stab_find(tstk_t *e, uint64_t h, const uintptr_t *pcs, int n)
 {
-    for (; e; e = atomic_load_explicit(&e->next, memory_order_acquire))
-        if (e->hash == h && e->n == (uint32_t)n && memcmp(e->pcs, pcs, (size_t)n * sizeof *pcs) == 0)
+    for (; e; e = atomic_load_explicit(&e->next, memory_order_acquire)) {
+        if (e->hash != h || e->n != (uint32_t)n)
+            continue;
+        int i = 0;
+        while (i < n && e->pcs[i] == pcs[i])
+            i++;
+        if (i == n)
             return e;
+    }
     return NULL;
 }
 
 uint32_t gort__tb_stack(const uintptr_t *pcs, int n)
 {
-    if (n <= 0)
-        return 0;
-    uint64_t h = 14695981039346656037ull;
+    uint64_t h = TB_HASH0;
     for (int i = 0; i < n; i++)
-        h = (h ^ pcs[i]) * 1099511628211ull;
+        h = gort__tb_hash_step(h, pcs[i]);
+    return gort__tb_stack_h(pcs, n, h);
+}
+
+uint32_t gort__tb_stack_h(const uintptr_t *pcs, int n, uint64_t h)
+{
+    return n > 0 ? gort__tb_stack_entry(pcs, n, h)->id : 0;
+}
+
+tstk_t *gort__tb_stack_entry(const uintptr_t *pcs, int n, uint64_t h)
+{
     _Atomic(tstk_t *) *slot = &stab[(h ^ h >> 29) % STAB_SIZE];
     tstk_t *e = stab_find(atomic_load_explicit(slot, memory_order_acquire), h, pcs, n);
-    if (e)
-        return e->id;
+    if (likely(e != NULL))
+        return e;
     spin_lock(&stab_lock);
     e = stab_find(atomic_load_explicit(slot, memory_order_acquire), h, pcs, n);
     if (!e) {
@@ -239,7 +244,7 @@ uint32_t gort__tb_stack(const uintptr_t *pcs, int n)
         atomic_store_explicit(slot, e, memory_order_release);
     }
     spin_unlock(&stab_lock);
-    return e->id;
+    return e;
 }
 
 /* ---- strings ---- */

@@ -10,14 +10,18 @@
  * -http` server then answers every analysis page with 200 and no panic;
  * -pprof=sync opens in `go tool pprof -top` with our function names.
  * gortprof trace summarises it; GORT_TRACE traces a whole run; 100,000
- * goroutines are traced from the middle.
+ * goroutines are traced from the middle.  A trace taken while the CPU
+ * profiler runs has its samples (EvCPUSample), and its timeline page,
+ * rendered in headless Chromium, draws the goroutines.
  *
- * Tests that need go or curl say why and skip when they are missing (CI
- * installs both).
+ * Tests that need go, curl or chromium skip when they are missing (CI
+ * installs all three).
  */
 #include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -301,45 +305,52 @@ static void test_go_trace_parses(void)
 static int serve_pid = -1;
 static char base[128];
 
-static bool start_server(void)
+/* `go tool trace -http` on path: its pid, and its address in url. */
+static int serve(const char *path, const char *log, char *url, size_t urln)
 {
-    if (serve_pid > 0)
-        return true;
-    make_trace();
     int p[2];
     if (pipe(p) != 0)
-        return false;
+        return -1;
     pid_t pid = fork();
     if (pid == 0) {
         dup2(p[1], 1);
         dup2(p[1], 2);
         setenv("GOCACHE", gt_tmp("gocache"), 1);
         setenv("BROWSER", "true", 1);
-        execlp("go", "go", "tool", "trace", "-http=127.0.0.1:0", gt_tmp("w.trace"), (char *)NULL);
+        execlp("go", "go", "tool", "trace", "-http=127.0.0.1:0", path, (char *)NULL);
         _exit(127);
     }
     close(p[1]);
-    serve_pid = pid;
     FILE *f = fdopen(p[0], "r");
     char line[512];
+    url[0] = 0;
     while (fgets(line, sizeof line, f)) {
         const char *u = strstr(line, "http://");
         if (u) {
-            snprintf(base, sizeof base, "%.*s", (int)strcspn(u, " \n"), u);
+            snprintf(url, urln, "%.*s", (int)strcspn(u, " \n"), u);
             break;
         }
     }
     /* The rest of its log goes to a file: it must not mention a panic. */
     if (fork() == 0) {
-        FILE *log = fopen(gt_tmp("server.log"), "w");
-        while (log && fgets(line, sizeof line, f)) {
-            fputs(line, log);
-            fflush(log);
+        FILE *lf = fopen(log, "w");
+        while (lf && fgets(line, sizeof line, f)) {
+            fputs(line, lf);
+            fflush(lf);
         }
         _exit(0);
     }
     fclose(f);
-    return base[0] != 0;
+    return pid;
+}
+
+static bool start_server(void)
+{
+    if (serve_pid > 0)
+        return true;
+    make_trace();
+    serve_pid = serve(gt_tmp("w.trace"), gt_tmp("server.log"), base, sizeof base);
+    return serve_pid > 0 && base[0] != 0;
 }
 
 static void stop_server(void)
@@ -409,6 +420,334 @@ static void test_pprof_sync(void)
     if (!gt_contains(r.out, "trace_locker"))
         fprintf(stderr, "\n%.3000s\n", r.out);
     gt_child_free(&r);
+}
+
+/* ---- CPU samples (EvCPUSample) ---- */
+
+static _Atomic long hot_sink;
+
+/* Burns CPU in its own frame, calling nothing: a sample taken here has
+ * this function as its innermost frame. */
+static void __attribute__((noinline)) trace_cpu_hot(void *a)
+{
+    gort_waitgroup *wg = a;
+    long x = 0;
+    for (long i = 0; i < 150L * 1000 * 1000; i++)
+        x += i ^ (x >> 3);
+    atomic_store_explicit(&hot_sink, x, memory_order_relaxed);
+    gort_wg_done(wg);
+}
+
+static void cpu_main(void *a)
+{
+    (void)a;
+    CU_ASSERT_EQUAL_FATAL(gort_cpuprofile_start(gt_tmp("cpu.pprof"), 1000), 0);
+    int fd = open(gt_tmp("cpu.trace"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL_FATAL(gort_trace_start(fd), 0);
+    gort_waitgroup wg = {0};
+    gort_wg_add(&wg, 2);
+    for (int i = 0; i < 2; i++)
+        gort_go(trace_cpu_hot, &wg);
+    gort_wg_wait(&wg);
+    CU_ASSERT_EQUAL(gort_trace_stop(), 0);
+    close(fd);
+    CU_ASSERT_EQUAL(gort_cpuprofile_stop(), 0);
+}
+
+/* Whether jsontrace's stack (frame id, then its parents) holds fn. */
+static bool stack_has(const char *json, const char *id, const char *fn)
+{
+    char key[64], cur[32];
+    snprintf(cur, sizeof cur, "%s", id);
+    for (int depth = 0; depth < 64 && cur[0]; depth++) {
+        snprintf(key, sizeof key, "\"%s\":{\"name\":\"", cur);
+        const char *f = strstr(json, key);
+        if (!f)
+            return false;
+        f += strlen(key);
+        if (strncmp(f, fn, strlen(fn)) == 0)
+            return true;
+        const char *end = strchr(f, '}'), *par = strstr(f, "\"parent\":");
+        cur[0] = 0;
+        if (par && end && par < end)
+            snprintf(cur, sizeof cur, "%.*s", (int)strspn(par + 9, "0123456789"), par + 9);
+    }
+    return false;
+}
+
+/* A trace taken while the CPU profiler runs has its samples, on the Ps
+ * that ran the hot goroutines, most with the hot function in their stacks
+ * (the timeline's "CPU profile sample" instants; the rest were taken in
+ * the scheduler or a preemption's way back). */
+static bool cpu_made;
+static void make_cpu_trace(void)
+{
+    if (!cpu_made)
+        GT_RUN(cpu_main, NULL);
+    cpu_made = true;
+}
+
+static void test_cpu_samples(void)
+{
+    make_cpu_trace();
+    if (!gt_have("go") || !gt_have("curl"))
+        return;
+    char *out = NULL;
+    CU_ASSERT_EQUAL_FATAL(go_trace_d(gt_tmp("cpu.trace"), &out), 0);
+    size_t samples = count(out, " CPUSample p=") - count(out, " CPUSample p=-1 ");
+#if defined(GORT_TSAN)
+    /* TSan holds an asynchronous signal until the thread next enters one
+     * of its interceptors: a loop that calls nothing is sampled rarely. */
+    const size_t want = 1;
+#else
+    const size_t want = 10;
+#endif
+    if (samples < want)
+        fprintf(stderr, "\n  %zu CPU samples on a P in the trace\n", samples);
+    CU_ASSERT(samples >= want);
+    free(out);
+
+    char url[256], u[300];
+    int pid = serve(gt_tmp("cpu.trace"), gt_tmp("cpu-server.log"), url, sizeof url);
+    CU_ASSERT_FATAL(pid > 0 && url[0]);
+    snprintf(u, sizeof u, "%s/jsontrace", url);
+    gt_child_result r;
+    const char *argv[] = {"curl", "-s", u, NULL};
+    CU_ASSERT_EQUAL(gt_cmd_run(argv, NULL, 120, &r), 0);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    size_t total = 0, hot = 0;
+    static const char ev[] = "\"name\":\"CPU profile sample\"";
+    for (const char *p = r.out; (p = strstr(p, ev)) != NULL; p += sizeof ev - 1) {
+        const char *end = strchr(p, '}'), *sf = strstr(p, "\"sf\":");
+        total++;
+        if (sf && end && sf < end) {
+            char id[32];
+            snprintf(id, sizeof id, "%.*s", (int)strspn(sf + 5, "0123456789"), sf + 5);
+            hot += stack_has(r.out, id, "trace_cpu_hot:");
+        }
+    }
+#if defined(GORT_TSAN)
+    hot = hot >= 1 ? total : 0; /* few samples, and at least one in it */
+#endif
+    if (hot < want || hot * 2 < total)
+        fprintf(stderr, "\n  %zu CPU samples in /jsontrace, %zu in trace_cpu_hot\n", total, hot);
+    CU_ASSERT(hot >= want && hot * 2 >= total);
+    gt_child_free(&r);
+}
+
+/* ---- the timeline in headless Chromium ---- */
+
+/* Go 1.19's /trace page builds its viewer from HTML imports through the
+ * webcomponents v0 polyfill, then fetches /jsontrace and imports it, all
+ * after the load event: `chromium --screenshot` (even with a virtual time
+ * budget) captures the page before any of that and shows it blank.  So the
+ * test drives Chromium over the DevTools protocol (--remote-debugging-pipe:
+ * NUL-terminated JSON on fds 3 and 4), waits until the viewer has its
+ * model, and then reads the timeline's canvas pixels and takes the
+ * screenshot. */
+typedef struct {
+    int wfd, rfd, next;
+    pid_t pid;
+    char *buf;
+    size_t len, cap;
+    char session[128];
+} cdp_t;
+
+static bool cdp_open(cdp_t *c)
+{
+    int to[2], from[2];
+    if (pipe(to) != 0 || pipe(from) != 0)
+        return false;
+    *c = (cdp_t){.wfd = to[1], .rfd = from[0]};
+    char prof[300];
+    snprintf(prof, sizeof prof, "--user-data-dir=%s", gt_tmp("chromium"));
+    c->pid = fork();
+    if (c->pid == 0) {
+        int a = fcntl(to[0], F_DUPFD, 10), b = fcntl(from[1], F_DUPFD, 10);
+        dup2(a, 3);
+        dup2(b, 4);
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(null, 2);
+        execlp("chromium", "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
+               "--window-size=1200,800", prof, "about:blank", (char *)NULL);
+        _exit(127);
+    }
+    close(to[0]);
+    close(from[1]);
+    return c->pid > 0;
+}
+
+/* The reply to a command (or NULL after timeout_s); events are skipped. */
+static char *cdp_call(cdp_t *c, bool session, const char *method, const char *params, int timeout_s)
+{
+    char msg[4096], idp[32];
+    int id = ++c->next;
+    int n = session ? snprintf(msg, sizeof msg, "{\"id\":%d,\"sessionId\":\"%s\",\"method\":\"%s\",\"params\":%s}", id,
+                               c->session, method, params)
+                    : snprintf(msg, sizeof msg, "{\"id\":%d,\"method\":\"%s\",\"params\":%s}", id, method, params);
+    if (n < 0 || (size_t)n >= sizeof msg || write(c->wfd, msg, (size_t)n + 1) != n + 1)
+        return NULL;
+    snprintf(idp, sizeof idp, "{\"id\":%d,", id);
+    time_t end = time(NULL) + timeout_s;
+    for (;;) {
+        char *z = c->len ? memchr(c->buf, 0, c->len) : NULL;
+        if (z) {
+            size_t ml = (size_t)(z - c->buf) + 1;
+            char *m = NULL;
+            if (strncmp(c->buf, idp, strlen(idp)) == 0) {
+                m = malloc(ml);
+                memcpy(m, c->buf, ml);
+            }
+            memmove(c->buf, c->buf + ml, c->len - ml);
+            c->len -= ml;
+            if (m)
+                return m;
+            continue;
+        }
+        if (time(NULL) > end)
+            return NULL;
+        if (c->cap - c->len < 65536) {
+            c->cap = c->cap ? c->cap * 2 : 1 << 20;
+            c->buf = realloc(c->buf, c->cap);
+        }
+        struct timeval tv = {1, 0};
+        fd_set fs;
+        FD_ZERO(&fs);
+        FD_SET(c->rfd, &fs);
+        if (select(c->rfd + 1, &fs, NULL, NULL, &tv) <= 0)
+            continue;
+        ssize_t r = read(c->rfd, c->buf + c->len, c->cap - c->len);
+        if (r <= 0)
+            return NULL;
+        c->len += (size_t)r;
+    }
+}
+
+/* The string value of "key" in a reply (no escapes inside: ours are plain). */
+static bool json_str(const char *m, const char *key, char *out, size_t n)
+{
+    char k[64];
+    snprintf(k, sizeof k, "\"%s\":\"", key);
+    const char *p = m ? strstr(m, k) : NULL;
+    if (!p)
+        return false;
+    p += strlen(k);
+    size_t l = strcspn(p, "\"");
+    snprintf(out, n, "%.*s", (int)l, p);
+    return true;
+}
+
+static void cdp_close(cdp_t *c)
+{
+    free(cdp_call(c, false, "Browser.close", "{}", 10));
+    close(c->wfd);
+    close(c->rfd);
+    for (int i = 0; i < 100 && waitpid(c->pid, NULL, WNOHANG) == 0; i++)
+        usleep(100 * 1000);
+    kill(c->pid, SIGKILL);
+    waitpid(c->pid, NULL, 0);
+    free(c->buf);
+}
+
+static void write_base64(const char *path, const char *b64)
+{
+    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    FILE *f = fopen(path, "wb");
+    uint32_t acc = 0;
+    int bits = 0;
+    for (const char *p = b64; f && *p && *p != '"'; p++) {
+        const char *k = strchr(al, *p);
+        if (!k || *p == 0)
+            continue;
+        acc = acc << 6 | (uint32_t)(k - al);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            fputc((int)(acc >> bits) & 0xff, f);
+        }
+    }
+    if (f)
+        fclose(f);
+}
+
+/* Runs in the page: "loading" until the viewer has its model; then the
+ * goroutine slices it holds for fn and the pixels of the timeline's canvas
+ * (the largest) in a saturated colour, which slices are and the white or
+ * grey background and rulers are not. */
+static const char probe_js[] =
+    "(function(){var v=document.querySelector('tr-ui-timeline-view');if(!v||!v.model)return 'loading';"
+    "var g=0;v.model.getAllThreads().forEach(function(t){t.sliceGroup.slices.forEach(function(s){"
+    "if(/^G[0-9]+ trace_cpu_hot/.test(s.title))g++;});});"
+    "var best=null,area=0;Array.prototype.forEach.call(document.querySelectorAll('canvas'),function(c){"
+    "if(c.width*c.height>area){area=c.width*c.height;best=c;}});var n=0;"
+    "if(best){var d=best.getContext('2d').getImageData(0,0,best.width,best.height).data;"
+    "for(var i=0;i<d.length;i+=4){var mx=Math.max(d[i],d[i+1],d[i+2]),mn=Math.min(d[i],d[i+1],d[i+2]);"
+    "if(d[i+3]>0&&mx-mn>60)n++;}}return 'slices='+g+' colored='+n+' of '+area;})()";
+
+static void test_timeline_chromium(void)
+{
+    if (!gt_have("go") || !gt_have("chromium"))
+        return;
+    make_cpu_trace();
+    char url[256], page[300];
+    int pid = serve(gt_tmp("cpu.trace"), gt_tmp("timeline-server.log"), url, sizeof url);
+    CU_ASSERT_FATAL(pid > 0 && url[0]);
+    cdp_t c;
+    CU_ASSERT_FATAL(cdp_open(&c));
+    char *m = cdp_call(&c, false, "Target.createTarget", "{\"url\":\"about:blank\"}", 60);
+    char target[128] = "", params[600], res[256] = "";
+    CU_ASSERT(json_str(m, "targetId", target, sizeof target));
+    free(m);
+    snprintf(params, sizeof params, "{\"targetId\":\"%s\",\"flatten\":true}", target);
+    m = cdp_call(&c, false, "Target.attachToTarget", params, 30);
+    CU_ASSERT(json_str(m, "sessionId", c.session, sizeof c.session));
+    free(m);
+    free(cdp_call(&c, true, "Emulation.setDeviceMetricsOverride",
+                  "{\"width\":1200,\"height\":800,\"deviceScaleFactor\":1,\"mobile\":false}", 30));
+    snprintf(page, sizeof page, "{\"url\":\"%s/trace\"}", url);
+    free(cdp_call(&c, true, "Page.navigate", page, 60));
+    /* The page imports 2.6 MB of viewer and then the trace: seconds, more
+     * on a loaded machine.  Wait for it, not for a guessed time. */
+    static char expr[sizeof probe_js + 100];
+    char *q = expr + sprintf(expr, "{\"expression\":\"");
+    for (const char *p = probe_js; *p; p++)
+        *q++ = *p == '"' ? '\'' : *p;
+    strcpy(q, "\",\"returnByValue\":true}");
+    for (int i = 0; i < 240; i++) {
+        m = cdp_call(&c, true, "Runtime.evaluate", expr, 30);
+        res[0] = 0;
+        json_str(m, "value", res, sizeof res);
+        free(m);
+        if (res[0] && strcmp(res, "loading") != 0)
+            break;
+        usleep(500 * 1000);
+    }
+    /* Let the viewer finish drawing after its model arrived, then read
+     * the pixels again for the check. */
+    usleep(1000 * 1000);
+    m = cdp_call(&c, true, "Runtime.evaluate", expr, 30);
+    json_str(m, "value", res, sizeof res);
+    free(m);
+    m = cdp_call(&c, true, "Page.captureScreenshot", "{\"format\":\"png\"}", 60);
+    const char *d = m ? strstr(m, "\"data\":\"") : NULL;
+    CU_ASSERT(d != NULL);
+    if (d)
+        write_base64(gt_tmp("timeline.png"), d + 8);
+    free(m);
+    cdp_close(&c);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    long slices = 0, colored = 0, area = 0;
+    sscanf(res, "slices=%ld colored=%ld of %ld", &slices, &colored, &area);
+    /* Both hot goroutines as slices in the model, and the timeline drawn
+     * in colour: at least 2% of the canvas (their two rows are far more). */
+    if (slices < 2 || area == 0 || colored * 50 < area)
+        fprintf(stderr, "\n  timeline: %s (screenshot %s)\n", res[0] ? res : "no answer", gt_tmp("timeline.png"));
+    CU_ASSERT(slices >= 2);
+    CU_ASSERT(area > 0 && colored * 50 >= area);
 }
 
 /* ---- gortprof trace ---- */
@@ -672,7 +1011,8 @@ static void test_cleanup(void) { stop_server(); }
 
 GT_SUITE(trace, {"api_without_trace", test_api_without_trace}, {"go_trace_parses", test_go_trace_parses},
          {"http_pages", test_http_pages},
-         {"pprof_sync", test_pprof_sync}, {"gortprof_trace", test_gortprof_trace},
+         {"pprof_sync", test_pprof_sync}, {"cpu_samples", test_cpu_samples},
+         {"timeline_chromium", test_timeline_chromium}, {"gortprof_trace", test_gortprof_trace},
          {"gortprof_hostile", test_gortprof_hostile}, {"fuzz_regressions", test_fuzz_regressions}, {"env_whole_run", test_env_whole_run},
          {"env_sigterm", test_env_sigterm},
          {"many_goroutines", test_many_goroutines}, {"cleanup", test_cleanup})

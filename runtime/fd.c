@@ -29,6 +29,26 @@
  *
  * errno is read right after each call, inside gort__rt_enter, where the
  * goroutine cannot be preempted onto another thread.
+ *
+ * The drained-read shortcut.  A read resets rg (erasing edges for data it
+ * is about to take) and then reads; Go reads again at its next call, which
+ * after a message has been taken whole says EAGAIN and only then parks:
+ * one system call per message for nothing.  On TCP we know when a read
+ * emptied the receive queue: TCP_INQ's count of what it left is 0 (it
+ * counts a FIN as 1), or, where TCP_INQ is refused, the read was short
+ * (the kernel copies until the queue is empty or the buffer full).  Every
+ * arrival after that raises an edge that lands in rg, which nothing resets
+ * until the next read: so that read may wait on rg first and read only
+ * after an edge (pd->rdrained).  No edge is lost: one that came before the
+ * wait is READY in rg, one after it wakes the parked reader.  What still
+ * needs a read without a later edge: an error (and, for the short-read
+ * rule, a FIN) whose edge came before the reset erased it, and urgent
+ * data, where the kernel stops a read at the mark.  Each reports
+ * EPOLLRDHUP, EPOLLHUP, EPOLLERR or EPOLLPRI with its event, which sets
+ * pd->rhup before its edge; the reset's acquire sees that, and a pd with
+ * rhup never takes the shortcut.  Not for unix sockets: no TCP_INQ, and a
+ * read stops early at a message that carries descriptors or other
+ * credentials.  gort_fd_wait_read resets rg and so clears rdrained.
  */
 #include "runtime.h"
 
@@ -250,6 +270,7 @@ static int open_fd(int sysfd, gort_fd *out, int tcp)
         tcp = getsockopt(sysfd, SOL_SOCKET, SO_PROTOCOL, &proto, &pl) == 0 && proto == IPPROTO_TCP;
     }
     pd->is_tcp = tcp > 0;
+    pd->inq = 0;
     pd->unlink_path = NULL;
     int e = gort__pd_open(pd, sysfd);
     if (e == 0) {
@@ -339,15 +360,54 @@ int gort_fd_sysfd(gort_fd h)
 
 /* ---- I/O ---- */
 
+/* A TCP read that also says how much it left behind (TCP_INQ, asked for
+ * on the first read; *left -1: unknown).  recvmsg costs what read does. */
+static ssize_t read_tcp(gort_pd_t *pd, void *buf, size_t n, int *left)
+{
+    *left = -1;
+    if (pd->inq == 0) {
+        int one = 1;
+        pd->inq = setsockopt(pd->fd, IPPROTO_TCP, TCP_INQ, &one, sizeof one) == 0 ? 1 : -1;
+    }
+    if (pd->inq < 0)
+        return read(pd->fd, buf, n);
+    struct iovec iov = {.iov_base = buf, .iov_len = n};
+    union {
+        char b[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } cb;
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.b, .msg_controllen = sizeof cb.b};
+    ssize_t k = recvmsg(pd->fd, &m, 0);
+    if (k >= 0)
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
+            if (c->cmsg_level == IPPROTO_TCP && c->cmsg_type == TCP_CM_INQ && c->cmsg_len >= CMSG_LEN(sizeof(int)))
+                memcpy(left, CMSG_DATA(c), sizeof(int));
+    return k;
+}
+
 static ssize_t do_read(gort_pd_t *pd, void *buf, size_t n)
 {
-    int e = gort__pd_reset(pd, 'r');
-    if (e)
+    int e;
+    if (pd->rdrained) {
+        /* The last read was short: wait for an edge (or take one that
+         * came since) instead of a read that would say EAGAIN.  On an
+         * error rdrained stays: rg still holds every edge since. */
+        if ((e = gort__pd_wait(pd, 'r')) != 0)
+            return e;
+        pd->rdrained = false;
+    } else if ((e = gort__pd_reset(pd, 'r')) != 0) {
         return e;
+    }
     for (;;) {
-        ssize_t k = read(pd->fd, buf, n);
-        if (k >= 0)
+        int left = -1;
+        ssize_t k = pd->is_tcp ? read_tcp(pd, buf, n, &left) : read(pd->fd, buf, n);
+        if (k >= 0) {
+            /* It took all there was (see the top). */
+            if (k > 0 && (left == 0 || (left < 0 && (size_t)k < n)) && pd->is_tcp &&
+                !atomic_load_explicit(&pd->rhup, memory_order_relaxed))
+                pd->rdrained = true;
             return k;
+        }
         e = errno;
         if (e == EINTR)
             continue;

@@ -141,6 +141,8 @@ int gort__pd_open(gort_pd_t *pd, int fd)
     pd->rseq++;
     pd->wseq++;
     pd->rd = pd->wd = 0;
+    atomic_store_explicit(&pd->rhup, false, memory_order_relaxed);
+    pd->rdrained = false;
     atomic_store(&pd->rg, PD_NIL);
     atomic_store(&pd->wg, PD_NIL);
     publish_info(pd);
@@ -163,7 +165,14 @@ int gort__pd_reset(gort_pd_t *pd, int mode)
     int e = gort__pd_checkerr(pd, mode);
     if (e)
         return e;
-    atomic_store_explicit(mode == 'r' ? &pd->rg : &pd->wg, PD_NIL, memory_order_relaxed);
+    if (mode == 'r') {
+        /* acquire: an event whose edge this erases published its rhup
+         * before it (the short read's check in fd.c needs it). */
+        pd->rdrained = false;
+        atomic_exchange_explicit(&pd->rg, PD_NIL, memory_order_acquire);
+    } else {
+        atomic_store_explicit(&pd->wg, PD_NIL, memory_order_relaxed);
+    }
     return 0;
 }
 
@@ -277,12 +286,17 @@ void gort__pd_evict(gort_pd_t *pd)
         gort__ready(wg, false);
 }
 
-void gort__netpollready(gort_g_t **list, uint64_t tag, int mode)
+void gort__netpollready(gort_g_t **list, uint64_t tag, int mode, bool hup)
 {
     gort_pd_t *pd = gort__pd_at((uint32_t)tag);
     /* acquire: paired with the release in gort__pd_free. */
     if (!pd || atomic_load_explicit(&pd->gen, memory_order_acquire) != (uint32_t)(tag >> 32))
         return; /* an event for a descriptor closed since */
+    /* Before the edge: a reset that erases the edge sees the flag.  A
+     * pd closed and reopened since the check above only loses the
+     * short-read shortcut. */
+    if (hup && !atomic_load_explicit(&pd->rhup, memory_order_relaxed))
+        atomic_store_explicit(&pd->rhup, true, memory_order_relaxed);
     gort_g_t *gs[2] = {NULL, NULL};
     if (mode == 'r' || mode == 'r' + 'w')
         gs[0] = netpollunblock(pd, 'r', true);

@@ -58,6 +58,16 @@ typedef struct gort_pd {
 
     _Atomic uintptr_t rg, wg; /* wait slots; CAS only */
     _Atomic uint32_t info;    /* PDI_*; written under lock, read without */
+    /* An event for this open reported a hang-up, an error or urgent data
+     * (netpollready; relaxed, published by its CAS on rg), after which a
+     * short read no longer shows an empty receive queue.  Cleared by
+     * gort__pd_open; never cleared while open. */
+    _Atomic bool rhup;
+    /* fd.c, under the read turn: the last read was short on a TCP socket
+     * and rg has not been reset since (gort__pd_reset clears it), so
+     * every arrival after that read has left an edge in rg. */
+    bool rdrained;
+    int8_t inq; /* fd.c, under the read turn: TCP_INQ 0 untried, 1 on, -1 refused */
 
     gort_lock_t lock; /* LR_POLLDESC: what follows */
     bool closing;
@@ -78,9 +88,10 @@ int gort__pd_reset(gort_pd_t *pd, int mode);   /* before an I/O attempt */
 int gort__pd_wait(gort_pd_t *pd, int mode);    /* park until ready */
 int gort__pd_checkerr(gort_pd_t *pd, int mode);
 void gort__pd_set_deadline(gort_pd_t *pd, int64_t d, int mode); /* 'r', 'w', 'r'+'w' */
-/* An event for tag ('r', 'w' or 'r'+'w'): adds the goroutines it readies
- * to *list (foreign waiters are woken at once). */
-void gort__netpollready(gort_g_t **list, uint64_t tag, int mode);
+/* An event for tag ('r', 'w' or 'r'+'w'; hup: it reported a hang-up, an
+ * error or urgent data): adds the goroutines it readies to *list (foreign
+ * waiters are woken at once). */
+void gort__netpollready(gort_g_t **list, uint64_t tag, int mode, bool hup);
 
 /* fd.c: a unix listener's path (malloc'd) is removed when it is closed
  * (net.c).  Takes the path even if the handle is closed already. */

@@ -11,7 +11,9 @@
  * injects.
  *
  * Descriptors are registered once, edge-triggered for reading and writing
- * (EPOLLET: an event per new arrival, not per call, and no re-arming); the
+ * (EPOLLET: an event per new arrival, not per call, and no re-arming), with
+ * EPOLLRDHUP and EPOLLPRI so that an event says when a short read no longer
+ * proves the receive queue empty (fd.c's short-read shortcut); the
  * data word carries the poll descriptor's slot and generation, so that an
  * event for a descriptor closed meanwhile is dropped (netpollready).  The
  * eventfd's data word is 0, which no tag is (generations start at 1).
@@ -69,7 +71,7 @@ void gort__netpoll_break(void)
 
 int gort__netpoll_open(int fd, uint64_t tag)
 {
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.u64 = tag};
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET, .data.u64 = tag};
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
 }
 
@@ -127,12 +129,12 @@ gort_g_t *gort__netpoll(int64_t delay)
         /* Errors and hang-ups wake both sides: the call that retries
          * reports them. */
         int mode = 0;
-        if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI))
             mode += 'r';
         if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
             mode += 'w';
         if (mode)
-            gort__netpollready(&list, evs[i].data.u64, mode);
+            gort__netpollready(&list, evs[i].data.u64, mode, (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) != 0);
     }
     return list;
 }

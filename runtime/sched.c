@@ -568,7 +568,11 @@ static gort_g_t *find_local(gort_p_t *pp, struct find_state *st, bool *inherit)
         }
     }
 
+    /* With one P there is nobody to steal from: find_poll's blocking poll
+     * comes next and returns at once if anything is ready, so a poll here
+     * would only add a system call to each trip through idle. */
     if (gort__netpoll_inited() && atomic_load_explicit(&gort__netpoll_waiters, memory_order_relaxed) > 0 &&
+        atomic_load_explicit(&gort__gomaxprocs, memory_order_relaxed) > 1 &&
         atomic_load_explicit(&gort__sched.lastpoll, memory_order_relaxed) != 0) {
         gort_g_t *list = gort__netpoll(0);
         if (list)

@@ -13,6 +13,8 @@
 #include <pthread.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -977,9 +979,174 @@ static void test_not_deadlock(void)
     CU_ASSERT(gt_child_expect("net_not_deadlock", NULL, 20, "read 1 k"));
 }
 
+/* ---- a read that emptied the queue waits for an edge: none is lost ----
+ *
+ * After a TCP read that took everything (fd.c's drained-read shortcut) the
+ * next gort_fd_read waits on the poll descriptor before it reads.  Each
+ * message here arrives right after the read of the one before returned:
+ * before the next read parks, while it parks, or (the sleeps: the idle M
+ * polls) after its edge was harvested into the descriptor.  A lost edge
+ * leaves the server waiting for a message that is already there: its
+ * 10 s read deadline then fails the test. */
+
+#define DR_MSGS 500
+static _Atomic int dr_seen, dr_sent, dr_bad;
+static _Atomic ssize_t dr_err;
+static struct sockaddr_in dr_sa;
+
+static void *dr_client(void *arg)
+{
+    (void)arg;
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(s, (struct sockaddr *)&dr_sa, sizeof dr_sa) != 0) {
+        atomic_store(&dr_bad, 1);
+        close(s);
+        return NULL;
+    }
+    char m[64];
+    for (int i = 0; i < DR_MSGS && !atomic_load(&dr_bad); i++) {
+        size_t n = 1 + (size_t)i % 63;
+        memset(m, (char)i, n);
+        if (send(s, m, n, MSG_NOSIGNAL) != (ssize_t)n) {
+            atomic_store(&dr_bad, 2);
+            break;
+        }
+        atomic_store(&dr_sent, i + 1);
+        /* The next one goes out as soon as the server has read this one. */
+        for (int spin = 0; atomic_load(&dr_seen) <= i && !atomic_load(&dr_bad); spin++)
+            if (spin % 64 == 63)
+                sched_yield();
+    }
+    close(s);
+    return NULL;
+}
+
+static void drained_body(void *arg)
+{
+    (void)arg;
+    atomic_store(&dr_seen, 0);
+    atomic_store(&dr_sent, 0);
+    atomic_store(&dr_bad, 0);
+    gort_fd ln, c;
+    CU_ASSERT_EQUAL_FATAL(gort_net_listen("tcp", "127.0.0.1:0", &ln), 0);
+    socklen_t sl = sizeof dr_sa;
+    CU_ASSERT_EQUAL_FATAL(getsockname(gort_fd_sysfd(ln), (struct sockaddr *)&dr_sa, &sl), 0);
+    pthread_t t;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, dr_client, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(gort_fd_accept(ln, &c, NULL, NULL), 0);
+    char buf[4096];
+    int i;
+    for (i = 0; i <= DR_MSGS; i++) {
+        gort_fd_set_read_deadline(c, gort_nanotime() + 10000 * MS);
+        ssize_t k = gort_fd_read(c, buf, sizeof buf);
+        if (i == DR_MSGS) {
+            if (k != 0)
+                atomic_store(&dr_err, k);
+            break;
+        }
+        if (k != 1 + i % 63 || buf[0] != (char)i || buf[k - 1] != (char)i) {
+            atomic_store(&dr_err, k);
+            atomic_store(&dr_bad, 3);
+            break;
+        }
+        atomic_store(&dr_seen, i + 1);
+        switch (i % 4) {
+        case 1:
+            gort_yield();
+            break;
+        case 2:
+            gort_sleep(20000);
+            break;
+        case 3:
+            /* The message is in the socket before the poller looks. */
+            while (atomic_load(&dr_sent) <= i + 1 && i + 1 < DR_MSGS && !atomic_load(&dr_bad))
+                gort_yield();
+            gort_sleep(20000);
+            break;
+        }
+    }
+    pthread_join(t, NULL);
+    if (i != DR_MSGS || atomic_load(&dr_err) != 0)
+        fprintf(stderr, "\ndrained: message %d of %d: read said %zd\n", i, DR_MSGS, atomic_load(&dr_err));
+    CU_ASSERT_EQUAL(i, DR_MSGS);
+    CU_ASSERT_EQUAL(atomic_load(&dr_err), 0);
+    CU_ASSERT_EQUAL(atomic_load(&dr_bad), 0);
+    CU_ASSERT_EQUAL(gort_fd_close(c), 0);
+    CU_ASSERT_EQUAL(gort_fd_close(ln), 0);
+}
+
+static void test_drained_wakeups(void)
+{
+    with_procs(1, drained_body, NULL);
+    with_procs(2, drained_body, NULL);
+}
+
+/* After a read that emptied the queue, what arrived with the data and
+ * whose edge the next read's reset erased must still be seen: a reset
+ * (ECONNRESET), a FIN (EOF) and urgent data (the kernel stops a read at
+ * its mark; the bytes after it come next).  The sleep lets the idle M
+ * harvest every edge before the first read, so that read's reset erases
+ * them; without the sleep they come after. */
+static void drained_ends_body(void *arg)
+{
+    (void)arg;
+    gort_fd ln;
+    CU_ASSERT_EQUAL_FATAL(gort_net_listen("tcp", "127.0.0.1:0", &ln), 0);
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    CU_ASSERT_EQUAL_FATAL(getsockname(gort_fd_sysfd(ln), (struct sockaddr *)&sa, &sl), 0);
+    int fails = 0;
+    for (int round = 0; round < 30 && fails == 0; round++) {
+        int kind = round % 3; /* 0: reset, 1: FIN, 2: urgent data */
+        int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        /* Loopback: the listener's backlog completes it without accept. */
+        CU_ASSERT_EQUAL_FATAL(connect(s, (struct sockaddr *)&sa, sizeof sa), 0);
+        gort_fd c;
+        CU_ASSERT_EQUAL_FATAL(gort_fd_accept(ln, &c, NULL, NULL), 0);
+        CU_ASSERT_EQUAL(send(s, "0123456789", 10, MSG_NOSIGNAL), 10);
+        if (kind == 0) {
+            struct linger lg = {1, 0};
+            setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+            close(s);
+        } else if (kind == 1) {
+            close(s);
+        } else {
+            CU_ASSERT_EQUAL(send(s, "!", 1, MSG_OOB | MSG_NOSIGNAL), 1);
+            CU_ASSERT_EQUAL(send(s, "abc", 3, MSG_NOSIGNAL), 3);
+        }
+        if (round / 3 % 2 == 0)
+            gort_sleep(1 * MS);
+        gort_fd_set_read_deadline(c, gort_nanotime() + 10000 * MS);
+        char buf[64];
+        ssize_t k = gort_fd_read(c, buf, sizeof buf);
+        if (k != 10)
+            fails++;
+        k = gort_fd_read(c, buf, sizeof buf);
+        ssize_t want = kind == 0 ? -ECONNRESET : kind == 1 ? 0 : 3;
+        if (k != want) {
+            fprintf(stderr, "\ndrained ends: round %d: second read said %zd, not %zd\n", round, k, want);
+            fails++;
+        }
+        if (kind == 2)
+            close(s);
+        CU_ASSERT_EQUAL(gort_fd_close(c), 0);
+    }
+    CU_ASSERT_EQUAL(fails, 0);
+    CU_ASSERT_EQUAL(gort_fd_close(ln), 0);
+}
+
+static void test_drained_ends(void)
+{
+    with_procs(1, drained_ends_body, NULL);
+    with_procs(2, drained_ends_body, NULL);
+}
+
 GT_SUITE(net, {"echo_300", test_echo_300}, {"blocked_readers", test_blocked_readers},
          {"deadlines", test_deadlines}, {"deadline_wakes", test_deadline_wakes}, {"errors", test_errors},
          {"reuse", test_reuse}, {"turns", test_turns}, {"families", test_families},
          {"10k_connections", test_10k_connections}, {"readiness_and_threads", test_readiness_and_threads},
          {"sysmon_polls", test_sysmon_polls}, {"iowait_visible", test_iowait_visible},
-         {"not_deadlock", test_not_deadlock})
+         {"not_deadlock", test_not_deadlock}, {"drained_wakeups", test_drained_wakeups},
+         {"drained_ends", test_drained_ends})

@@ -92,8 +92,9 @@ LIB_C   := $(wildcard runtime/*.c sysmon/*.c prof/*.c)
 LIB_S   := $(wildcard runtime/*_$(ARCH).S sysmon/*_$(ARCH).S)
 LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_C)) $(patsubst %.S,$(BUILD)/obj/%.o,$(LIB_S))
 
-# gortprof links the pprof codec and nothing else of the library.
-CODEC_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard prof/pprof_*.c))
+# gortprof links the pprof codec and the HTTP syntax (pure files) and
+# nothing else of the library.
+CODEC_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard prof/pprof_*.c)) $(BUILD)/obj/prof/httpreq.o
 TOOL_C   := $(wildcard prof/tool/*.c)
 TOOL_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TOOL_C))
 

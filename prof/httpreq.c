@@ -1,5 +1,8 @@
 /*
- * httpreq.c: the request parser of the debug endpoint's HTTP/1.1 server.
+ * httpreq.c: the request parser of the debug endpoint's HTTP/1.1 server,
+ * and the syntax it shares with gortprof's client and web UI: header
+ * field lines, the version, status lines, %-escapes (one definition of
+ * each; gortprof links this file as it links the pprof codec).
  *
  * The input is whatever a client sent, so the parser trusts nothing: it
  * reads only inside buf[0..len), never writes to it, and decides from the
@@ -37,13 +40,13 @@ static bool is_tchar(unsigned char c)
     return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
-static bool ieq(const char *a, size_t n, const char *lit)
+bool gort__http_name_is(const char *s, size_t n, const char *lower)
 {
-    size_t m = strlen(lit);
+    size_t m = strlen(lower);
     if (n != m)
         return false;
     for (size_t i = 0; i < n; i++) {
-        unsigned char x = (unsigned char)a[i], y = (unsigned char)lit[i];
+        unsigned char x = (unsigned char)s[i], y = (unsigned char)lower[i];
         if (x >= 'A' && x <= 'Z')
             x = (unsigned char)(x + 32);
         if (x != y)
@@ -65,6 +68,51 @@ static bool trim_cr(const char *buf, size_t p, size_t *e)
     if (*e > p && buf[*e - 1] == '\r')
         (*e)--;
     return memchr(buf + p, '\r', *e - p) == NULL;
+}
+
+/* The version v[0..n): its minor number (HTTP/1.0 or 1.1), -400 when it
+ * is not HTTP/DIGIT.DIGIT, -505 for another version. */
+static int http_version(const char *v, size_t n)
+{
+    if (n != 8 || memcmp(v, "HTTP/", 5) != 0 || v[5] < '0' || v[5] > '9' || v[6] != '.' || v[7] < '0' ||
+        v[7] > '9')
+        return -400;
+    if (v[5] != '1' || (v[7] != '0' && v[7] != '1'))
+        return -505;
+    return v[7] - '0';
+}
+
+int gort__http_status_line(const char *s, size_t n)
+{
+    if (n < 12 || http_version(s, 8) < 0 || s[8] != ' ' || (n > 12 && s[12] != ' '))
+        return -1;
+    int st = 0;
+    for (int i = 9; i < 12; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        st = st * 10 + (s[i] - '0');
+    }
+    return st >= 100 ? st : -1;
+}
+
+bool gort__http_field(const char *s, size_t n, gort__httpfield_t *f)
+{
+    if (n == 0 || s[0] == ' ' || s[0] == '\t')
+        return false;
+    const char *colon = memchr(s, ':', n);
+    if (!colon || colon == s)
+        return false;
+    size_t nl = (size_t)(colon - s);
+    for (size_t i = 0; i < nl; i++)
+        if (!is_tchar((unsigned char)s[i]))
+            return false;
+    const char *v = colon + 1, *e = s + n;
+    while (v < e && (*v == ' ' || *v == '\t'))
+        v++;
+    while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
+    *f = (gort__httpfield_t){.name = s, .name_len = nl, .value = v, .value_len = (size_t)(e - v)};
+    return true;
 }
 
 static int parse_request_line(const char *s, size_t n, gort__httpreq_t *r)
@@ -91,14 +139,10 @@ static int parse_request_line(const char *s, size_t n, gort__httpreq_t *r)
     for (const char *c = t; c < sp2; c++)
         if ((unsigned char)*c <= 0x20 || *c == 0x7f)
             return 400;
-    const char *v = sp2 + 1;
-    size_t vl = (size_t)(end - v);
-    if (vl != 8 || memcmp(v, "HTTP/", 5) != 0 || v[5] < '0' || v[5] > '9' || v[6] != '.' || v[7] < '0' ||
-        v[7] > '9')
-        return 400;
-    if (v[5] != '1' || (v[7] != '0' && v[7] != '1'))
-        return 505;
-    r->minor = v[7] - '0';
+    int minor = http_version(sp2 + 1, (size_t)(end - sp2 - 1));
+    if (minor < 0)
+        return -minor;
+    r->minor = minor;
     r->keep_alive = r->minor == 1;
     const char *q = memchr(t, '?', (size_t)(sp2 - t));
     r->path = t;
@@ -120,34 +164,24 @@ static void connection_tokens(const char *v, size_t n, gort__httpreq_t *r)
         size_t b = i;
         while (i < n && v[i] != ',' && v[i] != ' ' && v[i] != '\t')
             i++;
-        if (ieq(v + b, i - b, "close"))
+        if (gort__http_name_is(v + b, i - b, "close"))
             r->keep_alive = false;
-        else if (ieq(v + b, i - b, "keep-alive") && r->minor == 0)
+        else if (gort__http_name_is(v + b, i - b, "keep-alive") && r->minor == 0)
             r->keep_alive = true;
     }
 }
 
 static int parse_field(const char *s, size_t n, gort__httpreq_t *r, bool *close_seen)
 {
-    if (s[0] == ' ' || s[0] == '\t')
-        return 400; /* obsolete line folding */
-    const char *colon = memchr(s, ':', n);
-    if (!colon || colon == s)
+    gort__httpfield_t f;
+    if (!gort__http_field(s, n, &f))
         return 400;
-    size_t nl = (size_t)(colon - s);
-    for (size_t i = 0; i < nl; i++)
-        if (!is_tchar((unsigned char)s[i]))
-            return 400;
-    const char *v = colon + 1, *e = s + n;
-    while (v < e && (*v == ' ' || *v == '\t'))
-        v++;
-    while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
-        e--;
-    size_t vl = (size_t)(e - v);
+    const char *v = f.value;
+    size_t vl = f.value_len;
     for (size_t i = 0; i < vl; i++)
         if (((unsigned char)v[i] < 0x20 && v[i] != '\t') || v[i] == 0x7f)
             return 400;
-    if (ieq(s, nl, "content-length")) {
+    if (gort__http_name_is(f.name, f.name_len, "content-length")) {
         if (vl == 0)
             return 400;
         int64_t x = 0; /* saturates: anything past the limit is 413 */
@@ -159,15 +193,15 @@ static int parse_field(const char *s, size_t n, gort__httpreq_t *r, bool *close_
         if (r->content_length >= 0 && r->content_length != x)
             return 400;
         r->content_length = x;
-    } else if (ieq(s, nl, "transfer-encoding")) {
+    } else if (gort__http_name_is(f.name, f.name_len, "transfer-encoding")) {
         return 501;
-    } else if (ieq(s, nl, "connection")) {
+    } else if (gort__http_name_is(f.name, f.name_len, "connection")) {
         bool ka = r->keep_alive;
         connection_tokens(v, vl, r);
         if (ka && !r->keep_alive)
             *close_seen = true;
-    } else if (ieq(s, nl, "expect")) {
-        if (ieq(v, vl, "100-continue"))
+    } else if (gort__http_name_is(f.name, f.name_len, "expect")) {
+        if (gort__http_name_is(v, vl, "100-continue"))
             r->expect_continue = true;
     }
     return 200;

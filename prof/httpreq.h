@@ -1,8 +1,9 @@
 /*
- * httpreq.h: the HTTP/1.1 request parser of the debug endpoint
- * (prof/httpreq.c).  Pure: no runtime, no allocation, no I/O, so the
- * libFuzzer target (tests/fuzz/http_fuzz.c) and the unit tests call it as
- * it is.
+ * httpreq.h: HTTP/1.1 message syntax (prof/httpreq.c): the debug
+ * endpoint's request parser, and the pieces of it that gortprof's client
+ * (prof/tool/fetch.c) and web UI (prof/tool/http.c) share with it.  Pure:
+ * no runtime, no allocation, no I/O, so the libFuzzer target
+ * (tests/fuzz/http_fuzz.c), the unit tests and gortprof call it as it is.
  */
 #ifndef GORT_PROF_HTTPREQ_H
 #define GORT_PROF_HTTPREQ_H
@@ -46,6 +47,27 @@ typedef struct gort__httpreq {
  * with *req filled in.  Lines may end in CRLF or a bare LF; empty lines
  * before the request line are skipped, as RFC 9112 asks. */
 int gort__http_parse(const char *buf, size_t len, gort__httpreq_t *req);
+
+/* One header field line: its name, and its value without the blanks
+ * around it; both point into the line. */
+typedef struct gort__httpfield {
+    const char *name, *value;
+    size_t name_len, value_len;
+} gort__httpfield_t;
+
+/* Splits the field line s[0..n) (without its line end) at its colon.
+ * false when it is not one: no colon, an empty name, a name with a byte a
+ * token may not hold, or a blank before the name (obsolete folding). */
+bool gort__http_field(const char *s, size_t n, gort__httpfield_t *f);
+
+/* s[0..n) equals lower, a lowercase literal, ignoring ASCII case (header
+ * names and tokens). */
+bool gort__http_name_is(const char *s, size_t n, const char *lower);
+
+/* The status of the status line s[0..n) ("HTTP/1.1 404 Not Found",
+ * without its line end; the reason may be empty), or -1 when it is not
+ * an HTTP/1.0 or 1.1 status line. */
+int gort__http_status_line(const char *s, size_t n);
 
 /* Decodes %XX escapes (and '+' as a space when plus) of s[0..n) into out
  * (NUL-terminated).  Returns the decoded length, or -1 when it does not fit

@@ -129,8 +129,8 @@ bool gort__semcanacquire(_Atomic uint32_t *addr)
     return false;
 }
 
-/* Treap rotations, root->lock held.  rotate_left: p -> (x a (y b c))
- * becomes p -> (y (x a b) c); rotate_right the mirror image. */
+/* Treap rotations, root->lock held.  Left: p -> (x a (y b c)) becomes
+ * p -> (y (x a b) c); right the mirror image. */
 static void replace_child(semroot_t *root, gort_sudog_t *p, gort_sudog_t *old, gort_sudog_t *nw)
 {
     nw->parent = p;
@@ -144,26 +144,20 @@ static void replace_child(semroot_t *root, gort_sudog_t *p, gort_sudog_t *old, g
         gort__throw("semaroot: broken treap");
 }
 
-static void rotate_left(semroot_t *root, gort_sudog_t *x)
+/* A node's child on one side: prev is the left one, next the right one. */
+static gort_sudog_t **child(gort_sudog_t *n, bool right) { return right ? &n->next : &n->prev; }
+
+/* Rotates x down to the left (its right child y rises) or to the right
+ * (its left child rises); y's inner child b moves under x. */
+static void rotate(semroot_t *root, gort_sudog_t *x, bool left)
 {
-    gort_sudog_t *p = x->parent, *y = x->next, *b = y->prev;
-    y->prev = x;
+    gort_sudog_t *p = x->parent, *y = *child(x, left), *b = *child(y, !left);
+    *child(y, !left) = x;
     x->parent = y;
-    x->next = b;
+    *child(x, left) = b;
     if (b)
         b->parent = x;
     replace_child(root, p, x, y);
-}
-
-static void rotate_right(semroot_t *root, gort_sudog_t *y)
-{
-    gort_sudog_t *p = y->parent, *x = y->prev, *b = x->next;
-    x->next = y;
-    y->parent = x;
-    y->prev = b;
-    if (b)
-        b->parent = y;
-    replace_child(root, p, y, x);
 }
 
 /* root->lock held.  n takes t's place in the treap (n also waits on t's
@@ -216,12 +210,8 @@ static void queue(semroot_t *root, _Atomic uint32_t *addr, gort_sudog_t *s, bool
     s->ticket = gort__fastrand() | 1;
     s->parent = last;
     *pt = s;
-    while (s->parent && s->parent->ticket > s->ticket) {
-        if (s->parent->prev == s)
-            rotate_right(root, s->parent);
-        else
-            rotate_left(root, s->parent);
-    }
+    while (s->parent && s->parent->ticket > s->ticket)
+        rotate(root, s->parent, s->parent->prev != s);
 }
 
 /* root->lock held.  Removes and returns the first waiter for addr. */
@@ -244,10 +234,8 @@ static gort_sudog_t *dequeue(semroot_t *root, _Atomic uint32_t *addr)
     } else {
         /* Rotate s down to a leaf, keeping the heap order, and cut it. */
         while (s->next || s->prev) {
-            if (!s->next || (s->prev && s->prev->ticket < s->next->ticket))
-                rotate_right(root, s);
-            else
-                rotate_left(root, s);
+            bool right = !s->next || (s->prev && s->prev->ticket < s->next->ticket);
+            rotate(root, s, !right);
         }
         if (!s->parent)
             root->head = NULL;

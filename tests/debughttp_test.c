@@ -5,7 +5,8 @@
  * The parser: complete, partial and pipelined requests; keep-alive rules
  * of 1.0 and 1.1; each refusal with its status (400, 413, 431, 501, 505);
  * the 64 KiB header limit at its edge; every prefix of a valid request
- * asks for more and never fails.  The pages: each path of Go's
+ * asks for more and never fails; the field and status lines gortprof's
+ * client parses with the same code.  The pages: each path of Go's
  * net/http/pprof answers with Go's content type; goroutine?debug=2 is the
  * dump; a second CPU profile at once gets Go's "already in use"; heap
  * 404s with its line; /debug/gort/stats is JSON naming every counter.
@@ -149,6 +150,48 @@ static void test_parse_prefixes(void)
     for (size_t i = 0; i < n; i++)
         CU_ASSERT_EQUAL(gort__http_parse(req, i, &r), GORT_HTTP_MORE);
     CU_ASSERT_EQUAL(gort__http_parse(req, n, &r), 200);
+}
+
+/* The pieces gortprof's client and web UI share with the server: field
+ * lines split and trimmed as the server splits them (a line the server
+ * refuses is no field), names compared without case, status lines of
+ * HTTP/1.0 and 1.1 only. */
+static void test_parse_shared(void)
+{
+    gort__httpfield_t f;
+    const char *line = "Content-Length: \t 42 \t";
+    CU_ASSERT_FATAL(gort__http_field(line, strlen(line), &f));
+    CU_ASSERT(gort__http_name_is(f.name, f.name_len, "content-length"));
+    CU_ASSERT(!gort__http_name_is(f.name, f.name_len, "content-len"));
+    CU_ASSERT(f.value_len == 2 && !memcmp(f.value, "42", 2));
+    CU_ASSERT(gort__http_field("X:", 2, &f) && f.value_len == 0);
+    static const char *const bad[] = {"", "NoColon", ": empty", "A b: c", " folded: x", "\tfolded: x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CU_ASSERT(!gort__http_field(bad[i], strlen(bad[i]), &f));
+
+    static const struct {
+        const char *line;
+        int want;
+    } st[] = {
+        {"HTTP/1.1 200 OK", 200},
+        {"HTTP/1.0 404 Not Found", 404},
+        {"HTTP/1.1 500", 500},
+        {"HTTP/1.1 503 ", 503},
+        {"HTTP/2.0 200 OK", -1},
+        {"HTTP/1.1 20 OK", -1},
+        {"HTTP/1.1 2000 OK", -1},
+        {"HTTP/1.1 099 x", -1},
+        {"HTTP/1.1  200 OK", -1},
+        {"http/1.1 200 OK", -1},
+        {"SSH-2.0-OpenSSH_9.2", -1},
+        {"", -1},
+    };
+    for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
+        int got = gort__http_status_line(st[i].line, strlen(st[i].line));
+        if (got != st[i].want)
+            fprintf(stderr, "\n  \"%s\": got %d, want %d\n", st[i].line, got, st[i].want);
+        CU_ASSERT_EQUAL(got, st[i].want);
+    }
 }
 
 /* ---- pages ---- */
@@ -309,4 +352,5 @@ static void test_pages(void)
 }
 
 GT_SUITE(debughttp, {"parse_basic", test_parse_basic}, {"parse_refusals", test_parse_refusals},
-         {"parse_limits", test_parse_limits}, {"parse_prefixes", test_parse_prefixes}, {"pages", test_pages})
+         {"parse_limits", test_parse_limits}, {"parse_prefixes", test_parse_prefixes}, {"parse_shared", test_parse_shared},
+         {"pages", test_pages})

@@ -206,26 +206,14 @@ static int dial(const char *host, const char *port, int timeout_s, const char *u
     return fd;
 }
 
-static bool header_is(const char *line, const char *name, const char **value)
-{
-    size_t n = strlen(name);
-    if (strncasecmp(line, name, n) != 0 || line[n] != ':')
-        return false;
-    const char *v = line + n + 1;
-    while (*v == ' ' || *v == '\t')
-        v++;
-    *value = v;
-    return true;
-}
-
 /* Reads the answer on c into f; 0, or 1 after printing the error. */
 static int read_answer(conn_t *c, FILE *f, const char *url)
 {
     char line[4096];
     size_t budget = MAX_HEAD;
     int r = read_line(c, line, sizeof line, &budget);
-    int status = 0;
-    if (r < 0 || sscanf(line, "HTTP/1.%*d %d", &status) != 1)
+    int status = r < 0 ? -1 : gort__http_status_line(line, strlen(line));
+    if (status < 0)
         return gp_fail("%s: %s", url, r < 0 && r != -EPROTO ? strerror(-r) : "not an HTTP answer");
     char reason[128];
     snprintf(reason, sizeof reason, "%s", line + (strlen(line) > 9 ? 9 : strlen(line)));
@@ -237,10 +225,12 @@ static int read_answer(conn_t *c, FILE *f, const char *url)
             return gp_fail("%s: %s", url, r == -E2BIG ? "answer headers too long" : "answer cut short");
         if (!line[0])
             break;
-        const char *v;
-        if (header_is(line, "Content-Length", &v))
-            clen = strtoll(v, NULL, 10);
-        else if (header_is(line, "Transfer-Encoding", &v) && strstr(v, "chunked"))
+        gort__httpfield_t h;
+        if (!gort__http_field(line, strlen(line), &h))
+            continue;
+        if (gort__http_name_is(h.name, h.name_len, "content-length"))
+            clen = strtoll(h.value, NULL, 10);
+        else if (gort__http_name_is(h.name, h.name_len, "transfer-encoding") && strstr(h.value, "chunked"))
             chunked = true;
     }
     size_t total = 0;

@@ -21,7 +21,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "../pprof.h" /* the codec: all of prof/ the tool may use */
+#include "../httpreq.h" /* HTTP/1.1 syntax, shared with the debug endpoint */
+#include "../pprof.h"   /* the codec: with httpreq.h, all of prof/ the tool may use */
 
 typedef struct gp_opts {
     int nodecount;        /* -n: rows to show, 0 = all */

@@ -36,32 +36,6 @@ static const char page_head[] =
     "</style></head><body><nav><a id=\"nav-top\" href=\"/\">top</a><a id=\"nav-flame\" href=\"/flame\">"
     "flame graph</a></nav>\n";
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decodes a %XX / '+' query value of at most n bytes into out. */
-static void url_decode(const char *s, size_t n, char *out, size_t outlen)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < n && k + 1 < outlen; i++) {
-        if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            out[k++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-            i += 2;
-        } else {
-            out[k++] = s[i] == '+' ? ' ' : s[i];
-        }
-    }
-    out[k] = 0;
-}
-
 /* NAME as an anchored extended regex matching only itself. */
 static void quote_regex(const char *name, char *out, size_t outlen)
 {
@@ -117,28 +91,32 @@ static void respond(int fd, int code, const char *type, const char *body, size_t
     send_all(fd, body, n);
 }
 
+/* The request's path (still %-encoded, without its query) is p. */
+static bool path_is(const gort__httpreq_t *r, const char *p)
+{
+    return r->path_len == strlen(p) && !memcmp(r->path, p, r->path_len);
+}
+
 static void serve(int fd, const gp_view_t *v, const gp_opts_t *o)
 {
-    char req[8192];
+    char buf[8192];
     size_t n = 0;
     struct timeval tv = {5, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    while (n < sizeof req - 1 && !memmem(req, n, "\r\n\r\n", 4)) {
-        ssize_t r = recv(fd, req + n, sizeof req - 1 - n, 0);
+    gort__httpreq_t req;
+    int st;
+    while ((st = gort__http_parse(buf, n, &req)) == GORT_HTTP_MORE && n < sizeof buf) {
+        ssize_t r = recv(fd, buf + n, sizeof buf - n, 0);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
             break;
         n += (size_t)r;
     }
-    req[n] = 0;
-    if (strncmp(req, "GET ", 4) != 0) {
+    if (st != 200 || req.method != HTTP_GET) {
         respond(fd, 400, "text/plain", "bad request\n", 12);
         return;
     }
-    char *path = req + 4, *sp = strchr(path, ' ');
-    if (sp)
-        *sp = 0;
     char *body = NULL;
     size_t blen = 0;
     FILE *out = open_memstream(&body, &blen);
@@ -146,7 +124,7 @@ static void serve(int fd, const gp_view_t *v, const gp_opts_t *o)
         return;
     int code = 200;
     const char *type = "text/html; charset=utf-8";
-    if (!strcmp(path, "/")) {
+    if (path_is(&req, "/")) {
         fputs(page_head, out);
         fprintf(out, "<h1>");
         gp_xml_escape(out, gp_type_name(v));
@@ -163,11 +141,12 @@ static void serve(int fd, const gp_view_t *v, const gp_opts_t *o)
         fprintf(out, "</pre>\n");
         gp_top_html(v, out);
         fprintf(out, "</body></html>\n");
-    } else if (!strcmp(path, "/flame")) {
+    } else if (path_is(&req, "/flame")) {
         gp_flame_write(v, out, true, "gortprof flame graph");
-    } else if (!strncmp(path, "/source?n=", 10)) {
+    } else if (path_is(&req, "/source")) {
         char name[1024], re[2100];
-        url_decode(path + 10, strlen(path + 10), name, sizeof name);
+        if (!gort__http_query(req.query, req.query_len, "n", name, sizeof name))
+            name[0] = 0;
         quote_regex(name, re, sizeof re);
         char *lb = NULL;
         size_t ln = 0;

@@ -22,6 +22,8 @@ long bench_arg(int argc, char **argv, int i, long def);
 double bench_rss_kib(void);
 /* Sorts v ascending (for medians and percentiles). */
 void bench_sort(double *v, size_t n);
+/* fib(n), a goroutine per call at or above fib(20) (fib.c); in a goroutine. */
+long bench_fib_par(long n);
 /* Runs fn(arg) as gort_main's main goroutine. */
 void bench_run_main(void (*fn)(void *), void *arg);
 __attribute__((noreturn, format(printf, 1, 2))) void bench_fail(const char *fmt, ...);

@@ -14,3 +14,4 @@ BENCH(profile)
 BENCH_AS(echo_server, "echo-server")
 BENCH(trace)
 BENCH(spinners) /* gort only: sysmon's cost (spinners.c) */
+BENCH(profcost) /* gort only: scripts/profcost drives it */

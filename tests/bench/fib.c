@@ -8,23 +8,21 @@ typedef struct {
     gort_waitgroup done;
 } fibjob;
 
-static long fib_par(long n);
-
 static void fib_go(void *a)
 {
     fibjob *j = a;
-    j->r = fib_par(j->n);
+    j->r = bench_fib_par(j->n);
     gort_wg_done(&j->done);
 }
 
-static long fib_par(long n)
+long bench_fib_par(long n)
 {
     if (n < 20)
         return fib_serial(n);
     fibjob j = {n - 1, 0, {0, 0}};
     gort_wg_add(&j.done, 1);
     gort_go(fib_go, &j);
-    long y = fib_par(n - 2);
+    long y = bench_fib_par(n - 2);
     gort_wg_wait(&j.done);
     return j.r + y;
 }
@@ -36,7 +34,7 @@ static void body(void *a)
 {
     (void)a;
     int64_t t = gort_nanotime();
-    result = fib_par(arg_n);
+    result = bench_fib_par(arg_n);
     secs = (double)(gort_nanotime() - t) / 1e9;
 }
 

@@ -1,6 +1,7 @@
 /*
  * http_fuzz.c: libFuzzer target for the debug endpoint's request parser
- * (prof/httpreq.c).  `make fuzz FUZZ_TARGET=http`.
+ * and the field and status lines gortprof's client reads with the same
+ * code (prof/httpreq.c).  `make fuzz FUZZ_TARGET=http`.
  *
  * Beyond "no crash, no out-of-bounds read" (ASan), each input checks what
  * the server relies on: the result is one of the statuses the parser may
@@ -21,6 +22,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *buf = (const char *)data;
+    /* The input's first line as a status line and as a field line: a
+     * field's parts lie inside the line, its value is trimmed. */
+    const char *nl = memchr(buf, '\n', size);
+    size_t ll = nl ? (size_t)(nl - buf) : size;
+    int code = gort__http_status_line(buf, ll);
+    if (code != -1 && (code < 100 || code > 999))
+        abort();
+    gort__httpfield_t f;
+    if (gort__http_field(buf, ll, &f)) {
+        if (f.name != buf || f.name_len == 0 || f.value < buf + f.name_len + 1 || f.value + f.value_len > buf + ll)
+            abort();
+        if (f.value_len && (f.value[0] == ' ' || f.value[f.value_len - 1] == ' '))
+            abort();
+    }
     gort__httpreq_t r;
     int st = gort__http_parse(buf, size, &r);
     if (st != GORT_HTTP_MORE && st != 200 && st != 400 && st != 413 && st != 431 && st != 501 && st != 505)

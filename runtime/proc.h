@@ -34,7 +34,7 @@ void gort__forallg(void (*fn)(gort_g_t *, void *), void *arg); /* takes allglock
  * (execute, a system call's exit): the world's restart orders the set
  * before them, and a stale non-zero read costs only a call into the
  * profiler, which checks its own state under its lock. */
-extern _Atomic uint32_t gort__gprof_want;
+extern GORT_HIDDEN _Atomic uint32_t gort__gprof_want; /* hidden: see trace.h */
 static inline bool gort__gprof_pending(gort_g_t *gp)
 {
     uint32_t w = atomic_load_explicit(&gort__gprof_want, memory_order_relaxed);

@@ -42,8 +42,9 @@ bool gort__trylock(gort_lock_t *l);
 /* GORT_DEBUG=lockstat=1 (lock.c): per lock rank (every channel lock is one
  * class, as is every P's timer lock), acquisitions, contended ones, spin
  * rounds, futex sleeps and wakes, and hold time.  Off, the fast paths pay
- * one load of gort__lockstat_on each. */
-extern bool gort__lockstat_on;
+ * one load of gort__lockstat_on each (hidden: a load by address, with no
+ * GOT entry to go through). */
+extern GORT_HIDDEN bool gort__lockstat_on;
 void gort__lockstat_acquired(gort_lock_t *l);
 void gort__lockstat_released(gort_lock_t *l);
 /* Appends " lock RANK=acq/contended/spins/sleeps/wakes/hold_ns ..." for

@@ -47,7 +47,7 @@ void gort__forallg(void (*fn)(gort_g_t *, void *), void *arg); /* takes allglock
  * writes (TSan: gort__stack_alloc and gort__regsave_init against
  * gsnap_take; profiles test goroutine_churn).  On x86-64 an acquire load
  * is a plain load. */
-extern _Atomic uint32_t gort__gprof_want;
+extern GORT_HIDDEN _Atomic uint32_t gort__gprof_want; /* hidden: see trace.h */
 static inline bool gort__gprof_pending(gort_g_t *gp)
 {
     /* acquire: pairs with the profiler's release stores of want */

@@ -13,9 +13,15 @@ struct gort_sudog {
     gort_g_t *g;
     gort_sudog_t *next, *prev; /* in a wait queue; sema: treap children
                                   (prev: lower addresses) */
-    gort_sudog_t *parent;      /* sema: treap parent */
     void *elem;                /* data element (chan.c) */
-    struct gort_chan *c;       /* chan.c */
+    /* A sudog waits on a channel or a semaphore, never both, so these
+     * share a word: the sudog stays 88 bytes, which chan.c's on-stack
+     * sudog is zeroed with a few vector stores, not a rep stos (whose
+     * start-up cost every blocking channel operation would pay). */
+    union {
+        struct gort_chan *c;   /* chan.c */
+        gort_sudog_t *parent;  /* sema: treap parent */
+    };
     gort_sudog_t *waitlink;    /* g->waiting list, or a sema address queue */
     gort_sudog_t *waittail;    /* sema: tail of the address queue */
     uintptr_t addr;            /* sema: address waited on */
@@ -26,6 +32,7 @@ struct gort_sudog {
     bool isselect;
     bool success;              /* chan.c: woken by a value (not a close) */
 };
+_Static_assert(sizeof(struct gort_sudog) <= 88, "chan.c zeroes a sudog on every block: keep it at 88 bytes");
 gort_sudog_t *gort__acquire_sudog(void);
 void gort__sudog_pcache_flush(gort_p_t *pp); /* sema.c: a P's sudog cache back to the pool */
 void gort__release_sudog(gort_sudog_t *s);

@@ -321,7 +321,20 @@ bool gort__stack_alloc(gort_p_t *p, gort_stack_t *out)
     if (p) {
         if (p->nstackcache == 0) {
             pcache_init(p);
-            p->nstackcache = pool_take(p->stackcache, PCACHE / 2);
+            int k = pool_take(p->stackcache, PCACHE / 2);
+            /* The cache hands out from its end: reversed, it hands them
+             * out in pool_take's order (the pool's most recent first,
+             * then fresh slots by rising address), as one take at a time
+             * did.  Goroutines created together then get stacks in
+             * address order, the order a walk over allgs (a dump, a
+             * goroutine profile) visits them: in reverse, each first
+             * touch of a stack missed the caches on its page walk. */
+            for (int i = 0, j = k - 1; i < j; i++, j--) {
+                gort_stack_t t = p->stackcache[i];
+                p->stackcache[i] = p->stackcache[j];
+                p->stackcache[j] = t;
+            }
+            p->nstackcache = k;
         }
         if (p->nstackcache == 0)
             return false;

@@ -270,7 +270,9 @@ int64_t gort__check_timers(gort_p_t *pp, int64_t now, int64_t *next, bool *ran)
 {
     *ran = false;
     int64_t first = atomic_load_explicit(&pp->timer0when, memory_order_acquire);
-    if (unlikely(atomic_load_explicit(&pp->ndeleted, memory_order_relaxed) >= 16) &&
+    /* An empty heap holds no marked timers: the schedule of a P without
+     * timers (every switch) pays only the load above. */
+    if (first != 0 && unlikely(atomic_load_explicit(&pp->ndeleted, memory_order_relaxed) >= 16) &&
         gort__trylock(&pp->timers_lock)) {
         /* Stopped timers far in the future would sit there until due. */
         if (atomic_load_explicit(&pp->ndeleted, memory_order_relaxed) * 4 >= pp->ntimers)

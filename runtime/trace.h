@@ -61,8 +61,11 @@ enum gort_tev {
 };
 
 /* Set and cleared by prof/trace.c with the world stopped; read relaxed
- * everywhere (a report racing a stop is dropped by the tracer). */
-extern _Atomic bool gort__tracing;
+ * everywhere (a report racing a stop is dropped by the tracer).  Hidden,
+ * as the other flags the switch path tests (gort__lockstat_on,
+ * gort__gprof_want): the test is then one compare with the flag's address,
+ * not a load of that address from the GOT first. */
+extern GORT_HIDDEN _Atomic bool gort__tracing;
 
 /* A macro, so that the arguments are evaluated only while tracing (some
  * read the thread pointer, a volatile asm the compiler may not drop). */

@@ -11,8 +11,8 @@
  * parent, and sits in reg->children (doubly linked) while `linked`.  Both
  * fields of the list (children, linked, sib_*) are under reg's lock.
  *
- * Locking: one lock at a time, ever (a context's or a deadline's; nothing
- * is taken under either).  Cancellation is iterative: cancel_one(c) sets
+ * Locking: one lock at a time, ever (a context's or a deadline shard's;
+ * nothing is taken under either).  Cancellation is iterative: cancel_one(c) sets
  * err under c's lock, detaches c's whole child list (clearing `linked`, taking a
  * reference on each child that is not already being freed) and unlocks;
  * then it closes done, stops the deadline, and the detached children are
@@ -28,19 +28,29 @@
  *
  * Deadlines: one goroutine, the deadline service, waits for all of them
  * (as Go's runtime keeps one heap of timers rather than a thread each).
- * Pending deadlines sit in a binary heap ordered by deadline, under dl_mu;
- * the service sleeps on a public gort_timer armed for the earliest and on
- * `dl_kick`, a channel of capacity 1 that a new earliest deadline or an
- * emptied heap pokes (a non-blocking send: pokes coalesce, and one sent
- * while the service is between reading the heap and selecting waits in
- * the buffer, so none is lost).  The service exists only while deadlines
- * are pending: it returns when it finds the heap empty (dl_running false,
- * under dl_mu), and the next deadline starts a new one, so it neither
+ * Pending deadlines sit in DL_SHARDS binary heaps ordered by deadline,
+ * each under its own lock; a context goes into the shard of the thread
+ * that creates it (a stripe, as the live count's), so threads creating
+ * and cancelling deadlines on many cores do not queue on one lock (Go
+ * keeps its timers per P for the same reason; we have no P here, being a
+ * client of the public API).  The service scans every shard for due
+ * contexts and the earliest deadline, publishes that in dl_wake, and
+ * sleeps on a public gort_timer armed for it and on `dl_kick`, a channel
+ * of capacity 1 (a non-blocking send: pokes coalesce, and one sent while
+ * the service is between its scan and its select waits in the buffer, so
+ * none is lost).  A new deadline earlier than dl_wake pokes it, as does
+ * taking out the context it waits for (it then returns at once if nothing
+ * is left).  dl_wake is 0 while the service scans: a deadline added then
+ * pokes too, since the scan may have passed its shard.  The service exists
+ * only while deadlines are pending: it returns when a scan finds every
+ * shard empty (dl_running false, then a scan again: a deadline added in
+ * between either sees dl_running false and starts a service, or is seen
+ * by that scan), and the next deadline starts a new one, so it neither
  * outlives a test's leak mark nor counts in gort_numgoroutine when no
- * deadline is pending.  The heap holds no reference: cancel and release
- * take a context out of it, and the service pops due ones and takes a
- * reference under dl_mu (try_ref: none if the context is being released)
- * before cancelling them.
+ * deadline is pending.  The heaps hold no reference: cancel and release
+ * take a context out, and the service pops due ones and takes a
+ * reference under the shard's lock (try_ref: none if the context is being
+ * released) before cancelling them.
  *
  * Written on the public API only (include/): gort_mutex for the locks
  * (they work on plain threads too, so contexts do), gort_nanotime,
@@ -87,7 +97,8 @@ struct gort_context {
     bool linked;                /* in reg->children; under reg->lock */
     gort_ctx *work;             /* cancel work list; owned by the canceller */
     bool timed;                 /* has its own deadline timer; const */
-    int32_t dl_idx;             /* in dl_heap; -1: not; under dl_mu */
+    int32_t dl_idx;             /* in its shard's heap; -1: not; under the shard's lock */
+    uint8_t dl_shard;           /* const once timed */
     gort_ctx *dl_next;          /* due list; owned by the service */
 };
 
@@ -105,12 +116,15 @@ static struct {
 static _Atomic uint32_t live_next;
 static __thread int live_slot = -1;
 
-static void live_add(int64_t d)
+/* This thread's stripe, for the live count and the deadline shards. */
+static int stripe(void)
 {
     if (live_slot < 0)
         live_slot = (int)(atomic_fetch_add_explicit(&live_next, 1, memory_order_relaxed) % LIVE_STRIPES);
-    atomic_fetch_add_explicit(&live[live_slot].n, d, memory_order_relaxed);
+    return live_slot;
 }
+
+static void live_add(int64_t d) { atomic_fetch_add_explicit(&live[stripe()].n, d, memory_order_relaxed); }
 
 int64_t gort__ctx_live(void)
 {
@@ -130,77 +144,205 @@ static bool try_ref(gort_ctx *c)
     return false;
 }
 
-/* ---- the deadline heap ---- */
+/* ---- the deadline heaps ---- */
 
-static gort_mutex dl_mu;
-static gort_ctx **dl_heap;  /* under dl_mu; min-heap on deadline */
-static int32_t dl_n, dl_cap; /* under dl_mu */
-static bool dl_running;     /* under dl_mu: the service goroutine exists */
-static gort_chan *dl_kick;  /* capacity 1; made once, under dl_mu */
+#define DL_SHARDS 16
+typedef struct dl_shard {
+    gort_mutex mu;
+    gort_ctx **heap; /* under mu; min-heap on deadline */
+    int32_t n, cap;  /* under mu */
+} __attribute__((aligned(64))) dl_shard_t;
+static dl_shard_t dl_shards[DL_SHARDS];
+static _Atomic bool dl_running;   /* the service goroutine exists (or is starting) */
+static _Atomic int64_t dl_wake;   /* the service's next wake-up; 0 while it scans */
+static _Atomic(gort_chan *) dl_kick; /* capacity 1; made once */
+static _Atomic uint32_t dl_used;  /* shards that ever held a deadline (tests) */
 
-static void heap_set(int32_t i, gort_ctx *c)
+int gort__ctx_deadline_shards(void) { return __builtin_popcount(atomic_load(&dl_used)); }
+
+static void heap_set(dl_shard_t *sh, int32_t i, gort_ctx *c)
 {
-    dl_heap[i] = c;
+    sh->heap[i] = c;
     c->dl_idx = i;
 }
 
-static void heap_up(int32_t i)
+static void heap_up(dl_shard_t *sh, int32_t i)
 {
-    gort_ctx *c = dl_heap[i];
+    gort_ctx *c = sh->heap[i];
     while (i > 0) {
         int32_t up = (i - 1) / 2;
-        if (dl_heap[up]->deadline <= c->deadline)
+        if (sh->heap[up]->deadline <= c->deadline)
             break;
-        heap_set(i, dl_heap[up]);
+        heap_set(sh, i, sh->heap[up]);
         i = up;
     }
-    heap_set(i, c);
+    heap_set(sh, i, c);
 }
 
-static void heap_down(int32_t i)
+static void heap_down(dl_shard_t *sh, int32_t i)
 {
-    gort_ctx *c = dl_heap[i];
+    gort_ctx *c = sh->heap[i];
     for (;;) {
         int32_t k = 2 * i + 1;
-        if (k >= dl_n)
+        if (k >= sh->n)
             break;
-        if (k + 1 < dl_n && dl_heap[k + 1]->deadline < dl_heap[k]->deadline)
+        if (k + 1 < sh->n && sh->heap[k + 1]->deadline < sh->heap[k]->deadline)
             k++;
-        if (c->deadline <= dl_heap[k]->deadline)
+        if (c->deadline <= sh->heap[k]->deadline)
             break;
-        heap_set(i, dl_heap[k]);
+        heap_set(sh, i, sh->heap[k]);
         i = k;
     }
-    heap_set(i, c);
+    heap_set(sh, i, c);
 }
 
-/* dl_mu held; c in the heap. */
-static void heap_remove(gort_ctx *c)
+/* sh->mu held; c in sh's heap. */
+static void heap_remove(dl_shard_t *sh, gort_ctx *c)
 {
     int32_t i = c->dl_idx;
     c->dl_idx = -1;
-    gort_ctx *last = dl_heap[--dl_n];
-    if (i == dl_n)
+    gort_ctx *last = sh->heap[--sh->n];
+    if (i == sh->n)
         return;
-    heap_set(i, last);
-    heap_up(i);
-    heap_down(last->dl_idx);
+    heap_set(sh, i, last);
+    heap_up(sh, i);
+    heap_down(sh, last->dl_idx);
 }
 
-static void kick(void) { gort_chan_trysend(dl_kick, NULL); /* full: one is pending */ }
+static void kick(void)
+{
+    gort_chan_trysend(atomic_load_explicit(&dl_kick, memory_order_acquire), NULL); /* full: one is pending */
+}
 
-/* Takes c out of the heap, if there: it was cancelled or is being freed. */
+/* Takes c out of its heap, if there: it was cancelled or is being freed. */
 static void deadline_stop(gort_ctx *c)
 {
     if (!c->timed)
         return;
-    gort_mutex_lock(&dl_mu);
-    if (c->dl_idx >= 0) {
-        heap_remove(c);
-        if (dl_n == 0)
-            kick(); /* the service returns now, not at the old deadline */
+    dl_shard_t *sh = &dl_shards[c->dl_shard];
+    gort_mutex_lock(&sh->mu);
+    bool was_in = c->dl_idx >= 0;
+    if (was_in)
+        heap_remove(sh, c);
+    gort_mutex_unlock(&sh->mu);
+    /* The one the service sleeps for (or it is scanning): let it look
+     * again now, and return if nothing is left, not at the old deadline. */
+    int64_t w = atomic_load_explicit(&dl_wake, memory_order_seq_cst);
+    if (was_in && (w == 0 || w == c->deadline))
+        kick();
+}
+
+static void cancel_tree(gort_ctx *c, int32_t err, int32_t cause);
+
+/* Pops every due context of every shard onto *tail (with a reference);
+ * returns the earliest deadline left, 0 if none. */
+static int64_t dl_scan(int64_t now, gort_ctx ***tail)
+{
+    int64_t next = 0;
+    for (int i = 0; i < DL_SHARDS; i++) {
+        dl_shard_t *sh = &dl_shards[i];
+        gort_mutex_lock(&sh->mu);
+        while (sh->n > 0 && sh->heap[0]->deadline <= now) {
+            gort_ctx *c = sh->heap[0];
+            heap_remove(sh, c);
+            if (try_ref(c)) { /* not if c is being released */
+                c->dl_next = NULL;
+                **tail = c;
+                *tail = &c->dl_next;
+            }
+        }
+        if (sh->n > 0 && (next == 0 || sh->heap[0]->deadline < next))
+            next = sh->heap[0]->deadline;
+        gort_mutex_unlock(&sh->mu);
     }
-    gort_mutex_unlock(&dl_mu);
+    return next;
+}
+
+/* The deadline service: cancels due contexts, sleeps until the next. */
+static void deadline_service(void *arg)
+{
+    (void)arg;
+    gort_timer *t = NULL;
+    for (;;) {
+        gort_ctx *due = NULL, **tail = &due;
+        /* seq_cst: a deadline added after its shard was scanned sees 0
+         * (or the wake-up stored below) and pokes. */
+        atomic_store_explicit(&dl_wake, 0, memory_order_seq_cst);
+        int64_t next = dl_scan(gort_nanotime(), &tail);
+        if (!due && !next) {
+            /* A deadline added from now on starts another service, or
+             * the second scan sees it (seq_cst store, then the shards'
+             * locks; the adder pushes under its lock, then loads). */
+            atomic_store_explicit(&dl_running, false, memory_order_seq_cst);
+            next = dl_scan(gort_nanotime(), &tail);
+            bool f = false;
+            if ((!due && !next) || !atomic_compare_exchange_strong(&dl_running, &f, true)) {
+                /* Nothing left, or another service runs now and takes
+                 * what this scan left (the due ones are cancelled here). */
+                while (due) {
+                    gort_ctx *c = due;
+                    due = c->dl_next;
+                    cancel_tree(c, GORT_CTX_DEADLINE, GORT_CTX_DEADLINE);
+                    gort_ctx_unref(c);
+                }
+                if (t)
+                    gort_timer_free(t);
+                return;
+            }
+        }
+        atomic_store_explicit(&dl_wake, next ? next : INT64_MAX, memory_order_seq_cst);
+        while (due) {
+            gort_ctx *c = due;
+            due = c->dl_next;
+            cancel_tree(c, GORT_CTX_DEADLINE, GORT_CTX_DEADLINE);
+            gort_ctx_unref(c);
+        }
+        if (!next)
+            continue; /* the heaps emptied: look again, and return */
+        if (t)
+            gort_timer_reset(t, next - gort_nanotime());
+        else
+            t = gort_timer_new(next - gort_nanotime());
+        gort_case cases[2] = {{gort_timer_chan(t), GORT_RECV, NULL, false},
+                              {atomic_load_explicit(&dl_kick, memory_order_acquire), GORT_RECV, NULL, false}};
+        gort_select(cases, 2, true);
+    }
+}
+
+/* Arms c's deadline: into the shard of this thread's stripe. */
+static void deadline_start(gort_ctx *c)
+{
+    if (!atomic_load_explicit(&dl_kick, memory_order_acquire)) {
+        gort_chan *k = gort_chan_make(0, 1), *nul = NULL;
+        if (!atomic_compare_exchange_strong(&dl_kick, &nul, k))
+            gort_chan_free(k);
+    }
+    c->dl_shard = (uint8_t)(stripe() % DL_SHARDS);
+    c->timed = true;
+    if (!(atomic_load_explicit(&dl_used, memory_order_relaxed) & (1u << c->dl_shard)))
+        atomic_fetch_or_explicit(&dl_used, 1u << c->dl_shard, memory_order_relaxed);
+    dl_shard_t *sh = &dl_shards[c->dl_shard];
+    gort_mutex_lock(&sh->mu);
+    if (sh->n == sh->cap) {
+        int32_t cap = sh->cap ? 2 * sh->cap : 64;
+        gort_ctx **h = realloc(sh->heap, (size_t)cap * sizeof(*h));
+        if (!h)
+            gort_panic("out of memory allocating a context deadline");
+        sh->heap = h;
+        sh->cap = cap;
+    }
+    heap_set(sh, sh->n++, c);
+    heap_up(sh, sh->n - 1);
+    gort_mutex_unlock(&sh->mu);
+    bool f = false;
+    if (!atomic_load_explicit(&dl_running, memory_order_seq_cst) &&
+        atomic_compare_exchange_strong(&dl_running, &f, true)) {
+        gort_go(deadline_service, NULL);
+        return;
+    }
+    int64_t w = atomic_load_explicit(&dl_wake, memory_order_seq_cst);
+    if (c->deadline < w || w == 0)
+        kick(); /* earlier than what the service sleeps for, or it scans */
 }
 
 /* reg->lock not held. */
@@ -298,50 +440,6 @@ static void cancel_tree(gort_ctx *c, int32_t err, int32_t cause)
     }
 }
 
-/* The deadline service: cancels due contexts, sleeps until the next. */
-static void deadline_service(void *arg)
-{
-    (void)arg;
-    gort_timer *t = NULL;
-    for (;;) {
-        gort_ctx *due = NULL, **tail = &due;
-        gort_mutex_lock(&dl_mu);
-        int64_t now = gort_nanotime();
-        while (dl_n > 0 && dl_heap[0]->deadline <= now) {
-            gort_ctx *c = dl_heap[0];
-            heap_remove(c);
-            if (try_ref(c)) { /* not if c is being released */
-                c->dl_next = NULL;
-                *tail = c;
-                tail = &c->dl_next;
-            }
-        }
-        int64_t next = dl_n > 0 ? dl_heap[0]->deadline : 0;
-        if (!due && !next) {
-            dl_running = false; /* a deadline added from now on starts another */
-            gort_mutex_unlock(&dl_mu);
-            if (t)
-                gort_timer_free(t);
-            return;
-        }
-        gort_mutex_unlock(&dl_mu);
-        while (due) {
-            gort_ctx *c = due;
-            due = c->dl_next;
-            cancel_tree(c, GORT_CTX_DEADLINE, GORT_CTX_DEADLINE);
-            gort_ctx_unref(c);
-        }
-        if (!next)
-            continue; /* the heap emptied: look again, and return */
-        if (t)
-            gort_timer_reset(t, next - gort_nanotime());
-        else
-            t = gort_timer_new(next - gort_nanotime());
-        gort_case cases[2] = {{gort_timer_chan(t), GORT_RECV, NULL, false}, {dl_kick, GORT_RECV, NULL, false}};
-        gort_select(cases, 2, true);
-    }
-}
-
 static gort_ctx *ctx_alloc(gort_ctx *parent, int kind)
 {
     if (!parent)
@@ -372,29 +470,8 @@ static gort_ctx *new_cancel(gort_ctx *parent, int64_t deadline)
             return c; /* not registered: nothing left to propagate */
         }
         /* Armed before registering, so a parent's cancel finds it in
-         * the heap and takes it out. */
-        c->timed = true;
-        bool start = false;
-        gort_mutex_lock(&dl_mu);
-        if (!dl_kick)
-            dl_kick = gort_chan_make(0, 1);
-        if (dl_n == dl_cap) {
-            int32_t cap = dl_cap ? 2 * dl_cap : 64;
-            gort_ctx **h = realloc(dl_heap, (size_t)cap * sizeof(*h));
-            if (!h)
-                gort_panic("out of memory allocating a context deadline");
-            dl_heap = h;
-            dl_cap = cap;
-        }
-        heap_set(dl_n++, c);
-        heap_up(dl_n - 1);
-        if (!dl_running)
-            dl_running = start = true;
-        else if (c->dl_idx == 0)
-            kick(); /* earlier than what the service sleeps for */
-        gort_mutex_unlock(&dl_mu);
-        if (start)
-            gort_go(deadline_service, NULL);
+         * its heap and takes it out. */
+        deadline_start(c);
     }
     gort_ctx *reg = c->reg;
     if (reg) {

@@ -12,6 +12,26 @@
  * in m->locks, which makes the goroutine unpreemptible: the SIGURG handler
  * refuses to switch away from a thread that holds one.
  *
+ * Many waiters.  At most GORT_LOCK_MAX_SPINNERS threads spin on one lock
+ * at a time; the rest go straight to the futex.  Spinners past a few only
+ * add traffic on the lock's line and, with more threads than CPUs, burn
+ * the CPU that the holder (descheduled) needs to let go.
+ *
+ * Starvation.  The lock is unfair on purpose: whoever is running when it
+ * comes free takes it, which keeps it on one CPU's cache and never waits
+ * for a sleeping thread to be scheduled.  But then a sleeper can lose
+ * every race for as long as others keep coming.  So a waiter that has
+ * waited STARVE_NS (Go's sync.Mutex starvation threshold) marks the held
+ * key GORT_LOCK_STARVING; the unlock that sees the mark stores
+ * GORT_LOCK_HANDOFF instead of 0, which no fast path can take, and wakes
+ * the starving waiter (its own futex bitset), which takes it.  That hands
+ * off only after a millisecond of losing, so the cost of hand-off (the
+ * lock idles until one chosen thread runs: what makes ticket and queue
+ * locks collapse when a waiter is descheduled) is paid rarely.  The unlock
+ * reads the mark with a plain load before its plain store, so a mark set
+ * in between is lost; the starving waiter sees the key change (its futex
+ * wait fails or times out after SLEEP_FIRST_NS) and marks it again.
+ *
  * Statistics: gort_stats.lock_contended counts contended acquisitions
  * (per M); GORT_DEBUG=lockstat=1 counts, per lock class (rank),
  * acquisitions, contended ones, spin rounds, sleeps, wakes and hold time;
@@ -25,7 +45,12 @@
  *
  * Rejected: pthread_mutex (adds a second lock word, no rank checking, and
  * its futex use is no faster); a pure spinlock (an M preempted by the
- * kernel while holding it would make every waiter burn its slice).
+ * kernel while holding it would make every waiter burn its slice); a
+ * ticket or queue (MCS) lock: strictly fair, so every hand-off waits for
+ * the next thread in line to run, and with more threads than CPUs (our
+ * Ms at 128 Ps on a small machine) that thread is often descheduled; the
+ * queue lock also needs a locked instruction on every unlock, the cost the
+ * plain-store unlock removed.
  */
 #include "runtime.h"
 
@@ -190,7 +215,8 @@ void gort__lock_init(gort_lock_t *l, int rank)
 {
     atomic_store_explicit(&l->key, 0, memory_order_relaxed);
     atomic_store_explicit(&l->sleepers, 0, memory_order_relaxed);
-    l->rank = (uint16_t)rank;
+    atomic_store_explicit(&l->spinners, 0, memory_order_relaxed);
+    l->rank = (uint8_t)rank;
 }
 
 /* ---- lock statistics ---- */
@@ -199,7 +225,7 @@ void gort__lock_init(gort_lock_t *l, int rank)
  * locks and the semaphore roots.  Shared atomics: lockstat is a debugging
  * mode, and its counts (not its timings) are what scripts/scale reads. */
 typedef struct lsclass {
-    _Atomic uint64_t acq, contended, spins, sleeps, wakes, hold_ns;
+    _Atomic uint64_t acq, contended, spins, sleeps, wakes, hold_ns, handoffs;
 } lsclass_t;
 static lsclass_t lsclasses[LR_LEAF + 1];
 static _Atomic uint64_t contended_nom; /* contended acquisitions off any M */
@@ -284,13 +310,14 @@ void gort__lockstat_dump(int fd)
             continue;
         snprintf(buf, sizeof buf,
                  "lockstat: lock=%s acquisitions=%llu contended=%llu spins=%llu sleeps=%llu wakes=%llu "
-                 "hold_ns=%llu\n",
+                 "hold_ns=%llu handoffs=%llu\n",
                  rank_name(r), (unsigned long long)acq,
                  (unsigned long long)atomic_load_explicit(&c->contended, memory_order_relaxed),
                  (unsigned long long)atomic_load_explicit(&c->spins, memory_order_relaxed),
                  (unsigned long long)atomic_load_explicit(&c->sleeps, memory_order_relaxed),
                  (unsigned long long)atomic_load_explicit(&c->wakes, memory_order_relaxed),
-                 (unsigned long long)atomic_load_explicit(&c->hold_ns, memory_order_relaxed));
+                 (unsigned long long)atomic_load_explicit(&c->hold_ns, memory_order_relaxed),
+                 (unsigned long long)atomic_load_explicit(&c->handoffs, memory_order_relaxed));
         gort__write_str(fd, buf);
     }
 }
@@ -329,12 +356,27 @@ enum { SPIN_FIRST = 128, SPIN_CAP = 512, SPIN_BUDGET = 4096, PASSIVE_SPIN = 1 };
 /* A sleeper's first wait, and every later one (see gort__lock_slow). */
 #define SLEEP_FIRST_NS (20 * 1000)
 #define SLEEP_RECHECK_NS (1000 * 1000)
+/* A waiter this long gets the lock handed over (Go's sync.Mutex
+ * starvationThresholdNs). */
+#define STARVE_NS (1000 * 1000)
+/* Futex bitsets: a hand-off wakes only a starving waiter (lock.c top). */
+#define BITS_SLEEPER 1u
+#define BITS_STARVER 2u
 
 static inline bool try_take(gort_lock_t *l)
 {
     uint32_t v = 0;
     return atomic_load_explicit(&l->key, memory_order_relaxed) == 0 &&
            atomic_compare_exchange_weak_explicit(&l->key, &v, 1, memory_order_acquire, memory_order_relaxed);
+}
+
+/* FUTEX_WAIT_BITSET: its timeout is absolute, on CLOCK_MONOTONIC. */
+static void futex_wait_bits(_Atomic uint32_t *addr, uint32_t val, int64_t ns, uint32_t bits)
+{
+    int64_t at = gort__nanotime() + ns;
+    struct timespec ts = {at / 1000000000, at % 1000000000};
+    gort__tls_syscalls++;
+    (void)syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_BITSET_PRIVATE, val, &ts, NULL, bits);
 }
 
 /* Contended.  Spin first, backing off: the first look comes after
@@ -366,8 +408,20 @@ void gort__lock_slow(gort_lock_t *l)
     }
 }
 
-/* The contended acquire: spin, yield, sleep.  c: lockstat's class or NULL. */
-static void lock_slow_wait(gort_lock_t *l, lsclass_t *c)
+/* A place among the spinners, if fewer than GORT_LOCK_MAX_SPINNERS spin. */
+static bool spin_enter(gort_lock_t *l)
+{
+    uint8_t n = atomic_load_explicit(&l->spinners, memory_order_relaxed);
+    do {
+        if (n >= GORT_LOCK_MAX_SPINNERS)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&l->spinners, &n, (uint8_t)(n + 1), memory_order_relaxed,
+                                                    memory_order_relaxed));
+    return true;
+}
+
+/* Spin, then yield; true if that took the lock. */
+static bool lock_spin(gort_lock_t *l, lsclass_t *c)
 {
     for (int n = SPIN_FIRST, spent = 0; spent < SPIN_BUDGET; spent += n, n = n < SPIN_CAP ? 2 * n : n) {
         for (int j = 0; j < n; j++)
@@ -375,11 +429,24 @@ static void lock_slow_wait(gort_lock_t *l, lsclass_t *c)
         if (c)
             atomic_fetch_add_explicit(&c->spins, 1, memory_order_relaxed);
         if (try_take(l))
-            return;
+            return true;
     }
     for (int i = 0; i < PASSIVE_SPIN; i++) {
         gort__osyield();
         if (try_take(l))
+            return true;
+    }
+    return false;
+}
+
+/* The contended acquire: spin (if there is room among the spinners),
+ * yield, sleep.  c: lockstat's class or NULL. */
+static void lock_slow_wait(gort_lock_t *l, lsclass_t *c)
+{
+    if (spin_enter(l)) {
+        bool got = lock_spin(l, c);
+        atomic_fetch_sub_explicit(&l->spinners, 1, memory_order_relaxed);
+        if (got)
             return;
     }
     /* Sleep.  The unlocker reads sleepers and then stores 0 with a plain
@@ -391,19 +458,48 @@ static void lock_slow_wait(gort_lock_t *l, lsclass_t *c)
      * non-zero count.  So the first wait is short (SLEEP_FIRST_NS), which
      * bounds that miss; later waits are woken by later unlocks, with
      * SLEEP_RECHECK_NS as a backstop.  Sleeping at all needs SPIN_BUDGET
-     * pauses (~80 us) of contention first, which a runtime lock (held for
-     * nanoseconds, never across a block) sees when its holder's thread
-     * was descheduled or many threads queue on it. */
+     * pauses (~80 us) of contention first (or a full set of spinners),
+     * which a runtime lock (held for nanoseconds, never across a block)
+     * sees when its holder's thread was descheduled or many threads queue
+     * on it.  After STARVE_NS of this, the lock is handed to us (top). */
     atomic_fetch_add_explicit(&l->sleepers, 1, memory_order_seq_cst);
     int64_t wait = SLEEP_FIRST_NS;
-    while (!try_take(l)) {
-        /* The key is 1, or GORT_LOCK_SOLO for a channel lock (chan.c). */
+    int64_t since = gort__nanotime();
+    bool starving = false;
+    for (;;) {
         uint32_t k = atomic_load_explicit(&l->key, memory_order_relaxed);
-        if (k != 0) {
-            if (c)
-                atomic_fetch_add_explicit(&c->sleeps, 1, memory_order_relaxed);
-            gort__futex_wait(&l->key, k, wait);
+        if (k == 0) {
+            if (atomic_compare_exchange_weak_explicit(&l->key, &k, 1, memory_order_acquire, memory_order_relaxed))
+                break;
+            continue;
         }
+        if (k == GORT_LOCK_HANDOFF) {
+            /* Ours if we starve (more than one may, after a lost mark:
+             * whoever comes first). */
+            if (starving && atomic_compare_exchange_strong_explicit(&l->key, &k, 1, memory_order_acquire,
+                                                                    memory_order_relaxed)) {
+                if (c)
+                    atomic_fetch_add_explicit(&c->handoffs, 1, memory_order_relaxed);
+                break;
+            }
+            if (starving)
+                continue;
+        }
+        if (!starving && gort__nanotime() - since >= STARVE_NS)
+            starving = true;
+        if (starving && k == 1) {
+            /* Mark it: the unlock hands it to us.  A channel lock taken
+             * the plain way (GORT_LOCK_SOLO) is not marked: its unlock is
+             * a plain store that would lose the mark every time. */
+            if (!atomic_compare_exchange_strong_explicit(&l->key, &k, 1 | GORT_LOCK_STARVING,
+                                                         memory_order_relaxed, memory_order_relaxed))
+                continue;
+            k = 1 | GORT_LOCK_STARVING;
+            wait = SLEEP_FIRST_NS;
+        }
+        if (c)
+            atomic_fetch_add_explicit(&c->sleeps, 1, memory_order_relaxed);
+        futex_wait_bits(&l->key, k, wait, starving ? BITS_SLEEPER | BITS_STARVER : BITS_SLEEPER);
         wait = SLEEP_RECHECK_NS;
     }
     atomic_fetch_sub_explicit(&l->sleepers, 1, memory_order_relaxed);
@@ -414,14 +510,27 @@ static void lock_slow_wait(gort_lock_t *l, lsclass_t *c)
  * lock may already be freed. */
 void gort__unlock_slow(gort_lock_t *l, uint32_t key, uint16_t sleepers)
 {
-    if (unlikely(key == 0))
+    if (unlikely(key == 0 || key == GORT_LOCK_HANDOFF))
         gort__throw("unlock of unlocked lock");
     if (sleepers != 0) {
         /* The class before the wake: l may be freed once key is 0. */
         if (unlikely(gort__lockstat_on))
             atomic_fetch_add_explicit(&lsclass(l)->wakes, 1, memory_order_relaxed);
-        gort__futex_wake(&l->key, 1);
+        gort__tls_syscalls++;
+        (void)syscall(SYS_futex, (uint32_t *)&l->key, FUTEX_WAKE_BITSET_PRIVATE, 1, NULL, NULL, BITS_SLEEPER);
     }
+}
+
+/* The key has GORT_LOCK_STARVING: nobody but us writes it until we do (a
+ * fast path wants 0, the starving waiter a key without the mark), so a
+ * plain store passes it to the starving waiter. */
+void gort__unlock_handoff(gort_lock_t *l)
+{
+    if (unlikely(gort__lockstat_on))
+        atomic_fetch_add_explicit(&lsclass(l)->wakes, 1, memory_order_relaxed);
+    atomic_store_explicit(&l->key, GORT_LOCK_HANDOFF, memory_order_release);
+    gort__tls_syscalls++;
+    (void)syscall(SYS_futex, (uint32_t *)&l->key, FUTEX_WAKE_BITSET_PRIVATE, 1, NULL, NULL, BITS_STARVER);
 }
 
 /* DEBUG builds: the same, plus lock-rank checks and a count check. */
@@ -445,9 +554,13 @@ void gort__unlock_full(gort_lock_t *l)
         gort__lockstat_released(l);
     uint32_t k = atomic_load_explicit(&l->key, memory_order_relaxed);
     uint16_t sl = atomic_load_explicit(&l->sleepers, memory_order_relaxed);
-    atomic_store_explicit(&l->key, 0, memory_order_release);
-    if (k != 1 || sl != 0)
-        gort__unlock_slow(l, k, sl);
+    if (k & GORT_LOCK_STARVING) {
+        gort__unlock_handoff(l);
+    } else {
+        atomic_store_explicit(&l->key, 0, memory_order_release);
+        if (k != 1 || sl != 0)
+            gort__unlock_slow(l, k, sl);
+    }
     gort_m_t *m = gort__getm();
     if (m) {
         rank_release(m, l);

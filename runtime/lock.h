@@ -8,17 +8,25 @@
 
 #include "base.h"
 
-/* A runtime lock: spins briefly, then sleeps on a futex.  Held only on an
- * M, never across a park; while held, m->locks > 0 and the goroutine cannot
- * be preempted. */
+/* A runtime lock: spins briefly, then sleeps on a futex; a waiter that has
+ * waited too long is handed the lock (lock.c).  Held only on an M, never
+ * across a park; while held, m->locks > 0 and the goroutine cannot be
+ * preempted. */
 typedef struct gort_lock {
-    _Atomic uint32_t key;      /* 0 unlocked, 1 locked */
+    /* 0 free, 1 held, GORT_LOCK_SOLO, or GORT_LOCK_HANDOFF (free, but only
+     * for a starving waiter); 1 | GORT_LOCK_STARVING: held, and the
+     * unlock hands the lock over. */
+    _Atomic uint32_t key;
     _Atomic uint16_t sleepers; /* threads asleep (or about to be) on key */
-    uint16_t rank;             /* enum gort_lockrank */
+    _Atomic uint8_t spinners;  /* threads in the spin phase (at most GORT_LOCK_MAX_SPINNERS) */
+    uint8_t rank;              /* enum gort_lockrank */
 } gort_lock_t;
 
-#define GORT_LOCK_INIT(r) {0, 0, (r)}
-#define GORT_LOCK_SOLO 2 /* key of a channel lock taken by plain store (chan.c) */
+#define GORT_LOCK_INIT(r) {0, 0, 0, (r)}
+#define GORT_LOCK_SOLO 2     /* key of a channel lock taken by plain store (chan.c) */
+#define GORT_LOCK_HANDOFF 3  /* released to the starving waiter, which takes it next */
+#define GORT_LOCK_STARVING 4 /* or'ed into a held key (1) by the starving waiter */
+#define GORT_LOCK_MAX_SPINNERS 4
 /* membarrier(2), private expedited (lock.c): registered once at init. */
 extern bool gort__have_membarrier;
 void gort__membarrier_init(void);
@@ -35,6 +43,7 @@ void gort__lock_init(gort_lock_t *l, int rank);
  * their contended halves and, in DEBUG builds, the whole ranked versions. */
 void gort__lock_slow(gort_lock_t *l);
 void gort__unlock_slow(gort_lock_t *l, uint32_t key, uint16_t sleepers);
+void gort__unlock_handoff(gort_lock_t *l);
 void gort__lock_full(gort_lock_t *l);
 void gort__unlock_full(gort_lock_t *l);
 bool gort__trylock(gort_lock_t *l);

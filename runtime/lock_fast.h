@@ -42,8 +42,15 @@ static inline void gort__unlock(gort_lock_t *l)
      * freed by the next holder (gort_chan_free). */
     uint32_t k = atomic_load_explicit(&l->key, memory_order_relaxed);
     uint16_t sl = atomic_load_explicit(&l->sleepers, memory_order_relaxed);
-    atomic_store_explicit(&l->key, 0, memory_order_release);
     gort_m_t *m = gort__getm();
+    if (unlikely(k & GORT_LOCK_STARVING)) {
+        /* A waiter starves: it gets the lock, not whoever comes next. */
+        gort__unlock_handoff(l);
+        if (m)
+            gort__m_locks_add(m, -1);
+        return;
+    }
+    atomic_store_explicit(&l->key, 0, memory_order_release);
     if (unlikely(k != 1 || sl != 0)) {
         if (k == GORT_LOCK_SOLO)
             GORT_OWNER_ADD(&m->p->chanheld, -1); /* after the store: see chan.c */

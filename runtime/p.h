@@ -10,7 +10,8 @@
 
 /*
  * P states:
- *   P_IDLE     on sched.pidle, or handed to an M by startm (nextp).
+ *   P_IDLE     its bit set in gort__idlepmask, or taken by clearing the bit
+ *              (handed to an M by startm in nextp, or about to be acquired).
  *   P_RUNNING  owned by an M running user code or the scheduler.
  *   P_SYSCALL  its M is in a system call; sysmon may CAS it to P_IDLE and
  *              hand it to another M (retake).
@@ -30,7 +31,7 @@ typedef struct gort_pstats {
 struct gort_p {
     int32_t id;
     _Atomic uint32_t status;     /* enum gort_pstatus */
-    gort_p_t *link;              /* idle list; under sched.lock */
+    gort_p_t *link;              /* procresize's list of Ps with work; under sched.lock */
     gort_m_t *m;                 /* owner M; NULL when idle */
     /* The owner writes the fields from here on every switch or call; on
      * a line of their own, so that reading status (stealers, sysmon,

@@ -24,7 +24,6 @@ typedef struct gort_sched {
     int32_t nmidlelocked;          /* Ms blocked on their locked G */
     int32_t mcount;                /* Ms created (sysmon not counted) */
     uint64_t mnext;                /* next M id */
-    gort_p_t *pidle;               /* idle Ps */
     gort_g_t **gq;                 /* global run queue: a ring of gqcap (a power of */
     uint32_t gqcap, gqhead;        /* two) slots from gqhead, runqsize of them used */
     _Atomic int32_t runqsize;      /* atomic reads allowed without lock */
@@ -70,7 +69,8 @@ extern gort_sched_t gort__sched;
 /* P bitmaps, one bit per P id, as Go's idlepMask and timerpMask: they let
  * a search over the Ps skip the ones with nothing for it without reading
  * each P's lines (which their owners write on every switch).
- *   idle:  the P is on sched.pidle; set and cleared under sched.lock.
+ *   idle:  the P is idle: set under sched.lock, and cleared by whoever
+ *          takes the P (sched.c, pidleget), with or without the lock.
  *   timer: the P's timer heap is not empty; set and cleared under its
  *          timers_lock, after timer0when is stored.
  * Each word has several writers, so the updates are atomic RMWs
@@ -138,6 +138,8 @@ void gort__acquirep(gort_p_t *pp);
 gort_p_t *gort__releasep(void);
 void gort__pidleput(gort_p_t *pp);
 gort_p_t *gort__pidleget(void);
+gort_p_t *gort__pidleget_nolock(void);
+extern _Atomic uint64_t gort__m_parks; /* Ms parked idle, for tests (sched.c) */
 void gort__stopm(void);
 void gort__checkdead(void);
 void gort__stoplockedm(void);

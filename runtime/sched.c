@@ -78,6 +78,16 @@ gort_p_t *gort__releasep(void)
     return pp;
 }
 
+/* The idle Ps are the set bits of gort__idlepmask (there is no list).
+ * A P goes idle under sched.lock; it is taken by clearing its bit with an
+ * atomic and-not, under sched.lock (pidleget) or without it (the system
+ * call exit: pidleget_nolock), and whoever clears the bit owns the P.
+ * npidle counts up before the bit is set and down after it is cleared, so
+ * it never counts fewer idle Ps than there are bits (a reader may see one
+ * too many for a moment; pidleget then finds nothing, as with a stale
+ * read before).  Lowest id first, not the last P to go idle (Go's list):
+ * either way a small set of Ps stays in use. */
+
 /* sched.lock held. */
 void gort__pidleput(gort_p_t *pp)
 {
@@ -89,24 +99,35 @@ void gort__pidleput(gort_p_t *pp)
         atomic_load_explicit(&pp->runnext, memory_order_relaxed) != NULL)
         gort__throw("pidleput: P %d has a non-empty run queue", pp->id);
     atomic_store_explicit(&pp->status, P_IDLE, memory_order_release);
-    pp->link = gort__sched.pidle;
-    gort__sched.pidle = pp;
-    gort__pmask_set(&gort__idlepmask, pp->id);
     atomic_fetch_add_explicit(&gort__sched.npidle, 1, memory_order_acq_rel);
+    gort__pmask_set(&gort__idlepmask, pp->id); /* seq_cst: see pidleget_nolock */
+}
+
+/* Claims an idle P by its bit; NULL if none.  Any thread, any lock. */
+gort_p_t *gort__pidleget_nolock(void)
+{
+    for (int i = 0; i < GORT_PMASK_WORDS; i++) {
+        uint64_t v = atomic_load_explicit(&gort__idlepmask.w[i], memory_order_relaxed);
+        while (v != 0) {
+            uint64_t bit = v & -v;
+            uint64_t old = atomic_fetch_and(&gort__idlepmask.w[i], ~bit); /* seq_cst */
+            if (old & bit) {
+                atomic_fetch_sub_explicit(&gort__sched.npidle, 1, memory_order_acq_rel);
+                return gort__allp[i * 64 + __builtin_ctzll(bit)];
+            }
+            v = old & ~bit;
+        }
+    }
+    return NULL;
 }
 
 /* sched.lock held. */
 gort_p_t *gort__pidleget(void)
 {
     ASSERT_HELD(&gort__sched.lock);
-    gort_p_t *pp = gort__sched.pidle;
-    if (pp) {
-        gort__sched.pidle = pp->link;
-        pp->link = NULL;
-        gort__pmask_clear(&gort__idlepmask, pp->id);
-        atomic_fetch_sub_explicit(&gort__sched.npidle, 1, memory_order_acq_rel);
-    }
-    return pp;
+    if (atomic_load_explicit(&gort__sched.npidle, memory_order_relaxed) == 0)
+        return NULL;
+    return gort__pidleget_nolock();
 }
 
 /* ---- Ms ---- */
@@ -137,16 +158,19 @@ static gort_m_t *mget(void)
  * note: startm or startlockedm with a P in nextp (stored under sched.lock
  * as they clear blocked), or, for the main thread, the main goroutine's
  * exit (runtime/exit.c).  Nobody else posts the note, so a wake-up with
- * neither is a bug. */
+ * neither is a bug.  nextp and blocked are read without sched.lock, as Go's
+ * stopm does: the waker wrote them before its notewakeup (a release), our
+ * notesleep read the note with acquire, and nobody writes them again until
+ * we are registered idle once more. */
+_Atomic uint64_t gort__m_parks;
 static void park_until_p(gort_m_t *m)
 {
+    atomic_fetch_add_explicit(&gort__m_parks, 1, memory_order_relaxed);
     gort__notesleep(&m->park);
     gort__noteclear(&m->park);
     gort__main_exit_check(m);
-    gort__lock(&gort__sched.lock);
     gort_p_t *pp = m->nextp;
     m->nextp = NULL;
-    gort__unlock(&gort__sched.lock);
     if (!pp)
         gort__throw("park: M woken without a P");
     gort__acquirep(pp);
@@ -613,16 +637,73 @@ static enum find_step find_steal(gort_m_t *m, gort_p_t *pp, struct find_state *s
     return FIND_NONE;
 }
 
+/* True if find_poll would do nothing: no descriptor waits and no timer
+ * anywhere, so no M needs to block in (or break) the poller. */
+static bool poll_unneeded(struct find_state *st)
+{
+    if (!gort__netpoll_inited())
+        return true;
+    return atomic_load_explicit(&gort__netpoll_waiters, memory_order_relaxed) == 0 && st->pollUntil == 0 &&
+           gort__timers_earliest() == 0;
+}
+
+/* sched.lock held: takes m, registered idle, off midle again. */
+static void munlist(gort_m_t *m)
+{
+    for (gort_m_t **pm = &gort__sched.midle; *pm; pm = &(*pm)->schedlink) {
+        if (*pm == m) {
+            *pm = m->schedlink;
+            gort__sched.nmidle--;
+            m->blocked = false;
+            return;
+        }
+    }
+    gort__throw("munlist: m not on midle");
+}
+
+/* An M that went idle in find_go_idle's section while spinning: the
+ * other half of the Dekker pair with wakep (below), for an M that is
+ * already registered idle.  If work turned up, it takes an idle P back
+ * and leaves midle, unless a waker has taken it off already (then that
+ * waker's P is on its way: park_until_p).  True if it holds a P. */
+static bool idle_recheck_registered(gort_m_t *m, struct find_state *st)
+{
+    for (int32_t i = 0; i < st->procs; i++) {
+        gort_p_t *p2 = gort__allp[i];
+        if (!gort__pmask_test(&gort__idlepmask, i) && !p_idle_or_stopped(p2) && !gort__runqempty(p2)) {
+            gort_p_t *np = NULL;
+            gort__lock(&gort__sched.lock);
+            if (m->blocked && (np = gort__pidleget()) != NULL)
+                munlist(m);
+            gort__unlock(&gort__sched.lock);
+            if (!np)
+                return false;
+            gort__acquirep(np);
+            m->spinning = true;
+            atomic_fetch_add_explicit(&gort__sched.nmspinning, 1, memory_order_acq_rel);
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Nothing to do: give up the P.  Under sched.lock: STW and the global
  * queue get a last look, and after releasep's seq_cst store of P_IDLE the
  * inbox is read again (an affine_put that saw P_RUNNING and left is seen
  * now).  Then, the Dekker pair with wakep: drop nmspinning first, then
  * re-check every run queue; whoever adds work after the decrement sees an
  * idle P and no spinning M, and wakes one.  On FIND_NONE we hold no P and
- * are not spinning; st->was_spinning says whether we were. */
+ * are not spinning; st->was_spinning says whether we were.
+ *
+ * When find_poll would have nothing to do (poll_unneeded), the M also
+ * registers itself idle in the same section (stopm's half), and parks
+ * here: one sched.lock section per M idle/wake cycle on this side instead
+ * of two (Go takes both).  It then returns FIND_RETRY holding the P a
+ * waker gave it. */
 static enum find_step find_go_idle(gort_m_t *m, gort_p_t *pp, struct find_state *st, gort_g_t **gpp,
                                    bool *inherit)
 {
+    bool park = poll_unneeded(st);
     gort__lock(&gort__sched.lock);
     if (atomic_load_explicit(&gort__sched.stw_pending, memory_order_acquire)) {
         gort__unlock(&gort__sched.lock);
@@ -650,12 +731,28 @@ static enum find_step find_go_idle(gort_m_t *m, gort_p_t *pp, struct find_state 
         }
     }
     gort__pidleput(pp);
+    if (park) {
+        gort__main_exit_check_locked(m); /* in the registering section: exit.c */
+        mput(m);
+        m->blocked = true;
+    }
     gort__unlock(&gort__sched.lock);
 
     /* Delicate dance: after dropping nmspinning, re-check every run queue;
      * whoever adds work after the decrement will see an idle P and no
      * spinning M, and wake one.  See the comment at the top. */
     st->was_spinning = m->spinning;
+    if (park) {
+        if (m->spinning) {
+            m->spinning = false;
+            if (atomic_fetch_sub_explicit(&gort__sched.nmspinning, 1, memory_order_acq_rel) <= 0)
+                gort__throw("findrunnable: negative nmspinning");
+            if (idle_recheck_registered(m, st))
+                return FIND_RETRY;
+        }
+        park_until_p(m);
+        return FIND_RETRY;
+    }
     if (m->spinning) {
         m->spinning = false;
         if (atomic_fetch_sub_explicit(&gort__sched.nmspinning, 1, memory_order_acq_rel) <= 0)
@@ -1093,17 +1190,38 @@ void gort__injectglist(gort_g_t *list)
     gort__wakep();
 }
 
-/* A goroutine that yielded or was preempted goes to the global queue, as
- * in Go.  The tail of the local queue looked cheaper but starves: when it
- * is the only local goroutine it is taken straight back, and the global
- * queue is then served one goroutine per 61 ticks (the soak saw 96,000
- * new goroutines wait behind one spinner for minutes).  With the local
- * queue empty, findrunnable takes a batch from the global one. */
+/* A goroutine that yielded or was preempted goes to the tail of its P's
+ * queue, without sched.lock, unless goroutines wait in the global queue:
+ * then it goes there, behind them, as Go's goschedImpl does always.  The
+ * local tail alone starves the global queue: when the yielder is the only
+ * local goroutine it is taken straight back, and the global queue is then
+ * served one goroutine per 61 ticks (the soak saw 96,000 new goroutines
+ * wait behind one spinner for minutes).  With the yielder behind them
+ * there, the local queue is empty and findrunnable takes a batch of the
+ * global one first.  Among local goroutines the tail is round-robin, as
+ * the global queue was.  A global queue filled just after the look is
+ * served by the 61-tick rule, as any local work would be. */
 static void requeue(gort_g_t *gp)
 {
-    gort__lock(&gort__sched.lock);
-    gort__globrunqput(gp);
-    gort__unlock(&gort__sched.lock);
+    gort_p_t *pp = gort__getm()->p;
+    if (atomic_load_explicit(&gort__sched.runqsize, memory_order_relaxed) == 0) {
+        /* Due timers first, as schedule would run them next: what they
+         * ready goes ahead of the yielder (often the spinner preempted to
+         * let them run), as it did when the yielder went to the global
+         * queue (preempt/timer_wake_beats_global_turn). */
+        int64_t next;
+        bool ran;
+        gort__check_timers(pp, 0, &next, &ran);
+        gort__runqput(pp, gp, false);
+        /* Alone in the queue, it runs again here next: an M woken to
+         * steal it would only move it. */
+        if (ringlen(pp) <= 1 && atomic_load_explicit(&pp->runnext, memory_order_relaxed) == NULL)
+            return;
+    } else {
+        gort__lock(&gort__sched.lock);
+        gort__globrunqput(gp);
+        gort__unlock(&gort__sched.lock);
+    }
     gort__wakep();
 }
 

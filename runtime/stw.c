@@ -96,7 +96,6 @@ gort_p_t *gort__procresize(int32_t nprocs)
 #endif
 
     /* Every P is stopped: rebuild the idle list from scratch. */
-    gort__sched.pidle = NULL;
     atomic_store_explicit(&gort__sched.npidle, 0, memory_order_relaxed);
     for (int i = 0; i < GORT_PMASK_WORDS; i++)
         atomic_store_explicit(&gort__idlepmask.w[i], 0, memory_order_relaxed);

@@ -118,6 +118,23 @@ static void syscall_enter_block(void)
     }
 }
 
+/* An idle P taken without the lock while a stop of the world began: it
+ * counts in stopwait (its bit was gone when the stopper looked), so it
+ * stops here, as handoffp stops a P; or, if the stop is already over (the
+ * world restarted meanwhile), it goes back to the idle set. */
+static void exitsyscall_giveback(gort_p_t *pp)
+{
+    gort__lock(&gort__sched.lock);
+    if (atomic_load_explicit(&gort__sched.stw_pending, memory_order_acquire)) {
+        atomic_store_explicit(&pp->status, P_STOP, memory_order_release);
+        if (--gort__sched.stopwait == 0)
+            gort__notewakeup(&gort__sched.stopnote);
+    } else {
+        gort__pidleput(pp);
+    }
+    gort__unlock(&gort__sched.lock);
+}
+
 static bool exitsyscallfast(gort_m_t *m, gort_p_t *oldp)
 {
     if (oldp) {
@@ -130,10 +147,18 @@ static bool exitsyscallfast(gort_m_t *m, gort_p_t *oldp)
     }
     if (atomic_load_explicit(&gort__sched.npidle, memory_order_acquire) > 0 &&
         !atomic_load_explicit(&gort__sched.stw_pending, memory_order_acquire)) {
-        gort__lock(&gort__sched.lock);
-        gort_p_t *pp = atomic_load(&gort__sched.stw_pending) ? NULL : gort__pidleget();
-        gort__unlock(&gort__sched.lock);
+        /* Without sched.lock (Go's exitsyscallfast_pidle takes it): the
+         * idle bit is the P (sched.c, pidleget_nolock). */
+        gort_p_t *pp = gort__pidleget_nolock();
         if (pp) {
+            /* seq_cst: a Dekker pair with stop_with_sema, which sets
+             * stw_pending and then takes the idle Ps by their bits.  If
+             * it missed ours, it counts the P as one to stop: give it
+             * back as such. */
+            if (unlikely(atomic_load_explicit(&gort__sched.stw_pending, memory_order_seq_cst))) {
+                exitsyscall_giveback(pp);
+                return false;
+            }
             gort__acquirep(pp);
             return true;
         }

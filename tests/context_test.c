@@ -11,14 +11,17 @@
  * and most must be within 2 ms, robust to a loaded machine); causes,
  * values, inherited deadlines, gort_ctx_sleep; the one goroutine that
  * waits for deadlines wakes for an earlier one and goes away when none is
- * pending.
+ * pending; deadlines made on several threads go to several shards, and
+ * each still fires once, or is taken out by its cancel.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "test.h"
 
 int64_t gort__ctx_live(void); /* context.c: live contexts */
+int gort__ctx_deadline_shards(void); /* context.c: shards that held a deadline */
 
 static gort_waitgroup wg;
 
@@ -372,6 +375,75 @@ static void test_misc(void)
     }
 }
 
+/* ---- deadlines from many threads: sharded heaps ---- */
+
+#define SH_THREADS 8
+#define SH_EACH 100
+static gort_chan *sh_done;
+static _Atomic int sh_bad;
+
+/* A plain thread (a stripe of its own): half its contexts expire and are
+ * waited for, the other half (far deadlines) are cancelled. */
+static void *sh_thread(void *a)
+{
+    (void)a;
+    gort_ctx *cs[SH_EACH];
+    for (int i = 0; i < SH_EACH; i++)
+        cs[i] = gort_ctx_with_timeout(gort_ctx_background(),
+                                      i % 2 ? 3600LL * 1000000000 : 1000000 + (int64_t)(i % 7) * 300000);
+    for (int i = 0; i < SH_EACH; i++) {
+        if (i % 2) {
+            gort_ctx_cancel(cs[i]);
+            if (gort_ctx_err(cs[i]) != GORT_CTX_CANCELED)
+                atomic_fetch_add(&sh_bad, 1);
+        } else {
+            gort_chan_recv(gort_ctx_done(cs[i]), NULL);
+            if (gort_ctx_err(cs[i]) != GORT_CTX_DEADLINE)
+                atomic_fetch_add(&sh_bad, 1);
+        }
+        gort_ctx_free(cs[i]);
+    }
+    int one = 1;
+    gort_chan_send(sh_done, &one);
+    return NULL;
+}
+
+static void shards_body(void *a)
+{
+    (void)a;
+    int64_t live0 = gort__ctx_live();
+    sh_done = gort_chan_make(sizeof(int), SH_THREADS);
+    pthread_t th[SH_THREADS];
+    for (int i = 0; i < SH_THREADS; i++)
+        if (pthread_create(&th[i], NULL, sh_thread, NULL) != 0)
+            atomic_fetch_add(&sh_bad, 1000);
+    for (int i = 0; i < SH_THREADS; i++) {
+        int v;
+        gort_chan_recv(sh_done, &v);
+    }
+    for (int i = 0; i < SH_THREADS; i++)
+        pthread_join(th[i], NULL);
+    gort_chan_free(sh_done);
+    /* The service drops its reference to a context it cancelled after the
+     * close that woke the waiter: wait for it (a leak never comes back). */
+    for (int i = 0; i < 5000 && gort__ctx_live() != live0; i++)
+        gort_sleep(1000000);
+    if (gort__ctx_live() != live0)
+        atomic_fetch_add(&sh_bad, 100000);
+}
+
+static void test_deadline_shards(void)
+{
+    sh_bad = 0;
+    GT_RUN(shards_body, NULL);
+    CU_ASSERT_EQUAL(atomic_load(&sh_bad), 0);
+    if (atomic_load(&sh_bad))
+        fprintf(stderr, "\ndeadline_shards: bad=%d\n", atomic_load(&sh_bad));
+    /* Eight threads, eight stripes: one heap would be one shard. */
+    CU_ASSERT_TRUE(gort__ctx_deadline_shards() >= 2);
+}
+
 GT_SUITE(context, {"cancel_reaches_all", test_cancel_reaches_all}, {"child_first_no_leak", test_child_first_no_leak},
          {"cancel_race", test_cancel_race}, {"deadline_on_time", test_deadline_on_time},
-         {"deadline_service", test_deadline_service}, {"misc", test_misc})
+         {"deadline_service", test_deadline_service}, {"misc", test_misc},
+         {"deadline_shards", test_deadline_shards})

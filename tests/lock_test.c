@@ -6,8 +6,13 @@
  * one means two holders at once), forces waiters into the futex sleep by
  * holding the lock for longer than the spin budget now and then, and
  * checks that every sleeper got out and the lock ends free.
+ *
+ * handoff: a waiter that has starved is handed the lock by the next
+ * unlock, even when the unlocker asks for it again at once.  spinners:
+ * however many threads contend, at most GORT_LOCK_MAX_SPINNERS spin.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <time.h>
 
 #include "runtime.h"
@@ -63,4 +68,80 @@ static void test_lock_contention(void)
     CU_ASSERT(max_sleepers > 0);
 }
 
-GT_SUITE(lock, {"contention", test_lock_contention})
+/* ---- hand-off to a starving waiter ---- */
+
+static gort_lock_t hk = GORT_LOCK_INIT(LR_LEAF);
+static _Atomic int h_got; /* the waiter has been in its critical section */
+
+static void *handoff_waiter(void *arg)
+{
+    (void)arg;
+    gort__lock(&hk);
+    atomic_store(&h_got, 1);
+    gort__unlock(&hk);
+    return NULL;
+}
+
+/* We hold the lock until the waiter has starved and marked it (a state,
+ * not a time: STARVE_NS passes in the waiter's own loop).  Then unlock
+ * and lock again at once: a plain unfair lock gives it straight back to
+ * us (the waiter is asleep in the kernel); the hand-off makes our second
+ * lock wait for the waiter's turn. */
+static void test_lock_handoff(void)
+{
+    for (int round = 0; round < 20; round++) {
+        atomic_store(&h_got, 0);
+        gort__lock(&hk);
+        pthread_t th;
+        CU_ASSERT_FATAL(pthread_create(&th, NULL, handoff_waiter, NULL) == 0);
+        while (atomic_load(&hk.key) != (1 | GORT_LOCK_STARVING))
+            sched_yield();
+        gort__unlock(&hk);
+        gort__lock(&hk);
+        CU_ASSERT_EQUAL(atomic_load(&h_got), 1);
+        gort__unlock(&hk);
+        pthread_join(th, NULL);
+        CU_ASSERT_EQUAL(atomic_load(&hk.key), 0);
+        CU_ASSERT_EQUAL(atomic_load(&hk.sleepers), 0);
+    }
+}
+
+/* ---- bounded spinning ---- */
+
+#define SPIN_THREADS 16
+#define SPIN_ITERS 20000
+static gort_lock_t sk = GORT_LOCK_INIT(LR_LEAF);
+static int max_spinners; /* under sk */
+static long scount;      /* under sk */
+
+static void *spin_worker(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < SPIN_ITERS; i++) {
+        gort__lock(&sk);
+        int s = atomic_load(&sk.spinners);
+        if (s > max_spinners)
+            max_spinners = s;
+        scount++;
+        for (int j = 0; j < 200; j++)
+            gort__cpu_relax();
+        gort__unlock(&sk);
+    }
+    return NULL;
+}
+
+static void test_lock_spinners(void)
+{
+    pthread_t th[SPIN_THREADS];
+    for (int i = 0; i < SPIN_THREADS; i++)
+        CU_ASSERT_FATAL(pthread_create(&th[i], NULL, spin_worker, NULL) == 0);
+    for (int i = 0; i < SPIN_THREADS; i++)
+        pthread_join(th[i], NULL);
+    CU_ASSERT_EQUAL(scount, (long)SPIN_THREADS * SPIN_ITERS);
+    CU_ASSERT(max_spinners <= GORT_LOCK_MAX_SPINNERS);
+    CU_ASSERT_EQUAL(atomic_load(&sk.spinners), 0);
+    CU_ASSERT_EQUAL(atomic_load(&sk.key), 0);
+}
+
+GT_SUITE(lock, {"contention", test_lock_contention}, {"handoff", test_lock_handoff},
+         {"spinners", test_lock_spinners})

@@ -12,6 +12,9 @@
  *    system calls however many Ps need a look.
  *  - A steal attempt looks only at the Ps that are not idle (the idle-P
  *    bitmap), so its probes do not grow with idle Ps.
+ *  - sched.lock: a yield with the global queue empty takes it not at all,
+ *    a system call's exit that takes an idle P not at all, and an M's
+ *    idle/wake cycle about twice (lockstat's sched count).
  */
 #include <pthread.h>
 #include <sched.h>
@@ -293,10 +296,130 @@ static void test_steal_probes(void)
     gt_child_free(&r);
 }
 
+/* ---- sched.lock sections ---- */
+
+/* sched.lock acquisitions so far (lockstat's " lock sched=ACQ/..."). */
+static uint64_t sched_acq(void)
+{
+    char buf[1024];
+    int n = gort__lockstat_format(buf, 0, (int)sizeof buf - 1);
+    buf[n] = 0;
+    const char *p = strstr(buf, " lock sched=");
+    return p ? strtoull(p + strlen(" lock sched="), NULL, 10) : 0;
+}
+
+#define SL_N 10000
+
+/* One P, one goroutine: every yield requeues it with the global queue
+ * empty. */
+static void sl_yield_body(void *a)
+{
+    (void)a;
+    uint64_t a0 = sched_acq();
+    for (int i = 0; i < SL_N; i++)
+        gort_yield();
+    printf("yields=%d sched=%llu\n", SL_N, (unsigned long long)(sched_acq() - a0));
+    fflush(stdout);
+}
+GT_CHILD(scale_sl_yield) { gort_main(sl_yield_body, NULL); }
+
+static void test_sched_lock_yield(void)
+{
+    const char *env[] = {"GORT_MAXPROCS=1", "GORT_DEBUG=lockstat=1", NULL};
+    gt_child_result r;
+    CU_ASSERT_EQUAL_FATAL(gt_child_run("scale_sl_yield", env, 60, &r), 0);
+    printf("\n%s", r.out);
+    CU_ASSERT_TRUE(r.exited && r.status == 0);
+    /* Through the global queue: one per yield. */
+    CU_ASSERT_TRUE(field(r.out, "sched=") < SL_N / 10);
+    gt_child_free(&r);
+}
+
+/* A system call whose P was taken away (as sysmon's retake does: P_SYSCALL
+ * to P_IDLE, onto the idle set) comes back and takes an idle P. */
+static void sl_sys_body(void *a)
+{
+    (void)a;
+    uint64_t in_exit = 0, lost = 0;
+    for (int i = 0; i < SL_N / 10; i++) {
+        gort_syscall_enter();
+        gort_p_t *pp = gort__getm()->oldp;
+        uint32_t st = P_SYSCALL;
+        if (pp && atomic_compare_exchange_strong(&pp->status, &st, P_IDLE)) {
+            gort__lock(&gort__sched.lock);
+            gort__pidleput(pp);
+            gort__unlock(&gort__sched.lock);
+            lost++;
+        }
+        uint64_t a0 = sched_acq();
+        gort_syscall_exit();
+        in_exit += sched_acq() - a0;
+    }
+    printf("exits=%d lost=%llu sched=%llu\n", SL_N / 10, (unsigned long long)lost, (unsigned long long)in_exit);
+    fflush(stdout);
+}
+GT_CHILD(scale_sl_syscall) { gort_main(sl_sys_body, NULL); }
+
+static void test_sched_lock_syscall_exit(void)
+{
+    const char *env[] = {"GORT_MAXPROCS=4", "GORT_DEBUG=lockstat=1", NULL};
+    gt_child_result r;
+    CU_ASSERT_EQUAL_FATAL(gt_child_run("scale_sl_syscall", env, 60, &r), 0);
+    printf("\n%s", r.out);
+    CU_ASSERT_TRUE(r.exited && r.status == 0);
+    CU_ASSERT_TRUE(field(r.out, "lost=") == SL_N / 10);
+    /* With the lock, one per exit (others' sections may land between the
+     * two reads now and then). */
+    CU_ASSERT_TRUE(field(r.out, "sched=") < SL_N / 100);
+    gt_child_free(&r);
+}
+
+/* Two Ps; each round wakes an idle M for a new goroutine and waits until
+ * it has run and an M has parked again: an M idle/wake cycle a round. */
+static void sl_nop(void *a) { gort_wg_done(a); }
+static void sl_cycle_body(void *a)
+{
+    (void)a;
+    uint64_t a0 = sched_acq(), p0 = atomic_load(&gort__m_parks);
+    for (int i = 0; i < SL_N / 5; i++) {
+        gort_waitgroup wg = {0};
+        gort_wg_add(&wg, 1);
+        uint64_t parks = atomic_load(&gort__m_parks);
+        gort_go(sl_nop, &wg);
+        gort_wg_wait(&wg);
+        /* Until some M has gone idle again (the one woken, as a rule). */
+        while (atomic_load(&gort__m_parks) == parks)
+            gort_yield();
+    }
+    printf("parks=%llu sched=%llu\n", (unsigned long long)(atomic_load(&gort__m_parks) - p0),
+           (unsigned long long)(sched_acq() - a0));
+    fflush(stdout);
+}
+GT_CHILD(scale_sl_cycle) { gort_main(sl_cycle_body, NULL); }
+
+static void test_sched_lock_idle_cycle(void)
+{
+    const char *env[] = {"GORT_MAXPROCS=2", "GORT_DEBUG=lockstat=1", NULL};
+    gt_child_result r;
+    CU_ASSERT_EQUAL_FATAL(gt_child_run("scale_sl_cycle", env, 60, &r), 0);
+    printf("\n%s", r.out);
+    CU_ASSERT_TRUE(r.exited && r.status == 0);
+    uint64_t parks = field(r.out, "parks="), n = field(r.out, "sched=");
+    CU_ASSERT_TRUE(parks >= 100 && parks != ~0ULL);
+    /* Giving up the P and registering idle in one section, the waker's
+     * in another: 2 a cycle; they were 4 (3 before the parked M read its
+     * P without the lock). */
+    CU_ASSERT_TRUE(n * 10 <= 29 * parks);
+    gt_child_free(&r);
+}
+
 GT_SUITE(scale,
          {"membarrier_shared", test_membarrier_shared},
          {"lock_contended", test_lock_contended},
          {"lockstat", test_lockstat},
          {"sysmon_alone", test_sysmon_alone},
          {"sysmon_budget", test_sysmon_budget},
-         {"steal_probes", test_steal_probes})
+         {"steal_probes", test_steal_probes},
+         {"sched_lock_yield", test_sched_lock_yield},
+         {"sched_lock_syscall_exit", test_sched_lock_syscall_exit},
+         {"sched_lock_idle_cycle", test_sched_lock_idle_cycle})

@@ -5,6 +5,8 @@
 #   make test            the layer check, the CUnit suites, the install check, san-soak
 #   make layers          scripts/layers: no layer uses one above it (nm of the objects)
 #   make san-soak        the soak for SAN_SOAK_SECONDS under ASan, then UBSan
+#   make soak            the soak for SOAK_SECONDS (GORT_MAXPROCS=N, HOG=1: a CPU hog beside)
+#   make maxprocs-check  the suites and the soak at GORT_MAXPROCS=64 and 128 beside a CPU hog
 #   make bench           build/gort-bench (the Go peer's workloads)
 #   make demo            the parallel demo, its profile and a goroutine dump
 #   make install         headers, both libraries, gort.pc, the CMake package, man pages,
@@ -125,7 +127,7 @@ EXITSTRESSB := $(BUILD)/gort-exit-stress
 BENCHB := $(BUILD)/gort-bench
 
 .PHONY: all lib tool test layers bench examples install uninstall clean asan tsan ubsan san-soak \
-        valgrind soak stress demo fuzz exit-stress man-check cxx-check abi-check abi-baseline deb faults faults-short faults-medium preempt-rtsig debug-hostile
+        valgrind soak maxprocs-check stress demo fuzz exit-stress man-check cxx-check abi-check abi-baseline deb faults faults-short faults-medium preempt-rtsig debug-hostile
 
 all: lib tool
 
@@ -341,12 +343,36 @@ $(BUILD)/lockpair-gort: tests/locks/lockpair.c include/gort.h $(LIBA)
 
 stress: $(STRESSB)
 
-# make soak DURATION=3600: the soak test (tests/soak/soak.c) for that many
-# seconds, a progress line every REPORT seconds.
-DURATION ?= 60
+# make soak SOAK_SECONDS=600 GORT_MAXPROCS=128 HOG=1: the soak test
+# (tests/soak/soak.c) for that many seconds (DURATION is the older name) at
+# that many Ps (default: the CPUs), a progress line every REPORT seconds;
+# HOG=1 runs a CPU hog beside it.
+SOAK_SECONDS ?= 60
+DURATION ?= $(SOAK_SECONDS)
 REPORT ?= 10
+HOG ?= 0
 soak: $(STRESSB)
+	@$(if $(filter 1,$(HOG)),sh -c 'while :; do :; done' & hog=$$!; trap 'kill $$hog 2>/dev/null' EXIT INT TERM;) \
 	$(STRESSB) $(DURATION) --report-every $(REPORT)
+
+# make maxprocs-check: far more Ps than CPUs (issue 20): the CUnit suites
+# at each of MAXPROCS_CHECK Ps beside a CPU hog, then the soak at each for
+# MAXPROCS_SOAK_SECONDS (0: none), also beside a hog.  Long (about an hour
+# with the defaults on 2 cores); not part of make test.
+MAXPROCS_CHECK ?= 64 128
+MAXPROCS_SOAK_SECONDS ?= 600
+maxprocs-check: $(TESTB) $(TOOL) $(STRESSB)
+	@sh -c 'while :; do :; done' & hog=$$!; trap 'kill $$hog 2>/dev/null' EXIT INT TERM; bad=""; \
+	for p in $(MAXPROCS_CHECK); do \
+	  echo "maxprocs-check: the suites at GORT_MAXPROCS=$$p beside a CPU hog"; \
+	  GORT_MAXPROCS=$$p GORT_TEST_BIN=$(abspath $(TESTB)) GORTPROF=$(abspath $(TOOL)) $(TESTB) || bad="$$bad suites@$$p"; \
+	done; \
+	if [ $(MAXPROCS_SOAK_SECONDS) -gt 0 ]; then for p in $(MAXPROCS_CHECK); do \
+	  echo "maxprocs-check: the soak for $(MAXPROCS_SOAK_SECONDS) s at GORT_MAXPROCS=$$p beside a CPU hog"; \
+	  GORT_MAXPROCS=$$p $(STRESSB) $(MAXPROCS_SOAK_SECONDS) --report-every 60 || bad="$$bad soak@$$p"; \
+	done; fi; \
+	if [ -n "$$bad" ]; then echo "maxprocs-check: FAILED:$$bad"; exit 1; fi; \
+	echo "maxprocs-check: ok ($(MAXPROCS_CHECK) Ps, soak $(MAXPROCS_SOAK_SECONDS) s each)"
 
 # make exit-stress RUNS=2000: that many runs of build/gort-exit-stress
 # (tests/stress/exit/exit_stress.c, ROUNDS gort_main rounds each, seeded by

@@ -33,9 +33,12 @@ int64_t gort__timers_earliest(void);                  /* across all Ps; 0: none 
 /* Time */
 int64_t gort__nanotime(void);
 int64_t gort__nanotime_coarse(void);
-/* sysmon's clock at its last round (0 before it starts): for stamps read
- * in minutes (a parked goroutine's waitsince), where even the coarse
- * clock's vDSO call was a visible part of a channel hand-off. */
+/* sysmon's clock when it last went to sleep, published only while it
+ * sleeps (at most 100 ms) and 0 while it works or before it starts: for
+ * stamps read in minutes (a parked goroutine's waitsince), where even the
+ * coarse clock's vDSO call was a visible part of a channel hand-off.  A
+ * stamp from it is never older than one sysmon nap, however long a round
+ * is held up. */
 extern _Atomic int64_t gort__sysmon_now;
 static inline int64_t gort__nanotime_stale(void)
 {

@@ -678,10 +678,16 @@ static void *sysmon_main(void *arg)
             .fresh = rt.fresh,
         };
         sysmon_nap_t nap = gort__pace_sleep(&pace, &o);
+        /* The stale clock (gort__nanotime_stale) is published only while
+         * sysmon sleeps, whose length is bounded; while it works it is 0
+         * and parkers read the coarse clock, so that a round held up
+         * anywhere (a lock, the loader lock in a module refresh) never
+         * stamps a parking goroutine with a time from before the hold-up. */
+        atomic_store_explicit(&gort__sysmon_now, o.now, memory_order_relaxed);
         bool poked = sysmon_sleep(nap.ns, nap.quiet, nap.pokeable);
+        atomic_store_explicit(&gort__sysmon_now, 0, memory_order_relaxed);
         int64_t now = gort__nanotime();
         gort__pace_woke(&pace, &nap, poked, now);
-        atomic_store_explicit(&gort__sysmon_now, now, memory_order_relaxed);
         round_syscalls0 = syscalls_now();
         round_short = false;
         rt = retake(now);

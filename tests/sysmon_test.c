@@ -8,6 +8,8 @@
  *    by wall time, their Ps are never revoked nor extra Ms started for
  *    them, and a sleeper's timer fires.
  *  - sysmon's pacing (sysmon/pace.c), from tables.
+ *  - A sysmon round held up (here on the loader lock) does not make the
+ *    wait stamps of goroutines that park meanwhile old (stale_clock).
  *
  * Each case runs in a child with its own GORT_MAXPROCS.  The children
  * print what they measured and "OK" only when every bound holds.  The
@@ -21,6 +23,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +33,7 @@
 #include <unistd.h>
 
 #include "runtime.h"
+#include "pcclass.h"
 #include "sysmon.h"
 #include "test.h"
 
@@ -214,6 +219,118 @@ static void test_oversubscribed(void)
     CU_ASSERT_TRUE(child_ok_once_in_5("sysmon_oversub", env128));
 }
 
+/* ---- the stale clock while a round is held up ---- */
+
+/* A goroutine's waitsince comes from sysmon's clock (gort__nanotime_stale).
+ * It once was the time of sysmon's last round, so a round held up for a
+ * minute (the full suite at 64 Ps saw it) made a goroutine that parked
+ * for a millisecond read "[sync.WaitGroup.Wait, 1 minutes]" in a dump.
+ * Here a plain thread holds the loader lock inside dl_iterate_phdr, a
+ * missed PC lookup asks sysmon for a module refresh, and sysmon's next
+ * round blocks in it; a goroutine that parks then must get a stamp of
+ * about now. */
+static _Atomic int hold_in, hold_release;
+
+static int hold_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)info;
+    (void)size;
+    (void)arg;
+    atomic_store(&hold_in, 1);
+    while (!atomic_load(&hold_release)) {
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return 1;
+}
+
+static void *holder(void *arg)
+{
+    (void)arg;
+    dl_iterate_phdr(hold_cb, NULL);
+    return NULL;
+}
+
+static uint64_t rounds_now(void)
+{
+    gort_stats st;
+    gort_stats_get(&st);
+    return st.sysmon_rounds;
+}
+
+static gort_waitgroup hold_wg;
+static void hold_parker(void *arg)
+{
+    (void)arg;
+    gort_wg_wait(&hold_wg);
+}
+
+static int64_t waitsince_of(uint64_t goid)
+{
+    int64_t r = -1;
+    gort__lock(&gort__allglock);
+    for (size_t i = 0; i < gort__nallgs; i++)
+        if (gort__allgs[i]->goid == goid && atomic_load(&gort__allgs[i]->status) == G_WAITING)
+            r = gort__allgs[i]->waitsince;
+    gort__unlock(&gort__allglock);
+    return r;
+}
+
+static void stale_body(void *arg)
+{
+    (void)arg;
+    pthread_t th;
+    if (pthread_create(&th, NULL, holder, NULL) != 0)
+        return;
+    while (!atomic_load(&hold_in))
+        gort_sleep(1000 * 1000);
+    (void)gort__pc_class(1); /* no module has it: sysmon refreshes next round */
+    /* sysmon naps at most 100 ms: no round in 150 ms means it is held.
+     * Give up after 10 s (prints no OK). */
+    bool held = false;
+    for (int i = 0; i < 60 && !held; i++) {
+        uint64_t r0 = rounds_now();
+        gort_sleep(150 * 1000 * 1000);
+        held = rounds_now() == r0;
+    }
+    uint64_t r1 = rounds_now();
+    /* Let the hold-up age, then park a goroutine and read its stamp. */
+    gort_sleep(500 * 1000 * 1000);
+    gort_wg_add(&hold_wg, 1);
+    int64_t t0 = gort__nanotime_coarse();
+    uint64_t goid = gort_go(hold_parker, NULL);
+    int64_t since = -1;
+    for (int i = 0; i < 5000 && since < 0; i++) {
+        gort_sleep(1000 * 1000);
+        since = waitsince_of(goid);
+    }
+    bool still_held = rounds_now() == r1;
+    atomic_store(&hold_release, 1);
+    pthread_join(th, NULL);
+    gort_wg_done(&hold_wg);
+    printf("held=%d still_held=%d parked=%d stamp_age_ms=%lld\n", held, still_held, since >= 0,
+           (long long)((t0 - since) / 1000000));
+    /* The stamp may lag the coarse clock by one sysmon nap (100 ms) at
+     * most; the held round began over 500 ms ago. */
+    if (held && still_held && since >= 0 && t0 - since < 200 * 1000 * 1000)
+        printf("OK\n");
+    fflush(stdout);
+}
+
+GT_CHILD(sysmon_stale_clock) { gort_main(stale_body, NULL); }
+
+static void test_stale_clock(void)
+{
+    /* One P: the parker runs on the main goroutine's thread, so that no
+     * new M has to start while the loader lock is held. */
+    const char *env[] = {"GORT_MAXPROCS=1", NULL};
+    gt_child_result r;
+    CU_ASSERT_EQUAL_FATAL(gt_child_run("sysmon_stale_clock", env, 60, &r), 0);
+    printf("\n%s", r.out);
+    CU_ASSERT_TRUE(r.exited && r.status == 0 && gt_contains(r.out, "OK\n"));
+    gt_child_free(&r);
+}
+
 /* ---- pacing ---- */
 
 #define US 1000LL
@@ -327,4 +444,5 @@ GT_SUITE(sysmon,
          {"pace_round", test_pace_round},
          {"pace_sequence", test_pace_sequence},
          {"syscall_timers", test_syscall_timers},
-         {"oversubscribed", test_oversubscribed})
+         {"oversubscribed", test_oversubscribed},
+         {"stale_clock", test_stale_clock})

@@ -13,7 +13,11 @@
  *   - spinners that never call the runtime (only preemption moves them);
  *   - wrapped (gort_nanosleep) and unwrapped (raw nanosleep) blocking calls;
  *   - the CPU profiler switched on and off, stack dumps of every goroutine
- *     taken while all this runs, and gort_maxprocs changed now and then.
+ *     taken while all this runs, and gort_maxprocs changed now and then:
+ *     every seventh wave runs at fewer Ps (1 up to the starting count), and
+ *     three waves later the starting count comes back, so a run at
+ *     GORT_MAXPROCS=128 spends most of its waves at 128 Ps and shrinks
+ *     and grows between them.
  * After a wave every goroutine it created must have exited: the goroutine
  * count returns to the baseline.  Every --report-every seconds (default 10)
  * it prints a line with the running totals and RSS; at the end, the peak RSS
@@ -227,6 +231,7 @@ static void sleeper(void *arg)
 /* ---- one wave ---- */
 
 static char dumpbuf[1 << 20];
+static int start_procs; /* gort_maxprocs when the soak began; soak_main only */
 
 static void wave(int n)
 {
@@ -282,10 +287,10 @@ static void wave(int n)
         }
         unlink(path);
     }
-    if (n % 7 == 0) {
-        int ncpu = gort_numcpu();
-        gort_maxprocs(1 + n % (ncpu > 1 ? ncpu : 1));
-    }
+    if (n % 7 == 0)
+        gort_maxprocs(1 + n % start_procs);
+    else if (n % 7 == 3)
+        gort_maxprocs(start_procs);
 
     for (int c = 0; c < NCHAN; c++) {
         gort_wg_wait(&cj[c].cons);
@@ -329,6 +334,9 @@ static void soak_main(void *arg)
 {
     opts_t *o = arg;
     int baseline = gort_numgoroutine();
+    start_procs = gort_maxprocs(0);
+    printf("soak: %.0f s at GORT_MAXPROCS=%d\n", o->seconds, start_procs);
+    fflush(stdout);
     int64_t t0 = gort_nanotime(), end = t0 + (int64_t)(o->seconds * 1e9);
     int64_t next_report = t0 + (int64_t)(o->every * 1e9);
     double peak = 0, warm = 0;
@@ -360,7 +368,7 @@ static void soak_main(void *arg)
             next_report = now + (int64_t)(o->every * 1e9);
         }
     }
-    gort_maxprocs(gort_numcpu());
+    gort_maxprocs(start_procs);
     gort_stats st;
     gort_stats_get(&st);
     double final = rss_mib();

@@ -389,9 +389,9 @@ static ssize_t do_read(gort_pd_t *pd, void *buf, size_t n)
 {
     int e;
     if (pd->rdrained) {
-        /* The last read was short: wait for an edge (or take one that
-         * came since) instead of a read that would say EAGAIN.  On an
-         * error rdrained stays: rg still holds every edge since. */
+        /* The last read took all there was: wait for an edge (or take
+         * one that came since) instead of a read that would say EAGAIN.
+         * On an error rdrained stays: rg still holds every edge since. */
         if ((e = gort__pd_wait(pd, 'r')) != 0)
             return e;
         pd->rdrained = false;

@@ -167,7 +167,7 @@ int gort__pd_reset(gort_pd_t *pd, int mode)
         return e;
     if (mode == 'r') {
         /* acquire: an event whose edge this erases published its rhup
-         * before it (the short read's check in fd.c needs it). */
+         * before it (fd.c's drained-read check needs it). */
         pd->rdrained = false;
         atomic_exchange_explicit(&pd->rg, PD_NIL, memory_order_acquire);
     } else {
@@ -294,7 +294,7 @@ void gort__netpollready(gort_g_t **list, uint64_t tag, int mode, bool hup)
         return; /* an event for a descriptor closed since */
     /* Before the edge: a reset that erases the edge sees the flag.  A
      * pd closed and reopened since the check above only loses the
-     * short-read shortcut. */
+     * drained-read shortcut. */
     if (hup && !atomic_load_explicit(&pd->rhup, memory_order_relaxed))
         atomic_store_explicit(&pd->rhup, true, memory_order_relaxed);
     gort_g_t *gs[2] = {NULL, NULL};

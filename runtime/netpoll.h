@@ -60,12 +60,13 @@ typedef struct gort_pd {
     _Atomic uint32_t info;    /* PDI_*; written under lock, read without */
     /* An event for this open reported a hang-up, an error or urgent data
      * (netpollready; relaxed, published by its CAS on rg), after which a
-     * short read no longer shows an empty receive queue.  Cleared by
-     * gort__pd_open; never cleared while open. */
+     * read that seemed to empty the receive queue may have left an EOF,
+     * an error or bytes past the urgent mark (fd.c's drained reads).
+     * Cleared by gort__pd_open; never cleared while open. */
     _Atomic bool rhup;
-    /* fd.c, under the read turn: the last read was short on a TCP socket
-     * and rg has not been reset since (gort__pd_reset clears it), so
-     * every arrival after that read has left an edge in rg. */
+    /* fd.c, under the read turn: the last read emptied a TCP socket's
+     * receive queue and rg has not been reset since (gort__pd_reset
+     * clears it), so every arrival after that read has left an edge. */
     bool rdrained;
     int8_t inq; /* fd.c, under the read turn: TCP_INQ 0 untried, 1 on, -1 refused */
 

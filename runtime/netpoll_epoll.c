@@ -12,8 +12,8 @@
  *
  * Descriptors are registered once, edge-triggered for reading and writing
  * (EPOLLET: an event per new arrival, not per call, and no re-arming), with
- * EPOLLRDHUP and EPOLLPRI so that an event says when a short read no longer
- * proves the receive queue empty (fd.c's short-read shortcut); the
+ * EPOLLRDHUP and EPOLLPRI so that an event says when a read that seemed to
+ * empty the receive queue may have left something (fd.c's drained reads); the
  * data word carries the poll descriptor's slot and generation, so that an
  * event for a descriptor closed meanwhile is dropped (netpollready).  The
  * eventfd's data word is 0, which no tag is (generations start at 1).

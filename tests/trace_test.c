@@ -894,6 +894,8 @@ static void term_main(void *a)
     (void)a;
     for (int i = 0; i < 10; i++)
         gort_go(term_sleeper, NULL);
+    if (write(1, "term-ready\n", 11) != 11)
+        abort();
     for (;;)
         gort_sleep(1000 * 1000);
 }
@@ -903,13 +905,19 @@ GT_CHILD(trace_env_term) { gort_main(term_main, NULL); }
 /* GORT_TRACE and SIGTERM: the trace is written before the signal kills. */
 static void test_env_sigterm(void)
 {
-    char cmd[800];
+    /* SIGTERM once the child says it runs (tracing since start-up), not
+     * after a guessed time: a sanitizer build on a loaded machine may not
+     * have started in seconds. */
+    char cmd[1200], ready[300];
+    snprintf(ready, sizeof ready, "%s", gt_tmp("term.out"));
     snprintf(cmd, sizeof cmd,
-             "GORT_TRACE=%s %s --child trace_env_term & p=$!; sleep 2; kill -TERM $p; wait $p; echo status=$?",
-             gt_tmp("term.trace"), gt_self_path());
+             "GORT_TRACE=%s %s --child trace_env_term > %s & p=$!; i=0; "
+             "while ! grep -q term-ready %s && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done; "
+             "kill -TERM $p; wait $p; echo status=$?",
+             gt_tmp("term.trace"), gt_self_path(), ready, ready);
     gt_child_result r;
     const char *argv[] = {"sh", "-c", cmd, NULL};
-    CU_ASSERT_EQUAL_FATAL(gt_cmd_run(argv, NULL, 60, &r), 0);
+    CU_ASSERT_EQUAL_FATAL(gt_cmd_run(argv, NULL, 180, &r), 0);
     CU_ASSERT(gt_contains(r.out, "status=143")); /* killed by SIGTERM, as without us */
     gt_child_free(&r);
     const char *a2[] = {gt_gortprof_path(), "trace", gt_tmp("term.trace"), NULL};

@@ -147,14 +147,12 @@ static inline __attribute__((always_inline)) void gort__tb_ev(tslot_t *s, int ev
 
 /* Hands the slot's buffer to the writer. */
 void gort__tb_flush(tslot_t *s);
-/* The stack id of pcs[0..n) (0 for n == 0); lock-free when seen.  _h:
- * with h, the FNV-1a hash of the PCs (TB_HASH0, tb_hash_step) that the
- * caller computed as it walked. */
+/* The stack id of pcs[0..n) (0 for n == 0); lock-free when seen. */
 #define TB_HASH0 14695981039346656037ull
 static inline uint64_t gort__tb_hash_step(uint64_t h, uintptr_t pc) { return (h ^ pc) * 1099511628211ull; }
 uint32_t gort__tb_stack(const uintptr_t *pcs, int n);
-uint32_t gort__tb_stack_h(const uintptr_t *pcs, int n, uint64_t h);
-/* The entry of pcs[0..n), n > 0, with its hash h. */
+/* The entry of pcs[0..n), n > 0, whose FNV-1a hash (TB_HASH0, then
+ * gort__tb_hash_step per PC) the caller computed as it walked. */
 tstk_t *gort__tb_stack_entry(const uintptr_t *pcs, int n, uint64_t h);
 /* The string id of s, made on first use. */
 uint64_t gort__tb_string(const char *s);

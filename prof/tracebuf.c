@@ -216,11 +216,6 @@ uint32_t gort__tb_stack(const uintptr_t *pcs, int n)
     uint64_t h = TB_HASH0;
     for (int i = 0; i < n; i++)
         h = gort__tb_hash_step(h, pcs[i]);
-    return gort__tb_stack_h(pcs, n, h);
-}
-
-uint32_t gort__tb_stack_h(const uintptr_t *pcs, int n, uint64_t h)
-{
     return n > 0 ? gort__tb_stack_entry(pcs, n, h)->id : 0;
 }
 

@@ -223,9 +223,8 @@ static void test_oversubscribed(void)
 
 /* A goroutine's waitsince comes from sysmon's clock (gort__nanotime_stale).
  * It once was the time of sysmon's last round, so a round held up for a
- * minute (the full suite at 64 Ps saw it) made a goroutine that parked
- * for a millisecond read "[sync.WaitGroup.Wait, 1 minutes]" in a dump.
- * Here a plain thread holds the loader lock inside dl_iterate_phdr, a
+ * minute would make a goroutine that parked meanwhile for a millisecond
+ * read "[sync.WaitGroup.Wait, 1 minutes]" in a dump.  Here a plain thread holds the loader lock inside dl_iterate_phdr, a
  * missed PC lookup asks sysmon for a module refresh, and sysmon's next
  * round blocks in it; a goroutine that parks then must get a stamp of
  * about now. */

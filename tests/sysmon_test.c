@@ -223,9 +223,8 @@ static void test_oversubscribed(void)
 
 /* A goroutine's waitsince comes from sysmon's clock (gort__nanotime_stale).
  * It once was the time of sysmon's last round, so a round held up for a
- * minute (the full suite at 64 Ps saw it) made a goroutine that parked
- * for a millisecond read "[sync.WaitGroup.Wait, 1 minutes]" in a dump.
- * Here a plain thread holds the loader lock inside dl_iterate_phdr, a
+ * minute would make a goroutine that parked meanwhile for a millisecond
+ * read "[sync.WaitGroup.Wait, 1 minutes]" in a dump.  Here a plain thread holds the loader lock inside dl_iterate_phdr, a
  * missed PC lookup asks sysmon for a module refresh, and sysmon's next
  * round blocks in it; a goroutine that parks then must get a stamp of
  * about now. */
@@ -258,11 +257,12 @@ static uint64_t rounds_now(void)
     return st.sysmon_rounds;
 }
 
-static gort_waitgroup hold_wg;
+static gort_waitgroup hold_wg, hold_done;
 static void hold_parker(void *arg)
 {
     (void)arg;
     gort_wg_wait(&hold_wg);
+    gort_wg_done(&hold_done);
 }
 
 static int64_t waitsince_of(uint64_t goid)
@@ -297,6 +297,7 @@ static void stale_body(void *arg)
     /* Let the hold-up age, then park a goroutine and read its stamp. */
     gort_sleep(500 * 1000 * 1000);
     gort_wg_add(&hold_wg, 1);
+    gort_wg_add(&hold_done, 1);
     int64_t t0 = gort__nanotime_coarse();
     uint64_t goid = gort_go(hold_parker, NULL);
     int64_t since = -1;
@@ -308,6 +309,7 @@ static void stale_body(void *arg)
     atomic_store(&hold_release, 1);
     pthread_join(th, NULL);
     gort_wg_done(&hold_wg);
+    gort_wg_wait(&hold_done); /* no goroutine left parked at exit */
     printf("held=%d still_held=%d parked=%d stamp_age_ms=%lld\n", held, still_held, since >= 0,
            (long long)((t0 - since) / 1000000));
     /* The stamp may lag the coarse clock by one sysmon nap (100 ms) at

@@ -73,6 +73,10 @@ struct gort_g {
     uint8_t lockedext;       /* gort_lock_thread nesting (external) */
     bool foreign;            /* a plain thread's waiter, not a goroutine
                                 (foreign.c); const */
+    _Atomic uint8_t trace_sys; /* the tracer's syscall state (below); here
+                                  in a hole, with profword after gfbatchn:
+                                  a G of 320 bytes, not 384, is a cache line
+                                  less for each goroutine spawned */
     _Atomic int32_t inrt;    /* inside a runtime call (gort__rt_enter); written
                                 by the goroutine only, read by sysmon */
     gort_m_t *m;             /* M running it (RUNNING/SYSCALL), else NULL */
@@ -99,6 +103,8 @@ struct gort_g {
     uintptr_t gopc;          /* PC of the gort_go call that created it */
     gort_g_t *gfbatch;       /* global free list: next batch (batch heads only) */
     int32_t gfbatchn;        /* global free list: Gs in this batch (heads only) */
+    _Atomic uint32_t profword; /* goroutine profile state (proc.h,
+                                gort__gprof_want); CAS by its recorders */
     gort__timer_t *sleeptimer; /* gort_sleep's timer, allocated on first use */
     gort_defer_t *defers;    /* panic.c: LIFO */
     gort_panic_t *panicking; /* panic.c: innermost active panic */
@@ -108,8 +114,6 @@ struct gort_g {
     gort_pmsg_t *recovered;  /* panic.c: messages gort_recover returned, kept
                                 until the goroutine exits */
     gort_labels_t *labels;   /* prof: profiler labels (inherited) */
-    _Atomic uint32_t profword; /* goroutine profile state (proc.h,
-                                gort__gprof_want); CAS by its recorders */
     int64_t syscallwhen;     /* ns when it entered the current syscall */
     uintptr_t syscallsp, syscallpc, syscallfp; /* caller of gort_syscall_enter:
                                  its SP, PC and frame pointer, for dumps */
@@ -122,13 +126,13 @@ struct gort_g {
     unsigned valgrind_stack_id;
     /* The execution tracer (prof/trace.c, runtime/trace.h): Go's
      * traceseq and tracelastp, written by whoever emits the G's event (its
-     * runner, or the one waker), and the syscall protocol's state (0, 1:
-     * GoSysCall written, 2: GoSysBlock written; atomic, paired with the
-     * taker's release) with the times the call returned (written by the
-     * G) and was seen blocked (by the taker, before its release). */
+     * runner, or the one waker), and the syscall protocol's state
+     * (trace_sys, in the first line's hole: 0, 1: GoSysCall written, 2:
+     * GoSysBlock written; atomic, paired with the taker's release) with the
+     * times the call returned (written by the G) and was seen blocked (by
+     * the taker, before its release). */
     uint64_t trace_seq;
     gort_p_t *trace_lastp;
-    _Atomic uint8_t trace_sys;
     _Atomic int64_t trace_sysexit;  /* written by a goroutine leaving a call while a trace starts */
     _Atomic int64_t trace_sysblock;
 };

@@ -46,7 +46,12 @@
  * passing each sample to the execution tracer first while a trace runs
  * (EvCPUSample: the handler stamps the tracer's clock and the M's P),
  * and lets prof/cfi.c compute the unwind recipes that signal-time lookups
- * missed.  At stop, the timers are deleted, the rings drained once more,
+ * missed.  A drain that finds no sample (an idle program, or a profile
+ * over HTTP waiting out its seconds) doubles the wait, up to RING/4
+ * periods: an M takes at most one sample a period, so no ring can fill
+ * meanwhile, and an idle program is not woken 50 times a second for
+ * nothing.  The first drain that finds samples goes back to DRAIN_MS.
+ * At stop, the timers are deleted, the rings drained once more,
  * and the table symbolized (prof/symtab.c, libdw) into a pprof profile:
  * sample types samples/count and cpu/nanoseconds, period 1e9/hz ns, the
  * duration, mappings with build ids, locations with lines and inlined
@@ -472,6 +477,11 @@ static void agg_clear(void)
     aggcap = aggn = 0;
 }
 
+static uint64_t drained;                 /* writer only: samples the last drain took */
+static _Atomic uint64_t writer_rounds;   /* the writer's drains (tests) */
+
+uint64_t gort__cpuprof_writer_rounds(void) { return atomic_load(&writer_rounds); }
+
 static void drain_m(gort_m_t *m)
 {
     mprof_t *mp = mprof_of(m);
@@ -480,6 +490,7 @@ static void drain_m(gort_m_t *m)
         return;
     uint64_t t = atomic_load_explicit(&mp->tail, memory_order_relaxed);
     uint64_t h = atomic_load_explicit(&mp->head, memory_order_acquire);
+    drained += h - t;
     for (; t != h; t++) {
         sample_t *s = &ring[t & (RING - 1)];
         if (atomic_load_explicit(&gort__tracing, memory_order_relaxed))
@@ -600,14 +611,21 @@ static void *writer_main(void *arg)
 {
     (void)arg;
     atomic_store(&writer_tid, (pid_t)syscall(SYS_gettid));
+    int64_t wait = DRAIN_MS * 1000000LL, most = period_ns * (RING / 4);
     for (;;) {
         uint32_t w = atomic_load_explicit(&wake_word, memory_order_acquire);
         uint32_t req = atomic_load(&requests);
         if (req)
             break;
-        gort__futex_wait(&wake_word, w, DRAIN_MS * 1000000LL);
+        gort__futex_wait(&wake_word, w, wait);
+        drained = 0;
         drain_all(false);
+        atomic_fetch_add(&writer_rounds, 1);
         gort__cfi_warm();
+        if (drained)
+            wait = DRAIN_MS * 1000000LL;
+        else if (wait < most)
+            wait = wait * 2 < most ? wait * 2 : most;
     }
     uint32_t req = atomic_load(&requests);
     finish((req & REQ_FATAL) != 0);

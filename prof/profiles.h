@@ -61,6 +61,9 @@ int gort__prof_records(const char *name);
 /* gort_cpuprofile_start writing to a duplicate of fd (the debug endpoint's
  * profile?seconds=N); -EBUSY while a profile runs. */
 int gort__cpuprofile_start_fd(int fd, int hz);
+/* Drains the CPU profiler's writer has made since the program started
+ * (tests: an idle profile is not drained every DRAIN_MS). */
+uint64_t gort__cpuprof_writer_rounds(void);
 
 /* GORT_DEBUG_ADDR: starts the debug endpoint (debugserve.c); gort_main
  * calls it before the main goroutine is created. */

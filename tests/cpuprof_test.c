@@ -18,6 +18,7 @@
 
 #include "gort_prof.h"
 #include "pprof.h"
+#include "profiles.h"
 #include "runtime.h"
 #include "test.h"
 
@@ -438,6 +439,27 @@ static void test_sigstack_depth(void)
     gt_child_free(&r);
 }
 
+/* A profile of a program that does nothing: the writer backs off instead
+ * of draining empty rings every DRAIN_MS (20 ms, so about 100 drains in
+ * these 2 s); at 100 Hz it waits up to 640 ms, so about 10. */
+static void idle_writer_body(void *a)
+{
+    (void)a;
+    int err = gort_cpuprofile_start(gt_tmp("idle.pprof"), 100);
+    CU_ASSERT_EQUAL(err, 0);
+    if (err)
+        return;
+    uint64_t r0 = gort__cpuprof_writer_rounds();
+    gort_sleep(2000 * 1000 * 1000LL);
+    uint64_t rounds = gort__cpuprof_writer_rounds() - r0;
+    CU_ASSERT_EQUAL(gort_cpuprofile_stop(), 0);
+    if (rounds > 25)
+        fprintf(stderr, "\n  %llu drains in 2 s of an idle profile\n", (unsigned long long)rounds);
+    CU_ASSERT(rounds <= 25);
+}
+
+static void test_idle_writer(void) { GT_RUN(idle_writer_body, NULL); }
+
 GT_SUITE(cpuprof,
          {"api", test_api},
          {"split_one_m", test_split_one_m},
@@ -445,4 +467,5 @@ GT_SUITE(cpuprof,
          {"fatal_writes", test_fatal_writes},
          {"sigterm_writes", test_sigterm_writes},
          {"exit_writes", test_exit_writes},
-         {"sigstack_depth", test_sigstack_depth})
+         {"sigstack_depth", test_sigstack_depth},
+         {"idle_writer", test_idle_writer})

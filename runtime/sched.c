@@ -727,7 +727,15 @@ static enum find_step find_go_idle(gort_m_t *m, gort_p_t *pp, struct find_state 
         }
     }
     gort__pidleput(pp);
+    st->was_spinning = m->spinning;
     if (park) {
+        /* m->spinning before mput: from then on a waker may set it
+         * (startm_mget).  nmspinning drops after pidleput, as below. */
+        if (m->spinning) {
+            m->spinning = false;
+            if (atomic_fetch_sub_explicit(&gort__sched.nmspinning, 1, memory_order_acq_rel) <= 0)
+                gort__throw("findrunnable: negative nmspinning");
+        }
         gort__main_exit_check_locked(m); /* in the registering section: exit.c */
         mput(m);
         m->blocked = true;
@@ -737,15 +745,9 @@ static enum find_step find_go_idle(gort_m_t *m, gort_p_t *pp, struct find_state 
     /* Delicate dance: after dropping nmspinning, re-check every run queue;
      * whoever adds work after the decrement will see an idle P and no
      * spinning M, and wake one.  See the comment at the top. */
-    st->was_spinning = m->spinning;
     if (park) {
-        if (m->spinning) {
-            m->spinning = false;
-            if (atomic_fetch_sub_explicit(&gort__sched.nmspinning, 1, memory_order_acq_rel) <= 0)
-                gort__throw("findrunnable: negative nmspinning");
-            if (idle_recheck_registered(m, st))
-                return FIND_RETRY;
-        }
+        if (st->was_spinning && idle_recheck_registered(m, st))
+            return FIND_RETRY;
         park_until_p(m);
         return FIND_RETRY;
     }

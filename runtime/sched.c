@@ -1202,7 +1202,7 @@ void gort__injectglist(gort_g_t *list)
 static void requeue(gort_g_t *gp)
 {
     gort_p_t *pp = gort__getm()->p;
-    if (atomic_load_explicit(&gort__sched.runqsize, memory_order_relaxed) == 0) {
+    if (likely(pp != NULL) && atomic_load_explicit(&gort__sched.runqsize, memory_order_relaxed) == 0) {
         /* Due timers first, as schedule would run them next: what they
          * ready goes ahead of the yielder (often the spinner preempted to
          * let them run), as it did when the yielder went to the global

@@ -731,7 +731,15 @@ static enum find_step find_go_idle(gort_m_t *m, gort_p_t *pp, struct find_state 
         }
     }
     gort__pidleput(pp);
+    st->was_spinning = m->spinning;
     if (park) {
+        /* m->spinning before mput: from then on a waker may set it
+         * (startm_mget).  nmspinning drops after pidleput, as below. */
+        if (m->spinning) {
+            m->spinning = false;
+            if (atomic_fetch_sub_explicit(&gort__sched.nmspinning, 1, memory_order_acq_rel) <= 0)
+                gort__throw("findrunnable: negative nmspinning");
+        }
         gort__main_exit_check_locked(m); /* in the registering section: exit.c */
         mput(m);
         m->blocked = true;
@@ -741,15 +749,9 @@ static enum find_step find_go_idle(gort_m_t *m, gort_p_t *pp, struct find_state 
     /* Delicate dance: after dropping nmspinning, re-check every run queue;
      * whoever adds work after the decrement will see an idle P and no
      * spinning M, and wake one.  See the comment at the top. */
-    st->was_spinning = m->spinning;
     if (park) {
-        if (m->spinning) {
-            m->spinning = false;
-            if (atomic_fetch_sub_explicit(&gort__sched.nmspinning, 1, memory_order_acq_rel) <= 0)
-                gort__throw("findrunnable: negative nmspinning");
-            if (idle_recheck_registered(m, st))
-                return FIND_RETRY;
-        }
+        if (st->was_spinning && idle_recheck_registered(m, st))
+            return FIND_RETRY;
         park_until_p(m);
         return FIND_RETRY;
     }
@@ -1204,7 +1206,7 @@ void gort__injectglist(gort_g_t *list)
 static void requeue(gort_g_t *gp)
 {
     gort_p_t *pp = gort__getm()->p;
-    if (atomic_load_explicit(&gort__sched.runqsize, memory_order_relaxed) == 0) {
+    if (likely(pp != NULL) && atomic_load_explicit(&gort__sched.runqsize, memory_order_relaxed) == 0) {
         /* Due timers first, as schedule would run them next: what they
          * ready goes ahead of the yielder (often the spinner preempted to
          * let them run), as it did when the yielder went to the global

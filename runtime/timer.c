@@ -118,8 +118,10 @@ static void heap_remove(gort_p_t *pp, gort__timer_t *t)
         sift_up(pp, i);
     }
     pp->timers[last] = NULL;
-    atomic_store_explicit(&t->pp, NULL, memory_order_release);
     t->idx = -1;
+    /* release, and the heap's last write to t: whoever sees t->pp NULL
+     * (acquire: unlink_deleted) may free or re-add t. */
+    atomic_store_explicit(&t->pp, NULL, memory_order_release);
     update_timer0(pp);
 }
 
@@ -160,7 +162,11 @@ static void sweep_deleted(gort_p_t *pp)
 }
 
 /* A timer marked deleted by a stop on another P: out of its heap, under
- * that heap's lock. */
+ * that heap's lock.  Returns once t->pp is NULL or t is live in a heap.
+ * Callers test t->pp, not t->state: the heap's holder sets T_IDLE before
+ * it takes the timer out (remove_deleted), and a caller that saw T_IDLE
+ * and went on freed the timer under heap_remove's feet, or found it
+ * "added twice" (TSan, timer cross at 64 procs). */
 static void unlink_deleted(gort__timer_t *t)
 {
     for (;;) {
@@ -191,8 +197,8 @@ void gort__timer_add(gort__timer_t *t)
 {
     if (t->when <= 0)
         t->when = 1;
-    if (atomic_load_explicit(&t->state, memory_order_acquire) == T_DELETED)
-        unlink_deleted(t); /* stopped on another P, still in its heap */
+    if (atomic_load_explicit(&t->pp, memory_order_acquire))
+        unlink_deleted(t); /* stopped on another P, maybe still in its heap */
     gort_p_t *pp = current_p();
     gort__lock(&pp->timers_lock);
     if (atomic_load_explicit(&t->pp, memory_order_relaxed) != NULL)
@@ -259,7 +265,7 @@ void gort__timer_wait_idle(gort__timer_t *t)
 {
     while (atomic_load_explicit(&t->running, memory_order_acquire) != 0)
         gort__osyield();
-    if (atomic_load_explicit(&t->state, memory_order_acquire) == T_DELETED)
+    if (atomic_load_explicit(&t->pp, memory_order_acquire))
         unlink_deleted(t);
 }
 

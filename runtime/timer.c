@@ -184,6 +184,12 @@ static void unlink_deleted(gort__timer_t *t)
     }
 }
 
+void gort__timer_unlink(gort__timer_t *t)
+{
+    if (atomic_load_explicit(&t->pp, memory_order_acquire))
+        unlink_deleted(t);
+}
+
 static gort_p_t *current_p(void)
 {
     gort_m_t *m = gort__getm();
@@ -255,6 +261,7 @@ bool gort__timer_del(gort__timer_t *t)
 bool gort__timer_mod(gort__timer_t *t, int64_t when, int64_t period)
 {
     bool pending = gort__timer_del(t);
+    gort__timer_unlink(t);
     t->when = when;
     t->period = period;
     gort__timer_add(t);

@@ -16,6 +16,16 @@
 
 #if defined(GORT_TSAN)
 #include <sanitizer/tsan_interface.h>
+/* TSan's dynamic annotations (libtsan exports them; no header declares
+ * them).  Reads between Begin and End on this thread are not recorded;
+ * writes and synchronization still are. */
+void AnnotateIgnoreReadsBegin(const char *file, int line);
+void AnnotateIgnoreReadsEnd(const char *file, int line);
+#define GORT_TSAN_IGNORE_READS_BEGIN() AnnotateIgnoreReadsBegin(__FILE__, __LINE__)
+#define GORT_TSAN_IGNORE_READS_END() AnnotateIgnoreReadsEnd(__FILE__, __LINE__)
+#else
+#define GORT_TSAN_IGNORE_READS_BEGIN() ((void)0)
+#define GORT_TSAN_IGNORE_READS_END() ((void)0)
 #endif
 
 #include "arch.h"

@@ -329,6 +329,7 @@ static void arm(gort_pd_t *pd, gort__timer_t *t, uintptr_t *seq, int64_t d, int6
         t->f = NULL;
     }
     if (d > 0) {
+        gort__timer_unlink(t);
         t->f = f;
         t->arg = pd;
         t->seq = *seq;

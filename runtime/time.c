@@ -122,6 +122,7 @@ bool gort_timer_reset(gort_timer *tm, int64_t ns)
     gort_g_t *gp = gort__rt_enter();
     gort__chan_lock(&tm->c->lock);
     bool pending = stop_locked(tm);
+    gort__timer_unlink(&tm->t);
     tm->t.when = gort__nanotime() + ns;
     tm->t.period = tm->ticker ? ns : 0;
     /* Armed under the channel lock, so a concurrent Stop cannot slip in

@@ -118,8 +118,10 @@ static void heap_remove(gort_p_t *pp, gort__timer_t *t)
         sift_up(pp, i);
     }
     pp->timers[last] = NULL;
-    atomic_store_explicit(&t->pp, NULL, memory_order_release);
     t->idx = -1;
+    /* release, and the heap's last write to t: whoever sees t->pp NULL
+     * (acquire: unlink_deleted) may free or re-add t. */
+    atomic_store_explicit(&t->pp, NULL, memory_order_release);
     update_timer0(pp);
 }
 
@@ -160,7 +162,11 @@ static void sweep_deleted(gort_p_t *pp)
 }
 
 /* A timer marked deleted by a stop on another P: out of its heap, under
- * that heap's lock. */
+ * that heap's lock.  Returns once t->pp is NULL or t is live in a heap.
+ * Callers test t->pp, not t->state: the heap's holder sets T_IDLE before
+ * it takes the timer out (remove_deleted), and a caller that saw T_IDLE
+ * and went on freed the timer under heap_remove's feet, or found it
+ * "added twice" (TSan, timer cross at 64 procs). */
 static void unlink_deleted(gort__timer_t *t)
 {
     for (;;) {
@@ -178,6 +184,12 @@ static void unlink_deleted(gort__timer_t *t)
     }
 }
 
+void gort__timer_unlink(gort__timer_t *t)
+{
+    if (atomic_load_explicit(&t->pp, memory_order_acquire))
+        unlink_deleted(t);
+}
+
 static gort_p_t *current_p(void)
 {
     gort_m_t *m = gort__getm();
@@ -191,8 +203,8 @@ void gort__timer_add(gort__timer_t *t)
 {
     if (t->when <= 0)
         t->when = 1;
-    if (atomic_load_explicit(&t->state, memory_order_acquire) == T_DELETED)
-        unlink_deleted(t); /* stopped on another P, still in its heap */
+    if (atomic_load_explicit(&t->pp, memory_order_acquire))
+        unlink_deleted(t); /* stopped on another P, maybe still in its heap */
     gort_p_t *pp = current_p();
     gort__lock(&pp->timers_lock);
     if (atomic_load_explicit(&t->pp, memory_order_relaxed) != NULL)
@@ -249,6 +261,7 @@ bool gort__timer_del(gort__timer_t *t)
 bool gort__timer_mod(gort__timer_t *t, int64_t when, int64_t period)
 {
     bool pending = gort__timer_del(t);
+    gort__timer_unlink(t);
     t->when = when;
     t->period = period;
     gort__timer_add(t);
@@ -259,7 +272,7 @@ void gort__timer_wait_idle(gort__timer_t *t)
 {
     while (atomic_load_explicit(&t->running, memory_order_acquire) != 0)
         gort__osyield();
-    if (atomic_load_explicit(&t->state, memory_order_acquire) == T_DELETED)
+    if (atomic_load_explicit(&t->pp, memory_order_acquire))
         unlink_deleted(t);
 }
 

@@ -22,6 +22,11 @@ struct gort__timer {
 void gort__timer_add(gort__timer_t *t);               /* on the current P */
 bool gort__timer_del(gort__timer_t *t);               /* true if it was pending */
 bool gort__timer_mod(gort__timer_t *t, int64_t when, int64_t period);
+/* Before a stopped timer's when changes: takes it out of a remote heap
+ * that still holds it marked deleted (that heap's order rests on when;
+ * netpoll's deadlines moved it under a sift there, TSan at 64 procs).
+ * Locks that heap only then; a plain stop never does. */
+void gort__timer_unlink(gort__timer_t *t);
 /* Waits out a running callback and takes a stopped timer out of the heap
  * still holding it: after it, t's memory may go. */
 void gort__timer_wait_idle(gort__timer_t *t);

@@ -47,10 +47,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/membarrier.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -174,10 +176,27 @@ static uint32_t stack_fn(uintptr_t pc)
 
 /* ---- slots ---- */
 
+/* A P's slot: its owner marks it busy for the event and then looks at
+ * gort__tracing; a SIGTERM handler clears gort__tracing, passes a
+ * membarrier (so each owner either sees it cleared or has its busy mark
+ * seen) and waits for busy to clear before it flushes the slot.  The
+ * owner pays two plain stores and a load: the barrier is on the rare
+ * side. */
+static inline tslot_t *pslot_enter(tslot_t *s)
+{
+    atomic_store_explicit(&s->busy, 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+    if (unlikely(!atomic_load_explicit(&gort__tracing, memory_order_relaxed))) {
+        atomic_store_explicit(&s->busy, 0, memory_order_release);
+        return NULL;
+    }
+    return s;
+}
+
 static tslot_t *slot_lock(gort_p_t *pp)
 {
     if (pp)
-        return &slots[pp->id];
+        return pslot_enter(&slots[pp->id]);
     while (atomic_flag_test_and_set_explicit(&glock, memory_order_acquire))
         gort__cpu_relax();
     if (!atomic_load_explicit(&gort__tracing, memory_order_relaxed)) {
@@ -190,6 +209,8 @@ static void slot_unlock(tslot_t *s)
 {
     if (s == &gslot)
         atomic_flag_clear_explicit(&glock, memory_order_release);
+    else
+        atomic_store_explicit(&s->busy, 0, memory_order_release);
 }
 
 static inline __attribute__((always_inline)) void ev(tslot_t *s, int e, int n, uint64_t a0, uint64_t a1, uint64_t a2,
@@ -288,11 +309,12 @@ void gort__trace_ev(int e, gort_g_t *gp, gort_p_t *pp, uint64_t arg)
         gort_g_t *sg = atomic_exchange_explicit(&pp->trace_sysg, NULL, memory_order_acquire);
         if (!sg)
             return;
-        if (atomic_load_explicit(&gort__tracing, memory_order_relaxed)) {
-            tslot_t *s = &slots[pp->id];
+        tslot_t *s = pslot_enter(&slots[pp->id]);
+        if (s) {
             ev(s, EV_GO_SYSBLOCK, 0, 0, 0, 0, 0);
             proc_stop(s);
             sg->trace_sysblock = (int64_t)s->buf->last;
+            slot_unlock(s);
         }
         atomic_store_explicit(&sg->trace_sys, 2, memory_order_release);
         return;
@@ -615,18 +637,52 @@ static gort_wfile_t env_file;
 #define FINISH_WAIT_NS (8LL * 1000 * 1000 * 1000)
 #endif
 
+/* How long a SIGTERM waits for the event being written in each buffer. */
+#define TERM_SLOT_WAIT_NS (100LL * 1000 * 1000)
+
 /* GORT_TRACE and SIGTERM/SIGINT: the writer finishes the file (waited
  * for at most FINISH_WAIT_NS: futexes and atomics here), then the signal
  * kills the process as it would have without us. */
+static bool term_wait(_Atomic uint32_t *busy, int64_t deadline)
+{
+    while (atomic_load_explicit(busy, memory_order_acquire))
+        if (gort__nanotime() > deadline)
+            return false;
+        else
+            gort__cpu_relax();
+    return true;
+}
+static bool term_take(atomic_flag *f, int64_t deadline)
+{
+    while (atomic_flag_test_and_set_explicit(f, memory_order_acquire))
+        if (gort__nanotime() > deadline)
+            return false;
+        else
+            gort__cpu_relax();
+    return true;
+}
+
 static void term_handler(int sig, siginfo_t *info, void *uctx)
 {
     (void)info;
     (void)uctx;
     if (atomic_exchange(&gort__tracing, false)) {
+        /* Writers that saw gort__tracing set finish their event before
+         * their buffer is taken (see pslot_enter); one interrupted by this
+         * very signal never does, so each wait is bounded and such a
+         * buffer is left out rather than written torn. */
+        if (gort__have_membarrier)
+            (void)syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+        else
+            atomic_thread_fence(memory_order_seq_cst);
+        int64_t deadline = gort__nanotime() + TERM_SLOT_WAIT_NS;
         for (int i = 0; i < GORT_MAX_PROCS; i++)
-            gort__tb_flush(&slots[i]);
-        gort__tb_flush(&gslot);
-        gort__tb_flush(&cslot);
+            if (term_wait(&slots[i].busy, deadline))
+                gort__tb_flush(&slots[i]);
+        if (term_take(&glock, deadline))
+            gort__tb_flush(&gslot); /* the locks stay held: nothing writes after this */
+        if (term_take(&cpulock, deadline))
+            gort__tb_flush(&cslot);
         bool done = gort__tb_finish_timed(freq_now(), FINISH_WAIT_NS);
         if (env_fd >= 0) {
             (void)gort__wfile_commit(&env_file, done ? gort__tb_write_err() : -ETIMEDOUT);

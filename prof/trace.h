@@ -73,6 +73,9 @@ typedef struct tstk {
  * (under glock, for threads without a P). */
 typedef struct tslot {
     tbuf_t *buf;
+    /* 1 while the owner writes an event (P slots); a SIGTERM's flush
+     * waits for 0 (prof/trace.c term_handler). */
+    _Atomic uint32_t busy;
     int32_t pid;           /* -1: the global buffer */
     bool running;          /* ProcStart written and no ProcStop since */
     /* The slot's recent stacks (prof/trace.c fp_stack).  Owner only,

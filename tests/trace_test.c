@@ -897,6 +897,25 @@ static void term_sleeper(void *a)
  * a fixed sleep before the kill lost to a slow start under TSan on a
  * loaded machine, and the signal killed the child before GORT_TRACE's
  * handler was installed. */
+/* GT_TERM_BUSY: two pairs that trade a token forever, so that the
+ * signal finds other Ps writing events. */
+static void term_pinger(void *a)
+{
+    gort_chan **c = a;
+    for (long v = 0;; v++) {
+        gort_chan_send(c[0], &v);
+        gort_chan_recv(c[1], &v);
+    }
+}
+static void term_ponger(void *a)
+{
+    gort_chan **c = a;
+    for (long v;;) {
+        gort_chan_recv(c[0], &v);
+        gort_chan_send(c[1], &v);
+    }
+}
+
 static void term_main(void *a)
 {
     (void)a;
@@ -904,6 +923,14 @@ static void term_main(void *a)
     for (int i = 0; i < 10; i++)
         gort_go(term_sleeper, NULL);
     gort_wg_wait(&term_slept);
+    if (getenv("GT_TERM_BUSY"))
+        for (int i = 0; i < 2; i++) {
+            gort_chan **c = malloc(2 * sizeof *c);
+            c[0] = gort_chan_make(sizeof(long), 0);
+            c[1] = gort_chan_make(sizeof(long), 0);
+            gort_go(term_pinger, c);
+            gort_go(term_ponger, c);
+        }
     const char *ready = getenv("GT_TERM_READY");
     if (ready)
         close(open(ready, O_WRONLY | O_CREAT, 0644));
@@ -937,6 +964,34 @@ static void test_env_sigterm(void)
     char *out = NULL;
     CU_ASSERT_EQUAL(go_trace_d(gt_tmp("term.trace"), &out), 0);
     free(out);
+}
+
+/* SIGTERM while other Ps write events: each must finish its event before
+ * its buffer is taken (a buffer flushed under its writer was written
+ * torn, or pushed twice when the writer flushed it too).  Several rounds,
+ * each killed a different moment into the run; every file must read. */
+static void test_env_sigterm_busy(void)
+{
+    for (int round = 0; round < 4; round++) {
+        char cmd[1400];
+        snprintf(cmd, sizeof cmd,
+                 "rm -f %s; GORT_MAXPROCS=2 GT_TERM_BUSY=1 GORT_TRACE=%s GT_TERM_READY=%s %s --child trace_env_term & "
+                 "p=$!; while [ ! -e %s ] && kill -0 $p; do sleep 0.01; done; sleep 0.0%d; kill -TERM $p; wait $p; "
+                 "echo status=$?",
+                 gt_tmp("busy.ready"), gt_tmp("busy.trace"), gt_tmp("busy.ready"), gt_self_path(),
+                 gt_tmp("busy.ready"), 1 + 2 * round);
+        gt_child_result r;
+        const char *argv[] = {"sh", "-c", cmd, NULL};
+        CU_ASSERT_EQUAL_FATAL(gt_cmd_run(argv, NULL, 120, &r), 0);
+        CU_ASSERT(gt_contains(r.out, "status=143"));
+        gt_child_free(&r);
+        const char *a2[] = {gt_gortprof_path(), "trace", gt_tmp("busy.trace"), NULL};
+        CU_ASSERT_EQUAL_FATAL(gt_cmd_run(a2, NULL, 120, &r), 0);
+        CU_ASSERT(r.exited && r.status == 0 && gt_contains(r.out, "term_pinger"));
+        if (!(r.exited && r.status == 0))
+            fprintf(stderr, "\n  round %d, gortprof trace: %.300s\n", round, r.out);
+        gt_child_free(&r);
+    }
 }
 
 #define MANY 100000
@@ -1014,5 +1069,5 @@ GT_SUITE(trace, {"api_without_trace", test_api_without_trace}, {"go_trace_parses
          {"pprof_sync", test_pprof_sync}, {"cpu_samples", test_cpu_samples},
          {"timeline_chromium", test_timeline_chromium}, {"gortprof_trace", test_gortprof_trace},
          {"gortprof_hostile", test_gortprof_hostile}, {"fuzz_regressions", test_fuzz_regressions}, {"env_whole_run", test_env_whole_run},
-         {"env_sigterm", test_env_sigterm},
+         {"env_sigterm", test_env_sigterm}, {"env_sigterm_busy", test_env_sigterm_busy},
          {"many_goroutines", test_many_goroutines}, {"cleanup", test_cleanup})

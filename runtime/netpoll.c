@@ -332,7 +332,7 @@ static void arm(gort_pd_t *pd, gort__timer_t *t, uintptr_t *seq, int64_t d, int6
         gort__timer_unlink(t);
         t->f = f;
         t->arg = pd;
-        t->seq = *seq;
+        atomic_store_explicit(&t->seq, *seq, memory_order_relaxed);
         t->when = d;
         t->period = 0;
         gort__timer_add(t);

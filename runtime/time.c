@@ -45,7 +45,7 @@ static void timer_fire(void *arg, uintptr_t seq, int64_t delta)
      * popped later by another M, though the heap ran them in order. */
     int64_t now = gort__nanotime() - delta;
     gort__chan_lock(&tm->c->lock);
-    if (seq != tm->t.seq) {
+    if (seq != atomic_load_explicit(&tm->t.seq, memory_order_relaxed)) {
         gort__unlock(&tm->c->lock);
         return;
     }
@@ -62,7 +62,7 @@ static gort_timer *timer_make(int64_t ns, bool ticker)
     tm->t.f = timer_fire;
     tm->t.arg = tm;
     tm->t.idx = -1;
-    tm->t.seq = 1;
+    atomic_store_explicit(&tm->t.seq, 1, memory_order_relaxed);
     if (ns < 0)
         ns = 0;
     tm->t.when = gort__nanotime() + ns;
@@ -97,7 +97,9 @@ static bool stop_locked(gort_timer *tm)
      * concurrent receiver, a race the caller made. */
     if (!pending && !tm->ticker && atomic_load_explicit(&tm->t.running, memory_order_acquire) > 0)
         pending = true;
-    tm->t.seq++;
+    /* One writer (under c->lock): a plain load and store. */
+    atomic_store_explicit(&tm->t.seq, atomic_load_explicit(&tm->t.seq, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     if (gort__chan_drain_locked(tm->c))
         pending = true;
     return pending;

@@ -329,7 +329,7 @@ int64_t gort__check_timers(gort_p_t *pp, int64_t now, int64_t *next, bool *ran)
         atomic_fetch_add_explicit(&t->running, 1, memory_order_relaxed);
         void (*f)(void *, uintptr_t, int64_t) = t->f;
         void *arg = t->arg;
-        uintptr_t seq = t->seq;
+        uintptr_t seq = atomic_load_explicit(&t->seq, memory_order_relaxed);
         if (t->period > 0) {
             /* Periodic: the next tick is the first multiple of period after
              * now, so a slow receiver drops ticks rather than queueing them.

@@ -12,7 +12,10 @@ struct gort__timer {
     int64_t period;     /* > 0: periodic */
     void (*f)(void *arg, uintptr_t seq, int64_t delta); /* runs on g0 with a P, no lock held */
     void *arg;
-    uintptr_t seq;
+    /* The owner's generation, handed to f.  A firing P reads it before it
+     * claims the timer, while a stop on another P may already bump it (the
+     * value read is then not used): a relaxed atomic. */
+    _Atomic uintptr_t seq;
     _Atomic(gort_p_t *) pp; /* heap it is in (even when deleted); NULL when
                                in none; written under that heap's lock */
     int32_t idx;            /* index in that heap */

@@ -972,6 +972,10 @@ static void test_env_sigterm(void)
  * each killed a different moment into the run; every file must read. */
 static void test_env_sigterm_busy(void)
 {
+    /* TSan runs a handler only when the thread that took the signal next
+     * enters an intercepted function; goroutines trading a token never
+     * do, and the child then never dies. */
+    GT_SKIP_UNDER_TSAN("an asynchronous signal waits for an intercepted call, which busy goroutines never make");
     for (int round = 0; round < 4; round++) {
         char cmd[1400];
         snprintf(cmd, sizeof cmd,

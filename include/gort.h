@@ -241,12 +241,18 @@ GORT_API bool gort_mutex_trylock(gort_mutex *);
  * then issues one, so that it sees any unlock that missed its count (see
  * runtime/mutex.c). */
 GORT_API extern bool gort__mutex_plain_unlock;
+/* The state of an unlocked mutex nobody waits for: 0.  In a forked child
+ * it becomes a state no mutex has, and gort__mutex_plain_unlock false, so
+ * that both fast paths fall into the slow ones, which end the child
+ * (fork(2) in gort(7)).  A load the compare-and-swap needed anyway (its
+ * expected value) and a compare the add path made anyway: nothing more. */
+GORT_API extern int64_t gort__mutex_unlocked;
 GORT_API void gort__mutex_lock_slow(gort_mutex *);
 GORT_API void gort__mutex_unlock_slow(gort_mutex *, int64_t state);
 GORT_API void gort__mutex_unlock_wake(gort_mutex *);
 static inline void gort__mutex_lock_fast(gort_mutex *m)
 {
-    int64_t unlocked = 0;
+    int64_t unlocked = __atomic_load_n(&gort__mutex_unlocked, __ATOMIC_RELAXED);
     if (__builtin_expect(!__atomic_compare_exchange_n(&m->_u._state, &unlocked, 1, 0, __ATOMIC_ACQUIRE,
                                                       __ATOMIC_RELAXED), 0))
         gort__mutex_lock_slow(m);
@@ -261,7 +267,7 @@ static inline void gort__mutex_unlock_fast(gort_mutex *m)
         return;
     }
     int64_t state = __atomic_sub_fetch(&m->_u._state, 1, __ATOMIC_RELEASE);
-    if (__builtin_expect(state != 0, 0))
+    if (__builtin_expect(state != __atomic_load_n(&gort__mutex_unlocked, __ATOMIC_RELAXED), 0))
         gort__mutex_unlock_slow(m, state);
 }
 #if !defined(GORT_NO_INLINE) && !defined(GORT_MUTEX_IMPL)

@@ -765,6 +765,7 @@ int gort__cpuprofile_start_fd(int fd, int hz)
 
 int gort_cpuprofile_start(const char *path, int hz)
 {
+    gort__fork_check();
     gort__start();
     pthread_mutex_lock(&api_lock);
     int r = start_locked(path, hz);
@@ -784,6 +785,7 @@ static int stop_locked(void)
 
 int gort_cpuprofile_stop(void)
 {
+    gort__fork_check();
     /* Writing the profile takes a while (symbolization): tell the runtime
      * this goroutine is blocked, so that its P goes to other work now and
      * the goroutine comes back through the syscall exit path. */

@@ -673,6 +673,7 @@ static void dump_public(out_t *o, bool all, const uintptr_t *selfpcs, int nself)
 
 size_t gort_stack(char *buf, size_t len, bool all)
 {
+    gort__fork_check();
     uintptr_t pcs[MAXPCS];
     int n = gort__unwind_self(pcs, MAXPCS, 1);
     if (!buf || len == 0)

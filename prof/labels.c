@@ -105,6 +105,7 @@ static gort_labels_t *merge(const gort_labels_t *base, const char *const *kv, in
 
 void gort_label_set(const char *key, const char *value)
 {
+    gort__fork_check();
     gort_g_t *gp = gort__getg();
     if (!gp || !key)
         return;
@@ -116,6 +117,7 @@ void gort_label_set(const char *key, const char *value)
 
 const char *gort_label_get(const char *key)
 {
+    gort__fork_check();
     gort_g_t *gp = gort__getg();
     const gort_labels_t *l = gp ? load(gp) : NULL;
     if (!l || !key)
@@ -128,6 +130,7 @@ const char *gort_label_get(const char *key)
 
 void gort_label_do(const char *const *kv, int n, void (*fn)(void *), void *arg)
 {
+    gort__fork_check();
     gort_g_t *gp = gort__getg();
     if (!gp) {
         fn(arg);

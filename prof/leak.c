@@ -26,6 +26,10 @@
 #include "gort.h"
 #include "gort_leak.h"
 
+/* A public-API client, with no way into the runtime's state but the API:
+ * gort_self ends a forked child (runtime/fork.c), as every gort call must. */
+static inline void forked_check(void) { (void)gort_self(); }
+
 struct gort_leak_mark {
     uint64_t *ids;
     size_t n;
@@ -67,6 +71,7 @@ static gort_goroutine_info *collect(const gort_leak_mark *mark, size_t *n)
 
 gort_leak_mark *gort_leak_mark_new(void)
 {
+    forked_check();
     size_t n;
     gort_goroutine_info *l = collect(NULL, &n);
     gort_leak_mark *m = malloc(sizeof *m);
@@ -85,6 +90,7 @@ gort_leak_mark *gort_leak_mark_new(void)
 
 void gort_leak_mark_free(gort_leak_mark *m)
 {
+    forked_check();
     if (!m)
         return;
     free(m->ids);
@@ -93,6 +99,7 @@ void gort_leak_mark_free(gort_leak_mark *m)
 
 int gort_leak_list(gort_leak_mark *m, gort_leak_info *out, int max)
 {
+    forked_check();
     size_t n;
     gort_goroutine_info *l = collect(m, &n);
     for (size_t i = 0; i < n && (int)i < max; i++)
@@ -160,6 +167,7 @@ static char *make_report(gort_leak_mark *m, int n)
 
 int gort_leak_check(gort_leak_mark *m, int64_t timeout_ns, char **report)
 {
+    forked_check();
     int64_t deadline = gort_nanotime() + timeout_ns;
     int64_t backoff = 1000000;
     int n;

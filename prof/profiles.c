@@ -393,11 +393,13 @@ static rtab_t evtab[2]; /* under evlock */
 
 void gort_set_block_profile_rate(int64_t rate)
 {
+    gort__fork_check();
     atomic_store_explicit(&gort__block_rate, rate < 0 ? 0 : rate, memory_order_relaxed);
 }
 
 int gort_set_mutex_profile_fraction(int rate)
 {
+    gort__fork_check();
     if (rate < 0)
         return atomic_load_explicit(&gort__mutex_fraction, memory_order_relaxed);
     return atomic_exchange_explicit(&gort__mutex_fraction, rate, memory_order_relaxed);
@@ -896,6 +898,7 @@ static int goroutine_profile(int fd, int debug)
 
 int gort_profile_write(const char *name, int fd, int debug)
 {
+    gort__fork_check();
     if (!name)
         return -ENOENT;
     int which;

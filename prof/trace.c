@@ -512,6 +512,7 @@ static void flush_all(void)
 
 int gort_trace_start(int fd)
 {
+    gort__fork_check();
     if (fd < 0)
         return -EBADF;
     gort_g_t *self = gort__getg();
@@ -548,6 +549,7 @@ static int finish(void)
 
 int gort_trace_stop(void)
 {
+    gort__fork_check();
     gort_g_t *self = gort__getg();
     if (!self)
         gort__fatal("gort_trace_stop called outside a goroutine");
@@ -568,7 +570,11 @@ int gort_trace_stop(void)
     return r;
 }
 
-bool gort_trace_enabled(void) { return atomic_load_explicit(&gort__tracing, memory_order_relaxed); }
+bool gort_trace_enabled(void)
+{
+    gort__fork_check();
+    return atomic_load_explicit(&gort__tracing, memory_order_relaxed);
+}
 
 /* ---- user annotations (runtime/trace: NewTask, StartRegion, Log) ---- */
 
@@ -590,6 +596,7 @@ static void user_ev(int e, int n, uint64_t a0, uint64_t a1, uint64_t a2, const c
 
 uint64_t gort_trace_task(uint64_t parent, const char *type)
 {
+    gort__fork_check();
     uint64_t id = atomic_fetch_add_explicit(&next_task, 1, memory_order_relaxed) + 1;
     if (unlikely(atomic_load_explicit(&gort__tracing, memory_order_relaxed)))
         user_ev(EV_USER_TASK_CREATE, 4, id, parent, gort__tb_string(type), NULL);
@@ -598,24 +605,28 @@ uint64_t gort_trace_task(uint64_t parent, const char *type)
 
 void gort_trace_task_end(uint64_t task)
 {
+    gort__fork_check();
     if (unlikely(atomic_load_explicit(&gort__tracing, memory_order_relaxed)))
         user_ev(EV_USER_TASK_END, 2, task, 0, 0, NULL);
 }
 
 void gort_trace_region_begin(uint64_t task, const char *type)
 {
+    gort__fork_check();
     if (unlikely(atomic_load_explicit(&gort__tracing, memory_order_relaxed)))
         user_ev(EV_USER_REGION, 4, task, 0, gort__tb_string(type), NULL);
 }
 
 void gort_trace_region_end(uint64_t task, const char *type)
 {
+    gort__fork_check();
     if (unlikely(atomic_load_explicit(&gort__tracing, memory_order_relaxed)))
         user_ev(EV_USER_REGION, 4, task, 1, gort__tb_string(type), NULL);
 }
 
 void gort_trace_log(uint64_t task, const char *category, const char *message)
 {
+    gort__fork_check();
     if (unlikely(atomic_load_explicit(&gort__tracing, memory_order_relaxed)))
         user_ev(EV_USER_LOG, 3, task, gort__tb_string(category), 0, message ? message : "");
 }

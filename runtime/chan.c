@@ -174,6 +174,7 @@ void gort__waitq_remove(gort_waitq_t *q, gort_sudog_t *s)
 
 gort_chan *gort_chan_make(size_t elem_size, size_t cap)
 {
+    gort__fork_check();
     size_t bytes;
     if (elem_size >= (1u << 16))
         gort__panic_str("makechan: channel element too large (>64kB)");
@@ -211,10 +212,15 @@ void gort_chan_free(gort_chan *c)
 
 size_t gort_chan_len(gort_chan *c)
 {
+    gort__fork_check();
     return c ? atomic_load_explicit(&c->qcount, memory_order_relaxed) : 0;
 }
 
-size_t gort_chan_cap(gort_chan *c) { return c ? c->dataqsiz : 0; }
+size_t gort_chan_cap(gort_chan *c)
+{
+    gort__fork_check();
+    return c ? c->dataqsiz : 0;
+}
 
 /* ---- hand-offs to a waiting partner ---- */
 

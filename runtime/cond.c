@@ -114,6 +114,7 @@ static inline void stamp(gort_sudog_t *s)
 
 void gort_cond_signal(gort_cond *c)
 {
+    gort__fork_check();
     /* Nobody has called Wait since the last notification: nothing to do
      * (a racing Wait is not "waiting" yet, as in Go). */
     if (atomic_load_explicit(cwait(c), memory_order_acquire) ==
@@ -153,6 +154,7 @@ void gort_cond_signal(gort_cond *c)
 
 void gort_cond_broadcast(gort_cond *c)
 {
+    gort__fork_check();
     if (atomic_load_explicit(cwait(c), memory_order_acquire) ==
         atomic_load_explicit(cnotify(c), memory_order_acquire))
         return;
@@ -210,6 +212,7 @@ static inline _Atomic uint32_t *scount(gort_sema *s) { return (_Atomic uint32_t 
 
 void gort_sema_acquire(gort_sema *s)
 {
+    gort__fork_check();
     if (gort__semcanacquire(scount(s)))
         return;
     gort_g_t *gp = gort__rt_enter();
@@ -217,7 +220,11 @@ void gort_sema_acquire(gort_sema *s)
     gort__rt_leave(gp);
 }
 
-bool gort_sema_tryacquire(gort_sema *s) { return gort__semcanacquire(scount(s)); }
+bool gort_sema_tryacquire(gort_sema *s)
+{
+    gort__fork_check();
+    return gort__semcanacquire(scount(s));
+}
 
 void gort_sema_release(gort_sema *s, uint32_t n)
 {

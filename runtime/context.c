@@ -74,6 +74,10 @@
 #include "gort.h"
 #include "gort_ctx.h"
 
+/* A public-API client, with no way into the runtime's state but the API:
+ * gort_self ends a forked child (runtime/fork.c), as every gort call must. */
+static inline void forked_check(void) { (void)gort_self(); }
+
 enum { K_BACKGROUND, K_CANCEL, K_VALUE };
 
 struct gort_context {
@@ -386,6 +390,7 @@ static void release(gort_ctx *c)
 
 gort_ctx *gort_ctx_ref(gort_ctx *c)
 {
+    forked_check();
     if (c && c->kind != K_BACKGROUND)
         atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
     return c;
@@ -393,6 +398,7 @@ gort_ctx *gort_ctx_ref(gort_ctx *c)
 
 void gort_ctx_unref(gort_ctx *c)
 {
+    forked_check();
     if (!c || c->kind == K_BACKGROUND)
         return;
     int32_t was = atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel);
@@ -495,12 +501,21 @@ static gort_ctx *new_cancel(gort_ctx *parent, int64_t deadline)
 
 /* ---- public ---- */
 
-gort_ctx *gort_ctx_background(void) { return &background; }
+gort_ctx *gort_ctx_background(void)
+{
+    forked_check();
+    return &background;
+}
 
-gort_ctx *gort_ctx_with_cancel(gort_ctx *parent) { return new_cancel(parent, 0); }
+gort_ctx *gort_ctx_with_cancel(gort_ctx *parent)
+{
+    forked_check();
+    return new_cancel(parent, 0);
+}
 
 gort_ctx *gort_ctx_with_deadline(gort_ctx *parent, int64_t deadline_ns)
 {
+    forked_check();
     if (deadline_ns <= 0)
         deadline_ns = 1;
     if (parent && parent->deadline && parent->deadline <= deadline_ns)
@@ -510,11 +525,13 @@ gort_ctx *gort_ctx_with_deadline(gort_ctx *parent, int64_t deadline_ns)
 
 gort_ctx *gort_ctx_with_timeout(gort_ctx *parent, int64_t timeout_ns)
 {
+    forked_check();
     return gort_ctx_with_deadline(parent, gort_nanotime() + (timeout_ns > 0 ? timeout_ns : 0));
 }
 
 gort_ctx *gort_ctx_with_value(gort_ctx *parent, const void *key, void *val)
 {
+    forked_check();
     gort_ctx *c = ctx_alloc(parent, K_VALUE);
     c->key = key;
     c->val = val;
@@ -523,30 +540,42 @@ gort_ctx *gort_ctx_with_value(gort_ctx *parent, const void *key, void *val)
 
 void gort_ctx_cancel_cause(gort_ctx *c, int cause)
 {
+    forked_check();
     if (!c || c->kind != K_CANCEL)
         return;
     cancel_tree(c, GORT_CTX_CANCELED, cause ? cause : GORT_CTX_CANCELED);
 }
 
-void gort_ctx_cancel(gort_ctx *c) { gort_ctx_cancel_cause(c, 0); }
+void gort_ctx_cancel(gort_ctx *c)
+{
+    forked_check();
+    gort_ctx_cancel_cause(c, 0);
+}
 
 void gort_ctx_free(gort_ctx *c)
 {
+    forked_check();
     if (!c || c->kind == K_BACKGROUND)
         return;
     gort_ctx_cancel(c);
     gort_ctx_unref(c);
 }
 
-gort_chan *gort_ctx_done(gort_ctx *c) { return c && c->owner ? c->owner->done : NULL; }
+gort_chan *gort_ctx_done(gort_ctx *c)
+{
+    forked_check();
+    return c && c->owner ? c->owner->done : NULL;
+}
 
 int gort_ctx_err(gort_ctx *c)
 {
+    forked_check();
     return c && c->owner ? atomic_load_explicit(&c->owner->err, memory_order_acquire) : 0;
 }
 
 int gort_ctx_cause(gort_ctx *c)
 {
+    forked_check();
     if (!gort_ctx_err(c))
         return 0;
     return c->owner->cause; /* stable once err is seen (acquire above) */
@@ -554,6 +583,7 @@ int gort_ctx_cause(gort_ctx *c)
 
 bool gort_ctx_deadline(gort_ctx *c, int64_t *deadline_ns)
 {
+    forked_check();
     if (!c || !c->deadline)
         return false;
     if (deadline_ns)
@@ -563,6 +593,7 @@ bool gort_ctx_deadline(gort_ctx *c, int64_t *deadline_ns)
 
 void *gort_ctx_value(gort_ctx *c, const void *key)
 {
+    forked_check();
     for (; c; c = c->parent)
         if (c->kind == K_VALUE && c->key == key)
             return c->val;
@@ -571,6 +602,7 @@ void *gort_ctx_value(gort_ctx *c, const void *key)
 
 int gort_ctx_sleep(gort_ctx *c, int64_t ns)
 {
+    forked_check();
     int err = gort_ctx_err(c);
     if (err || ns <= 0)
         return err;

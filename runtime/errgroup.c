@@ -21,6 +21,10 @@
 #include "gort.h"
 #include "gort_ctx.h"
 
+/* A public-API client, with no way into the runtime's state but the API:
+ * gort_self ends a forked child (runtime/fork.c), as every gort call must. */
+static inline void forked_check(void) { (void)gort_self(); }
+
 struct gort_errgroup {
     gort_waitgroup wg;
     gort_ctx *ctx;          /* const */
@@ -70,6 +74,7 @@ static void start(gort_errgroup *g, gort_errgroup_fn fn, void *arg)
 
 gort_errgroup *gort_errgroup_new(gort_ctx *parent)
 {
+    forked_check();
     gort_errgroup *g = calloc(1, sizeof(*g));
     if (!g)
         gort_panic("errgroup: out of memory");
@@ -77,10 +82,15 @@ gort_errgroup *gort_errgroup_new(gort_ctx *parent)
     return g;
 }
 
-gort_ctx *gort_errgroup_ctx(gort_errgroup *g) { return g->ctx; }
+gort_ctx *gort_errgroup_ctx(gort_errgroup *g)
+{
+    forked_check();
+    return g->ctx;
+}
 
 void gort_errgroup_set_limit(gort_errgroup *g, int n)
 {
+    forked_check();
     if (atomic_load_explicit(&g->active, memory_order_relaxed) != 0)
         gort_panic("errgroup: modify limit while goroutines in the group are still active");
     if (g->sem)
@@ -90,6 +100,7 @@ void gort_errgroup_set_limit(gort_errgroup *g, int n)
 
 void gort_errgroup_go(gort_errgroup *g, gort_errgroup_fn fn, void *arg)
 {
+    forked_check();
     if (g->sem)
         gort_chan_send(g->sem, NULL);
     start(g, fn, arg);
@@ -97,6 +108,7 @@ void gort_errgroup_go(gort_errgroup *g, gort_errgroup_fn fn, void *arg)
 
 bool gort_errgroup_trygo(gort_errgroup *g, gort_errgroup_fn fn, void *arg)
 {
+    forked_check();
     if (g->sem && !gort_chan_trysend(g->sem, NULL))
         return false;
     start(g, fn, arg);
@@ -105,6 +117,7 @@ bool gort_errgroup_trygo(gort_errgroup *g, gort_errgroup_fn fn, void *arg)
 
 int gort_errgroup_wait(gort_errgroup *g)
 {
+    forked_check();
     gort_wg_wait(&g->wg);
     gort_ctx_cancel(g->ctx); /* as Go: the context ends with Wait */
     return atomic_load_explicit(&g->err, memory_order_acquire);
@@ -112,6 +125,7 @@ int gort_errgroup_wait(gort_errgroup *g)
 
 void gort_errgroup_free(gort_errgroup *g)
 {
+    forked_check();
     if (!g)
         return;
     gort_ctx_free(g->ctx);

@@ -47,6 +47,7 @@ _Atomic int gort__forked_child;
 static void atfork_child(void)
 {
     atomic_store_explicit(&gort__forked_child, 1, memory_order_relaxed);
+    gort__mutex_forked();
     gort_m_t *m = gort__getm();
     if (m)
         atomic_store_explicit(&m->pstate, GORT_PSTATE_FORKED, memory_order_relaxed);

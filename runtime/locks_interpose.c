@@ -382,6 +382,7 @@ UNLOCKER(mtx_unlock, (mtx_t *mu), (mu), r == thrd_success)
 
 void gort_preempt_off(void)
 {
+    gort__fork_check();
     gort_m_t *m = gort__getm();
     gort_g_t *gp = m ? m->curg : NULL;
     if (!gp)
@@ -394,6 +395,7 @@ void gort_preempt_off(void)
 
 void gort_preempt_on(void)
 {
+    gort__fork_check();
     gort_m_t *m = gort__getm();
     gort_g_t *gp = m ? m->curg : NULL;
     if (!gp)

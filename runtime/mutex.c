@@ -60,10 +60,14 @@ enum {
     MUTEX_STARVING = GORT_MUTEX_STARVING,
     MUTEX_HANDOFF = GORT_MUTEX_HANDOFF,
     MUTEX_WAITER_SHIFT = GORT_MUTEX_WAITER_SHIFT,
+    MUTEX_FORKED = GORT_MUTEX_FORKED,
 };
 #define MUTEX_WAITER ((int64_t)1 << MUTEX_WAITER_SHIFT)
 
 bool gort__mutex_plain_unlock;
+/* 0, but GORT_MUTEX_FORKED in a forked child (gort.h); written only by
+ * the child's one thread, before anything else runs there. */
+int64_t gort__mutex_unlocked;
 void (*gort__mutex_sleep_hook)(gort_mutex *);
 static void mutex_wake(gort_mutex *m);
 
@@ -74,6 +78,13 @@ void gort__mutex_init(void)
     bool ok = gort__have_membarrier && !gort__settings.mutexfence;
     atomic_store_explicit((_Atomic bool *)&gort__mutex_plain_unlock, ok, memory_order_relaxed);
 }
+
+void gort__mutex_forked(void)
+{
+    atomic_store_explicit((_Atomic int64_t *)&gort__mutex_unlocked, MUTEX_FORKED, memory_order_relaxed);
+    atomic_store_explicit((_Atomic bool *)&gort__mutex_plain_unlock, false, memory_order_relaxed);
+}
+
 #define STARVATION_THRESHOLD_NS 1000000
 #define ACTIVE_SPIN 4
 /* Pauses between looks while spinning.  Go's 30 is tuned for Intel's
@@ -209,6 +220,7 @@ void gort_mutex_lock(gort_mutex *m) { gort__mutex_lock_fast(m); }
 
 bool gort_mutex_trylock(gort_mutex *m)
 {
+    gort__fork_check();
     int64_t old = atomic_load_explicit(mstate(m), memory_order_relaxed);
     if (old & (MUTEX_LOCKED | MUTEX_STARVING))
         return false;
@@ -262,6 +274,7 @@ void gort__mutex_unlock_wake(gort_mutex *m)
  * "locked". */
 void gort__mutex_unlock_slow(gort_mutex *m, int64_t new)
 {
+    gort__fork_check(); /* before new is read: in a forked child it is anything */
     if (((new + MUTEX_LOCKED) & MUTEX_LOCKED) == 0)
         gort__fatal("sync: unlock of unlocked mutex");
     gort_g_t *gp = gort__rt_enter();

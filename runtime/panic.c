@@ -248,6 +248,7 @@ void gort__defer_run_all(gort_g_t *gp)
 
 void gort_defer(void (*fn)(void *), void *arg)
 {
+    gort__fork_check();
     gort_g_t *gp = getg_or_die("gort_defer");
     if (!fn)
         gort__panic_str("gort_defer of nil func value");
@@ -263,6 +264,7 @@ void gort_defer(void (*fn)(void *), void *arg)
 
 USERTEXT bool gort_call(void (*fn)(void *), void *arg)
 {
+    gort__fork_check();
     gort_g_t *gp = getg_or_die("gort_call");
     gort_callframe_t fr;
     fr.link = gp->callframe;
@@ -280,6 +282,7 @@ USERTEXT bool gort_call(void (*fn)(void *), void *arg)
 
 USERTEXT void gort_panic(const char *fmt, ...)
 {
+    gort__fork_check();
     va_list ap;
     va_start(ap, fmt);
     gort_pmsg_t *msg = pmsg_new(fmt ? fmt : "nil", ap);
@@ -292,6 +295,7 @@ USERTEXT void gort_panic(const char *fmt, ...)
 
 const char *gort_recover(void)
 {
+    gort__fork_check();
     gort_g_t *gp = gort__getg();
     gort_panic_t *p = gp ? gp->panicking : NULL;
     /* Only a deferred call run by the panic, called directly (its frame is
@@ -307,6 +311,7 @@ const char *gort_recover(void)
 
 bool gort_panicking(void)
 {
+    gort__fork_check();
     gort_g_t *gp = gort__getg();
     return gp && gp->panicking;
 }

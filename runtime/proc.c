@@ -250,6 +250,7 @@ uint64_t gort__newproc(void (*fn)(void *), void *arg, uintptr_t pc, bool main)
  * Each P writes only its own counters, so spawning shares no cache line. */
 int gort_numgoroutine(void)
 {
+    gort__fork_check();
     int64_t n = atomic_load_explicit(&ng_global, memory_order_relaxed);
     for (int i = 0; i < GORT_MAX_PROCS && gort__allp[i]; i++) {
         n += (int64_t)atomic_load_explicit(&gort__allp[i]->stats.created, memory_order_relaxed);
@@ -354,6 +355,7 @@ uint64_t gort_go(void (*fn)(void *), void *arg)
 
 uint64_t gort_self(void)
 {
+    gort__fork_check();
     gort_g_t *gp = gort__getg();
     return gp ? gp->goid : 0;
 }
@@ -388,6 +390,7 @@ static void glist_add(gort_g_t *gp, void *arg)
 
 int gort_goroutines(gort_goroutine_info *out, int max)
 {
+    gort__fork_check();
     glist_t l = {out, out && max > 0 ? max : 0, 0};
     gort__forallg(glist_add, &l);
     return l.n;

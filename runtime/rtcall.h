@@ -6,6 +6,7 @@
 #ifndef GORT_RUNTIME_RTCALL_H
 #define GORT_RUNTIME_RTCALL_H
 
+#include "fork.h"
 #include "g.h"
 #include "m.h"
 #include "util.h"
@@ -31,6 +32,10 @@ static inline gort_g_t *gort__rt_enter(void)
         atomic_signal_fence(memory_order_seq_cst);
         if (unlikely(atomic_load_explicit(&m->pstate, memory_order_relaxed) != 0))
             gort__rt_enter_slow(m);
+    } else {
+        /* A thread without a goroutine: in a forked child, the forking
+         * thread was not one (a goroutine's M has pstate FORKED). */
+        gort__fork_check();
     }
     return gp;
 }

@@ -30,6 +30,7 @@ static inline _Atomic uint32_t *rsem(gort_rwmutex *rw) { return (_Atomic uint32_
 
 void gort_rwmutex_rlock(gort_rwmutex *rw)
 {
+    gort__fork_check();
     /* acq_rel: acquire pairs with a writer's release in Unlock. */
     if (unlikely(atomic_fetch_add_explicit(rcount(rw), 1, memory_order_acq_rel) + 1 < 0)) {
         gort_g_t *gp = gort__rt_enter();
@@ -40,6 +41,7 @@ void gort_rwmutex_rlock(gort_rwmutex *rw)
 
 bool gort_rwmutex_tryrlock(gort_rwmutex *rw)
 {
+    gort__fork_check();
     int32_t c = atomic_load_explicit(rcount(rw), memory_order_relaxed);
     for (;;) {
         if (c < 0)
@@ -64,6 +66,7 @@ static __attribute__((noinline)) void runlock_slow(gort_rwmutex *rw, int32_t r)
 
 void gort_rwmutex_runlock(gort_rwmutex *rw)
 {
+    gort__fork_check();
     int32_t r = atomic_fetch_sub_explicit(rcount(rw), 1, memory_order_release) - 1;
     if (unlikely(r < 0))
         runlock_slow(rw, r);
@@ -71,6 +74,7 @@ void gort_rwmutex_runlock(gort_rwmutex *rw)
 
 void gort_rwmutex_lock(gort_rwmutex *rw)
 {
+    gort__fork_check();
     gort_mutex_lock(&rw->_w);
     /* Announce the writer; r is the number of readers already inside. */
     int32_t r = atomic_fetch_add_explicit(rcount(rw), -RWMUTEX_MAX_READERS, memory_order_acq_rel);
@@ -83,6 +87,7 @@ void gort_rwmutex_lock(gort_rwmutex *rw)
 
 bool gort_rwmutex_trylock(gort_rwmutex *rw)
 {
+    gort__fork_check();
     if (!gort_mutex_trylock(&rw->_w))
         return false;
     int32_t z = 0;
@@ -96,6 +101,7 @@ bool gort_rwmutex_trylock(gort_rwmutex *rw)
 
 void gort_rwmutex_unlock(gort_rwmutex *rw)
 {
+    gort__fork_check();
     /* Let readers in again; r is how many queued while we held it. */
     int32_t r = atomic_fetch_add_explicit(rcount(rw), RWMUTEX_MAX_READERS, memory_order_acq_rel) +
                 RWMUTEX_MAX_READERS;

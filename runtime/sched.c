@@ -1388,6 +1388,7 @@ void gort__checkdead(void)
 
 void gort_lock_thread(void)
 {
+    gort__fork_check();
     gort_m_t *m = gort__getm();
     gort_g_t *gp = m ? m->curg : NULL;
     if (!gp)
@@ -1401,6 +1402,7 @@ void gort_lock_thread(void)
 
 void gort_unlock_thread(void)
 {
+    gort__fork_check();
     gort_m_t *m = gort__getm();
     gort_g_t *gp = m ? m->curg : NULL;
     if (!gp || gp->lockedext == 0)

@@ -49,6 +49,7 @@ static void stats_collect(gort_stats *out)
  * common prefix means the same on both sides. */
 void gort_stats_get_sized(gort_stats *out, size_t size)
 {
+    gort__fork_check();
     gort_stats all;
     stats_collect(&all);
     size_t n = size < sizeof all ? size : sizeof all;
@@ -62,6 +63,7 @@ void gort_stats_get_sized(gort_stats *out, size_t size)
 #define STATS_SIZE_BEFORE_MACRO (offsetof(gort_stats, preempt_refused_nopreempt) + sizeof(uint64_t))
 void(gort_stats_get)(gort_stats *out)
 {
+    gort__fork_check();
     gort_stats_get_sized(out, STATS_SIZE_BEFORE_MACRO);
 }
 

@@ -216,8 +216,10 @@ void gort_syscall_exit(void)
 {
     gort_m_t *m = gort__getm();
     gort_g_t *gp = m ? m->curg : NULL;
-    if (!gp || atomic_load_explicit(&gp->status, memory_order_relaxed) != G_SYSCALL)
+    if (!gp || atomic_load_explicit(&gp->status, memory_order_relaxed) != G_SYSCALL) {
+        gort__fork_check(); /* off the common path: a forked goroutine is not in a system call */
         return;
+    }
     gort__m_locks_add(m, 1);
     gort_p_t *oldp = m->oldp;
     m->oldp = NULL;

@@ -82,7 +82,11 @@ gort_timer *gort_ticker_new(int64_t period_ns)
     return timer_make(period_ns, true);
 }
 
-gort_chan *gort_timer_chan(gort_timer *tm) { return tm->c; }
+gort_chan *gort_timer_chan(gort_timer *tm)
+{
+    gort__fork_check();
+    return tm->c;
+}
 
 /* c->lock held.  Takes the timer out of its heap, invalidates any firing
  * in flight and discards an undelivered value. */

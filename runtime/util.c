@@ -25,7 +25,11 @@ int64_t gort__nanotime_coarse(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-int64_t gort_nanotime(void) { return gort__nanotime(); }
+int64_t gort_nanotime(void)
+{
+    gort__fork_check();
+    return gort__nanotime();
+}
 
 /* wyrand over a per-M seed (a global one off the runtime's threads).  Not
  * for cryptography: run-queue victims and select order. */

@@ -11,5 +11,6 @@
 
 const char *gort_version(void)
 {
+    gort__fork_check();
     return GORT_VERSION_STRING;
 }

@@ -22,6 +22,7 @@
 
 #include "gort_prof.h"
 #include "gort_spawn.h"
+#include "faults_fork.h"
 #include "test.h"
 
 extern char **environ;
@@ -201,6 +202,29 @@ static void fork_case(const char *name)
 static void test_fork_child_sleep(void) { fork_case("fork_sleep"); }
 static void test_fork_child_go(void) { fork_case("fork_go"); }
 static void test_fork_child_chan(void) { fork_case("fork_chan"); }
+
+/* Every public function, the inline mutex fast paths included, ends a
+ * forked child, whether a goroutine or a plain thread forked
+ * (tests/faults_fork.c). */
+static int fork_calls_bad;
+GT_CHILD(fork_calls)
+{
+    gort_main(gt_fork_calls, &fork_calls_bad);
+    printf("fork_calls bad=%d\n", fork_calls_bad);
+}
+
+static void test_fork_child_every_call(void)
+{
+    gt_child_result r;
+    const char *env[] = {"GORT_MAXPROCS=4", NULL};
+    CU_ASSERT_EQUAL_FATAL(gt_child_run("fork_calls", env, 120, &r), 0);
+    CU_ASSERT_FALSE(r.timed_out);
+    CU_ASSERT_TRUE(r.exited && r.status == 0);
+    CU_ASSERT_TRUE(gt_contains(r.out, "fork_calls bad=0\n"));
+    if (!gt_contains(r.out, "fork_calls bad=0\n"))
+        printf("\n%s\n", r.out);
+    gt_child_free(&r);
+}
 
 static void exec_goroutine(void *a)
 {
@@ -807,7 +831,7 @@ static void test_profile_disk_full(void)
 
 GT_SUITE(faults, {"overflow_in_memset", test_overflow_in_memset}, {"fork_child_sleep", test_fork_child_sleep},
          {"fork_child_go", test_fork_child_go}, {"fork_child_chan", test_fork_child_chan},
-         {"fork_exec_and_spawn", test_fork_exec_and_spawn},
+         {"fork_child_every_call", test_fork_child_every_call}, {"fork_exec_and_spawn", test_fork_exec_and_spawn},
          {"replaced_handler_said_once", test_replaced_handler_said_once},
          {"preempt_signal_realtime", test_preempt_signal_realtime}, {"preempt_signal_bad", test_preempt_signal_bad},
          {"own_sigprof_and_blocked_sigurg", test_own_sigprof_and_blocked_sigurg},

@@ -96,7 +96,8 @@ LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_C)) $(patsubst %.S,$(BUILD)/obj
 
 # gortprof links the pprof codec and the HTTP syntax (pure files) and
 # nothing else of the library.
-CODEC_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard prof/pprof_*.c)) $(BUILD)/obj/prof/httpreq.o
+CODEC_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard prof/pprof_*.c)) $(BUILD)/obj/prof/httpreq.o \
+             $(BUILD)/obj/prof/wholefile.o
 TOOL_C   := $(wildcard prof/tool/*.c)
 TOOL_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TOOL_C))
 

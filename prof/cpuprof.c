@@ -607,6 +607,19 @@ static void finish(bool crashing)
     gort__futex_wake(&finished, 64);
 }
 
+/* A profile nobody will ask gort_cpuprofile_stop about (written at exit or
+ * on SIGTERM/SIGINT) reports its failure here; no file was left. */
+static void say_not_written(int err)
+{
+    if (err >= 0)
+        return;
+    char msg[512];
+    snprintf(msg, sizeof msg, "gort: the CPU profile could not be written whole (%s)%s%.300s%s\n", strerror(-err),
+             prof_file.direct ? "" : "; ", prof_file.direct ? "" : prof_file.path,
+             prof_file.direct ? "" : " not written");
+    gort__write_str(2, msg);
+}
+
 static void *writer_main(void *arg)
 {
     (void)arg;
@@ -630,6 +643,7 @@ static void *writer_main(void *arg)
     uint32_t req = atomic_load(&requests);
     finish((req & REQ_FATAL) != 0);
     if (req & REQ_SIGNAL) {
+        say_not_written(write_err);
         /* GORT_CPUPROFILE and SIGTERM/SIGINT: now die of it, as the
          * program would have without us. */
         int sig = atomic_load(&exit_signal);
@@ -807,7 +821,9 @@ int gort_cpuprofile_stop(void)
 void gort__prof_at_exit(void)
 {
     if (atomic_load(&prof_on) && pthread_mutex_trylock(&api_lock) == 0) {
-        (void)stop_locked();
+        int r = stop_locked();
+        if (r != -EINVAL) /* no writer: nothing was started */
+            say_not_written(r);
         pthread_mutex_unlock(&api_lock);
     }
 }

@@ -1,6 +1,8 @@
 /*
- * wholefile.c: profiles (and dumps and traces written to a path) are
- * written whole or not at all.
+ * wholefile.c: the files gort names are written whole or not at all: CPU
+ * profiles (gort_cpuprofile_start, GORT_CPUPROFILE), GORT_TRACE's trace,
+ * and gortprof's own output (flame -o), which links this object too: it
+ * uses only libc.
  *
  * A profile cut short by a full disk (ENOSPC) or an I/O error (EIO) can
  * still look valid to a reader that stops at the end of the data, and a

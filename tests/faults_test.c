@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -779,21 +780,25 @@ static void trace_cut_body(void *a)
 }
 GT_CHILD(trace_cut)
 {
+    /* Below even an empty gzipped profile's size. */
     signal(SIGXFSZ, SIG_IGN);
-    struct rlimit rl = {200, 200};
+    struct rlimit rl = {64, 64};
     setrlimit(RLIMIT_FSIZE, &rl);
     gort_main(trace_cut_body, NULL);
 }
 
-static void test_trace_cut_short(void)
+/* A file gort names from the environment, cut short by the file size
+ * limit: the earlier file at the path stays, no temporary is left, and
+ * stderr says so. */
+static void env_file_cut(const char *var, const char *said)
 {
-    char path[64], env[96];
-    snprintf(path, sizeof path, "/tmp/gort-tracecut-%d.trace", (int)getpid());
+    char path[64], env[96], tmp[96];
+    snprintf(path, sizeof path, "/tmp/gort-envcut-%d", (int)getpid());
     FILE *f = fopen(path, "w");
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    fputs("old trace\n", f);
+    fputs("old file\n", f);
     fclose(f);
-    snprintf(env, sizeof env, "GORT_TRACE=%s", path);
+    snprintf(env, sizeof env, "%s=%s", var, path);
     const char *envv[] = {env, NULL};
     gt_child_result r;
     CU_ASSERT_EQUAL_FATAL(gt_child_run("trace_cut", envv, 60, &r), 0);
@@ -803,8 +808,58 @@ static void test_trace_cut_short(void)
     if (fd >= 0)
         close(fd);
     unlink(path);
-    CU_ASSERT_TRUE(n > 0 && strcmp(buf, "old trace\n") == 0);
-    CU_ASSERT_TRUE(gt_contains(r.out, "GORT_TRACE: the trace could not be written whole"));
+    CU_ASSERT_TRUE(n > 0 && strcmp(buf, "old file\n") == 0);
+    snprintf(tmp, sizeof tmp, "%s.tmp.*", path);
+    glob_t g;
+    CU_ASSERT_EQUAL(glob(tmp, 0, NULL, &g), GLOB_NOMATCH);
+    globfree(&g);
+    CU_ASSERT_TRUE(gt_contains(r.out, said));
+    if (!gt_contains(r.out, said))
+        printf("\n%s\n", r.out);
+    gt_child_free(&r);
+}
+
+static void test_trace_cut_short(void)
+{
+    env_file_cut("GORT_TRACE", "GORT_TRACE: the trace could not be written whole");
+}
+
+/* GORT_CPUPROFILE's profile, written at exit. */
+static void test_env_profile_cut_short(void)
+{
+    env_file_cut("GORT_CPUPROFILE", "gort: the CPU profile could not be written whole (File too large); /tmp/gort-envcut-");
+}
+
+/* gortprof's own output (flame -o) is written whole too: cut short by the
+ * file size limit, it fails with one line and the older graph stays. */
+static void test_flame_cut_short(void)
+{
+    char out[64], cmd[512];
+    snprintf(out, sizeof out, "/tmp/gort-flamecut-%d.svg", (int)getpid());
+    FILE *f = fopen(out, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("old graph\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "trap '' XFSZ; ulimit -f 1; exec %s flame tests/testdata/go-cpu.pb.gz -o %s",
+             gt_gortprof_path(), out);
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    gt_child_result r;
+    CU_ASSERT_EQUAL_FATAL(gt_cmd_run(argv, NULL, 60, &r), 0);
+    CU_ASSERT_TRUE(r.exited && r.status == 1);
+    CU_ASSERT_TRUE(gt_contains(r.out, "not written: File too large"));
+    char buf[64] = {0}, tmp[96];
+    int fd = open(out, O_RDONLY);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    CU_ASSERT_TRUE(n > 0 && strcmp(buf, "old graph\n") == 0);
+    snprintf(tmp, sizeof tmp, "%s.tmp.*", out);
+    glob_t g;
+    CU_ASSERT_EQUAL(glob(tmp, 0, NULL, &g), GLOB_NOMATCH);
+    globfree(&g);
+    if (!(r.exited && r.status == 1))
+        printf("\n%s\n", r.out);
+    unlink(out);
     gt_child_free(&r);
 }
 
@@ -839,5 +894,6 @@ GT_SUITE(faults, {"overflow_in_memset", test_overflow_in_memset}, {"fork_child_s
          {"no_epoll_pwait2", test_no_epoll_pwait2}, {"no_epoll_pwait2_seccomp", test_no_epoll_pwait2_seccomp},
          {"no_guard_pages", test_no_guard_pages}, {"no_madv_guard_still_guarded", test_no_madv_guard_still_guarded},
          {"timer_create_refused", test_timer_create_refused}, {"profile_cut_short", test_profile_cut_short},
-         {"trace_cut_short", test_trace_cut_short},
+         {"trace_cut_short", test_trace_cut_short}, {"env_profile_cut_short", test_env_profile_cut_short},
+         {"flame_cut_short", test_flame_cut_short},
          {"profile_disk_full", test_profile_disk_full})

@@ -24,8 +24,10 @@
  */
 #include "gortprof.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define WIDTH 1200.0
 #define FRAME_H 16
@@ -332,15 +334,33 @@ int gp_cmd_flame(const gp_opts_t *o, const char *path)
     int rc = gp_view_open(&v, path, o);
     if (rc)
         return rc;
-    FILE *out = !strcmp(o->output, "-") ? stdout : fopen(o->output, "w");
+    /* Written whole or not at all (prof/wholefile.c): a full disk must not
+     * leave a graph that opens but is cut short, nor spoil an older one. */
+    bool to_stdout = !strcmp(o->output, "-");
+    gort_wfile_t w = {.fd = -1};
+    int err = to_stdout ? 0 : gort__wfile_open(&w, o->output);
+    int dupfd = err < 0 ? -1 : to_stdout ? -1 : dup(w.fd);
+    FILE *out = to_stdout ? stdout : dupfd >= 0 ? fdopen(dupfd, "w") : NULL;
     if (!out) {
+        if (!err)
+            err = -errno;
+        if (dupfd >= 0)
+            close(dupfd);
+        if (w.fd >= 0)
+            (void)gort__wfile_commit(&w, err);
         gp_view_close(&v);
-        return gp_fail("%s: cannot create: %m", o->output);
+        return gp_fail("%s: cannot create: %s", o->output, strerror(-err));
     }
     const char *slash = strrchr(path, '/');
     rc = gp_flame_write(&v, out, html, slash ? slash + 1 : path);
-    if (out != stdout && fclose(out) != 0 && !rc)
-        rc = gp_fail("%s: write failed", o->output);
+    if (!to_stdout) {
+        err = fflush(out) != 0 ? -errno : ferror(out) ? -EIO : 0;
+        if (fclose(out) != 0 && !err)
+            err = -errno;
+        err = gort__wfile_commit(&w, rc ? -ECANCELED : err);
+        if (err && !rc)
+            rc = gp_fail("%s: not written: %s", o->output, strerror(-err));
+    }
     gp_view_close(&v);
     return rc;
 }

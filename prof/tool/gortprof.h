@@ -22,7 +22,8 @@
 #include <stdio.h>
 
 #include "../httpreq.h" /* HTTP/1.1 syntax, shared with the debug endpoint */
-#include "../pprof.h"   /* the codec: with httpreq.h, all of prof/ the tool may use */
+#include "../pprof.h"   /* the codec: with httpreq.h and wholefile.h, all of prof/ the tool may use */
+#include "../wholefile.h" /* output files written whole (flame -o) */
 
 typedef struct gp_opts {
     int nodecount;        /* -n: rows to show, 0 = all */

@@ -230,7 +230,7 @@ $(BUILD)/tests/cxx-shared: tests/cxx/cxx_prog.cc include/gort.h $(LIBSO)
 $(FAULTSHIM): tests/faults/shim.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 -g -fPIC -shared $(WARN) -o $@ $< -ldl
-$(FAULTSPROG): tests/faults/faults_prog.c include/gort.h include/gort_spawn.h $(LIBA)
+$(FAULTSPROG): tests/faults/faults_prog.c include/gort.h include/gort_spawn.h include/gort_net.h $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(PROG_CFLAGS) -o $@ $< $(LIBA) $(DEPLIBS)
 

@@ -142,6 +142,10 @@ void gort__schedtrace(int fd, bool detail)
 
 void gort__lockstat_atexit(void)
 {
+    /* Not in a forked child's exit(): the runtime is not usable there
+     * (fork.c), and the counters are the parent's. */
+    if (atomic_load_explicit(&gort__forked_child, memory_order_relaxed))
+        return;
     gort__lockstat_dump(2);
     uint64_t attempts = 0, probes = 0;
     for (int i = 0; i < GORT_MAX_PROCS && gort__allp[i]; i++) {

@@ -217,7 +217,7 @@ GT_CHILD(fork_calls)
 static void test_fork_child_every_call(void)
 {
     gt_child_result r;
-    const char *env[] = {"GORT_MAXPROCS=4", NULL};
+    const char *env[] = {"GORT_MAXPROCS=4", "GORT_DEBUG=lockstat=1", NULL};
     CU_ASSERT_EQUAL_FATAL(gt_child_run("fork_calls", env, 120, &r), 0);
     CU_ASSERT_FALSE(r.timed_out);
     CU_ASSERT_TRUE(r.exited && r.status == 0);

@@ -243,9 +243,10 @@ GORT_API bool gort_mutex_trylock(gort_mutex *);
 GORT_API extern bool gort__mutex_plain_unlock;
 /* The state of an unlocked mutex nobody waits for: 0.  In a forked child
  * it becomes a state no mutex has, and gort__mutex_plain_unlock false, so
- * that both fast paths fall into the slow ones, which end the child
- * (fork(2) in gort(7)).  A load the compare-and-swap needed anyway (its
- * expected value) and a compare the add path made anyway: nothing more. */
+ * that both fast paths fall into the slow ones, which end the child (after
+ * fork(2) only exec or _exit are allowed: gort_syscall(3)).  It stands
+ * where the constant 0 stood, as what the compare-and-swap expects and
+ * what the add path compares with (see docs/runtime.md for the cost). */
 GORT_API extern int64_t gort__mutex_unlocked;
 GORT_API void gort__mutex_lock_slow(gort_mutex *);
 GORT_API void gort__mutex_unlock_slow(gort_mutex *, int64_t state);

@@ -11,13 +11,21 @@
  *   fatal error: gort runtime used in a forked child (only exec or _exit
  *   are allowed after fork)
  * without a goroutine dump (the dump takes locks the vanished threads may
- * hold).  The entry points that check:
+ * hold).  Every public function checks, one of these ways:
  *   - a goroutine's runtime calls: the handler sets the forking M's pstate
  *     to PSTATE_FORKED, which sends gort__rt_enter to its slow path
  *     (syscall.c), so the fast path pays nothing;
- *   - calls from threads without a goroutine (gort_main, gort_go from a
- *     plain thread, the profiler API): gort__runtime_init;
- *   - blocking calls from foreign threads: gort__foreign_park.
+ *   - calls from threads without a goroutine: gort__rt_enter's branch for
+ *     them, gort__runtime_init (gort_main, gort_go), gort__foreign_park;
+ *   - gort.h's inline mutex fast paths: the handler makes
+ *     gort__mutex_unlocked a state no mutex has (mutex.c), so the CAS
+ *     fails and the unlock's compare mismatches, and the slow paths end
+ *     the child; no instruction is added to the fast paths;
+ *   - functions that do not enter the runtime (gort_self, gort_nanotime,
+ *     accessors, labels, trace annotations, the context idioms through
+ *     gort_self): gort__fork_check first, a load and a branch.
+ * tests/faults_fork.c forks once per public function to keep it so.
+ * C lock calls (locks_interpose.c) are not gort calls and keep working.
  * The child's exit() skips the runtime's atexit work (prof/start.c): the
  * profiler's writer thread it would join is gone.
  *

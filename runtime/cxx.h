@@ -36,7 +36,7 @@ extern void **__cxa_get_globals(void) __attribute__((weak));
  * other goroutines' stacks, and the prime sieve's switches then missed
  * the cache in gort__gogo (cachegrind: about one miss per switch there,
  * none with the frames at their old size). */
-static inline void gort__cxx_switch_out(gort_g_t *gp, bool dying)
+static inline __attribute__((always_inline)) void gort__cxx_switch_out(gort_g_t *gp, bool dying)
 {
     if (__builtin_expect(__cxa_get_globals != NULL, 0)) {
         void **eh = __cxa_get_globals();
@@ -47,7 +47,7 @@ static inline void gort__cxx_switch_out(gort_g_t *gp, bool dying)
 }
 
 /* gp is about to run on this thread (on g0, before the gogo). */
-static inline void gort__cxx_switch_in(gort_g_t *gp)
+static inline __attribute__((always_inline)) void gort__cxx_switch_in(gort_g_t *gp)
 {
     if (__builtin_expect(__cxa_get_globals != NULL, 0)) {
         void **eh = __cxa_get_globals();

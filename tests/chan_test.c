@@ -824,6 +824,8 @@ static void test_woken_sender_queues(void)
  * back; 16 more bytes there (the C++ exception state saved before the
  * mcall) cost the sieve a cache miss per switch.  Compiler output, so
  * only for the optimized, unsanitized build the benchmarks use. */
+#if defined(__OPTIMIZE__) && !defined(GORT_ASAN) && !defined(GORT_TSAN) && !defined(GORT_DEBUG_BUILD)
+#define PARK_FRAME_CHECKED 1
 static gort_chan *fr_ch;
 static gort_g_t *_Atomic fr_g;
 static void fr_receiver(void *a)
@@ -848,9 +850,10 @@ static void frame_body(void *a)
     gort_chan_send(fr_ch, &v);
     gort_chan_free(fr_ch);
 }
+#endif
 static void test_park_frame(void)
 {
-#if defined(__OPTIMIZE__) && !defined(GORT_ASAN) && !defined(GORT_TSAN) && !defined(GORT_DEBUG_BUILD)
+#ifdef PARK_FRAME_CHECKED
     GT_RUN(frame_body, NULL);
     /* The switch's own save area is GORT_REGSAVE_FRAME_SIZE bytes. */
     if (fr_gap != GORT_REGSAVE_FRAME_SIZE)

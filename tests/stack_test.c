@@ -368,6 +368,10 @@ static void shared_order_body(void *a)
            s[2].lo > s[1].lo);
     for (int i = 0; ok && i < 3; i++)
         gort__stack_free(NULL, &s[i]);
+    free(pa->stackcache);
+    free(pb->stackcache);
+    free(pa);
+    free(pb);
 }
 GT_CHILD(stack_shared_order) { gort_main(shared_order_body, NULL); }
 

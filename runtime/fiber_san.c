@@ -164,7 +164,6 @@ void gort__san_g_to_g0(gort_m_t *m, gort_g_t *gp, bool dying)
     /* Not a sanitizer matter, but this is the one place every switch to
      * g0 passes: see m->ing. */
     atomic_store_explicit(&m->ing, 0, memory_order_relaxed);
-    gort__cxx_switch_out(gp, dying); /* the C++ runtime's state (cxx.h) */
 #if defined(GORT_ASAN)
     __sanitizer_start_switch_fiber(dying ? NULL : &gp->asan_fake_stack, (void *)m->g0lo,
                                    m->g0top - m->g0lo);
@@ -182,10 +181,11 @@ void gort__san_g_to_g0(gort_m_t *m, gort_g_t *gp, bool dying)
 #endif
 }
 
-/* First thing on g0 after arriving from a G. */
-void gort__san_after_g_to_g0(gort_m_t *m)
+/* First thing on g0 after arriving from gp (dying: as above). */
+void gort__san_after_g_to_g0(gort_m_t *m, gort_g_t *gp, bool dying)
 {
     (void)m;
+    gort__cxx_switch_out(gp, dying); /* the C++ runtime's state (cxx.h) */
 #if defined(GORT_ASAN)
     __sanitizer_finish_switch_fiber(m->g0_fake_stack, NULL, NULL);
 #endif

@@ -14,7 +14,7 @@
 void gort__san_g0_to_g(gort_m_t *m, gort_g_t *gp);
 void gort__san_after_g0_to_g(gort_g_t *gp);
 void gort__san_g_to_g0(gort_m_t *m, gort_g_t *gp, bool dying);
-void gort__san_after_g_to_g0(gort_m_t *m);
+void gort__san_after_g_to_g0(gort_m_t *m, gort_g_t *gp, bool dying);
 #else
 /* Without a fiber-aware sanitizer only m->ing is left to keep (see
  * fiber_san.c): inline, as they run on every switch. */
@@ -29,10 +29,17 @@ static inline void gort__san_after_g0_to_g(gort_g_t *gp)
 }
 static inline void gort__san_g_to_g0(gort_m_t *m, gort_g_t *gp, bool dying)
 {
+    (void)gp;
+    (void)dying;
     atomic_store_explicit(&m->ing, 0, memory_order_relaxed);
+}
+/* dying as for gort__san_g_to_g0.  The C++ state moves here, on g0, and
+ * not before the mcall: see cxx.h. */
+static inline void gort__san_after_g_to_g0(gort_m_t *m, gort_g_t *gp, bool dying)
+{
+    (void)m;
     gort__cxx_switch_out(gp, dying);
 }
-static inline void gort__san_after_g_to_g0(gort_m_t *m) { (void)m; }
 #endif
 void gort__san_minit(gort_m_t *m);
 /* gort_main's scheduler stack as its own TSan fiber (returns the caller's). */

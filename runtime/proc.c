@@ -264,7 +264,7 @@ static void goexit0(void *arg)
     gort_g_t *gp = arg;
     gort_m_t *m = gort__getm();
     gort_p_t *pp = m->p;
-    gort__san_after_g_to_g0(m);
+    gort__san_after_g_to_g0(m, gp, true);
     gort__gstatus_move(gp, G_RUNNING, G_DEAD);
     gort__trace(TEV_END, gp, pp, 0);
     m->curg = NULL;

@@ -1008,7 +1008,7 @@ void gort__park_m(void *arg)
 {
     gort_g_t *gp = arg;
     gort_m_t *m = gort__getm();
-    gort__san_after_g_to_g0(m);
+    gort__san_after_g_to_g0(m, gp, false);
     gort__gstatus_move(gp, G_RUNNING, G_WAITING);
     gp->waitsince = gort__nanotime_stale();
     m->curg = NULL;
@@ -1230,7 +1230,7 @@ static void requeue(gort_g_t *gp)
 static void gosched_ev(gort_g_t *gp, int ev)
 {
     gort_m_t *m = gort__getm();
-    gort__san_after_g_to_g0(m);
+    gort__san_after_g_to_g0(m, gp, false);
     gort__gstatus_move(gp, G_RUNNING, G_RUNNABLE);
     gort__trace(ev, gp, m->p, 0);
     m->curg = NULL;
@@ -1252,7 +1252,7 @@ static void goyield_m(void *arg)
 {
     gort_g_t *gp = arg;
     gort_m_t *m = gort__getm();
-    gort__san_after_g_to_g0(m);
+    gort__san_after_g_to_g0(m, gp, false);
     gort__gstatus_move(gp, G_RUNNING, G_RUNNABLE);
     gort__trace(TEV_PREEMPT, gp, m->p, 0); /* as Go's goyield_m */
     m->curg = NULL;

@@ -34,12 +34,21 @@
  *
  * Caching: each P keeps up to PCACHE stacks (no lock); overflow spills half
  * to a global pool under a lock, and an empty cache refills half from it
- * with one acquisition of that lock (Go's stackcacherefill), so a burst of
- * new goroutines takes the lock once per PCACHE/2 stacks, not per stack.
- * The system calls stay outside the lock: a new slab is mapped before it
- * is taken (the mmap lock would stall page faults on every core behind
- * it), and a slot's guard is installed by the thread that hands the stack
- * out, after it left the pool (GUARD_PENDING until then).  The pool is a LIFO, so the stacks at its
+ * with one acquisition of that lock (Go's stackcacherefill).  With the
+ * pool empty (a burst of new goroutines) a P takes fresh slots of the
+ * newest slab one at a time, each with a CAS on slab_next and no lock:
+ * one at a time so that goroutines created together get stacks in the
+ * order they first run, whichever P runs them, which is the order of
+ * allgs that dumps and goroutine profiles walk.  (Batches of fresh slots
+ * per P interleaved the address ranges of the Ps, and a walk in allgs
+ * order then jumped between them at every goroutine: each first touch of
+ * a stack missed the page-walk caches, and a dump at 2 procs ran much
+ * slower than with one take per stack.)  So a burst takes no lock per
+ * stack either way.  The system calls stay outside the lock: a new slab
+ * is mapped first and then installed with a CAS (the mmap lock would
+ * stall page faults on every core behind a lock holder), and a slot's
+ * guard is installed by the thread that hands the stack out
+ * (GUARD_PENDING until then).  The pool is a LIFO, so the stacks at its
  * bottom are the ones nobody used lately.  gort__stack_scavenge (called by
  * sysmon every few hundred ms) returns the pages of the stacks that stayed
  * in the pool for a whole period, beyond POOL_WARM, to the kernel
@@ -77,7 +86,19 @@ static gort_stack_t *pool;          /* under pool_lock */
 static size_t npool, poolcap;
 static size_t pool_low;             /* lowest npool since the last scavenge */
 static size_t ncold;                /* pool[0..ncold) have no pages */
-static uintptr_t slab_cur, slab_end; /* bump allocation in the newest slab */
+static size_t slab_slots;  /* slots per slab (init) */
+/* The newest slab and its next fresh slot: the slab's base (page aligned)
+ * plus the slot's index in the low bits, at most slab_slots (used up); 0
+ * before the first slab.  A taker CASes the index up while it is below
+ * slab_slots (fresh_take), so a used-up word changes only when a new slab
+ * replaces it (slab_install).  Slabs are never unmapped, so no value
+ * comes back (no ABA). */
+static _Atomic uintptr_t slab_next;
+/* npool, written under pool_lock: a P with an empty cache reads it
+ * without the lock to skip the lock when the pool is empty (relaxed: a
+ * stale zero costs a fresh slot instead of a pooled one, a stale count a
+ * lock acquisition that finds nothing). */
+static _Atomic size_t npool_hint;
 static _Atomic size_t guarded_mprotect; /* stacks given a PROT_NONE guard */
 static _Atomic uint64_t nallocated;
 static _Atomic uint64_t pool_takes;  /* pool_lock acquisitions that hand out stacks */
@@ -104,17 +125,18 @@ void gort__stack_init(void)
     stack_size = sz;
     slot_size = sz + GORT_PAGE_SIZE;
     guard_kind = probe_madvise_guard() ? GUARD_MADVISE : GUARD_MPROTECT;
-}
-
-/* A slab is only address space: each slot gets its guard when it is first
- * handed out (install_guard).  Mapped without pool_lock held; the caller
- * installs it (slab_install). */
-static void *map_slab(size_t *lenp)
-{
     size_t slots = SLAB_SLOTS;
     if (slot_size * slots > (64u << 20))
         slots = ((64u << 20) / slot_size) ? (64u << 20) / slot_size : 1;
-    size_t len = slot_size * slots;
+    slab_slots = slots; /* below the page size: the index fits slab_next's low bits */
+}
+
+/* A slab is only address space: each slot gets its guard when it is first
+ * handed out (install_guard).  Mapped without any lock held; the caller
+ * installs it (slab_install). */
+static void *map_slab(size_t *lenp)
+{
+    size_t len = slot_size * slab_slots;
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
@@ -124,14 +146,51 @@ static void *map_slab(size_t *lenp)
     return p;
 }
 
-/* pool_lock held.  Makes p the slab to carve from, unless another thread
- * installed one meanwhile; false: p is not needed (the caller unmaps it). */
-static bool slab_install(void *p, size_t len)
+/* Makes p the slab to carve from if the newest one is still used up;
+ * false: another thread installed one meanwhile, p is not needed (the
+ * caller unmaps it). */
+static bool slab_install(void *p)
 {
-    if (slab_cur != slab_end)
+    uintptr_t w = atomic_load_explicit(&slab_next, memory_order_relaxed);
+    if (w != 0 && (w & (GORT_PAGE_SIZE - 1)) < slab_slots)
         return false;
-    slab_cur = (uintptr_t)p;
-    slab_end = (uintptr_t)p + len;
+    return atomic_compare_exchange_strong_explicit(&slab_next, &w, (uintptr_t)p, memory_order_relaxed,
+                                                   memory_order_relaxed);
+}
+
+/* The newest slab's next fresh slot, without a lock; false if it has none
+ * left (or there is no slab yet). */
+static bool fresh_take(gort_stack_t *out)
+{
+    uintptr_t w = atomic_load_explicit(&slab_next, memory_order_relaxed);
+    for (;;) {
+        uintptr_t i = w & (GORT_PAGE_SIZE - 1);
+        if (w == 0 || i >= slab_slots)
+            return false;
+        if (atomic_compare_exchange_weak_explicit(&slab_next, &w, w + 1, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            uintptr_t slot = (w - i) + i * slot_size;
+            out->lo = slot + GORT_PAGE_SIZE;
+            out->hi = slot + slot_size;
+            out->guard = GUARD_PENDING;
+            atomic_fetch_add_explicit(&nallocated, 1, memory_order_relaxed);
+            return true;
+        }
+    }
+}
+
+/* A fresh slot, mapping a new slab when the newest is used up; false: out
+ * of address space. */
+static bool fresh_alloc(gort_stack_t *out)
+{
+    while (!fresh_take(out)) {
+        size_t len;
+        void *p = map_slab(&len);
+        if (!p)
+            return false;
+        if (!slab_install(p))
+            munmap(p, len); /* another thread's slab came first */
+    }
     return true;
 }
 
@@ -172,43 +231,23 @@ static void stack_prepare(gort_stack_t *s)
         *(volatile uint64_t *)s->lo = CANARY;
 }
 
-/* Takes up to n stacks, pooled ones first, then fresh slots of the newest
- * slab (GUARD_PENDING), with one acquisition of pool_lock; maps a new slab
- * (outside the lock) only when there is nothing else.  Returns how many
- * (0: out of address space). */
+/* Takes up to n pooled stacks with one acquisition of pool_lock, none
+ * (and no lock) if the pool looks empty.  Returns how many. */
 static int pool_take(gort_stack_t *out, int n)
 {
-    void *spare = NULL;
-    size_t sparelen = 0;
+    if (atomic_load_explicit(&npool_hint, memory_order_relaxed) == 0)
+        return 0;
     int k = 0;
-    for (;;) {
-        gort__lock(&pool_lock);
-        atomic_fetch_add_explicit(&pool_takes, 1, memory_order_relaxed);
-        if (spare && slab_install(spare, sparelen))
-            spare = NULL;
-        while (k < n && npool > 0)
-            out[k++] = pool[--npool];
-        if (pool_low > npool)
-            pool_low = npool;
-        if (ncold > npool)
-            ncold = npool;
-        int fresh = 0;
-        for (; k < n && slab_cur < slab_end; k++, fresh++) {
-            out[k].lo = slab_cur + GORT_PAGE_SIZE;
-            out[k].hi = slab_cur + slot_size;
-            out[k].guard = GUARD_PENDING;
-            slab_cur += slot_size;
-        }
-        gort__unlock(&pool_lock);
-        if (fresh)
-            atomic_fetch_add_explicit(&nallocated, (uint64_t)fresh, memory_order_relaxed);
-        if (k > 0 || spare)
-            break;
-        if (!(spare = map_slab(&sparelen)))
-            break;
-    }
-    if (spare)
-        munmap(spare, sparelen); /* another thread's slab came first */
+    gort__lock(&pool_lock);
+    atomic_fetch_add_explicit(&pool_takes, 1, memory_order_relaxed);
+    while (k < n && npool > 0)
+        out[k++] = pool[--npool];
+    if (pool_low > npool)
+        pool_low = npool;
+    if (ncold > npool)
+        ncold = npool;
+    atomic_store_explicit(&npool_hint, npool, memory_order_relaxed);
+    gort__unlock(&pool_lock);
     return k;
 }
 
@@ -241,6 +280,7 @@ static void pool_push(gort_stack_t *s, int n)
     pool_reserve((size_t)n);
     for (int i = 0; i < n; i++)
         pool[npool++] = s[i];
+    atomic_store_explicit(&npool_hint, npool, memory_order_relaxed);
     gort__unlock(&pool_lock);
 }
 
@@ -282,6 +322,7 @@ size_t gort__stack_scavenge(void)
     memcpy(batch, pool + ncold, k * sizeof *batch);
     memmove(pool + ncold, pool + ncold + k, (npool - ncold - k) * sizeof *pool);
     npool -= k;
+    atomic_store_explicit(&npool_hint, npool, memory_order_relaxed);
     gort__unlock(&pool_lock);
     if (k > 0) {
         qsort(batch, k, sizeof *batch, stack_cmp);
@@ -300,6 +341,7 @@ size_t gort__stack_scavenge(void)
         memcpy(pool + ncold, batch, k * sizeof *batch);
         npool += k;
         ncold += k;
+        atomic_store_explicit(&npool_hint, npool, memory_order_relaxed);
         gort__unlock(&pool_lock);
     }
     if (batch != small)
@@ -323,12 +365,8 @@ bool gort__stack_alloc(gort_p_t *p, gort_stack_t *out)
             pcache_init(p);
             int k = pool_take(p->stackcache, PCACHE / 2);
             /* The cache hands out from its end: reversed, it hands them
-             * out in pool_take's order (the pool's most recent first,
-             * then fresh slots by rising address), as one take at a time
-             * did.  Goroutines created together then get stacks in
-             * address order, the order a walk over allgs (a dump, a
-             * goroutine profile) visits them: in reverse, each first
-             * touch of a stack missed the caches on its page walk. */
+             * out in pool_take's order (the pool's most recent first),
+             * as one take at a time did. */
             for (int i = 0, j = k - 1; i < j; i++, j--) {
                 gort_stack_t t = p->stackcache[i];
                 p->stackcache[i] = p->stackcache[j];
@@ -336,10 +374,11 @@ bool gort__stack_alloc(gort_p_t *p, gort_stack_t *out)
             }
             p->nstackcache = k;
         }
-        if (p->nstackcache == 0)
+        if (p->nstackcache > 0)
+            *out = p->stackcache[--p->nstackcache];
+        else if (!fresh_alloc(out))
             return false;
-        *out = p->stackcache[--p->nstackcache];
-    } else if (pool_take(out, 1) == 0) {
+    } else if (pool_take(out, 1) == 0 && !fresh_alloc(out)) {
         return false;
     }
     stack_ready(out);

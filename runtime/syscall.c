@@ -172,7 +172,7 @@ static void exitsyscall0(void *arg)
 {
     gort_g_t *gp = arg;
     gort_m_t *m = gort__getm();
-    gort__san_after_g_to_g0(m);
+    gort__san_after_g_to_g0(m, gp, false);
     gort__gstatus_move(gp, G_SYSCALL, G_RUNNABLE);
     m->curg = NULL;
     gp->m = NULL;
@@ -205,7 +205,7 @@ static void exitsyscall_record(void *arg)
 {
     gort_g_t *gp = arg;
     gort_m_t *m = gort__getm();
-    gort__san_after_g_to_g0(m);
+    gort__san_after_g_to_g0(m, gp, false);
     gort__gstatus_move(gp, G_SYSCALL, G_RUNNABLE);
     m->curg = NULL;
     gp->m = NULL;

@@ -16,6 +16,7 @@
  */
 #include "runtime.h"
 
+#include <pthread.h>
 #include <valgrind/valgrind.h>
 
 #if defined(GORT_ASAN)
@@ -47,7 +48,24 @@ void gort__san_minit(gort_m_t *m)
 #define TSAN_G_LIVES 512
 #define TSAN_IDLE_MAX 1024
 #if defined(GORT_TSAN)
-static _Atomic int tsan_idle_fibers; /* held by dead Gs */
+/* Idle fibers, in one pool for all Gs: a dead G gives its fiber back here
+ * and whichever G starts next takes one.  They used to stay on their dead
+ * Gs (at most TSAN_IDLE_MAX of them), but a free G list hands out the G
+ * freed last: once that many dead Gs held fibers, every goroutine that
+ * started got a G without one and created a fiber (TSan clears about
+ * 770 KB for each, and maps and unmaps it), and every goroutine that died
+ * destroyed one, while the fibers kept sat on Gs at the bottom of the
+ * lists.  sched_stress/spawn_storm_with_resize (160,000 goroutines) took
+ * most of its time in TSan's FiberCreate.  A fiber moves between
+ * goroutines as it did between a G's lives: only happens-before from one
+ * dead goroutine to a later one on the same fiber, never a false report. */
+typedef struct {
+    void *fiber;
+    uint32_t lives; /* goroutines that have used it */
+} idle_fiber_t;
+static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
+static idle_fiber_t idle_fibers[TSAN_IDLE_MAX]; /* protected by idle_lock */
+static int nidle_fibers;                         /* protected by idle_lock */
 
 static void g0_fiber_replace(gort_m_t *m, void *f)
 {
@@ -97,11 +115,21 @@ void gort__san_g_created(gort_g_t *gp)
     if (RUNNING_ON_VALGRIND)
         gp->valgrind_stack_id = VALGRIND_STACK_REGISTER(gp->stack.lo, gp->stack.hi);
 #if defined(GORT_TSAN)
-    /* Replaced every TSAN_G_LIVES goroutines (gort__san_g_destroyed). */
-    if (!gp->tsan_fiber)
+    /* An idle fiber if there is one (replaced every TSAN_G_LIVES
+     * goroutines: gort__san_g_destroyed). */
+    if (!gp->tsan_fiber) {
+        pthread_mutex_lock(&idle_lock);
+        if (nidle_fibers > 0) {
+            idle_fiber_t e = idle_fibers[--nidle_fibers];
+            gp->tsan_fiber = e.fiber;
+            gp->tsan_lives = e.lives;
+        }
+        pthread_mutex_unlock(&idle_lock);
+    }
+    if (!gp->tsan_fiber) {
         gp->tsan_fiber = __tsan_create_fiber(0);
-    else
-        atomic_fetch_sub_explicit(&tsan_idle_fibers, 1, memory_order_relaxed);
+        gp->tsan_lives = 0;
+    }
 #endif
 }
 
@@ -112,18 +140,25 @@ void gort__san_g_destroyed(gort_g_t *gp)
         gp->valgrind_stack_id = 0;
     }
 #if defined(GORT_TSAN)
-    /* On g0's fiber (the G switched away for the last time).  Dead Gs
-     * keep at most TSAN_IDLE_MAX fibers: TSan counts every fiber as a
+    /* On g0's fiber (the G switched away for the last time).  The pool
+     * keeps at most TSAN_IDLE_MAX fibers: TSan counts every fiber as a
      * thread and dies at 8,128, and a burst's Gs are never freed. */
     if (gp->tsan_fiber) {
-        if (++gp->tsan_lives >= TSAN_G_LIVES ||
-            atomic_load_explicit(&tsan_idle_fibers, memory_order_relaxed) >= TSAN_IDLE_MAX) {
-            __tsan_destroy_fiber(gp->tsan_fiber);
-            gp->tsan_fiber = NULL;
-            gp->tsan_lives = 0;
-        } else {
-            atomic_fetch_add_explicit(&tsan_idle_fibers, 1, memory_order_relaxed);
+        void *f = gp->tsan_fiber;
+        uint32_t lives = gp->tsan_lives + 1;
+        gp->tsan_fiber = NULL;
+        gp->tsan_lives = 0;
+        bool kept = false;
+        if (lives < TSAN_G_LIVES) {
+            pthread_mutex_lock(&idle_lock);
+            if (nidle_fibers < TSAN_IDLE_MAX) {
+                idle_fibers[nidle_fibers++] = (idle_fiber_t){f, lives};
+                kept = true;
+            }
+            pthread_mutex_unlock(&idle_lock);
         }
+        if (!kept)
+            __tsan_destroy_fiber(f);
     }
 #endif
 }

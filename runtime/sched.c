@@ -1009,8 +1009,12 @@ void gort__park_m(void *arg)
     gort_g_t *gp = arg;
     gort_m_t *m = gort__getm();
     gort__san_after_g_to_g0(m, gp, false);
-    gort__gstatus_move(gp, G_RUNNING, G_WAITING);
+    /* The stamp before the status: whoever sees G_WAITING (acquire) reads
+     * this park's waitsince, never the last park's (a dump would print
+     * that one's "N minutes"; the dump test ages it by hand once it sees
+     * the goroutine waiting).  foreign_park stores in the same order. */
     gp->waitsince = gort__nanotime_stale();
+    gort__gstatus_move(gp, G_RUNNING, G_WAITING);
     m->curg = NULL;
     gp->m = NULL;
     /* Checked on g0, off the goroutine's path; the dump then shows the

@@ -127,10 +127,18 @@ __attribute__((noinline)) static void dump_level1(void *arg)
     gort_wg_done(&c_done);
 }
 
+/* The sleeper sleeps until the dump is taken: one 400 ms sleep ended
+ * before a dump on a loaded machine at 128 Ps.  sleeps counts its naps, so
+ * the test can tell a dump that caught one nap from one that did not. */
+static _Atomic int sleeper_release, sleeper_naps;
+
 __attribute__((noinline)) static void dump_sleeper2(void)
 {
     gort_wg_done(&c_ready);
-    line_sleep_call = __LINE__; gort_sleep(400 * 1000000LL);
+    while (!atomic_load(&sleeper_release)) {
+        atomic_fetch_add(&sleeper_naps, 1);
+        line_sleep_call = __LINE__; gort_sleep(400 * 1000000LL);
+    }
     BARRIER();
 }
 
@@ -172,18 +180,27 @@ static void chain_body(void *arg)
     gort_wg_add(&c_done, 3);
     dump_spawn();
     gort_wg_wait(&c_ready);
-    wait_status(id_sleeper, G_WAITING);
-    wait_status(id_chain, G_WAITING);
-    wait_status(id_locked, G_WAITING);
+    CU_ASSERT_FATAL(wait_status(id_chain, G_WAITING));
+    CU_ASSERT_FATAL(wait_status(id_locked, G_WAITING));
     /* The locked goroutine has waited "3 minutes" as far as its header
-     * knows (waitsince is only read by dumps). */
+     * knows (waitsince is only read by dumps).  park_m stamps waitsince
+     * before it publishes G_WAITING, so this write is not overwritten. */
     gort_g_t *lg = find_g(id_locked);
-    if (lg)
-        lg->waitsince -= 185LL * 1000000000LL;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(lg);
+    lg->waitsince -= 185LL * 1000000000LL;
     chain_dump = malloc(DUMPSZ);
     size_t n;
-    line_stack_call = __LINE__; n = gort_stack(chain_dump, DUMPSZ - 1, true);
+    /* Until a dump that caught the sleeper inside one nap. */
+    for (int attempt = 0;; attempt++) {
+        CU_ASSERT_FATAL(wait_status(id_sleeper, G_WAITING));
+        int naps = atomic_load(&sleeper_naps);
+        line_stack_call = __LINE__; n = gort_stack(chain_dump, DUMPSZ - 1, true);
+        if ((atomic_load(&sleeper_naps) == naps && atomic_load(&find_g(id_sleeper)->status) == G_WAITING) ||
+            attempt == 50)
+            break;
+    }
     chain_dump[n] = 0;
+    atomic_store(&sleeper_release, 1);
     gort_wg_done(&c_release);
     gort_wg_wait(&c_done);
 }

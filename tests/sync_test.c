@@ -813,6 +813,26 @@ static void test_prof_hooks(void)
  * next on this P and queues the releaser locally: the waiter has run by
  * the time the release returns, every time, and nothing went through the
  * global queue (global_runq_gets: the releaser used to be queued there). */
+/* The runtime's semaphore as the public calls use it: inside the runtime
+ * bracket (gort__rt_enter), which keeps sysmon from revoking the M's P
+ * while the call uses it (its sudog cache).  Called bare, at 128 Ps on a
+ * loaded machine a waiter whose thread sat unscheduled had its P revoked
+ * and handed on while it freed its sudog into that P's cache: TSan saw the
+ * two Ms race on pp->nsudogcache. */
+static void sem_acquire(_Atomic uint32_t *addr)
+{
+    (void)gort__rt_enter();
+    gort__semacquire(addr, false, WR_SEMACQUIRE, 0);
+    gort__rt_leave(gort__getg()); /* perhaps on another M now */
+}
+
+static void sem_release(_Atomic uint32_t *addr, bool handoff)
+{
+    gort_g_t *gp = gort__rt_enter();
+    gort__semrelease(addr, handoff, 0);
+    gort__rt_leave(gp);
+}
+
 #define HANDOFFS 200
 static _Atomic uint32_t ho_sem, ho_back;
 static _Atomic int ho_took;
@@ -820,11 +840,11 @@ static _Atomic int ho_took;
 static void ho_waiter(void *a)
 {
     (void)a;
-    gort__semrelease(&ho_back, false, 0); /* about to park on ho_sem */
+    sem_release(&ho_back, false); /* about to park on ho_sem */
     for (int i = 0; i < HANDOFFS; i++) {
-        gort__semacquire(&ho_sem, false, WR_SEMACQUIRE, 0);
+        sem_acquire(&ho_sem);
         atomic_fetch_add(&ho_took, 1);
-        gort__semrelease(&ho_back, false, 0);
+        sem_release(&ho_back, false);
     }
 }
 
@@ -841,9 +861,9 @@ static void handoff_body(void *a)
     for (int i = 0; i < HANDOFFS; i++) {
         /* On one P the waiter, having released ho_back, runs on until it
          * parks on ho_sem before we run again. */
-        gort__semacquire(&ho_back, false, WR_SEMACQUIRE, 0);
+        sem_acquire(&ho_back);
         int before = atomic_load(&ho_took);
-        gort__semrelease(&ho_sem, true, 0);
+        sem_release(&ho_sem, true);
         ho_inorder += atomic_load(&ho_took) == before + 1;
     }
     gort_stats_get(&s1);
@@ -878,7 +898,7 @@ static void treap_waiter(void *a)
 {
     long i = (long)(intptr_t)a;
     gort_wg_done(&treap_ready);
-    gort__semacquire(&treap_sems[i * TREAP_STRIDE], false, WR_SEMACQUIRE, 0);
+    sem_acquire(&treap_sems[i * TREAP_STRIDE]);
     atomic_fetch_add(&treap_woken, 1);
     gort_wg_done(&treap_done);
 }
@@ -896,7 +916,7 @@ static void treap_body(void *a)
     uint64_t s0 = gort__sema_steps();
     for (long k = 0; k < TREAP_N; k++) {
         long i = (k * 1777) % TREAP_N; /* 1777 is prime to 3000: a permutation */
-        gort__semrelease(&treap_sems[i * TREAP_STRIDE], false, 0);
+        sem_release(&treap_sems[i * TREAP_STRIDE], false);
     }
     treap_steps = gort__sema_steps() - s0;
     gort_wg_wait(&treap_done);

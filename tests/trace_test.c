@@ -427,13 +427,26 @@ static void test_pprof_sync(void)
 static _Atomic long hot_sink;
 
 /* Burns CPU in its own frame, calling nothing: a sample taken here has
- * this function as its innermost frame. */
+ * this function as its innermost frame.  Under TSan a SIGPROF waits until
+ * its thread next enters an intercepted function, and a loop that calls
+ * nothing had its few samples handled after it, mostly outside this frame
+ * (3 to 6 samples, 1 or 2 of them here; cpu_samples failed once in the
+ * full suite with none).  So there it enters one (clock_gettime) every
+ * million turns; the handler still gets the loop's PC and frames (about
+ * 70 samples, nearly all here). */
 static void __attribute__((noinline)) trace_cpu_hot(void *a)
 {
     gort_waitgroup *wg = a;
     long x = 0;
-    for (long i = 0; i < 150L * 1000 * 1000; i++)
+    for (long i = 0; i < 150L * 1000 * 1000; i++) {
         x += i ^ (x >> 3);
+#if defined(GORT_TSAN)
+        if (i % 1000000 == 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+        }
+#endif
+    }
     atomic_store_explicit(&hot_sink, x, memory_order_relaxed);
     gort_wg_done(wg);
 }
@@ -496,13 +509,7 @@ static void test_cpu_samples(void)
     char *out = NULL;
     CU_ASSERT_EQUAL_FATAL(go_trace_d(gt_tmp("cpu.trace"), &out), 0);
     size_t samples = count(out, " CPUSample p=") - count(out, " CPUSample p=-1 ");
-#if defined(GORT_TSAN)
-    /* TSan holds an asynchronous signal until the thread next enters one
-     * of its interceptors: a loop that calls nothing is sampled rarely. */
-    const size_t want = 1;
-#else
-    const size_t want = 10;
-#endif
+    const size_t want = 10; /* under TSan too: trace_cpu_hot */
     if (samples < want)
         fprintf(stderr, "\n  %zu CPU samples on a P in the trace\n", samples);
     CU_ASSERT(samples >= want);
@@ -528,9 +535,6 @@ static void test_cpu_samples(void)
             hot += stack_has(r.out, id, "trace_cpu_hot:");
         }
     }
-#if defined(GORT_TSAN)
-    hot = hot >= 1 ? total : 0; /* few samples, and at least one in it */
-#endif
     if (hot < want || hot * 2 < total)
         fprintf(stderr, "\n  %zu CPU samples in /jsontrace, %zu in trace_cpu_hot\n", total, hot);
     CU_ASSERT(hot >= want && hot * 2 >= total);

@@ -105,6 +105,16 @@ void gort__san_g_created(gort_g_t *gp)
 #endif
 }
 
+void gort__san_carved(void *p, size_t n)
+{
+#if defined(GORT_ASAN)
+    __asan_unpoison_memory_region(p, n);
+#else
+    (void)p;
+    (void)n;
+#endif
+}
+
 void gort__san_g_destroyed(gort_g_t *gp)
 {
     if (RUNNING_ON_VALGRIND && gp->valgrind_stack_id) {

@@ -42,13 +42,13 @@ typedef struct gort_pd {
      * the closer frees the pd. */
     int fd;
     uint32_t slot;       /* index in the table; constant */
-    bool is_sock;        /* writes use send(MSG_NOSIGNAL) */
-    bool is_tcp;         /* a TCP socket: accepted ones get TCP_NODELAY */
-    char *unlink_path;   /* a unix listener's path, removed on close */
     /* Generation: handles and epoll tags carry the value from their
      * open.  Bumped by the closer when it frees the pd (release; readers
      * acquire), so a stale handle, timer or event sees a mismatch. */
     _Atomic uint32_t gen;
+    bool is_sock;        /* writes use send(MSG_NOSIGNAL) */
+    bool is_tcp;         /* a TCP socket: accepted ones get TCP_NODELAY */
+    char *unlink_path;   /* a unix listener's path, removed on close */
 
     /* fd.c: Go's fdMutex (closed, read and write turns, references and
      * waiters in one word; CAS only) and its semaphores.  csema: the
@@ -69,9 +69,10 @@ typedef struct gort_pd {
      * clears it), so every arrival after that read has left an edge. */
     bool rdrained;
     int8_t inq; /* fd.c, under the read turn: TCP_INQ 0 untried, 1 on, -1 refused */
+    bool closing; /* under lock (here in a hole: a pd is part of every
+                     connection's memory) */
 
-    gort_lock_t lock; /* LR_POLLDESC: what follows */
-    bool closing;
+    gort_lock_t lock; /* LR_POLLDESC: closing and what follows */
     /* The deadlines: NULL until the first gort_fd_set_*deadline on this
      * pd, then kept with it for good (never freed: a timer that fires
      * late reads it through the pd).  Most connections never set one,

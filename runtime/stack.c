@@ -11,7 +11,9 @@
  * (GORT_STACK_SIZE, default 256 KiB) and small in memory.  A goroutine gets
  * its stack when it first runs, not when it is created, and gives it back
  * when it exits: a million goroutines spawned and finished need only as
- * many stacks as run at once.
+ * many stacks as run at once.  The exception: a new G carved off the top
+ * of a stack (gort__stack_carve; proc.c's malg says when) holds that
+ * stack from its creation, and the stack's hi stays below it for good.
  *
  * Overflow detection at a million stacks.  vm.max_map_count (65530 by
  * default) allows about 32k PROT_NONE guard pages, since each splits a

@@ -350,7 +350,9 @@ static void crash_report(void *arg)
         l_str(&l, "runtime: goroutine ");
         l_num(&l, gp->goid, 10);
         l_str(&l, " stack exceeds ");
-        l_num(&l, gp->stack.hi - gp->stack.lo, 10);
+        /* The configured size: a G placed at its stack's top (proc.c's
+         * malg) leaves its frames a little less; stack=[] says how much. */
+        l_num(&l, gort__stack_size(), 10);
         l_str(&l, "-byte limit\nruntime: sp=");
         l_num(&l, sp, 16);
         l_str(&l, " stack=[");

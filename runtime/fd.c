@@ -641,7 +641,7 @@ static int set_deadline(gort_fd h, int64_t abs_ns, int mode)
     gort_pd_t *pd;
     int r = fd_incref(h, &pd);
     if (r == 0) {
-        gort__pd_set_deadline(pd, abs_ns, mode);
+        r = gort__pd_set_deadline(pd, abs_ns, mode);
         fd_decref(pd);
     }
     gort__rt_leave_preempt(self);

@@ -21,6 +21,7 @@
 
 #if defined(GORT_ASAN)
 #include <sanitizer/asan_interface.h>
+#include <sanitizer/lsan_interface.h>
 #endif
 #if defined(GORT_TSAN)
 #include <sanitizer/tsan_interface.h>
@@ -130,6 +131,21 @@ void gort__san_g_created(gort_g_t *gp)
         gp->tsan_fiber = __tsan_create_fiber(0);
         gp->tsan_lives = 0;
     }
+#endif
+}
+
+void gort__san_carved(void *p, size_t n)
+{
+#if defined(GORT_ASAN)
+    __asan_unpoison_memory_region(p, n);
+    /* LeakSanitizer scans the heap, globals and thread stacks, not our
+     * stack slabs: what a G placed there points to (its sleep timer, its
+     * labels) would be reported leaked.  A G is never freed, nor is its
+     * root region. */
+    __lsan_register_root_region(p, n);
+#else
+    (void)p;
+    (void)n;
 #endif
 }
 

@@ -46,6 +46,10 @@ void gort__san_minit(gort_m_t *m);
 void *gort__san_main_enter(gort_m_t *m);
 void gort__san_main_leave(gort_m_t *m, void *caller);
 void gort__san_g_created(gort_g_t *gp);
+/* Stack memory about to hold a G (gort__stack_carve): ASan forgets what
+ * the frames of an earlier goroutine left poisoned there, and
+ * LeakSanitizer scans it for pointers from then on. */
+void gort__san_carved(void *p, size_t n);
 void gort__san_g_destroyed(gort_g_t *gp);
 
 #endif /* GORT_RUNTIME_FIBER_SAN_H */

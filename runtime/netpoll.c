@@ -29,7 +29,12 @@
  * rseq/wseq count the changes: a timer carries the value it was armed
  * with and does nothing if the pd has moved on (a reset, a close, a
  * reuse), which also covers a callback that was already running when the
- * timer was deleted.
+ * timer was deleted.  They live apart from the pd (pd->dl), allocated by
+ * its first deadline and never freed: a server's idle connections, which
+ * mostly set none, hold a pd of under half the size (a pd is part of
+ * every connection's memory, beside its goroutine's stack page and G).
+ * Go keeps its timers in the pollDesc; our pds are never freed either,
+ * so the split only moves memory from every pd to the pds that use it.
  *
  * Rejected: Go's combined read+write timer when both deadlines are equal
  * (it saves one heap entry per connection with SetDeadline; two entries
@@ -84,9 +89,6 @@ gort_pd_t *gort__pd_alloc(void)
             /* Closed, no references: a handle guessed before the first
              * open finds it closed. */
             atomic_store_explicit(&pd->mu, 1, memory_order_relaxed);
-            pd->rt.f = NULL;
-            pd->rt.idx = -1;
-            pd->wt.idx = -1;
             pd->link = freelist;
             freelist = pd;
         }
@@ -121,11 +123,12 @@ void gort__pd_free(gort_pd_t *pd)
 static void publish_info(gort_pd_t *pd)
 {
     uint32_t i = 0;
+    gort_pd_dl_t *dl = atomic_load_explicit(&pd->dl, memory_order_relaxed);
     if (pd->closing)
         i |= PDI_CLOSING;
-    if (pd->rd < 0)
+    if (dl && dl->rd < 0)
         i |= PDI_RDEXPIRED;
-    if (pd->wd < 0)
+    if (dl && dl->wd < 0)
         i |= PDI_WDEXPIRED;
     atomic_store_explicit(&pd->info, i, memory_order_release);
 }
@@ -138,9 +141,12 @@ int gort__pd_open(gort_pd_t *pd, int fd)
         gort__throw("netpoll: blocked goroutine on a free poll descriptor");
     pd->fd = fd;
     pd->closing = false;
-    pd->rseq++;
-    pd->wseq++;
-    pd->rd = pd->wd = 0;
+    gort_pd_dl_t *dl = atomic_load_explicit(&pd->dl, memory_order_relaxed);
+    if (dl) {
+        dl->rseq++;
+        dl->wseq++;
+        dl->rd = dl->wd = 0;
+    }
     atomic_store_explicit(&pd->rhup, false, memory_order_relaxed);
     pd->rdrained = false;
     atomic_store(&pd->rg, PD_NIL);
@@ -266,18 +272,21 @@ void gort__pd_evict(gort_pd_t *pd)
     if (pd->closing)
         gort__throw("netpoll: evicting a closed poll descriptor");
     pd->closing = true;
-    pd->rseq++;
-    pd->wseq++;
+    gort_pd_dl_t *dl = atomic_load_explicit(&pd->dl, memory_order_relaxed);
+    if (dl) {
+        dl->rseq++;
+        dl->wseq++;
+    }
     publish_info(pd);
     gort_g_t *rg = netpollunblock(pd, 'r', false);
     gort_g_t *wg = netpollunblock(pd, 'w', false);
-    if (pd->rt.f) {
-        gort__timer_del(&pd->rt);
-        pd->rt.f = NULL;
+    if (dl && dl->rt.f) {
+        gort__timer_del(&dl->rt);
+        dl->rt.f = NULL;
     }
-    if (pd->wt.f) {
-        gort__timer_del(&pd->wt);
-        pd->wt.f = NULL;
+    if (dl && dl->wt.f) {
+        gort__timer_del(&dl->wt);
+        dl->wt.f = NULL;
     }
     gort__unlock(&pd->lock);
     if (rg)
@@ -339,49 +348,74 @@ static void arm(gort_pd_t *pd, gort__timer_t *t, uintptr_t *seq, int64_t d, int6
     }
 }
 
-void gort__pd_set_deadline(gort_pd_t *pd, int64_t d, int mode)
+int gort__pd_set_deadline(gort_pd_t *pd, int64_t d, int mode)
 {
     if (d < 0 || (d > 0 && d <= gort__nanotime()))
         d = -1;
+    /* The first deadline allocates the timers, outside the lock (acquire:
+     * paired with the release below).  Two first setters racing both
+     * allocate; the loser frees its own.  Clearing needs none: no
+     * deadline is set while there is no dl. */
+    gort_pd_dl_t *fresh = NULL;
+    if (!atomic_load_explicit(&pd->dl, memory_order_acquire)) {
+        if (d == 0)
+            return 0;
+        fresh = calloc(1, sizeof *fresh);
+        if (!fresh)
+            return -ENOMEM;
+        fresh->rt.idx = -1;
+        fresh->wt.idx = -1;
+    }
     gort__lock(&pd->lock);
+    gort_pd_dl_t *dl = atomic_load_explicit(&pd->dl, memory_order_relaxed);
+    if (!dl && fresh) {
+        dl = fresh;
+        fresh = NULL;
+        atomic_store_explicit(&pd->dl, dl, memory_order_release);
+    }
     if (pd->closing) {
         gort__unlock(&pd->lock);
-        return;
+        free(fresh);
+        return 0;
     }
-    int64_t rd0 = pd->rd, wd0 = pd->wd;
+    int64_t rd0 = dl->rd, wd0 = dl->wd;
     if (mode == 'r' || mode == 'r' + 'w')
-        pd->rd = d;
+        dl->rd = d;
     if (mode == 'w' || mode == 'r' + 'w')
-        pd->wd = d;
+        dl->wd = d;
     publish_info(pd);
-    arm(pd, &pd->rt, &pd->rseq, pd->rd, rd0, deadline_read);
-    arm(pd, &pd->wt, &pd->wseq, pd->wd, wd0, deadline_write);
+    arm(pd, &dl->rt, &dl->rseq, dl->rd, rd0, deadline_read);
+    arm(pd, &dl->wt, &dl->wseq, dl->wd, wd0, deadline_write);
     /* A deadline set into the past wakes whoever waits under it. */
-    gort_g_t *rg = pd->rd < 0 ? netpollunblock(pd, 'r', false) : NULL;
-    gort_g_t *wg = pd->wd < 0 ? netpollunblock(pd, 'w', false) : NULL;
+    gort_g_t *rg = dl->rd < 0 ? netpollunblock(pd, 'r', false) : NULL;
+    gort_g_t *wg = dl->wd < 0 ? netpollunblock(pd, 'w', false) : NULL;
     gort__unlock(&pd->lock);
+    free(fresh);
     if (rg)
         gort__ready(rg, false);
     if (wg)
         gort__ready(wg, false);
+    return 0;
 }
 
 /* A deadline timer: on g0 with a P, no lock held. */
 static void deadline_fire(gort_pd_t *pd, uintptr_t seq, int mode)
 {
     gort__lock(&pd->lock);
-    gort__timer_t *t = mode == 'r' ? &pd->rt : &pd->wt;
-    if (seq != (mode == 'r' ? pd->rseq : pd->wseq)) {
+    /* A timer exists only once dl does, and dl is never taken away. */
+    gort_pd_dl_t *dl = atomic_load_explicit(&pd->dl, memory_order_relaxed);
+    gort__timer_t *t = mode == 'r' ? &dl->rt : &dl->wt;
+    if (seq != (mode == 'r' ? dl->rseq : dl->wseq)) {
         gort__unlock(&pd->lock); /* reset, closed or reused since */
         return;
     }
-    if ((mode == 'r' ? pd->rd : pd->wd) <= 0 || t->f == NULL)
+    if ((mode == 'r' ? dl->rd : dl->wd) <= 0 || t->f == NULL)
         gort__throw("netpoll: inconsistent %s deadline", mode == 'r' ? "read" : "write");
     t->f = NULL;
     if (mode == 'r')
-        pd->rd = -1;
+        dl->rd = -1;
     else
-        pd->wd = -1;
+        dl->wd = -1;
     publish_info(pd);
     gort_g_t *gp = netpollunblock(pd, mode, false);
     gort__unlock(&pd->lock);

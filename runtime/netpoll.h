@@ -42,13 +42,13 @@ typedef struct gort_pd {
      * the closer frees the pd. */
     int fd;
     uint32_t slot;       /* index in the table; constant */
-    bool is_sock;        /* writes use send(MSG_NOSIGNAL) */
-    bool is_tcp;         /* a TCP socket: accepted ones get TCP_NODELAY */
-    char *unlink_path;   /* a unix listener's path, removed on close */
     /* Generation: handles and epoll tags carry the value from their
      * open.  Bumped by the closer when it frees the pd (release; readers
      * acquire), so a stale handle, timer or event sees a mismatch. */
     _Atomic uint32_t gen;
+    bool is_sock;        /* writes use send(MSG_NOSIGNAL) */
+    bool is_tcp;         /* a TCP socket: accepted ones get TCP_NODELAY */
+    char *unlink_path;   /* a unix listener's path, removed on close */
 
     /* fd.c: Go's fdMutex (closed, read and write turns, references and
      * waiters in one word; CAS only) and its semaphores.  csema: the
@@ -69,14 +69,26 @@ typedef struct gort_pd {
      * clears it), so every arrival after that read has left an edge. */
     bool rdrained;
     int8_t inq; /* fd.c, under the read turn: TCP_INQ 0 untried, 1 on, -1 refused */
+    bool closing; /* under lock (here in a hole: a pd is part of every
+                     connection's memory) */
 
-    gort_lock_t lock; /* LR_POLLDESC: what follows */
-    bool closing;
+    gort_lock_t lock; /* LR_POLLDESC: closing and what follows */
+    /* The deadlines: NULL until the first gort_fd_set_*deadline on this
+     * pd, then kept with it for good (never freed: a timer that fires
+     * late reads it through the pd).  Most connections never set one,
+     * and the two timers are most of a pd's size.  Set under lock
+     * (release); read under it, or with acquire by a setter deciding
+     * whether to allocate one. */
+    struct gort_pd_dl *_Atomic dl;
+    struct gort_pd *link;    /* free list; under the table's lock */
+} gort_pd_t;
+
+/* A pd's deadline state (pd->dl); every field under pd->lock. */
+typedef struct gort_pd_dl {
     int64_t rd, wd;          /* deadlines: 0 none, -1 passed */
     uintptr_t rseq, wseq;    /* bumped when a timer must not fire */
     gort__timer_t rt, wt;    /* deadline timers; rt.f != NULL: armed */
-    struct gort_pd *link;    /* free list; under the table's lock */
-} gort_pd_t;
+} gort_pd_dl_t;
 
 /* netpoll.c */
 gort_pd_t *gort__pd_alloc(void);           /* a free pd, closing, fd -1 */
@@ -88,7 +100,9 @@ void gort__pd_evict(gort_pd_t *pd);        /* closing: wake every waiter */
 int gort__pd_reset(gort_pd_t *pd, int mode);   /* before an I/O attempt */
 int gort__pd_wait(gort_pd_t *pd, int mode);    /* park until ready */
 int gort__pd_checkerr(gort_pd_t *pd, int mode);
-void gort__pd_set_deadline(gort_pd_t *pd, int64_t d, int mode); /* 'r', 'w', 'r'+'w' */
+/* mode 'r', 'w', 'r'+'w'.  Returns 0, or -ENOMEM when the pd's first
+ * deadline finds no memory for its timers. */
+int gort__pd_set_deadline(gort_pd_t *pd, int64_t d, int mode);
 /* An event for tag ('r', 'w' or 'r'+'w'; hup: it reported a hang-up, an
  * error or urgent data): adds the goroutines it readies to *list (foreign
  * waiters are woken at once). */

@@ -61,14 +61,46 @@ _Static_assert(offsetof(gort_g_t, param) + sizeof(void *) <= 2 * GORT_CACHELINE,
 /* Gs are line-aligned, so that the fields a switch touches share one or
  * two cache lines (struct gort_g) instead of straddling three.  They come
  * from slabs (Gs are reused, never freed): aligned_alloc for each cost
- * ~150 bytes of padding per goroutine. */
+ * ~150 bytes of padding per goroutine.
+ *
+ * Or from the top of a stack.  A goroutine that parks for long (a server's
+ * idle connection) holds the top page of its stack and its G; a G placed
+ * in that page costs nothing more.  So a new G is carved off the top of a
+ * stack taken for it at once, which stays its own until it first exits
+ * (stack.lo 0 with stack.hi set until it first runs: execute() takes the
+ * rest as its stack).  Then the stack goes to the pool like any other,
+ * with its hi below the G for good, and the G is reused like any other
+ * (its later lives get any stack); it is never freed, so the memory under
+ * a stale G pointer is still that G.  Only while the creator's run queue
+ * is short (PLACE_RUNQ_MAX): a burst of goroutines queued faster than they
+ * run would each hold a stack before running, where from slabs they take
+ * turns on a few.  A placed G costs a page where it outlives its first
+ * stack's use (a dead G whose stack is pooled, the scavenger keeps that
+ * page), a slab G 320 bytes. */
 #define G_SLAB 64
+#define PLACE_RUNQ_MAX 32
 static char *gslab;      /* allglock */
 static size_t gslab_left; /* allglock */
 
-static gort_g_t *malg(void)
+static gort_g_t *malg(gort_p_t *pp)
 {
     size_t sz = (sizeof(gort_g_t) + GORT_CACHELINE - 1) & ~(size_t)(GORT_CACHELINE - 1);
+    gort_stack_t home;
+    void *at;
+    if (pp && gort__runqlen(pp) < PLACE_RUNQ_MAX && gort__stack_alloc(pp, &home)) {
+        if (gort__stack_carve(&home, sz, &at)) {
+            gort__san_carved(at, sz);
+            gort_g_t *gp = memset(at, 0, sz);
+            gp->stack.hi = home.hi;
+            gp->stack.guard = home.guard;
+            atomic_store_explicit(&gp->status, G_DEAD, memory_order_relaxed);
+            gort__lock(&gort__allglock);
+            allgadd_locked(gp);
+            gort__unlock(&gort__allglock);
+            return gp;
+        }
+        gort__stack_free(pp, &home); /* an earlier G lives at its top */
+    }
     gort__lock(&gort__allglock);
     if (gslab_left == 0) {
         gslab = aligned_alloc(GORT_CACHELINE, sz * G_SLAB);
@@ -194,7 +226,7 @@ uint64_t gort__newproc(void (*fn)(void *), void *arg, uintptr_t pc, bool main)
     gort_g_t *parent = m ? m->curg : NULL;
     gort_g_t *gp = gfget(pp);
     if (!gp)
-        gp = malg();
+        gp = malg(pp);
     if (atomic_load_explicit(&gp->status, memory_order_relaxed) != G_DEAD)
         gort__throw("newproc: free goroutine is not dead");
     gp->fn = fn;

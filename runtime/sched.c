@@ -985,7 +985,9 @@ void gort__execute(gort_g_t *gp, bool inherit)
     GORT_OWNER_INC(&m->preempt_gen);
     gort__trace(TEV_START, gp, pp, inherit);
     if (unlikely(gp->stack.lo == 0)) {
-        if (!gort__stack_alloc(pp, &gp->stack))
+        if (gp->stack.hi) /* a G placed at its top by malg (proc.c) */
+            gp->stack.lo = gort__stack_carved_lo(gp->stack.hi);
+        else if (!gort__stack_alloc(pp, &gp->stack))
             gort__throw_oom(gort__stack_size(), "goroutine stack");
         /* Stack colouring: start each stack's frames 0-31 cache lines
          * below its top, by slot.  Stacks sit at a fixed stride and

@@ -11,7 +11,9 @@
  * (GORT_STACK_SIZE, default 256 KiB) and small in memory.  A goroutine gets
  * its stack when it first runs, not when it is created, and gives it back
  * when it exits: a million goroutines spawned and finished need only as
- * many stacks as run at once.
+ * many stacks as run at once.  The exception: a new G carved off the top
+ * of a stack (gort__stack_carve; proc.c's malg says when) holds that
+ * stack from its creation, and the stack's hi stays below it for good.
  *
  * Overflow detection at a million stacks.  vm.max_map_count (65530 by
  * default) allows about 32k PROT_NONE guard pages, since each splits a
@@ -300,7 +302,8 @@ static int stack_cmp(const void *a, const void *b)
  * sorted by address neighbouring slots go in one madvise (one TLB
  * shootdown for a run of stacks, not one per stack).  The guard page
  * between two slots goes with them: guard markers and PROT_NONE survive
- * MADV_DONTNEED, and a canary is rewritten when the stack is handed out. */
+ * MADV_DONTNEED, and a canary is rewritten when the stack is handed out.
+ * A stack whose top holds a G (gort__stack_carve) keeps its top page. */
 size_t gort__stack_scavenge(void)
 {
     gort__lock(&pool_lock);
@@ -328,9 +331,10 @@ size_t gort__stack_scavenge(void)
         qsort(batch, k, sizeof *batch, stack_cmp);
         for (size_t i = 0; i < k;) {
             size_t j = i;
-            while (j + 1 < k && batch[j + 1].lo == batch[j].hi + GORT_PAGE_SIZE)
+            while (j + 1 < k && batch[j].hi % GORT_PAGE_SIZE == 0 && batch[j + 1].lo == batch[j].hi + GORT_PAGE_SIZE)
                 j++;
-            (void)madvise((void *)batch[i].lo, batch[j].hi - batch[i].lo, MADV_DONTNEED);
+            uintptr_t end = batch[j].hi & ~(uintptr_t)(GORT_PAGE_SIZE - 1);
+            (void)madvise((void *)batch[i].lo, end - batch[i].lo, MADV_DONTNEED);
             i = j + 1;
         }
         gort__lock(&pool_lock);
@@ -414,6 +418,20 @@ bool gort__stack_check(const gort_stack_t *s)
 }
 
 uintptr_t gort__stack_guard_lo(const gort_stack_t *s) { return s->lo - GORT_PAGE_SIZE; }
+
+bool gort__stack_carve(gort_stack_t *s, size_t n, void **out)
+{
+    if (s->hi % GORT_PAGE_SIZE != 0 || n == 0 || n >= GORT_PAGE_SIZE)
+        return false;
+    s->hi -= n;
+    *out = (void *)s->hi;
+    return true;
+}
+
+uintptr_t gort__stack_carved_lo(uintptr_t hi)
+{
+    return ((hi + GORT_PAGE_SIZE - 1) & ~(uintptr_t)(GORT_PAGE_SIZE - 1)) - stack_size;
+}
 
 uint64_t gort__stacks_allocated(void) { return atomic_load_explicit(&nallocated, memory_order_relaxed); }
 

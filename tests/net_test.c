@@ -31,6 +31,7 @@
 
 #include "gort_net.h"
 #include "gort_prof.h"
+#include "runtime.h" /* idle_memory: where a G and a poll descriptor live */
 #include "test.h"
 
 #define MS 1000000LL
@@ -1224,10 +1225,108 @@ static void test_drained_fallback(void)
     CU_ASSERT(gt_child_expect("net_drained_fallback", NULL, 120, "fallback fails 0"));
 }
 
+/* ---- what an idle connection holds ----
+ *
+ * A server's idle connection is a goroutine parked in gort_fd_read with
+ * its buffer, and a poll descriptor.  The goroutine's G lives in the top
+ * page of its stack (proc.c's malg), the page a parked goroutine holds
+ * anyway, and the pd holds no deadline timers until a deadline is set
+ * (netpoll.c).  In a child: a fresh process has no dead Gs to reuse, so
+ * every connection's goroutine is a new G.  Each is dialled once the
+ * previous one runs, so the acceptor's run queue stays short (a burst
+ * queued faster than it runs gets slab Gs). */
+#define IM_N 200
+static gort_fd im_ln, im_srv[IM_N];
+static gort_g_t *im_g[IM_N];
+static uintptr_t im_hi[IM_N];
+static _Atomic int im_started, im_ended;
+
+static void im_conn(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    char *buf = malloc(4096);
+    gort_g_t *gp = gort__getg();
+    im_g[i] = gp;
+    im_hi[i] = gp->stack.hi;
+    atomic_fetch_add(&im_started, 1);
+    while (gort_fd_read(im_srv[i], buf, 4096) > 0) {
+    }
+    free(buf);
+    gort_fd_close(im_srv[i]);
+    atomic_fetch_add(&im_ended, 1);
+}
+
+static void im_acceptor(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < IM_N; i++) {
+        if (gort_fd_accept(im_ln, &im_srv[i], NULL, NULL) != 0)
+            return;
+        gort_go(im_conn, (void *)(intptr_t)i);
+    }
+}
+
+static void im_body(void *arg)
+{
+    (void)arg;
+    static gort_fd cl[IM_N];
+    char addr[64];
+    if (gort_net_listen("tcp", "127.0.0.1:0", &im_ln) != 0 || gort_fd_local_addr(im_ln, addr, sizeof addr) <= 0)
+        return;
+    gort_go(im_acceptor, NULL);
+    int dialled = 0;
+    for (; dialled < IM_N; dialled++) {
+        if (gort_net_dial("tcp", addr, 10000 * MS, &cl[dialled]) != 0)
+            break;
+        while (atomic_load(&im_started) <= dialled)
+            gort_sleep(100000);
+    }
+    /* A G is placed when its top lies in the page where its stack's top
+     * is: its stack's hi is just below it, a G's size from a page end. */
+    size_t gsz = (sizeof(gort_g_t) + GORT_CACHELINE - 1) & ~(size_t)(GORT_CACHELINE - 1);
+    int placed = 0, nodl = 0;
+    for (int i = 0; i < dialled; i++) {
+        uintptr_t g = (uintptr_t)im_g[i];
+        placed += g == im_hi[i] && (g + gsz) % GORT_PAGE_SIZE == 0;
+        gort_pd_t *pd = gort__pd_at((uint32_t)im_srv[i].h);
+        nodl += pd && atomic_load(&pd->dl) == NULL;
+    }
+    /* The first deadline brings the timers; clearing it keeps them. */
+    gort_pd_t *pd0 = gort__pd_at((uint32_t)im_srv[0].h);
+    int e1 = gort_fd_set_read_deadline(im_srv[0], gort_nanotime() + 3600 * 1000 * MS);
+    bool dl_set = pd0 && atomic_load(&pd0->dl) != NULL;
+    int e2 = gort_fd_set_read_deadline(im_srv[0], 0);
+    bool dl_kept = pd0 && atomic_load(&pd0->dl) != NULL;
+    printf("dialled %d placed %d nodl %d deadline %d %d %d %d pd %zu bytes\n", dialled, placed, nodl, e1, e2,
+           dl_set, dl_kept, sizeof(gort_pd_t));
+    for (int i = 0; i < dialled; i++)
+        gort_fd_close(cl[i]);
+    while (atomic_load(&im_ended) < dialled)
+        gort_sleep(100000);
+    gort_fd_close(im_ln);
+}
+
+GT_CHILD(net_idle_memory)
+{
+    gort_main(im_body, NULL);
+    exit(0);
+}
+
+static void test_idle_memory(void)
+{
+    char want[160];
+    /* The pd: two cache lines at most (it was over four with its timers). */
+    snprintf(want, sizeof want, "dialled %d placed %d nodl %d deadline 0 0 1 1 pd %zu bytes", IM_N, IM_N, IM_N,
+             sizeof(gort_pd_t));
+    CU_ASSERT(sizeof(gort_pd_t) <= 2 * GORT_CACHELINE);
+    CU_ASSERT(gt_child_expect("net_idle_memory", NULL, 60, want));
+}
+
 GT_SUITE(net, {"echo_300", test_echo_300}, {"blocked_readers", test_blocked_readers},
          {"deadlines", test_deadlines}, {"deadline_wakes", test_deadline_wakes}, {"errors", test_errors},
          {"reuse", test_reuse}, {"turns", test_turns}, {"families", test_families},
          {"10k_connections", test_10k_connections}, {"readiness_and_threads", test_readiness_and_threads},
          {"sysmon_polls", test_sysmon_polls}, {"iowait_visible", test_iowait_visible},
          {"not_deadlock", test_not_deadlock}, {"drained_wakeups", test_drained_wakeups},
-         {"drained_ends", test_drained_ends}, {"drained_fallback", test_drained_fallback})
+         {"drained_ends", test_drained_ends}, {"drained_fallback", test_drained_fallback},
+         {"idle_memory", test_idle_memory})

@@ -482,12 +482,25 @@ static void test_never_ran(void)
 static gort_waitgroup f_ready, f_release, f_done;
 static uint64_t id_f1, id_f2;
 static char *fault_dump, *stw_dump;
+static bool f_g_apart; /* the page made unreadable does not hold the G */
+
+/* Parks two pages below its goroutine's top: the page the test makes
+ * unreadable is then below the G, which may live in its stack's top page
+ * (docs/runtime.md, "Where a G lives"); only the frames are to fault. */
+__attribute__((noinline)) static void dump_fault_deep(void)
+{
+    volatile char pad[2 * GORT_PAGE_SIZE];
+    pad[0] = 1;
+    gort_wg_done(&f_ready);
+    gort_wg_wait(&f_release);
+    BARRIER();
+    pad[sizeof pad - 1] = pad[0];
+}
 
 __attribute__((noinline)) static void dump_fault_parker(void *arg)
 {
     (void)arg;
-    gort_wg_done(&f_ready);
-    gort_wg_wait(&f_release);
+    dump_fault_deep();
     BARRIER();
     gort_wg_done(&f_done);
 }
@@ -507,11 +520,16 @@ static void fault_body(void *arg)
     /* Its saved context becomes unreadable: the dump must note it and go
      * on (the SIGSEGV handler longjmps back into the dump). */
     void *page = (void *)((uintptr_t)g1->ctx.sp & ~(uintptr_t)(GORT_PAGE_SIZE - 1));
-    mprotect(page, GORT_PAGE_SIZE, PROT_NONE);
+    f_g_apart = (uintptr_t)g1 + sizeof *g1 <= (uintptr_t)page || (uintptr_t)g1 >= (uintptr_t)page + GORT_PAGE_SIZE;
+    if (!f_g_apart)
+        page = NULL; /* protecting the G itself is not this test's fault */
+    if (page)
+        mprotect(page, GORT_PAGE_SIZE, PROT_NONE);
     fault_dump = malloc(DUMPSZ);
     size_t n = gort_stack(fault_dump, DUMPSZ - 1, true);
     fault_dump[n] = 0;
-    mprotect(page, GORT_PAGE_SIZE, PROT_READ | PROT_WRITE);
+    if (page)
+        mprotect(page, GORT_PAGE_SIZE, PROT_READ | PROT_WRITE);
     /* And with the world stopped around the dump. */
     int mode = gort__dump_stw_mode;
     gort__dump_stw_mode = 1;
@@ -526,6 +544,7 @@ static void fault_body(void *arg)
 static void test_fault_and_stw(void)
 {
     GT_RUN(fault_body, NULL);
+    CU_ASSERT_TRUE_FATAL(f_g_apart);
     char *s1 = section(fault_dump, id_f1), *s2 = section(fault_dump, id_f2);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s2);

@@ -245,6 +245,7 @@ static const char *rank_name(int r)
     case LR_ALLG: return "allg";
     case LR_TIMERS: return "timers";
     case LR_GFREE: return "gfree";
+    case LR_STACKSCAV: return "stackscav";
     case LR_STACKPOOL: return "stackpool";
     case LR_SUDOG: return "sudog";
     case LR_LEAF: return "leaf";

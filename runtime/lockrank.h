@@ -34,6 +34,7 @@ enum gort_lockrank {
     LR_ALLG = 40,      /* allgs array */
     LR_TIMERS = 45,    /* p->timers_lock */
     LR_GFREE = 50,     /* global free G list */
+    LR_STACKSCAV = 52, /* one stack scavenge at a time (takes the pool's) */
     LR_STACKPOOL = 55, /* global stack pool */
     LR_SUDOG = 60,     /* global sudog cache */
     LR_POLLCACHE = 95, /* the poll descriptor table's free list */

@@ -304,7 +304,23 @@ static int stack_cmp(const void *a, const void *b)
  * between two slots goes with them: guard markers and PROT_NONE survive
  * MADV_DONTNEED, and a canary is rewritten when the stack is handed out.
  * A stack whose top holds a G (gort__stack_carve) keeps its top page. */
+static size_t scavenge_locked(void);
+
+/* One scavenge at a time (sysmon's and a direct call): a caller returns
+ * once the stacks it saw idle are released, never while another caller
+ * still holds them half-released outside the pool (a caller that reads
+ * the RSS next would see them still resident). */
+static gort_lock_t scav_lock = GORT_LOCK_INIT(LR_STACKSCAV);
+
 size_t gort__stack_scavenge(void)
+{
+    gort__lock(&scav_lock);
+    size_t k = scavenge_locked();
+    gort__unlock(&scav_lock);
+    return k;
+}
+
+static size_t scavenge_locked(void)
 {
     gort__lock(&pool_lock);
     size_t idle = pool_low > POOL_WARM ? pool_low - POOL_WARM : 0;

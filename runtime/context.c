@@ -75,7 +75,8 @@
 #include "gort_ctx.h"
 
 /* A public-API client, with no way into the runtime's state but the API:
- * gort_self ends a forked child (runtime/fork.c), as every gort call must. */
+ * gort_self ends a forked child (runtime/fork.c), as every gort call must.
+ * A function whose first act is another checked gort call needs none. */
 static inline void forked_check(void) { (void)gort_self(); }
 
 enum { K_BACKGROUND, K_CANCEL, K_VALUE };
@@ -525,7 +526,6 @@ gort_ctx *gort_ctx_with_deadline(gort_ctx *parent, int64_t deadline_ns)
 
 gort_ctx *gort_ctx_with_timeout(gort_ctx *parent, int64_t timeout_ns)
 {
-    forked_check();
     return gort_ctx_with_deadline(parent, gort_nanotime() + (timeout_ns > 0 ? timeout_ns : 0));
 }
 
@@ -546,11 +546,7 @@ void gort_ctx_cancel_cause(gort_ctx *c, int cause)
     cancel_tree(c, GORT_CTX_CANCELED, cause ? cause : GORT_CTX_CANCELED);
 }
 
-void gort_ctx_cancel(gort_ctx *c)
-{
-    forked_check();
-    gort_ctx_cancel_cause(c, 0);
-}
+void gort_ctx_cancel(gort_ctx *c) { gort_ctx_cancel_cause(c, 0); }
 
 void gort_ctx_free(gort_ctx *c)
 {
@@ -575,7 +571,6 @@ int gort_ctx_err(gort_ctx *c)
 
 int gort_ctx_cause(gort_ctx *c)
 {
-    forked_check();
     if (!gort_ctx_err(c))
         return 0;
     return c->owner->cause; /* stable once err is seen (acquire above) */

@@ -134,6 +134,13 @@ static void preemptall(void)
 {
     int32_t n = atomic_load_explicit(&gort__gomaxprocs, memory_order_relaxed);
     gort_m_t *self = gort__getm();
+    /* pp->m and mp->curg are read without the owner's ordering: Ms, Ps
+     * and Gs are never freed, and a stale answer only flags a goroutine
+     * that has already left (execute clears the flag) or misses one that
+     * the next call finds (stop_with_sema calls again every 100 us while
+     * stopwait is not 0).  TSan reported these reads against goexit0 and
+     * releasep; as around sysmon's retake, they are not recorded. */
+    GORT_TSAN_IGNORE_READS_BEGIN();
     for (int32_t i = 0; i < n; i++) {
         gort_p_t *pp = gort__allp[i];
         if (atomic_load_explicit(&pp->status, memory_order_acquire) != P_RUNNING)
@@ -146,6 +153,7 @@ static void preemptall(void)
             atomic_store_explicit(&gp->preempt, true, memory_order_release);
         gort__hook(preempt_m, mp);
     }
+    GORT_TSAN_IGNORE_READS_END();
 }
 
 /* With worldsema held and m->locks raised. */

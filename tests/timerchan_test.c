@@ -89,7 +89,12 @@ static void test_oneshot(void)
         with_procs(p, os_body, NULL);
         CU_ASSERT_EQUAL(os_early, 0);
         CU_ASSERT_EQUAL(os_late, 0);
-        CU_ASSERT_EQUAL(os_order, 0);
+        /* In deadline order on one heap.  With two Ps the timers sit on
+         * two heaps, 1 ms apart: an M descheduled for longer than that
+         * (a loaded box) checks its heap after the other P fired a later
+         * timer, as in Go, so the order is asserted at one P only. */
+        if (p == 1)
+            CU_ASSERT_EQUAL(os_order, 0);
         CU_ASSERT_EQUAL(os_bad, 0);
     }
 }

@@ -488,6 +488,32 @@ static void guarded_dump_g(dump_t *d, gort_g_t *gp)
     dump_g(d, gp);
 }
 
+/* The hints for the goroutines dumped next read their Gs, which the
+ * program may have made unreadable (a G can share its stack's top page):
+ * under their own guard, since d->jb must never be left pointing into a
+ * frame that has returned.  A fault only drops the hint. */
+static void guarded_prefetch(dump_t *d, gort_g_t *g4, gort_g_t *g2)
+{
+    if (sigsetjmp(d->jb, 0) != 0) {
+        pthread_sigmask(SIG_SETMASK, &d->mask, NULL);
+        return;
+    }
+    if (g4) {
+        void *sp = __atomic_load_n(&g4->ctx.sp, __ATOMIC_RELAXED);
+        if (sp)
+            __builtin_prefetch(sp);
+    }
+    if (g2) {
+        /* The frames a walk reads next: the lines above the saved
+         * context, up to the top of the stack. */
+        uintptr_t sp = (uintptr_t)__atomic_load_n(&g2->ctx.sp, __ATOMIC_RELAXED);
+        uintptr_t hi = __atomic_load_n(&g2->stack.hi, __ATOMIC_RELAXED);
+        if (sp && hi > sp && hi - sp <= 2048)
+            for (uintptr_t a = (sp & ~(uintptr_t)63) + 64; a < hi; a += 64)
+                __builtin_prefetch((const void *)a);
+    }
+}
+
 static bool allg_lock(dump_t *d)
 {
     if (!d->crashing) {
@@ -527,22 +553,8 @@ static void dump_others(dump_t *d)
              * (and a cache miss for its G): start those a few goroutines
              * ahead so that they overlap. */
             if (j + 8 < k)
-                __builtin_prefetch(batch[j + 8]);
-            if (j + 4 < k) {
-                void *sp = __atomic_load_n(&batch[j + 4]->ctx.sp, __ATOMIC_RELAXED);
-                if (sp)
-                    __builtin_prefetch(sp);
-            }
-            if (j + 2 < k) {
-                /* The frames a walk reads next: the lines above the saved
-                 * context, up to the top of the stack. */
-                gort_g_t *g = batch[j + 2];
-                uintptr_t sp = (uintptr_t)__atomic_load_n(&g->ctx.sp, __ATOMIC_RELAXED);
-                uintptr_t hi = __atomic_load_n(&g->stack.hi, __ATOMIC_RELAXED);
-                if (sp && hi > sp && hi - sp <= 2048)
-                    for (uintptr_t a = (sp & ~(uintptr_t)63) + 64; a < hi; a += 64)
-                        __builtin_prefetch((const void *)a);
-            }
+                __builtin_prefetch(batch[j + 8]); /* a prefetch never faults */
+            guarded_prefetch(d, j + 4 < k ? batch[j + 4] : NULL, j + 2 < k ? batch[j + 2] : NULL);
             if (batch[j] != d->self)
                 guarded_dump_g(d, batch[j]);
         }

@@ -564,6 +564,71 @@ static void test_fault_and_stw(void)
     free(stw_dump);
 }
 
+/* ---- a G the program made unreadable ---- */
+
+/* A G placed at the top of its stack shares that page with the stack's
+ * first frames, so a program that protects that page protects the G.  The
+ * dump reads Gs ahead of the one it prints (prefetch hints): those reads
+ * must fault under a live guard too, never into a jmp_buf whose frame has
+ * returned.  One goroutine's section is then lost, and no other. */
+#define UG_N 8
+#define UG_BAD 5
+static gort_waitgroup ug_ready, ug_release, ug_done;
+
+__attribute__((noinline)) static void dump_ug_parker(void *arg)
+{
+    (void)arg;
+    gort_wg_done(&ug_ready);
+    gort_wg_wait(&ug_release);
+    BARRIER();
+    gort_wg_done(&ug_done);
+}
+
+static void ug_body(void *arg)
+{
+    (void)arg;
+    uint64_t ids[UG_N];
+    gort_wg_add(&ug_ready, UG_N);
+    gort_wg_add(&ug_release, 1);
+    gort_wg_add(&ug_done, UG_N);
+    for (int i = 0; i < UG_N; i++)
+        ids[i] = gort_go(dump_ug_parker, NULL);
+    gort_wg_wait(&ug_ready);
+    for (int i = 0; i < UG_N; i++)
+        if (!wait_status(ids[i], G_WAITING))
+            exit(3);
+    gort_g_t *bad = find_g(ids[UG_BAD]);
+    if ((uintptr_t)bad != bad->stack.hi) {
+        printf("G not placed\n");
+        exit(4);
+    }
+    void *page = (void *)((uintptr_t)bad & ~(uintptr_t)(GORT_PAGE_SIZE - 1));
+    char *d = malloc(DUMPSZ);
+    mprotect(page, GORT_PAGE_SIZE, PROT_NONE);
+    size_t n = gort_stack(d, DUMPSZ - 1, true);
+    mprotect(page, GORT_PAGE_SIZE, PROT_READ | PROT_WRITE);
+    d[n] = 0;
+    int complete = 0;
+    for (int i = 0; i < UG_N; i++) {
+        char *sec = section(d, ids[i]);
+        if (sec && gt_contains(sec, "\ndump_ug_parker(...)\n\t"))
+            complete++;
+        free(sec);
+    }
+    printf("complete=%d unreadable=%d\n", complete, count(d, "stack unreadable: signal 11"));
+    free(d);
+    gort_wg_done(&ug_release);
+    gort_wg_wait(&ug_done);
+}
+GT_CHILD(unreadable_g) { gort_main(ug_body, NULL); }
+
+static void test_unreadable_g(void)
+{
+    char want[64];
+    snprintf(want, sizeof want, "complete=%d unreadable=1\n", UG_N - 1);
+    CU_ASSERT(gt_child_expect("unreadable_g", NULL, 30, want));
+}
+
 /* ---- 10,000 goroutines ---- */
 
 static gort_waitgroup m_ready, m_release, m_done;
@@ -804,6 +869,7 @@ GT_SUITE(dump,
          {"running_and_syscall", test_running_and_syscall},
          {"never_ran", test_never_ran},
          {"fault_and_stw", test_fault_and_stw},
+         {"unreadable_g", test_unreadable_g},
          {"ten_thousand", test_ten_thousand},
          {"dump_to_pipe", test_dump_to_pipe},
          {"symbolize_and_classes", test_symbolize_and_classes})

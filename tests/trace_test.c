@@ -71,7 +71,7 @@ static size_t count(const char *hay, const char *needle)
 static gort_chan *ping, *pong, *sel_a, *sel_b, *stop_ch;
 static gort_mutex mu;
 static long shared;
-static int pfd[2];
+static int pfd[2], pfd2[2];
 static _Atomic int spin_go;
 static volatile long spin_sink;
 
@@ -133,6 +133,18 @@ static void __attribute__((noinline)) trace_reader(void *a)
     gort_wg_done(wg);
 }
 
+/* The same while tracing: the first reader's P may have been taken
+ * before the trace started (a slow start), and that GoSysBlock is then
+ * not in it. */
+static void __attribute__((noinline)) trace_reader2(void *a)
+{
+    gort_waitgroup *wg = a;
+    char c;
+    if (gort_read(pfd2[0], &c, 1) != 1)
+        abort();
+    gort_wg_done(wg);
+}
+
 /* Sleeps without telling the runtime: sysmon revokes its P. */
 static void __attribute__((noinline)) trace_unwrapped(void *a)
 {
@@ -179,6 +191,7 @@ static void write_trace(const char *path, bool mid)
     sel_b = gort_chan_make(sizeof(long), 4);
     stop_ch = gort_chan_make(0, 0);
     CU_ASSERT_EQUAL_FATAL(pipe(pfd), 0);
+    CU_ASSERT_EQUAL_FATAL(pipe(pfd2), 0);
     gort_waitgroup early = {0};
     /* Alive at the start: parked (pinger, selector), in a system call
      * (the reader), and running (the unwrapped sleeper, spinner). */
@@ -222,7 +235,11 @@ static void write_trace(const char *path, bool mid)
 
     gort_waitgroup wg = {0};
     gort_trace_region_begin(task, "mix");
-    gort_wg_add(&wg, 8 + 4 + 2 + 4);
+    gort_wg_add(&wg, 8 + 4 + 2 + 4 + 1);
+    gort_stats st;
+    gort_stats_get(&st);
+    uint64_t handoffs = st.handoffs;
+    gort_go(trace_reader2, &wg);
     for (int i = 0; i < 8; i++)
         gort_go(trace_locker, &wg);
     for (int i = 0; i < 4; i++)
@@ -232,7 +249,15 @@ static void write_trace(const char *path, bool mid)
     for (int i = 0; i < 4; i++)
         gort_go(trace_busy, &wg);
     gort_sleep(20 * 1000 * 1000); /* the reader's and spinner's P are taken meanwhile */
-    if (write(pfd[1], "x", 1) != 1)
+    /* At least one P taken from a system call while tracing (sysmon takes
+     * the second reader's after 10 ms even with idle Ps, as Go's retake). */
+    for (int i = 0; i < 10000; i++) {
+        gort_stats_get(&st);
+        if (st.handoffs != handoffs)
+            break;
+        gort_sleep(1000 * 1000);
+    }
+    if (write(pfd[1], "x", 1) != 1 || write(pfd2[1], "x", 1) != 1)
         abort();
     atomic_store(&spin_go, 1);
     gort_wg_wait(&wg);
@@ -258,6 +283,8 @@ static void write_trace(const char *path, bool mid)
     gort_chan_close(stop_ch);
     close(pfd[0]);
     close(pfd[1]);
+    close(pfd2[0]);
+    close(pfd2[1]);
 }
 
 static bool made;

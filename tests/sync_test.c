@@ -333,6 +333,11 @@ static void st_body(void *a)
     gort_mutex_lock(&st_mu);
     gort_go(st_waiter, NULL);
     gort_chan_recv(st_started, NULL);
+    /* Until the waiter has counted itself in: a late one (a loaded box)
+     * could find the lock free between an unlock and the re-lock. */
+    for (int i = 0; i < 1000000 && (atomic_load((_Atomic int64_t *)&st_mu._u._state) >> GORT_MUTEX_WAITER_SHIFT) == 0;
+         i++)
+        gort_yield();
     int r;
     /* The holder wants the lock forever: it re-locks at once after each
      * unlock, which in normal mode would usually win against the woken
@@ -355,7 +360,10 @@ static void test_mutex_starvation(void)
 {
     for (int p = 1; p <= 2; p++) {
         with_procs(p, st_body, NULL);
-        CU_ASSERT_TRUE(atomic_load(&st_saw_starving));
+        /* At two Ps the woken waiter may still win the first unlock in
+         * normal mode, if the holder's thread is descheduled before it
+         * re-locks (seen at load 14 under TSan); at one P it cannot. */
+        CU_ASSERT_TRUE(atomic_load(&st_saw_starving) || (p == 2 && atomic_load(&st_rounds_before) == 1));
         CU_ASSERT_TRUE(atomic_load(&st_rounds_before) < ST_ROUNDS);
         CU_ASSERT_EQUAL(st_mu._u._state, 0);
     }

@@ -102,6 +102,11 @@ static void __attribute__((noinline)) trace_locker(void *a)
         shared++;
         if (i % 20 == 0)
             gort_yield();
+        /* Held across a sleep now and then: the others then park in the
+         * lock for sure (GoBlockSync; at 128 Ps their spinning used to
+         * be enough, and pprof_sync found no trace_locker). */
+        if (i % 40 == 0)
+            gort_sleep(200 * 1000);
         gort_mutex_unlock(&mu);
     }
     gort_wg_done(wg);

@@ -43,21 +43,23 @@ static inline void gort__unlock(gort_lock_t *l)
     uint32_t k = atomic_load_explicit(&l->key, memory_order_relaxed);
     uint16_t sl = atomic_load_explicit(&l->sleepers, memory_order_relaxed);
     gort_m_t *m = gort__getm();
-    if (unlikely(k & GORT_LOCK_STARVING)) {
-        /* A waiter starves: it gets the lock, not whoever comes next. */
-        gort__unlock_handoff(l);
-        if (m)
-            gort__m_locks_add(m, -1);
-        return;
-    }
-    atomic_store_explicit(&l->key, 0, memory_order_release);
-    if (unlikely(k != 1 || sl != 0)) {
-        if (k == GORT_LOCK_SOLO)
-            GORT_OWNER_ADD(&m->p->chanheld, -1); /* after the store: see chan.c */
+    /* The two common keys first (a starving key is neither): the starving
+     * test is then off their paths. */
+    if (likely(k == 1 && sl == 0)) {
+        atomic_store_explicit(&l->key, 0, memory_order_release);
+    } else if (k == GORT_LOCK_SOLO) {
+        atomic_store_explicit(&l->key, 0, memory_order_release);
+        GORT_OWNER_ADD(&m->p->chanheld, -1); /* after the store: see chan.c */
         /* A thread may sleep on a channel lock that the owner then takes
          * the plain way (it slept before a procresize back to one P). */
-        if (k != GORT_LOCK_SOLO || sl != 0)
+        if (unlikely(sl != 0))
             gort__unlock_slow(l, k, sl);
+    } else if (k & GORT_LOCK_STARVING) {
+        /* A waiter starves: it gets the lock, not whoever comes next. */
+        gort__unlock_handoff(l);
+    } else {
+        atomic_store_explicit(&l->key, 0, memory_order_release);
+        gort__unlock_slow(l, k, sl);
     }
     if (m)
         gort__m_locks_add(m, -1);

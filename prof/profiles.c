@@ -679,6 +679,8 @@ static void collect_concurrent(gcollect_t *c)
     gprof.c = c;
     gprof.want = want;
     gort__unlock(&gplock);
+    /* The switch's bit before the flag (hooks.h); the world is stopped. */
+    atomic_fetch_or_explicit(&gort__switch_slow, GORT_SWITCH_GPROF, memory_order_relaxed);
     /* release: pairs with the acquire in gort__gprof_pending */
     atomic_store_explicit(&gort__gprof_want, want, memory_order_release);
     gort__start_the_world();
@@ -693,6 +695,10 @@ static void collect_concurrent(gcollect_t *c)
      * recorders it waited for comes before (runtime/proc.h). */
     gort__lock(&gplock);
     atomic_store_explicit(&gort__gprof_want, 0, memory_order_release);
+    /* After the flag, and release for the same reason (hooks.h): a switch
+     * that reads the bit clear reads the flag 0.  One profile at a time
+     * (gprof_sema): no other sets it meanwhile. */
+    atomic_fetch_and_explicit(&gort__switch_slow, ~(uint32_t)GORT_SWITCH_GPROF, memory_order_release);
     gprof.c = NULL;
     gprof.want = 0;
     gort__unlock(&gplock);

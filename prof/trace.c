@@ -534,6 +534,8 @@ int gort_trace_start(int fd)
     go_start(c.s, self, pp, false);
     ev(c.s, EV_GOMAXPROCS, 2, (uint64_t)atomic_load(&gort__gomaxprocs), 0, 0, 0);
     tick_on = gort__trace_ticks();
+    /* The switch's bit before the flag (hooks.h). */
+    atomic_fetch_or_explicit(&gort__switch_slow, GORT_SWITCH_TRACE, memory_order_relaxed);
     atomic_store_explicit(&gort__tracing, true, memory_order_release);
     gort__start_the_world();
     pthread_mutex_unlock(&api_lock);
@@ -563,6 +565,9 @@ int gort_trace_stop(void)
     tslot_t *s = &slots[pp->id];
     ev(s, EV_GO_SCHED, 1, stack_here(s), 0, 0, 0);
     atomic_store_explicit(&gort__tracing, false, memory_order_release);
+    /* After the flag (hooks.h), with the world stopped and api_lock held:
+     * no start sets it meanwhile. */
+    atomic_fetch_and_explicit(&gort__switch_slow, ~(uint32_t)GORT_SWITCH_TRACE, memory_order_relaxed);
     flush_all();
     gort__start_the_world();
     int r = finish();
@@ -724,6 +729,7 @@ void gort__trace_init(void)
     }
     reset_slots();
     tick_on = gort__trace_ticks();
+    atomic_fetch_or_explicit(&gort__switch_slow, GORT_SWITCH_TRACE, memory_order_relaxed); /* hooks.h */
     atomic_store_explicit(&gort__tracing, true, memory_order_release);
     static const int sigs[] = {SIGINT, SIGTERM};
     for (int i = 0; i < 2; i++) {

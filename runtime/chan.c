@@ -52,7 +52,9 @@
  * sees its count (asymmetric Dekker, as in mutex.c).  A revoker that then
  * finds the flag set again (a procresize back to one P meanwhile) drops
  * the lock and revokes again.  Unlock stores key 0 before it drops the
- * count, so a revoker that sees the count at 0 sees the lock free.
+ * count, so a revoker that sees the count at 0 sees the lock free.  Off
+ * under GORT_DEBUG=lockstat=1, so that the plain path needs no lock
+ * statistics test: channel locks are then counted on the CAS path.
  *
  * Rejected: a lock-free ring for buffered channels.  With waiting
  * goroutines, close and FIFO among blocked senders all needing one atomic

@@ -181,9 +181,10 @@ void gort__san_g_destroyed(gort_g_t *gp)
 
 #if defined(GORT_ASAN) || defined(GORT_TSAN)
 /* g0 -> G, just before gort__gogo. */
-void gort__san_g0_to_g(gort_m_t *m, gort_g_t *gp)
+void gort__san_g0_to_g(gort_m_t *m, gort_g_t *gp, uint32_t slow)
 {
     (void)m;
+    (void)slow;
     gort__cxx_switch_in(gp); /* not a sanitizer matter either (cxx.h) */
 #if defined(GORT_ASAN)
     __sanitizer_start_switch_fiber(&m->g0_fake_stack, (void *)gp->stack.lo, gp->stack.hi - gp->stack.lo);

@@ -9,3 +9,6 @@ gort_hooks_t gort__hooks;
 
 /* runtime/trace.h: a trace is running (prof/trace.c writes it). */
 _Atomic bool gort__tracing;
+
+/* hooks.h: which flags the switch to a goroutine must test. */
+_Atomic uint32_t gort__switch_slow;

@@ -33,6 +33,7 @@
 #ifndef GORT_HOOKS_H
 #define GORT_HOOKS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -93,6 +94,31 @@ typedef struct gort_hooks {
 } gort_hooks_t;
 
 extern gort_hooks_t gort__hooks;
+
+/* What makes a switch to a goroutine (sched.c, gort__execute) or from one
+ * into a park (gort__park_m) take its slow path, one bit each, so that
+ * the common switch tests one word and not each flag behind it:
+ *   GORT_SWITCH_TRACE   a trace may be running (gort__tracing, trace.h)
+ *   GORT_SWITCH_GPROF   a goroutine profile may be collecting
+ *                       (gort__gprof_want, proc.h)
+ *   GORT_SWITCH_CXX     the program has a C++ runtime (cxx.h)
+ * A bit may be set while its flag is off (the slow path then tests the
+ * flag itself, as every switch did before), never clear while the flag is
+ * on: whoever turns a flag on sets its bit first, and clears the bit only
+ * after turning the flag off, both with the world stopped or under the
+ * one lock that serialises that flag's writers.  TRACE is cleared only by
+ * gort_trace_stop: a trace cut off at exit or by a signal leaves it set.
+ * CXX is set at runtime init and never cleared.
+ *
+ * Loaded with acquire by the switch: a read without GPROF pairs with the
+ * release that cleared it after the profile's walk, as a read of
+ * gort__gprof_want == 0 does (proc.h says why that matters). */
+enum {
+    GORT_SWITCH_TRACE = 1u << 0,
+    GORT_SWITCH_GPROF = 1u << 1,
+    GORT_SWITCH_CXX = 1u << 2,
+};
+extern __attribute__((visibility("hidden"))) _Atomic uint32_t gort__switch_slow;
 
 /* Calls hook NAME with the arguments if a higher layer filled it. */
 #define gort__hook(name, ...)                     \

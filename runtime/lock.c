@@ -534,6 +534,17 @@ void gort__unlock_handoff(gort_lock_t *l)
     (void)syscall(SYS_futex, (uint32_t *)&l->key, FUTEX_WAKE_BITSET_PRIVATE, 1, NULL, NULL, BITS_STARVER);
 }
 
+void gort__unlock_rare(gort_lock_t *l, uint32_t key, uint16_t sleepers)
+{
+    if (key & GORT_LOCK_STARVING) {
+        /* A waiter starves: it gets the lock, not whoever comes next. */
+        gort__unlock_handoff(l);
+        return;
+    }
+    atomic_store_explicit(&l->key, 0, memory_order_release);
+    gort__unlock_slow(l, key, sleepers);
+}
+
 /* DEBUG builds: the same, plus lock-rank checks and a count check. */
 void gort__lock_full(gort_lock_t *l)
 {

@@ -44,6 +44,9 @@ void gort__lock_init(gort_lock_t *l, int rank);
 void gort__lock_slow(gort_lock_t *l);
 void gort__unlock_slow(gort_lock_t *l, uint32_t key, uint16_t sleepers);
 void gort__unlock_handoff(gort_lock_t *l);
+/* An unlock that read a key other than 1 and GORT_LOCK_SOLO, or sleepers:
+ * out of line, so that the inline unlock stays small enough to inline. */
+void gort__unlock_rare(gort_lock_t *l, uint32_t key, uint16_t sleepers);
 void gort__lock_full(gort_lock_t *l);
 void gort__unlock_full(gort_lock_t *l);
 bool gort__trylock(gort_lock_t *l);

@@ -36,28 +36,32 @@ static inline void gort__unlock(gort_lock_t *l)
 #ifdef GORT_DEBUG_BUILD
     gort__unlock_full(l);
 #else
-    if (unlikely(gort__lockstat_on))
-        gort__lockstat_released(l);
     /* Both read before the store: once it lands, the lock's memory may be
      * freed by the next holder (gort_chan_free). */
     uint32_t k = atomic_load_explicit(&l->key, memory_order_relaxed);
-    uint16_t sl = atomic_load_explicit(&l->sleepers, memory_order_relaxed);
+    uint16_t sl;
     gort_m_t *m = gort__getm();
-    if (unlikely(k & GORT_LOCK_STARVING)) {
-        /* A waiter starves: it gets the lock, not whoever comes next. */
-        gort__unlock_handoff(l);
-        if (m)
-            gort__m_locks_add(m, -1);
-        return;
-    }
-    atomic_store_explicit(&l->key, 0, memory_order_release);
-    if (unlikely(k != 1 || sl != 0)) {
-        if (k == GORT_LOCK_SOLO)
-            GORT_OWNER_ADD(&m->p->chanheld, -1); /* after the store: see chan.c */
+    if (k == GORT_LOCK_SOLO) {
+        /* A channel lock taken the plain way: never with lock statistics
+         * on (stw.c). */
+        sl = atomic_load_explicit(&l->sleepers, memory_order_relaxed);
+        atomic_store_explicit(&l->key, 0, memory_order_release);
+        GORT_OWNER_ADD(&m->p->chanheld, -1); /* after the store: see chan.c */
         /* A thread may sleep on a channel lock that the owner then takes
          * the plain way (it slept before a procresize back to one P). */
-        if (k != GORT_LOCK_SOLO || sl != 0)
+        if (unlikely(sl != 0))
             gort__unlock_slow(l, k, sl);
+    } else {
+        if (unlikely(gort__lockstat_on)) {
+            gort__lockstat_released(l);
+            k = atomic_load_explicit(&l->key, memory_order_relaxed);
+        }
+        sl = atomic_load_explicit(&l->sleepers, memory_order_relaxed);
+        /* A starving key is not 1: one test for the common case. */
+        if (likely(k == 1 && sl == 0))
+            atomic_store_explicit(&l->key, 0, memory_order_release);
+        else
+            gort__unlock_rare(l, k, sl);
     }
     if (m)
         gort__m_locks_add(m, -1);
@@ -85,9 +89,8 @@ static inline __attribute__((always_inline)) void gort__chan_lock(gort_lock_t *l
             atomic_signal_fence(memory_order_seq_cst);
             if (likely(atomic_load_explicit(&gort__chansolo, memory_order_relaxed)) &&
                 likely(atomic_load_explicit(&l->key, memory_order_acquire) == 0)) {
+                /* No lockstat test: never solo with it on (stw.c). */
                 atomic_store_explicit(&l->key, GORT_LOCK_SOLO, memory_order_relaxed);
-                if (unlikely(gort__lockstat_on))
-                    gort__lockstat_acquired(l);
                 return;
             }
             GORT_OWNER_ADD(&pp->chanheld, -1);

@@ -232,6 +232,10 @@ static void runtime_init_once(void)
 #endif
 
     gort__fork_init();
+    /* Before any goroutine runs: its switches carry the C++ state (cxx.h)
+     * only on their slow path (hooks.h). */
+    if (__cxa_get_globals)
+        atomic_fetch_or_explicit(&gort__switch_slow, GORT_SWITCH_CXX, memory_order_relaxed);
     if (gort__settings.lockstat) {
         gort__lockstat_on = true;
         atexit(gort__lockstat_atexit);

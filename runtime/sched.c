@@ -878,10 +878,12 @@ static gort_g_t *findrunnable(bool *inherit)
 void gort__schedule(void)
 {
     gort_m_t *m = gort__getm();
-    if (atomic_load_explicit(&m->locks, memory_order_relaxed) != 0)
-        gort__throw("schedule: holding locks");
-    if (unlikely(m->rtcont_n != 0))
+    /* One test for both on the common path. */
+    if (unlikely(((uint32_t)atomic_load_explicit(&m->locks, memory_order_relaxed) | m->rtcont_n) != 0)) {
+        if (atomic_load_explicit(&m->locks, memory_order_relaxed) != 0)
+            gort__throw("schedule: holding locks");
         gort__lock_contention_flush();
+    }
     if (unlikely(!m->p)) {
         /* sysmon took our P while our goroutine was blocked outside the
          * runtime, and the goroutine has since parked or ended: this M
@@ -955,11 +957,16 @@ top:;
     gort__execute(gp, inherit);
 }
 
-void gort__execute(gort_g_t *gp, bool inherit)
+/* The switch to gp, once as the common path (slow 0: the compiler drops
+ * every test below that reads it) and once as the slow one (hooks.h,
+ * gort__switch_slow): the common switch tests one word, not the
+ * profiler's, the tracer's and the C++ runtime's flags one by one. */
+static inline __attribute__((always_inline, noreturn)) void execute_body(gort_g_t *gp, bool inherit,
+                                                                          uint32_t slow)
 {
     gort_m_t *m = gort__getm();
     gort_p_t *pp = m->p;
-    if (gort__gprof_pending(gp))
+    if ((slow & GORT_SWITCH_GPROF) && gort__gprof_pending(gp))
         gort__hook(gprof_record, gp); /* before its stack can change */
     m->curg = gp;
     gp->m = m;
@@ -983,7 +990,8 @@ void gort__execute(gort_g_t *gp, bool inherit)
         atomic_store_explicit(&gp->lastp, pp, memory_order_relaxed);
     }
     GORT_OWNER_INC(&m->preempt_gen);
-    gort__trace(TEV_START, gp, pp, inherit);
+    if (slow & GORT_SWITCH_TRACE)
+        gort__trace(TEV_START, gp, pp, inherit);
     if (unlikely(gp->stack.lo == 0)) {
         if (gp->stack.hi) /* a G placed at its top by malg (proc.c) */
             gp->stack.lo = gort__stack_carved_lo(gp->stack.hi);
@@ -1000,17 +1008,31 @@ void gort__execute(gort_g_t *gp, bool inherit)
         gort__regsave_init(&gp->ctx, gp->stack.hi - color, gp);
         gort__san_g_created(gp);
     }
-    gort__san_g0_to_g(m, gp);
+    gort__san_g0_to_g(m, gp, slow);
     gort__gogo(&gp->ctx);
+}
+
+static __attribute__((noinline, noreturn)) void execute_slow(gort_g_t *gp, bool inherit, uint32_t slow)
+{
+    execute_body(gp, inherit, slow);
+}
+
+void gort__execute(gort_g_t *gp, bool inherit)
+{
+    /* acquire: see hooks.h */
+    uint32_t slow = atomic_load_explicit(&gort__switch_slow, memory_order_acquire);
+    if (unlikely(slow))
+        execute_slow(gp, inherit, slow);
+    execute_body(gp, inherit, 0);
 }
 
 /* ---- parking and readying ---- */
 
-void gort__park_m(void *arg)
+/* As execute_body: slow 0 is the common path (hooks.h). */
+static inline __attribute__((always_inline, noreturn)) void park_body(gort_g_t *gp, uint32_t slow)
 {
-    gort_g_t *gp = arg;
     gort_m_t *m = gort__getm();
-    gort__san_after_g_to_g0(m, gp, false);
+    gort__san_after_g_to_g0_flags(m, gp, false, slow);
     /* The stamp before the status: whoever sees G_WAITING (acquire) reads
      * this park's waitsince, never the last park's (a dump would print
      * that one's "N minutes"; the dump test ages it by hand once it sees
@@ -1025,7 +1047,8 @@ void gort__park_m(void *arg)
         gort__fatal("blocking call inside gort_preempt_off region");
     if (gp->stack.guard == GUARD_CANARY && !gort__stack_check(&gp->stack))
         gort__throw("goroutine %llu stack overflow", (unsigned long long)gp->goid);
-    gort__trace(TEV_BLOCK, gp, m->p, gp->waitreason);
+    if (slow & GORT_SWITCH_TRACE)
+        gort__trace(TEV_BLOCK, gp, m->p, gp->waitreason);
     bool (*f)(gort_g_t *, void *) = m->waitunlockf;
     if (f) {
         void *lock = m->waitlock;
@@ -1038,6 +1061,18 @@ void gort__park_m(void *arg)
         }
     }
     gort__schedule();
+}
+
+static __attribute__((noinline, noreturn)) void park_slow(gort_g_t *gp, uint32_t slow) { park_body(gp, slow); }
+
+void gort__park_m(void *arg)
+{
+    /* relaxed: only TRACE and CXX matter here, and both were set before
+     * the world started that runs us (hooks.h) */
+    uint32_t slow = atomic_load_explicit(&gort__switch_slow, memory_order_relaxed);
+    if (unlikely(slow))
+        park_slow(arg, slow);
+    park_body(arg, 0);
 }
 
 bool gort__unlock_fn(gort_g_t *gp, void *l)

@@ -92,7 +92,10 @@ gort_p_t *gort__procresize(int32_t nprocs)
     for (int32_t i = 0; i < nprocs; i++)
         gort__allp[i]->solo = nprocs == 1;
 #ifndef GORT_DEBUG_BUILD /* DEBUG builds keep lock-rank checks on every channel lock */
-    atomic_store(&gort__chansolo, nprocs == 1 && gort__have_membarrier && !gort__settings.nochansolo);
+    /* Not with lock statistics on (set before the first procresize): the
+     * plain path then has no lockstat test to make (lock_fast.h). */
+    atomic_store(&gort__chansolo,
+                 nprocs == 1 && gort__have_membarrier && !gort__settings.nochansolo && !gort__lockstat_on);
 #endif
 
     /* Every P is stopped: rebuild the idle list from scratch. */

@@ -48,7 +48,7 @@ int64_t gort__nanotime_coarse(void);
  * stamp from it is never older than one sysmon nap, however long a round
  * is held up. */
 extern _Atomic int64_t gort__sysmon_now;
-static inline int64_t gort__nanotime_stale(void)
+static inline __attribute__((always_inline)) int64_t gort__nanotime_stale(void)
 {
     int64_t t = atomic_load_explicit(&gort__sysmon_now, memory_order_relaxed);
     return t ? t : gort__nanotime_coarse();

@@ -158,6 +158,14 @@ static void test_lockstat(void)
     const char *p = strstr(r.out, "lockstat: lock=chan acquisitions=");
     CU_ASSERT_TRUE(p && strtoull(p + strlen("lockstat: lock=chan acquisitions="), NULL, 10) >= 40000);
     gt_child_free(&r);
+    /* At one P too, where channel locks would otherwise be taken the
+     * plain way, which counts nothing (stw.c turns that off). */
+    const char *env1[] = {"GORT_MAXPROCS=1", "GORT_DEBUG=lockstat=1", NULL};
+    CU_ASSERT_EQUAL_FATAL(gt_child_run("scale_lockstat", env1, 60, &r), 0);
+    CU_ASSERT_TRUE(r.exited && r.status == 0);
+    p = strstr(r.out, "lockstat: lock=chan acquisitions=");
+    CU_ASSERT_TRUE(p && strtoull(p + strlen("lockstat: lock=chan acquisitions="), NULL, 10) >= 40000);
+    gt_child_free(&r);
     /* Off by default. */
     const char *env0[] = {"GORT_MAXPROCS=2", NULL};
     CU_ASSERT_EQUAL_FATAL(gt_child_run("scale_lockstat", env0, 60, &r), 0);

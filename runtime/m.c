@@ -85,6 +85,12 @@ size_t gort__sigstack_used(const gort_m_t *m)
  * schedules. */
 void gort__minit(gort_m_t *m)
 {
+    /* A preemption signal that reached this thread while it was outside
+     * the runtime (m0 between two gort_main calls: sysmon's hint was
+     * stale) found no M and was forwarded, leaving the flag set; then no
+     * signal would ever be sent to this M again.  One still on its way is
+     * taken for the program's own SIGURG. */
+    atomic_store_explicit(&m->preempt_pending, 0, memory_order_relaxed);
     m->tid = (pid_t)syscall(SYS_gettid);
     m->thread = pthread_self();
     if (pthread_getcpuclockid(m->thread, &m->cpuclock) != 0)

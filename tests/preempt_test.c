@@ -181,6 +181,46 @@ static void test_timer_wake_beats_global_turn(void)
     gt_child_free(&r);
 }
 
+/* ---- the main thread's M across gort_main calls ---- */
+
+/* A preemption signal that reaches the main thread after gort_main has
+ * returned finds no M; it used to leave m0's in-flight flag set, and the
+ * next gort_main's main goroutine could never be preempted again (a world
+ * stop waited for it forever: seen once in trace/go_trace_parses).  The
+ * flag is set by hand here, as that signal leaves it. */
+static _Atomic int sp_flag;
+static void sp_setter(void *a)
+{
+    (void)a;
+    atomic_store(&sp_flag, 1);
+}
+static void sp_noop(void *a) { (void)a; }
+static void sp_spin_body(void *a)
+{
+    (void)a;
+    if (gort__getm() != gort__m0) {
+        printf("main goroutine not on m0\n");
+        return;
+    }
+    gort_go(sp_setter, NULL);
+    while (!atomic_load_explicit(&sp_flag, memory_order_relaxed))
+        sink++; /* no runtime calls: only a signal preempts this */
+    printf("preempted on m0\n");
+}
+GT_CHILD(stale_pending)
+{
+    gort_main(sp_noop, NULL);
+    atomic_store(&gort__m0->preempt_pending, 1);
+    gort_main(sp_spin_body, NULL);
+}
+
+static void test_stale_pending_m0(void)
+{
+    GT_SKIP_UNDER_TSAN("no asynchronous preemption");
+    const char *env[] = {"GORT_MAXPROCS=1", NULL};
+    CU_ASSERT(gt_child_expect("stale_pending", env, 30, "preempted on m0"));
+}
+
 /* ---- nor one that only ever calls the runtime (no signals needed) ---- */
 
 static gort_waitgroup api_done;
@@ -790,6 +830,7 @@ GT_SUITE(preempt,
          {"check_by_recipes", test_check_by_recipes},
          {"spinner_does_not_starve", test_spinner_does_not_starve},
          {"timer_wake_beats_global_turn", test_timer_wake_beats_global_turn},
+         {"stale_pending_m0", test_stale_pending_m0},
          {"spinner_does_not_starve_many", test_spinner_does_not_starve_many},
          {"runtime_calls_are_safe_points", test_runtime_calls_are_safe_points},
          {"vector_state_bit_identical", test_vector_state_bit_identical},

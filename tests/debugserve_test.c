@@ -613,8 +613,9 @@ static void test_hostile(void)
     int st = server_stop(s, 0);
     CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     CU_ASSERT(gt_contains(s->log, "debugsrv: conns=0 "));
-    if (!gt_contains(s->log, "debugsrv: conns=0 "))
-        fprintf(stderr, "\n%s\n", s->log);
+    if (!gt_contains(s->log, "debugsrv: conns=0 ") || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fprintf(stderr, "\nserver: %s %d\n%s\n", WIFEXITED(st) ? "exit" : "signal",
+                WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), s->log);
     free(s);
 }
 

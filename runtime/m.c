@@ -43,7 +43,9 @@ gort_m_t *gort__allocm(void)
     gort__unlock(&gort__sched.lock);
     gort__lock(&gort__sched.allm_lock);
     m->alllink = gort__sched.allm;
-    gort__sched.allm = m;
+    /* Released: gort__lock_contended_total walks allm without the lock
+     * (an acquire load), and must find m's link set (TSan at 128 Ps). */
+    __atomic_store_n(&gort__sched.allm, m, __ATOMIC_RELEASE);
     gort__unlock(&gort__sched.allm_lock);
     return m;
 }

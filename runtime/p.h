@@ -28,6 +28,8 @@ typedef struct gort_pstats {
     _Atomic uint64_t steal_attempts, steal_probes;
 } gort_pstats_t;
 
+#define SLICE_OVER (1ULL << 32)
+
 struct gort_p {
     int32_t id;
     _Atomic uint32_t status;     /* enum gort_pstatus */
@@ -41,7 +43,10 @@ struct gort_p {
     _Atomic int64_t schedwhen;   /* ns of the last schedtick change (sysmon) */
     uint64_t goidcache, goidcacheend; /* owner P */
     bool globfair_owed;          /* the 61-tick global-queue turn was put off; owner P */
-    _Atomic bool slice_over;     /* sysmon: the slice runnext goroutines shared is up */
+    /* sysmon: the slice runnext goroutines shared is up.  0, or
+     * SLICE_OVER | the schedtick of that slice: a flag that lands after
+     * a fresh slice has begun is stale and ignored. */
+    _Atomic uint64_t slice_over;
 
     /* Local run queue: lock-free, single producer (owner), many consumers
      * (owner and stealers).  head is advanced by CAS with release order by

@@ -931,14 +931,21 @@ top:;
             gort__unlock(&gort__sched.lock);
         }
     }
-    if (!gp && unlikely(atomic_load_explicit(&pp->slice_over, memory_order_relaxed))) {
+    uint64_t over;
+    if (!gp && unlikely((over = atomic_load_explicit(&pp->slice_over, memory_order_relaxed)) != 0)) {
         /* sysmon: the goroutines taking turns through runnext have used
          * up the slice they shared.  The runnext one goes behind the
-         * queue, which runs now, on a fresh slice. */
-        atomic_store_explicit(&pp->slice_over, false, memory_order_relaxed);
+         * queue, which runs now, on a fresh slice.  Unless that slice
+         * has already ended: sysmon saw the pair on a slice that a
+         * goroutine from the queue has since replaced, and the runnext
+         * one now is one a timer has just readied, which would wait a
+         * whole slice more (preempt/timer_wake_beats_global_turn, under
+         * load; sched/stale_slice_over). */
+        atomic_store_explicit(&pp->slice_over, 0, memory_order_relaxed);
         gort_g_t *next = atomic_load_explicit(&pp->runnext, memory_order_relaxed);
-        if (next && atomic_compare_exchange_strong_explicit(&pp->runnext, &next, NULL, memory_order_acquire,
-                                                            memory_order_relaxed))
+        if ((uint32_t)over == atomic_load_explicit(&pp->schedtick, memory_order_relaxed) && next &&
+            atomic_compare_exchange_strong_explicit(&pp->runnext, &next, NULL, memory_order_acquire,
+                                                    memory_order_relaxed))
             gort__runqput(pp, next, false);
     }
     if (!gp)

@@ -520,7 +520,7 @@ static void retake_running(gort_p_t *pp, pdata_t *pd, int64_t now, retake_result
              * no g->preempt: the pair switches every few hundred ns, and
              * a flag on whichever G was current was mostly lost to a
              * park. */
-            atomic_store_explicit(&pp->slice_over, true, memory_order_relaxed);
+            atomic_store_explicit(&pp->slice_over, SLICE_OVER | pd->schedtick, memory_order_relaxed);
             end = now + RESIGNAL_NS;
         } else if (pd->kstate == 'S' || pd->kstate == 'D') {
             end = pd->stateat + __atomic_load_n(&gort__settings.slice_ns, __ATOMIC_RELAXED);

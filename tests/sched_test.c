@@ -755,6 +755,64 @@ static void test_runnext_pair_slice(void)
     CU_ASSERT(pr_rounds < PAIR_LIMIT);
 }
 
+/* ---- a slice_over flag from an ended slice ---- */
+
+/* sysmon sets slice_over for the slice it saw a runnext pair share; the
+ * store can land after that slice has ended and a goroutine from the
+ * queue has started a fresh one.  Honoured then, it put whatever sat in
+ * runnext next (a goroutine a timer had just readied) behind the queue,
+ * for a whole slice more: preempt/timer_wake_beats_global_turn saw it
+ * under load.  Here the flag is set by hand, for the current slice (the
+ * runnext goroutine goes behind the queue) or for the one before (it is
+ * ignored).  Slices are made endless meanwhile: no preemption, and no
+ * flag from sysmon. */
+static _Atomic int so_seq, so_q, so_r;
+static gort_waitgroup so_wg;
+static void so_q_fn(void *a)
+{
+    (void)a;
+    atomic_store(&so_q, atomic_fetch_add(&so_seq, 1));
+    gort_wg_done(&so_wg);
+}
+static void so_r_fn(void *a)
+{
+    (void)a;
+    atomic_store(&so_r, atomic_fetch_add(&so_seq, 1));
+    gort_wg_done(&so_wg);
+}
+static int so_counted[2], so_demoted[2];
+static void so_body(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 400; i++) {
+        int stale = i & 1;
+        gort_wg_add(&so_wg, 2);
+        gort_go(so_q_fn, NULL); /* runnext, then kicked to the queue by: */
+        gort_go(so_r_fn, NULL); /* runnext */
+        gort_p_t *pp = gort__getm()->p;
+        uint32_t tick = atomic_load(&pp->schedtick);
+        atomic_store(&pp->slice_over, SLICE_OVER | (uint32_t)(tick - (uint32_t)stale));
+        gort_wg_wait(&so_wg); /* schedules at our tick */
+        so_counted[stale]++;
+        if (atomic_load(&so_q) < atomic_load(&so_r))
+            so_demoted[stale]++;
+    }
+}
+static void test_stale_slice_over(void)
+{
+    int old = gort_maxprocs(1);
+    int64_t slice = __atomic_load_n(&gort__settings.slice_ns, __ATOMIC_RELAXED);
+    __atomic_store_n(&gort__settings.slice_ns, 3600LL * 1000000000, __ATOMIC_RELAXED); /* as every_m */
+    GT_RUN(so_body, NULL);
+    __atomic_store_n(&gort__settings.slice_ns, slice, __ATOMIC_RELAXED);
+    gort_maxprocs(old);
+    printf("(current: %d of %d demoted, stale: %d of %d) ", so_demoted[0], so_counted[0], so_demoted[1],
+           so_counted[1]);
+    CU_ASSERT(so_counted[0] == 200 && so_counted[1] == 200);
+    CU_ASSERT_EQUAL(so_demoted[0], so_counted[0]);
+    CU_ASSERT_EQUAL(so_demoted[1], 0);
+}
+
 /* ---- an idle P does not split a runnext pair ---- */
 
 /* At 2 procs the idle P's spinning M may steal the busy P's runnext, after
@@ -1150,6 +1208,7 @@ GT_SUITE(sched,
          {"fp_env_per_goroutine", test_fp_env_per_goroutine},
          {"yield", test_yield},
          {"runnext_pair_slice", test_runnext_pair_slice},
+         {"stale_slice_over", test_stale_slice_over},
          {"runnext_pair_stays", test_runnext_pair_stays},
          {"sleep", test_sleep},
          {"sleep_order", test_sleep_order},

@@ -12,7 +12,7 @@
  *
  *   bit 0      closed: no new reference, turn or waiter
  *   bit 1, 2   the read turn, the write turn
- *   bits 3-22  references (each turn holds one)
+ *   bits 3-22  references (each turn, and each turn waiter, holds one)
  *   23-42      goroutines waiting for the read turn (rsema)
  *   43-62      goroutines waiting for the write turn (wsema)
  *
@@ -23,9 +23,12 @@
  * waits for that, and only then frees the pd for reuse.  So no call is
  * ever inside read(2) on a descriptor number that a later open owns.
  *
- * A turn waiter released by a close may run after the pd was reused: it
- * re-checks the generation when it wakes, and again after it gets a turn,
- * and gives back whatever it got from the new owner.
+ * A turn waiter holds a reference while it waits, so the close's wait
+ * covers the waiters it released: the pd and its semaphores pass to a
+ * later open only once each has woken and given its reference back.  A
+ * call on a stale handle fails before it queues; one that got in anyway
+ * (the word read the same after a reuse) re-checks the generation when it
+ * wakes, and again after it gets a turn, and gives back what it got.
  *
  * errno is read right after each call, inside gort__rt_enter, where the
  * goroutine cannot be preempted onto another thread.
@@ -127,32 +130,47 @@ static bool mu_close(gort_pd_t *pd)
     }
 }
 
+static void fd_decref(gort_pd_t *pd);
+
+/* A read or write turn on pd, for a handle of generation gen.  A waiter
+ * holds a reference while it waits: the pd is not freed, and its
+ * semaphores do not pass to a later open, until every waiter a close
+ * released has woken and given its reference back.  (Before, a waiter of
+ * a closed open could wake after the reuse and take a release meant for
+ * a waiter of the new one, which then waited forever: net/reuse at
+ * GORT_TEST_SCALE=20.)  False, holding nothing, if the pd is closed or
+ * belongs to another open. */
 static bool mu_rwlock(gort_pd_t *pd, bool read, uint32_t gen)
 {
     uint64_t bit = read ? MU_RLOCK : MU_WLOCK, wait = read ? MU_RWAIT : MU_WWAIT,
              mask = read ? MU_RMASK : MU_WMASK;
     _Atomic uint32_t *sema = read ? &pd->rsema : &pd->wsema;
+    bool ref = false; /* the reference a waiter holds */
     uint64_t old = atomic_load_explicit(&pd->mu, memory_order_acquire);
     for (;;) {
-        if (old & MU_CLOSED)
+        /* A stale handle does not queue behind the new owner's turn. */
+        if ((old & MU_CLOSED) || atomic_load_explicit(&pd->gen, memory_order_acquire) != gen) {
+            if (ref)
+                fd_decref(pd);
             return false;
-        uint64_t new;
+        }
+        uint64_t new = old + (ref ? 0 : MU_REF);
+        if (!ref && (new & MU_REFMASK) == 0)
+            gort__fatal("too many concurrent operations on a gort_fd");
         if (!(old & bit)) {
-            new = (old | bit) + MU_REF;
-            if ((new & MU_REFMASK) == 0)
-                gort__fatal("too many concurrent operations on a gort_fd");
+            new |= bit;
         } else {
-            new = old + wait;
+            new += wait;
             if ((new & mask) == 0)
                 gort__fatal("too many goroutines waiting on one gort_fd");
         }
         if (atomic_compare_exchange_weak_explicit(&pd->mu, &old, new, memory_order_acq_rel, memory_order_acquire)) {
             if (!(old & bit))
                 return true;
-            /* The releaser has taken our count out of the word. */
+            ref = true;
+            /* The releaser (an unlock or the close) has taken our count
+             * out of the word. */
             gort__semacquire(sema, false, WR_SEMACQUIRE, 0);
-            if (atomic_load_explicit(&pd->gen, memory_order_acquire) != gen)
-                return false; /* released by the close of our pd */
             old = atomic_load_explicit(&pd->mu, memory_order_acquire);
         }
     }

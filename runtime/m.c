@@ -93,7 +93,7 @@ void gort__minit(gort_m_t *m)
      * signal would ever be sent to this M again.  One still on its way is
      * taken for the program's own SIGURG. */
     atomic_store_explicit(&m->preempt_pending, 0, memory_order_relaxed);
-    m->tid = (pid_t)syscall(SYS_gettid);
+    atomic_store_explicit(&m->tid, (pid_t)syscall(SYS_gettid), memory_order_release);
     m->thread = pthread_self();
     if (pthread_getcpuclockid(m->thread, &m->cpuclock) != 0)
         m->cpuclock = CLOCK_THREAD_CPUTIME_ID;

@@ -9,7 +9,7 @@
 
 struct gort_m {
     uint64_t id;
-    pid_t tid;
+    _Atomic pid_t tid;        /* set by the thread itself (minit); 0 until then */
     pthread_t thread;
     void *g0sp;               /* top of this M's scheduler stack; const */
     uintptr_t g0lo, g0hi;     /* bounds of the scheduler stack; const */

@@ -80,6 +80,11 @@ void gort__schedtrace(int fd, bool detail)
         start = now;
     gort_stats st;
     gort_stats_get(&st);
+    /* Written under sched.lock (mput, newm): read there too (TSan at 128
+     * Ps, the debug server's schedtrace page beside a stopping M). */
+    gort__lock(&gort__sched.lock);
+    int32_t mcount = gort__sched.mcount, nmidle = gort__sched.nmidle;
+    gort__unlock(&gort__sched.lock);
     char buf[2048];
     int32_t n = atomic_load(&gort__gomaxprocs);
     int off = snprintf(buf, sizeof buf,
@@ -88,7 +93,7 @@ void gort__schedtrace(int fd, bool detail)
                        "preempt=%llu/%llu refused_lock=%llu refused_nopreempt=%llu handoffs=%llu "
                        "unwrapped=%llu [",
                        (long long)((now - start) / 1000000), n, atomic_load(&gort__sched.npidle),
-                       gort__sched.mcount, atomic_load(&gort__sched.nmspinning), gort__sched.nmidle,
+                       mcount, atomic_load(&gort__sched.nmspinning), nmidle,
                        atomic_load(&gort__sched.runqsize), (unsigned long long)st.goroutines_live,
                        (unsigned long long)st.steals, (unsigned long long)st.migrations,
                        (unsigned long long)st.preempt_done,

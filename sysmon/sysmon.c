@@ -662,7 +662,7 @@ static void *sysmon_main(void *arg)
 {
     (void)arg;
     gort__setm(sysmon_m);
-    sysmon_m->tid = (pid_t)syscall(SYS_gettid);
+    atomic_store_explicit(&sysmon_m->tid, (pid_t)syscall(SYS_gettid), memory_order_release);
     sysmon_pace_t pace;
     gort__pace_init(&pace);
     retake_result_t rt = {0};

@@ -352,7 +352,19 @@ static bool preemptone(gort_p_t *pp, pdata_t *pd, int64_t now)
         return false;
     if (!(pd->busy && pd->busyrun >= 2) && (!pd->same_g || thread_offcpu(pd, m, now) != OFF_WAITS_CPU))
         return false;
-    atomic_store_explicit(&gp->preempt, true, memory_order_release);
+    /* Then the samples again: sysmon may have lost its CPU since, while
+     * the goroutine was preempted and ran again on a fresh slice (execute
+     * cleared the flag); a flag and a signal now would cut that slice
+     * short (preempt/timer_wake_beats_global_turn, under load).  The
+     * exchange orders the flag before the second look; a flag that was
+     * already set is someone else's (a world stop) and stays. */
+    bool was = atomic_exchange_explicit(&gp->preempt, true, memory_order_seq_cst);
+    if (m->curg != gp ||
+        (uint32_t)atomic_load_explicit(&m->preempt_gen, memory_order_seq_cst) != pd->cpugen) {
+        if (!was)
+            atomic_store_explicit(&gp->preempt, false, memory_order_relaxed);
+        return false;
+    }
     atomic_fetch_add_explicit(&gort__pstat_requested, 1, memory_order_relaxed);
     pd->lastsignal = now;
     /* A signal still pending (a thread waiting for a CPU has not taken

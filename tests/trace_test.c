@@ -371,15 +371,6 @@ static int serve(const char *path, const char *log, char *url, size_t urln)
     return pid;
 }
 
-static bool start_server(void)
-{
-    if (serve_pid > 0)
-        return true;
-    make_trace();
-    serve_pid = serve(gt_tmp("w.trace"), gt_tmp("server.log"), base, sizeof base);
-    return serve_pid > 0 && base[0] != 0;
-}
-
 static void stop_server(void)
 {
     if (serve_pid > 0) {
@@ -387,6 +378,30 @@ static void stop_server(void)
         waitpid(serve_pid, NULL, 0);
         serve_pid = -1;
     }
+}
+
+/* The suite's last test stops the server; a run of fewer tests (trace
+ * http_pages alone) stops it at exit, or it and its log reader outlive the
+ * runner (and a pipe from the runner never ends).  Not in a forked child
+ * that exits. */
+static pid_t serve_owner;
+static void stop_server_at_exit(void)
+{
+    if (getpid() == serve_owner)
+        stop_server();
+}
+
+static bool start_server(void)
+{
+    if (serve_pid > 0)
+        return true;
+    make_trace();
+    serve_pid = serve(gt_tmp("w.trace"), gt_tmp("server.log"), base, sizeof base);
+    if (serve_pid > 0 && serve_owner == 0) {
+        serve_owner = getpid();
+        atexit(stop_server_at_exit);
+    }
+    return serve_pid > 0 && base[0] != 0;
 }
 
 static void test_http_pages(void)

@@ -368,7 +368,9 @@ static void test_tools(void)
 }
 
 /* The record of the goroutine parked in debugsrv_parked: from its
- * "goroutine N [" line to the blank line after it. */
+ * "goroutine N [" line to the blank line after it, or to a sanitizer's
+ * "==PID==" line (ASan warns of the signal handler's stack switch in the
+ * middle of a SIGQUIT dump). */
 static char *parked_record(const char *text)
 {
     const char *f = strstr(text, "\ndebugsrv_parked(");
@@ -377,9 +379,9 @@ static char *parked_record(const char *text)
     const char *b = f;
     while (b > text && !(b[-1] == '\n' && !strncmp(b, "goroutine ", 10)))
         b--;
-    const char *e = strstr(f, "\n\n");
-    if (!e)
-        e = f + strlen(f);
+    const char *e = strstr(f, "\n\n"), *san = strstr(f, "\n==");
+    if (!e || (san && san < e))
+        e = san ? san : f + strlen(f);
     while (e > b && e[-1] == '\n')
         e--;
     return strndup(b, (size_t)(e - b));

@@ -481,9 +481,9 @@ static _Atomic long hot_sink;
 static void __attribute__((noinline)) trace_cpu_hot(void *a)
 {
     gort_waitgroup *wg = a;
-    long x = 0;
+    unsigned long x = 0; /* wraps (UBSan: a signed one overflowed) */
     for (long i = 0; i < 150L * 1000 * 1000; i++) {
-        x += i ^ (x >> 3);
+        x += (unsigned long)i ^ (x >> 3);
 #if defined(GORT_TSAN)
         if (i % 1000000 == 0) {
             struct timespec ts;
@@ -491,7 +491,7 @@ static void __attribute__((noinline)) trace_cpu_hot(void *a)
         }
 #endif
     }
-    atomic_store_explicit(&hot_sink, x, memory_order_relaxed);
+    atomic_store_explicit(&hot_sink, (long)x, memory_order_relaxed);
     gort_wg_done(wg);
 }
 

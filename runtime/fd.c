@@ -135,11 +135,10 @@ static void fd_decref(gort_pd_t *pd);
 /* A read or write turn on pd, for a handle of generation gen.  A waiter
  * holds a reference while it waits: the pd is not freed, and its
  * semaphores do not pass to a later open, until every waiter a close
- * released has woken and given its reference back.  (Before, a waiter of
- * a closed open could wake after the reuse and take a release meant for
- * a waiter of the new one, which then waited forever: net/reuse at
- * GORT_TEST_SCALE=20.)  False, holding nothing, if the pd is closed or
- * belongs to another open. */
+ * released has woken and given its reference back.  (Before, a reader
+ * whose pair had been closed and its slot reused could wait forever
+ * behind the new owner's turn: net/reuse.)  False, holding nothing, if
+ * the pd is closed or belongs to another open. */
 static bool mu_rwlock(gort_pd_t *pd, bool read, uint32_t gen)
 {
     uint64_t bit = read ? MU_RLOCK : MU_WLOCK, wait = read ? MU_RWAIT : MU_WWAIT,

@@ -380,8 +380,10 @@ static char *parked_record(const char *text)
     while (b > text && !(b[-1] == '\n' && !strncmp(b, "goroutine ", 10)))
         b--;
     const char *e = strstr(f, "\n\n"), *san = strstr(f, "\n==");
-    if (!e || (san && san < e))
-        e = san ? san : f + strlen(f);
+    if (!e)
+        e = f + strlen(f);
+    if (san && san < e)
+        e = san;
     while (e > b && e[-1] == '\n')
         e--;
     return strndup(b, (size_t)(e - b));

@@ -49,6 +49,18 @@ static char *section(const char *dump, uint64_t goid)
 }
 
 /* Each needle occurs in s, in this order. */
+static bool in_order(const char *s, const char *const *needles, int n);
+
+/* Section s starts with head and holds needles in order; printed if not. */
+static void expect_section(const char *what, const char *s, const char *head, const char *const *needles, int n)
+{
+    bool starts = strncmp(s, head, strlen(head)) == 0, ordered = in_order(s, needles, n);
+    CU_ASSERT_TRUE(starts);
+    CU_ASSERT_TRUE(ordered);
+    if (!starts || !ordered)
+        fprintf(stderr, "\nparked_chain, %s:\n%s\n", what, s);
+}
+
 static bool in_order(const char *s, const char *const *needles, int n)
 {
     const char *p = s;
@@ -82,9 +94,8 @@ static gort_g_t *find_g(uint64_t goid)
     return r;
 }
 
-/* Waits (bounded) until goroutine goid has status st. */
-/* Until goroutine goid has status st and, if wr is not 0, that wait
- * reason (set before the status is published). */
+/* Waits (bounded) until goroutine goid has status st and, if wr is not 0,
+ * that wait reason (set before the status is published). */
 static bool wait_status_wr(uint64_t goid, uint32_t st, int wr)
 {
     for (int i = 0; i < 5000; i++) {
@@ -243,10 +254,7 @@ static void test_parked_chain(void)
     const char *nd[13];
     for (int i = 0; i < 13; i++)
         nd[i] = b[i];
-    CU_ASSERT_TRUE(strncmp(s, b[0], strlen(b[0])) == 0);
-    CU_ASSERT_TRUE(in_order(s, nd, 13));
-    if (strncmp(s, b[0], strlen(b[0])) != 0 || !in_order(s, nd, 13))
-        fprintf(stderr, "\nparked_chain, the chain:\n%s\n", s);
+    expect_section("the chain", s, b[0], nd, 13);
     /* Paths are absolute, runtime frames hidden. */
     CU_ASSERT_TRUE(gt_contains(s, "\t/"));
     CU_ASSERT_FALSE(gt_contains(s, "gort__"));
@@ -261,10 +269,7 @@ static void test_parked_chain(void)
     snprintf(b[4], sizeof b[4], "tests/dump_test.c:%d +0x", line_s2_call);
     snprintf(b[5], sizeof b[5], "\ncreated by dump_spawn in goroutine %llu\n\t", (unsigned long long)id_main);
     snprintf(b[6], sizeof b[6], "tests/dump_test.c:%d +0x", line_go_sleeper);
-    CU_ASSERT_TRUE(strncmp(s, b[0], strlen(b[0])) == 0);
-    CU_ASSERT_TRUE(in_order(s, nd, 7));
-    if (strncmp(s, b[0], strlen(b[0])) != 0 || !in_order(s, nd, 7))
-        fprintf(stderr, "\nparked_chain, the sleeper:\n%s\n", s);
+    expect_section("the sleeper", s, b[0], nd, 7);
     free(s);
 
     s = section(d, id_locked);
@@ -273,10 +278,7 @@ static void test_parked_chain(void)
              (unsigned long long)id_locked);
     snprintf(b[1], sizeof b[1], "\ndump_locked(...)\n\t");
     snprintf(b[2], sizeof b[2], "tests/dump_test.c:%d +0x", line_go_locked);
-    CU_ASSERT_TRUE(strncmp(s, b[0], strlen(b[0])) == 0);
-    CU_ASSERT_TRUE(in_order(s, nd + 1, 2));
-    if (strncmp(s, b[0], strlen(b[0])) != 0 || !in_order(s, nd + 1, 2))
-        fprintf(stderr, "\nparked_chain, the locked goroutine:\n%s\n", s);
+    expect_section("the locked goroutine", s, b[0], nd + 1, 2);
     free(s);
     free(chain_dump);
 }
